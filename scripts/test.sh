@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need (Debian's and PyPI's
+# packages), then checks formatting and lints, and runs every test with cargo-nextest.
+# `.ci/run` runs exactly this. Safe to run again: installs are skipped when already present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cabal-triage/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+mkdir -p "$CARGO_TARGET_DIR"
+
+log() { printf '==> %s\n' "$*"; }
+
+# --- what the tests need --------------------------------------------------------------------
+ensure_python_package() { # module pip-spec
+  if ! python3 -c "import $1" >/dev/null 2>&1; then
+    log "installing $2 from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check "$2"
+  fi
+}
+if [ -f tests/requirements.txt ]; then
+  if ! python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt; then
+    echo "cannot install tests/requirements.txt from PyPI" >&2
+    exit 1
+  fi
+fi
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+  log "installing cargo-nextest from crates.io"
+  cargo install --locked cargo-nextest
+fi
+
+# --- checks ---------------------------------------------------------------------------------
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy -D warnings"
+cargo clippy --all-targets --all-features -- -D warnings
+
+# --- tests ----------------------------------------------------------------------------------
+log "cargo nextest run"
+cargo nextest run --all-features --no-fail-fast "$@"
+log "doc tests"
+cargo test --all-features --doc

@@ -1,0 +1,9 @@
+//! The Alertmanager side of the world: the webhook payload (version 4), the episode key that
+//! makes one alert occurrence one unit of work, and the PagerDuty dedup key Alertmanager derives
+//! from the group key. Pure data, no I/O.
+
+mod episode;
+mod webhook;
+
+pub use episode::{pagerduty_dedup_key, EpisodeKey};
+pub use webhook::{parse_webhook, AlertStatus, WebhookAlert, WebhookError, WebhookPayload};

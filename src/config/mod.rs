@@ -1,0 +1,214 @@
+//! Configuration: one TOML file (every key optional, defaults embedded), environment overrides,
+//! and secrets from the environment or from files.
+//!
+//! Loading is one path: the TOML is read into a table, environment overrides are written into
+//! that table, and the result is deserialized with unknown keys refused, so a typo in a key is an
+//! error that names the key instead of a silently ignored setting. `validate` then checks values
+//! and reads secret files. Every key is documented, with its default, in `config/cabal-triage.toml`.
+
+mod env;
+mod secret;
+mod sections;
+
+use std::path::{Path, PathBuf};
+
+pub use env::{apply_env_overrides, ENV_PREFIX};
+pub use secret::Secret;
+pub use sections::*;
+
+use serde::{Deserialize, Serialize};
+
+/// A configuration problem, with the key at fault and what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Syntax { path: String, message: String },
+    #[error("config key `{key}`: {reason}")]
+    Invalid { key: String, reason: String },
+    #[error("environment variable {var}: {reason}")]
+    Env { var: String, reason: String },
+}
+
+impl ConfigError {
+    pub fn invalid(key: &str, reason: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The whole configuration. Field names are the TOML section names.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub log: LogConfig,
+    pub ledger: LedgerConfig,
+    pub auth: AuthConfig,
+    pub worker: WorkerConfig,
+    pub cabalmail: CabalmailConfig,
+    pub aws: AwsConfig,
+    pub nat: NatConfig,
+    pub dnsbl: DnsblConfig,
+    pub slack: SlackConfig,
+    pub pagerduty: PagerDutyConfig,
+    pub privacy: PrivacyConfig,
+}
+
+impl Config {
+    /// Reads the file (when given), applies the environment, reads secret files and validates.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, &mut std::env::vars())
+    }
+
+    /// As `load`, with the environment passed in (tests use this).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        vars: &mut dyn Iterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let (text, origin) = match path {
+            Some(path) => (
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?,
+                path.display().to_string(),
+            ),
+            None => (String::new(), "(embedded defaults)".to_string()),
+        };
+        Self::from_toml_str(&text, &origin, vars)
+    }
+
+    /// Parses TOML text, applies the environment, resolves secrets and validates.
+    pub fn from_toml_str(
+        text: &str,
+        origin: &str,
+        vars: &mut dyn Iterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: origin.to_string(),
+                    message: e.to_string().trim().to_string(),
+                })?;
+        apply_env_overrides(&mut table, vars)?;
+        let mut config: Config =
+            Config::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Syntax {
+                path: origin.to_string(),
+                message: e.to_string().trim().to_string(),
+            })?;
+        config.resolve_secret_files()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn resolve_secret_files(&mut self) -> Result<(), ConfigError> {
+        if let Some(path) = &self.auth.webhook_tokens_file {
+            self.auth
+                .webhook_tokens
+                .extend(read_token_lines(path, "auth.webhook_tokens_file")?);
+        }
+        if let Some(path) = &self.auth.read_tokens_file {
+            self.auth
+                .read_tokens
+                .extend(read_token_lines(path, "auth.read_tokens_file")?);
+        }
+        if let Some(path) = &self.slack.bot_token_file {
+            self.slack.bot_token = Some(read_single_secret(path, "slack.bot_token_file")?);
+        }
+        if let Some(path) = &self.pagerduty.api_token_file {
+            self.pagerduty.api_token = Some(read_single_secret(path, "pagerduty.api_token_file")?);
+        }
+        Ok(())
+    }
+
+    /// Checks every value that can be wrong in a way the types do not catch.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server.validate()?;
+        self.ledger.validate()?;
+        self.worker.validate()?;
+        self.auth.validate()?;
+        self.cabalmail.validate()?;
+        self.dnsbl.validate()?;
+        self.slack.validate()?;
+        self.pagerduty.validate()?;
+        Ok(())
+    }
+
+    /// Things that work but that an operator should change: secrets written in the TOML in
+    /// clear, for example. `serve` logs them and `check-config` prints them.
+    pub fn warnings(&self, file_text: Option<&str>) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if let Some(text) = file_text {
+            if let Ok(table) = text.parse::<toml::Table>() {
+                for (section, key) in [
+                    ("auth", "webhook_tokens"),
+                    ("auth", "read_tokens"),
+                    ("slack", "bot_token"),
+                    ("pagerduty", "api_token"),
+                ] {
+                    if table
+                        .get(section)
+                        .and_then(|s| s.as_table())
+                        .is_some_and(|s| s.contains_key(key))
+                    {
+                        warnings.push(format!(
+                            "{section}.{key} is written in the config file in clear: move it to {section}.{key}_file or the environment"
+                        ));
+                    }
+                }
+            }
+        }
+        if self.auth.allow_unauthenticated {
+            warnings.push("auth.allow_unauthenticated = true: anyone who can reach the listener can post alerts and read episodes".into());
+        }
+        warnings
+    }
+
+    /// The effective configuration as TOML, secrets masked.
+    pub fn to_masked_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+/// Reads a file of tokens, one per line; blank lines and `#` comments are skipped.
+fn read_token_lines(path: &Path, key: &str) -> Result<Vec<Secret>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::invalid(key, format!("cannot read {}: {e}", path.display())))?;
+    let tokens: Vec<Secret> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(Secret::new)
+        .collect();
+    if tokens.is_empty() {
+        return Err(ConfigError::invalid(
+            key,
+            format!("{} holds no token", path.display()),
+        ));
+    }
+    Ok(tokens)
+}
+
+/// Reads a file holding one secret; surrounding white space (a trailing newline) is dropped.
+fn read_single_secret(path: &Path, key: &str) -> Result<Secret, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::invalid(key, format!("cannot read {}: {e}", path.display())))?;
+    let value = text.trim();
+    if value.is_empty() {
+        return Err(ConfigError::invalid(
+            key,
+            format!("{} is empty", path.display()),
+        ));
+    }
+    Ok(Secret::new(value))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,575 @@
+//! The configuration sections, each with its defaults and its own validation.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, Secret};
+
+/// `[server]`: the HTTP listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on (`CABAL_TRIAGE_LISTEN`).
+    pub listen: String,
+    /// Largest accepted webhook body in bytes; larger bodies get 413.
+    pub body_limit_bytes: usize,
+    /// Most alerts accepted in one webhook payload; more get 413 with a clear error.
+    pub max_alerts_per_payload: usize,
+    /// Base URL under which operators reach this service, used for links in annotations.
+    pub public_url: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:9095".into(),
+            body_limit_bytes: 1024 * 1024,
+            max_alerts_per_payload: 10_000,
+            public_url: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|e| {
+            ConfigError::invalid(
+                "server.listen",
+                format!(
+                    "{:?} is not an address:port ({e}); for example 127.0.0.1:9095",
+                    self.listen
+                ),
+            )
+        })
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        if self.body_limit_bytes < 1024 {
+            return Err(ConfigError::invalid(
+                "server.body_limit_bytes",
+                "must be at least 1024 bytes",
+            ));
+        }
+        if self.max_alerts_per_payload == 0 {
+            return Err(ConfigError::invalid(
+                "server.max_alerts_per_payload",
+                "must be at least 1",
+            ));
+        }
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::invalid(
+                    "server.public_url",
+                    "must start with http:// or https://",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `[log]`: the service's own logs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `human` or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `cabal_triage=debug,info`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// `[ledger]`: where episodes, jobs, reports and deliveries are kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerConfig {
+    /// `sqlite` (one process) or `dynamodb` (several replicas).
+    pub backend: LedgerBackend,
+    /// SQLite file (`CABAL_TRIAGE_LEDGER`).
+    pub path: PathBuf,
+    /// DynamoDB table name (`CABAL_TRIAGE_LEDGER_TABLE`).
+    pub table: String,
+    /// Create the DynamoDB table at start when it is absent.
+    pub create_table: bool,
+    /// Episodes, reports and deliveries older than this many days are purged.
+    pub retention_days: u32,
+    /// How often the purge runs, in seconds.
+    pub purge_interval_secs: u64,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig {
+            backend: LedgerBackend::Sqlite,
+            path: PathBuf::from("./cabal-triage.db"),
+            table: "cabal-triage".into(),
+            create_table: false,
+            retention_days: 30,
+            purge_interval_secs: 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LedgerBackend {
+    Sqlite,
+    Dynamodb,
+}
+
+impl LedgerConfig {
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(u64::from(self.retention_days) * 86_400)
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.retention_days == 0 {
+            return Err(ConfigError::invalid(
+                "ledger.retention_days",
+                "must be at least 1",
+            ));
+        }
+        if self.purge_interval_secs == 0 {
+            return Err(ConfigError::invalid(
+                "ledger.purge_interval_secs",
+                "must be at least 1",
+            ));
+        }
+        match self.backend {
+            LedgerBackend::Sqlite if self.path.as_os_str().is_empty() => {
+                Err(ConfigError::invalid("ledger.path", "must not be empty"))
+            }
+            LedgerBackend::Dynamodb if self.table.is_empty() => {
+                Err(ConfigError::invalid("ledger.table", "must not be empty"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `[auth]`: who may post alerts and read episodes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Accepted webhook secrets (several at once, for rotation). Prefer `webhook_tokens_file`
+    /// or `CABAL_TRIAGE_WEBHOOK_TOKEN`: a secret in this file is a warning.
+    pub webhook_tokens: Vec<Secret>,
+    /// A file with one accepted webhook secret per line.
+    pub webhook_tokens_file: Option<PathBuf>,
+    /// Secrets that may read `/api/v1/episodes*` but not post alerts.
+    pub read_tokens: Vec<Secret>,
+    /// A file with one read secret per line.
+    pub read_tokens_file: Option<PathBuf>,
+    /// Accept requests without a secret. Only for a listener nobody else can reach.
+    pub allow_unauthenticated: bool,
+}
+
+impl AuthConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self
+            .webhook_tokens
+            .iter()
+            .any(|t| t.expose().trim().is_empty())
+        {
+            return Err(ConfigError::invalid(
+                "auth.webhook_tokens",
+                "a token is empty",
+            ));
+        }
+        if self
+            .webhook_tokens
+            .iter()
+            .chain(&self.read_tokens)
+            .any(|t| t.expose().len() < 16)
+        {
+            return Err(ConfigError::invalid(
+                "auth.webhook_tokens",
+                "a token is shorter than 16 characters; use a long random secret (openssl rand -hex 32)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `serve` refuses to start without a webhook secret unless unauthenticated use is explicit.
+    pub fn require_for_serve(&self) -> Result<(), ConfigError> {
+        if self.webhook_tokens.is_empty() && !self.allow_unauthenticated {
+            return Err(ConfigError::invalid(
+                "auth.webhook_tokens",
+                "no webhook secret configured: set CABAL_TRIAGE_WEBHOOK_TOKEN or auth.webhook_tokens_file (or auth.allow_unauthenticated = true on a private listener)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[worker]`: the triage worker pool.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// Triage jobs that run at the same time.
+    pub concurrency: usize,
+    /// Attempts per job before it ends `failed`.
+    pub max_attempts: u32,
+    /// How long a leased job stays with its worker without a heartbeat, in seconds.
+    pub lease_secs: u64,
+    /// How often an idle worker looks for work (new work also wakes it at once), in ms.
+    pub poll_interval_ms: u64,
+    /// On SIGTERM, how long running jobs may take to finish, in seconds.
+    pub shutdown_grace_secs: u64,
+    /// Overall time budget of one triage, in seconds.
+    pub triage_budget_secs: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            concurrency: 4,
+            max_attempts: 3,
+            lease_secs: 60,
+            poll_interval_ms: 1000,
+            shutdown_grace_secs: 20,
+            triage_budget_secs: 25,
+        }
+    }
+}
+
+impl WorkerConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=256).contains(&self.concurrency) {
+            return Err(ConfigError::invalid(
+                "worker.concurrency",
+                "must be between 1 and 256",
+            ));
+        }
+        if !(1..=100).contains(&self.max_attempts) {
+            return Err(ConfigError::invalid(
+                "worker.max_attempts",
+                "must be between 1 and 100",
+            ));
+        }
+        if self.lease_secs == 0 {
+            return Err(ConfigError::invalid(
+                "worker.lease_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.poll_interval_ms == 0 {
+            return Err(ConfigError::invalid(
+                "worker.poll_interval_ms",
+                "must be at least 1",
+            ));
+        }
+        if self.triage_budget_secs == 0 {
+            return Err(ConfigError::invalid(
+                "worker.triage_budget_secs",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_secs)
+    }
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+    pub fn triage_budget(&self) -> Duration {
+        Duration::from_secs(self.triage_budget_secs)
+    }
+}
+
+/// The three mail tiers, in the order reports list them.
+pub const TIER_NAMES: [&str; 3] = ["imap", "smtp-in", "smtp-out"];
+
+/// `[cabalmail]`: names of the Cabalmail environment (never hard-coded in the runbooks).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CabalmailConfig {
+    /// ECS cluster name.
+    pub cluster: String,
+    /// One entry per tier: `imap`, `smtp-in`, `smtp-out`.
+    pub tiers: BTreeMap<String, TierConfig>,
+}
+
+/// `[cabalmail.tiers.<tier>]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierConfig {
+    /// ECS service running the tier.
+    pub service: String,
+    /// Container in the task that runs sendmail.
+    pub container: String,
+    /// CloudWatch log group of the tier.
+    pub log_group: String,
+    /// Whether all tasks of the tier share one mail queue (smtp-out's queue lives on EFS), so
+    /// the queue depth counts once instead of adding up across tasks.
+    #[serde(default)]
+    pub shared_queue: bool,
+}
+
+impl Default for CabalmailConfig {
+    fn default() -> Self {
+        let tier = |name: &str, shared_queue: bool| TierConfig {
+            service: format!("cabal-{name}"),
+            container: name.to_string(),
+            log_group: format!("/ecs/cabal-{name}"),
+            shared_queue,
+        };
+        CabalmailConfig {
+            cluster: "cabal-mail".into(),
+            tiers: BTreeMap::from([
+                ("imap".to_string(), tier("imap", false)),
+                ("smtp-in".to_string(), tier("smtp-in", false)),
+                ("smtp-out".to_string(), tier("smtp-out", true)),
+            ]),
+        }
+    }
+}
+
+impl CabalmailConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.cluster.is_empty() {
+            return Err(ConfigError::invalid(
+                "cabalmail.cluster",
+                "must not be empty",
+            ));
+        }
+        for name in self.tiers.keys() {
+            if !TIER_NAMES.contains(&name.as_str()) {
+                return Err(ConfigError::invalid(
+                    &format!("cabalmail.tiers.{name}"),
+                    "unknown tier; the tiers are imap, smtp-in and smtp-out",
+                ));
+            }
+        }
+        for (name, tier) in &self.tiers {
+            for (field, value) in [
+                ("service", &tier.service),
+                ("container", &tier.container),
+                ("log_group", &tier.log_group),
+            ] {
+                if value.is_empty() {
+                    return Err(ConfigError::invalid(
+                        &format!("cabalmail.tiers.{name}.{field}"),
+                        "must not be empty",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The configured tiers in report order.
+    pub fn tiers_in_order(&self) -> impl Iterator<Item = (&str, &TierConfig)> {
+        TIER_NAMES
+            .iter()
+            .filter_map(|name| self.tiers.get(*name).map(|tier| (*name, tier)))
+    }
+}
+
+/// `[aws]`: how the AWS SDK is reached.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsConfig {
+    /// Region; the SDK's default chain when unset.
+    pub region: Option<String>,
+    /// Named profile; the SDK's default chain when unset.
+    pub profile: Option<String>,
+    /// Endpoint for every AWS service (`CABAL_TRIAGE_AWS_ENDPOINT_URL`); tests point it at moto.
+    pub endpoint_url: Option<String>,
+    /// Per-service endpoint overrides, by service: `logs`, `ec2`, `ecs`, `dynamodb`.
+    pub endpoints: BTreeMap<String, String>,
+}
+
+impl AwsConfig {
+    /// The endpoint for one service: its own override, else the global one.
+    pub fn endpoint_for(&self, service: &str) -> Option<&str> {
+        self.endpoints
+            .get(service)
+            .or(self.endpoint_url.as_ref())
+            .map(String::as_str)
+    }
+}
+
+/// `[nat]`: how the NAT in front of smtp-out is found.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatConfig {
+    /// `Name` tag pattern of NAT instances and NAT gateways.
+    pub tag_pattern: String,
+}
+
+impl Default for NatConfig {
+    fn default() -> Self {
+        NatConfig {
+            tag_pattern: "cabal-nat-*".into(),
+        }
+    }
+}
+
+/// `[dnsbl]`: blocklists checked for the NAT's public IPs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsblConfig {
+    /// Zones queried (`CABAL_TRIAGE_DNSBL_ZONES`, comma-separated).
+    pub zones: Vec<String>,
+    /// Resolvers as `ip:port`; empty means the system resolver (`CABAL_TRIAGE_DNSBL_NAMESERVERS`).
+    pub nameservers: Vec<String>,
+}
+
+impl Default for DnsblConfig {
+    fn default() -> Self {
+        DnsblConfig {
+            zones: vec![
+                "zen.spamhaus.org".into(),
+                "bl.spamcop.net".into(),
+                "b.barracudacentral.org".into(),
+            ],
+            nameservers: Vec::new(),
+        }
+    }
+}
+
+impl DnsblConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        for server in &self.nameservers {
+            server.parse::<SocketAddr>().map_err(|_| {
+                ConfigError::invalid(
+                    "dnsbl.nameservers",
+                    format!("{server:?} is not ip:port, for example 127.0.0.1:53"),
+                )
+            })?;
+        }
+        if let Some(zone) = self.zones.iter().find(|z| z.is_empty() || z.contains(' ')) {
+            return Err(ConfigError::invalid(
+                "dnsbl.zones",
+                format!("{zone:?} is not a DNS zone name"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[slack]`: the Slack Web API destination.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlackConfig {
+    pub api_base_url: String,
+    /// Bot token (`xoxb-…`); prefer `bot_token_file` or `CABAL_TRIAGE_SLACK_BOT_TOKEN`.
+    pub bot_token: Option<Secret>,
+    pub bot_token_file: Option<PathBuf>,
+    /// Channel id (`C…`) or name.
+    pub channel: Option<String>,
+}
+
+impl Default for SlackConfig {
+    fn default() -> Self {
+        SlackConfig {
+            api_base_url: "https://slack.com/api".into(),
+            bot_token: None,
+            bot_token_file: None,
+            channel: None,
+        }
+    }
+}
+
+impl SlackConfig {
+    /// Slack is on when a token is configured.
+    pub fn enabled(&self) -> bool {
+        self.bot_token.is_some()
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        validate_base_url("slack.api_base_url", &self.api_base_url)?;
+        if self.enabled() && self.channel.as_deref().unwrap_or("").is_empty() {
+            return Err(ConfigError::invalid(
+                "slack.channel",
+                "a bot token is configured but no channel: set slack.channel or CABAL_TRIAGE_SLACK_CHANNEL",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[pagerduty]`: the PagerDuty REST API destination (incident notes).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PagerDutyConfig {
+    pub api_base_url: String,
+    /// REST API token; prefer `api_token_file` or `CABAL_TRIAGE_PAGERDUTY_API_TOKEN`.
+    pub api_token: Option<Secret>,
+    pub api_token_file: Option<PathBuf>,
+    /// Email of the PagerDuty user the notes are written as (`From` header).
+    pub from_email: Option<String>,
+}
+
+impl Default for PagerDutyConfig {
+    fn default() -> Self {
+        PagerDutyConfig {
+            api_base_url: "https://api.pagerduty.com".into(),
+            api_token: None,
+            api_token_file: None,
+            from_email: None,
+        }
+    }
+}
+
+impl PagerDutyConfig {
+    /// PagerDuty is on when a token is configured.
+    pub fn enabled(&self) -> bool {
+        self.api_token.is_some()
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        validate_base_url("pagerduty.api_base_url", &self.api_base_url)?;
+        if self.enabled() && !self.from_email.as_deref().unwrap_or("").contains('@') {
+            return Err(ConfigError::invalid(
+                "pagerduty.from_email",
+                "an API token is configured but no valid From address: set pagerduty.from_email or CABAL_TRIAGE_PAGERDUTY_FROM",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[privacy]`: what of people's addresses may leave the service.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyConfig {
+    /// Show email local parts in annotations and samples (`j***@gmail.com` when false).
+    pub show_local_parts: bool,
+}
+
+fn validate_base_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(ConfigError::invalid(
+            key,
+            format!("{url:?} must start with http:// or https://"),
+        ));
+    }
+    Ok(())
+}

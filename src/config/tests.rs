@@ -1,0 +1,184 @@
+use super::*;
+
+fn load(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let mut vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    Config::from_toml_str(text, "test.toml", &mut vars)
+}
+
+#[test]
+fn embedded_defaults_are_valid() {
+    let config = load("", &[]).unwrap();
+    assert_eq!(config.server.listen, "127.0.0.1:9095");
+    assert_eq!(config.ledger.path, PathBuf::from("./cabal-triage.db"));
+    assert_eq!(config.ledger.backend, LedgerBackend::Sqlite);
+    assert_eq!(config.ledger.table, "cabal-triage");
+    assert!(!config.ledger.create_table);
+    assert_eq!(config.worker.concurrency, 4);
+    assert_eq!(config.worker.max_attempts, 3);
+    assert_eq!(config.dnsbl.zones.len(), 3);
+    assert_eq!(config.slack.api_base_url, "https://slack.com/api");
+    assert_eq!(config.pagerduty.api_base_url, "https://api.pagerduty.com");
+    assert!(config.cabalmail.tiers["smtp-out"].shared_queue);
+    assert!(config.auth.require_for_serve().is_err());
+}
+
+#[test]
+fn shipped_example_file_is_valid_and_matches_defaults() {
+    let text = include_str!("../../config/cabal-triage.toml");
+    let config = load(text, &[]).unwrap();
+    let defaults = load("", &[]).unwrap();
+    assert_eq!(config.to_masked_toml(), defaults.to_masked_toml());
+}
+
+#[test]
+fn contract_environment_variables() {
+    let config = load(
+        "",
+        &[
+            ("CABAL_TRIAGE_LISTEN", "127.0.0.1:1234"),
+            ("CABAL_TRIAGE_LEDGER", "/tmp/x.db"),
+            ("CABAL_TRIAGE_LEDGER_BACKEND", "dynamodb"),
+            ("CABAL_TRIAGE_LEDGER_TABLE", "t1"),
+            ("CABAL_TRIAGE_LEDGER_CREATE_TABLE", "true"),
+            ("CABAL_TRIAGE_WEBHOOK_TOKEN", "0123456789abcdef0123"),
+            ("CABAL_TRIAGE_AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("CABAL_TRIAGE_DNSBL_ZONES", "a.example, b.example"),
+            ("CABAL_TRIAGE_DNSBL_NAMESERVERS", "127.0.0.1:5353"),
+            ("CABAL_TRIAGE_SLACK_API_BASE_URL", "http://127.0.0.1:1/api"),
+            ("CABAL_TRIAGE_SLACK_BOT_TOKEN", "xoxb-1"),
+            ("CABAL_TRIAGE_SLACK_CHANNEL", "C123"),
+            ("CABAL_TRIAGE_PAGERDUTY_API_BASE_URL", "http://127.0.0.1:2"),
+            ("CABAL_TRIAGE_PAGERDUTY_API_TOKEN", "pd"),
+            ("CABAL_TRIAGE_PAGERDUTY_FROM", "oncall@example.com"),
+            ("CABAL_TRIAGE__WORKER__CONCURRENCY", "7"),
+            ("UNRELATED", "x"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.server.listen, "127.0.0.1:1234");
+    assert_eq!(config.ledger.path, PathBuf::from("/tmp/x.db"));
+    assert_eq!(config.ledger.backend, LedgerBackend::Dynamodb);
+    assert_eq!(config.ledger.table, "t1");
+    assert!(config.ledger.create_table);
+    assert_eq!(config.auth.webhook_tokens.len(), 1);
+    assert_eq!(
+        config.aws.endpoint_for("logs"),
+        Some("http://127.0.0.1:5000")
+    );
+    assert_eq!(config.dnsbl.zones, vec!["a.example", "b.example"]);
+    assert_eq!(config.dnsbl.nameservers, vec!["127.0.0.1:5353"]);
+    assert_eq!(config.slack.channel.as_deref(), Some("C123"));
+    assert_eq!(config.slack.bot_token.as_ref().unwrap().expose(), "xoxb-1");
+    assert_eq!(
+        config.pagerduty.from_email.as_deref(),
+        Some("oncall@example.com")
+    );
+    assert_eq!(config.worker.concurrency, 7);
+    let masked = config.to_masked_toml();
+    assert!(!masked.contains("xoxb-1"), "{masked}");
+    assert!(!masked.contains("0123456789abcdef0123"), "{masked}");
+}
+
+#[test]
+fn env_token_adds_to_file_tokens_for_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens");
+    std::fs::write(
+        &file,
+        "# current\nold-token-0123456789\n\nnew-token-0123456789\n",
+    )
+    .unwrap();
+    let text = format!(
+        "[auth]\nwebhook_tokens_file = {:?}\n",
+        file.display().to_string()
+    );
+    let config = load(
+        &text,
+        &[("CABAL_TRIAGE_WEBHOOK_TOKEN", "env-token-0123456789")],
+    )
+    .unwrap();
+    let tokens: Vec<&str> = config
+        .auth
+        .webhook_tokens
+        .iter()
+        .map(Secret::expose)
+        .collect();
+    assert_eq!(
+        tokens,
+        vec![
+            "env-token-0123456789",
+            "old-token-0123456789",
+            "new-token-0123456789"
+        ]
+    );
+}
+
+#[test]
+fn bad_configs_name_the_key() {
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
+        ("[server]\nlisten = \"nope\"\n", &[], "server.listen"),
+        ("[server]\nlistn = \"127.0.0.1:1\"\n", &[], "listn"),
+        ("[worker]\nconcurrency = 0\n", &[], "worker.concurrency"),
+        ("[worker]\nconcurrency = \"four\"\n", &[], "concurrency"),
+        ("[ledger]\nbackend = \"postgres\"\n", &[], "postgres"),
+        (
+            "[dnsbl]\nnameservers = [\"localhost\"]\n",
+            &[],
+            "dnsbl.nameservers",
+        ),
+        (
+            "[cabalmail.tiers.pop3]\nservice = \"a\"\ncontainer = \"b\"\nlog_group = \"c\"\n",
+            &[],
+            "cabalmail.tiers.pop3",
+        ),
+        (
+            "",
+            &[("CABAL_TRIAGE_SLACK_BOT_TOKEN", "xoxb-1")],
+            "slack.channel",
+        ),
+        (
+            "",
+            &[("CABAL_TRIAGE_PAGERDUTY_API_TOKEN", "x")],
+            "pagerduty.from_email",
+        ),
+        (
+            "",
+            &[("CABAL_TRIAGE_WEBHOOK_TOKEN", "short")],
+            "auth.webhook_tokens",
+        ),
+        (
+            "",
+            &[("CABAL_TRIAGE_LEDGER_CREATE_TABLE", "maybe")],
+            "CABAL_TRIAGE_LEDGER_CREATE_TABLE",
+        ),
+        ("", &[("CABAL_TRIAGE__WORKER", "1")], "CABAL_TRIAGE__WORKER"),
+        (
+            "[auth]\nwebhook_tokens_file = \"/nonexistent/tokens\"\n",
+            &[],
+            "auth.webhook_tokens_file",
+        ),
+        ("[slack\n", &[], "test.toml"),
+        (
+            "[slack]\napi_base_url = \"ftp://x\"\n",
+            &[],
+            "slack.api_base_url",
+        ),
+    ];
+    for (text, vars, needle) in cases {
+        let error = load(text, vars).expect_err(text);
+        let message = error.to_string();
+        assert!(message.contains(needle), "{text:?}: {message}");
+    }
+}
+
+#[test]
+fn warns_about_clear_secrets_in_the_file() {
+    let text = "[auth]\nwebhook_tokens = [\"0123456789abcdef0123\"]\n";
+    let config = load(text, &[]).unwrap();
+    let warnings = config.warnings(Some(text));
+    assert!(
+        warnings.iter().any(|w| w.contains("auth.webhook_tokens")),
+        "{warnings:?}"
+    );
+}

@@ -1,0 +1,198 @@
+//! The ledger's records, shared by every implementation and by the operator API.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::alert::{AlertStatus, EpisodeKey, WebhookAlert};
+
+/// The triage state of an episode, as the API and metrics show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EpisodeState {
+    /// Waiting for a worker.
+    Queued,
+    /// A worker holds the job.
+    Running,
+    /// A report is stored.
+    Triaged,
+    /// Every attempt failed; the last error is kept.
+    Failed,
+    /// No runbook for this alertname; recorded, not triaged.
+    NoRunbook,
+    /// First seen already resolved: nothing left to triage.
+    Skipped,
+}
+
+impl EpisodeState {
+    pub const ALL: [EpisodeState; 6] = [
+        EpisodeState::Queued,
+        EpisodeState::Running,
+        EpisodeState::Triaged,
+        EpisodeState::Failed,
+        EpisodeState::NoRunbook,
+        EpisodeState::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EpisodeState::Queued => "queued",
+            EpisodeState::Running => "running",
+            EpisodeState::Triaged => "triaged",
+            EpisodeState::Failed => "failed",
+            EpisodeState::NoRunbook => "no_runbook",
+            EpisodeState::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<EpisodeState> {
+        EpisodeState::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// The state of a triage job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Leased,
+    Done,
+    Failed,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Leased => "leased",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<JobState> {
+        [
+            JobState::Queued,
+            JobState::Leased,
+            JobState::Done,
+            JobState::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// One alert of a notification, ready to be recorded.
+#[derive(Debug, Clone)]
+pub struct IncomingAlert {
+    pub key: EpisodeKey,
+    pub alert: WebhookAlert,
+    /// Whether a runbook exists for the alertname (decided by the caller from the registry).
+    pub has_runbook: bool,
+    /// Attempts the triage job gets.
+    pub max_attempts: u32,
+    pub receiver: String,
+    pub external_url: String,
+}
+
+/// What recording one alert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IngestOutcome {
+    /// A new episode (with a job when it has a runbook).
+    Created,
+    /// A known episode seen again.
+    Repeat,
+    /// A known firing episode is now resolved.
+    Resolved,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestResult {
+    pub id: String,
+    pub alertname: String,
+    pub state: EpisodeState,
+    pub outcome: IngestOutcome,
+}
+
+/// A job under lease.
+#[derive(Debug, Clone)]
+pub struct LeasedJob {
+    pub job_id: i64,
+    pub episode_id: String,
+    pub group_key: String,
+    pub alert: WebhookAlert,
+    /// This attempt's number, from 1.
+    pub attempt: u32,
+    pub max_attempts: u32,
+}
+
+/// Filters for the episode list.
+#[derive(Debug, Clone, Default)]
+pub struct EpisodeQuery {
+    pub limit: usize,
+    pub state: Option<EpisodeState>,
+    pub status: Option<AlertStatus>,
+}
+
+/// One row of the episode list.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpisodeSummary {
+    pub id: String,
+    pub alertname: String,
+    pub status: AlertStatus,
+    pub state: EpisodeState,
+    pub group_key: String,
+    pub fingerprint: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ends_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub first_seen: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen: OffsetDateTime,
+    pub repeats: u64,
+}
+
+/// One episode with everything known about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpisodeDetail {
+    #[serde(flatten)]
+    pub summary: EpisodeSummary,
+    pub alert: serde_json::Value,
+    pub pagerduty_dedup_key: String,
+    pub job: Option<JobView>,
+    pub report: Option<serde_json::Value>,
+    pub deliveries: Vec<DeliveryView>,
+}
+
+/// A triage job as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobView {
+    pub state: JobState,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub lease_expires_at: Option<OffsetDateTime>,
+    pub duration_ms: Option<u64>,
+}
+
+/// An outbox row as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryView {
+    pub destination: String,
+    pub kind: String,
+    pub state: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub external_ref: Option<String>,
+}
+
+/// Counts for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct LedgerStats {
+    pub episodes_by_state: Vec<(EpisodeState, u64)>,
+    /// Jobs queued and runnable now (the work backlog).
+    pub queue_depth: u64,
+}

@@ -1,0 +1,413 @@
+//! The ledger's behaviour, written against the trait so every implementation runs the same
+//! suite (`suite` below); the SQLite instantiation is at the bottom.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::macros::datetime;
+use time::OffsetDateTime;
+
+use super::*;
+use crate::alert::{AlertStatus, EpisodeKey, WebhookAlert};
+
+pub(crate) const T0: OffsetDateTime = datetime!(2026-11-28 20:00:00 UTC);
+
+pub(crate) fn alert(
+    fingerprint: &str,
+    starts_at: OffsetDateTime,
+    status: AlertStatus,
+) -> WebhookAlert {
+    WebhookAlert {
+        status,
+        labels: BTreeMap::from([
+            ("alertname".to_string(), "SendmailDeferredSpike".to_string()),
+            ("severity".to_string(), "warning".to_string()),
+        ]),
+        annotations: BTreeMap::new(),
+        starts_at,
+        ends_at: (status == AlertStatus::Resolved).then_some(starts_at + Duration::from_secs(600)),
+        generator_url: String::new(),
+        fingerprint: fingerprint.to_string(),
+    }
+}
+
+pub(crate) fn incoming(
+    fingerprint: &str,
+    starts_at: OffsetDateTime,
+    status: AlertStatus,
+    has_runbook: bool,
+) -> IncomingAlert {
+    let alert = alert(fingerprint, starts_at, status);
+    IncomingAlert {
+        key: EpisodeKey::new(
+            "{}:{alertname=\"SendmailDeferredSpike\"}",
+            fingerprint,
+            starts_at,
+        ),
+        alert,
+        has_runbook,
+        max_attempts: 2,
+        receiver: "triage".into(),
+        external_url: String::new(),
+    }
+}
+
+const LEASE: Duration = Duration::from_secs(30);
+
+pub(crate) async fn suite(ledger: Arc<dyn Ledger>) {
+    dedup_and_resolve(&*ledger).await;
+    leases_retries_and_failure(&*ledger).await;
+    expired_lease_is_taken_over(&*ledger).await;
+    listing_and_purge(&*ledger).await;
+}
+
+async fn dedup_and_resolve(ledger: &dyn Ledger) {
+    let first = ledger
+        .ingest(vec![incoming("aa01", T0, AlertStatus::Firing, true)], T0)
+        .await
+        .unwrap();
+    assert_eq!(first[0].outcome, IngestOutcome::Created);
+    assert_eq!(first[0].state, EpisodeState::Queued);
+    for _ in 0..3 {
+        let again = ledger
+            .ingest(vec![incoming("aa01", T0, AlertStatus::Firing, true)], T0)
+            .await
+            .unwrap();
+        assert_eq!(again[0].outcome, IngestOutcome::Repeat);
+        assert_eq!(again[0].id, first[0].id);
+    }
+    let resolved = ledger
+        .ingest(vec![incoming("aa01", T0, AlertStatus::Resolved, true)], T0)
+        .await
+        .unwrap();
+    assert_eq!(resolved[0].outcome, IngestOutcome::Resolved);
+    // A late firing notification from an HA peer does not un-resolve.
+    ledger
+        .ingest(vec![incoming("aa01", T0, AlertStatus::Firing, true)], T0)
+        .await
+        .unwrap();
+    let detail = ledger.get_episode(&first[0].id).await.unwrap().unwrap();
+    assert_eq!(detail.summary.status, AlertStatus::Resolved);
+    assert_eq!(detail.summary.repeats, 4);
+    assert!(detail.summary.ends_at.is_some());
+    assert_eq!(detail.job.as_ref().unwrap().state, JobState::Queued);
+    // A new startsAt is a new episode.
+    let new = ledger
+        .ingest(
+            vec![incoming(
+                "aa01",
+                T0 + Duration::from_secs(3600),
+                AlertStatus::Firing,
+                true,
+            )],
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(new[0].outcome, IngestOutcome::Created);
+    assert_ne!(new[0].id, first[0].id);
+    // No runbook: recorded, no job. First seen resolved: skipped.
+    let other = ledger
+        .ingest(
+            vec![
+                incoming("aa02", T0, AlertStatus::Firing, false),
+                incoming("aa03", T0, AlertStatus::Resolved, true),
+            ],
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(other[0].state, EpisodeState::NoRunbook);
+    assert_eq!(other[1].state, EpisodeState::Skipped);
+    assert!(ledger
+        .get_episode(&other[0].id)
+        .await
+        .unwrap()
+        .unwrap()
+        .job
+        .is_none());
+    // Drain the jobs created here so later checks start clean.
+    while let Some(job) = ledger.lease_next("drain", LEASE, T0).await.unwrap() {
+        assert!(ledger
+            .complete_job(job.job_id, "drain", "{}".into(), T0)
+            .await
+            .unwrap());
+    }
+}
+
+async fn leases_retries_and_failure(ledger: &dyn Ledger) {
+    let t = T0 + Duration::from_secs(10);
+    let created = ledger
+        .ingest(vec![incoming("bb01", t, AlertStatus::Firing, true)], t)
+        .await
+        .unwrap();
+    let job = ledger
+        .lease_next("w1", LEASE, t)
+        .await
+        .unwrap()
+        .expect("a job");
+    assert_eq!(job.episode_id, created[0].id);
+    assert_eq!(job.attempt, 1);
+    assert!(
+        ledger.lease_next("w2", LEASE, t).await.unwrap().is_none(),
+        "leased job is not handed out twice"
+    );
+    assert!(ledger
+        .renew_lease(job.job_id, "w1", LEASE, t)
+        .await
+        .unwrap());
+    assert!(!ledger
+        .renew_lease(job.job_id, "w2", LEASE, t)
+        .await
+        .unwrap());
+    let state = ledger
+        .fail_attempt(job.job_id, "w1", "boom".into(), Duration::from_secs(5), t)
+        .await
+        .unwrap();
+    assert_eq!(state, JobState::Queued);
+    assert!(
+        ledger.lease_next("w1", LEASE, t).await.unwrap().is_none(),
+        "retry waits for its backoff"
+    );
+    let t2 = t + Duration::from_secs(6);
+    let job = ledger
+        .lease_next("w1", LEASE, t2)
+        .await
+        .unwrap()
+        .expect("retry");
+    assert_eq!(job.attempt, 2);
+    let state = ledger
+        .fail_attempt(
+            job.job_id,
+            "w1",
+            "boom again".into(),
+            Duration::from_secs(5),
+            t2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(state, JobState::Failed);
+    let detail = ledger.get_episode(&created[0].id).await.unwrap().unwrap();
+    assert_eq!(detail.summary.state, EpisodeState::Failed);
+    let job_view = detail.job.unwrap();
+    assert_eq!(job_view.attempts, 2);
+    assert!(job_view.last_error.unwrap().contains("boom again"));
+    // Release gives the attempt back.
+    let created = ledger
+        .ingest(vec![incoming("bb02", t, AlertStatus::Firing, true)], t)
+        .await
+        .unwrap();
+    let job = ledger.lease_next("w1", LEASE, t2).await.unwrap().unwrap();
+    ledger.release(job.job_id, "w1", t2).await.unwrap();
+    let job = ledger.lease_next("w1", LEASE, t2).await.unwrap().unwrap();
+    assert_eq!(job.attempt, 1);
+    assert!(!ledger
+        .complete_job(job.job_id, "intruder", "{}".into(), t2)
+        .await
+        .unwrap());
+    assert!(ledger
+        .complete_job(job.job_id, "w1", r#"{"ok":true}"#.into(), t2)
+        .await
+        .unwrap());
+    let detail = ledger.get_episode(&created[0].id).await.unwrap().unwrap();
+    assert_eq!(detail.summary.state, EpisodeState::Triaged);
+    assert_eq!(detail.report.unwrap()["ok"], true);
+}
+
+async fn expired_lease_is_taken_over(ledger: &dyn Ledger) {
+    let t = T0 + Duration::from_secs(100);
+    let created = ledger
+        .ingest(vec![incoming("cc01", t, AlertStatus::Firing, true)], t)
+        .await
+        .unwrap();
+    let job = ledger
+        .lease_next("crashed", LEASE, t)
+        .await
+        .unwrap()
+        .unwrap();
+    let later = t + LEASE + Duration::from_secs(1);
+    let taken = ledger
+        .lease_next("survivor", LEASE, later)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.job_id, job.job_id);
+    assert_eq!(taken.attempt, 2);
+    assert!(
+        !ledger
+            .complete_job(job.job_id, "crashed", "{}".into(), later)
+            .await
+            .unwrap(),
+        "the old owner lost the lease"
+    );
+    // Last attempt's lease expires too: failed, not handed out again.
+    let much_later = later + LEASE + Duration::from_secs(1);
+    assert!(ledger
+        .lease_next("third", LEASE, much_later)
+        .await
+        .unwrap()
+        .is_none());
+    let detail = ledger.get_episode(&created[0].id).await.unwrap().unwrap();
+    assert_eq!(detail.summary.state, EpisodeState::Failed);
+    assert!(detail.job.unwrap().last_error.unwrap().contains("expired"));
+}
+
+async fn listing_and_purge(ledger: &dyn Ledger) {
+    let all = ledger
+        .list_episodes(EpisodeQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(all.len() >= 7, "{}", all.len());
+    let failed = ledger
+        .list_episodes(EpisodeQuery {
+            limit: 1000,
+            state: Some(EpisodeState::Failed),
+            status: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 2);
+    let limited = ledger
+        .list_episodes(EpisodeQuery {
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 2);
+    let stats = ledger.stats(T0).await.unwrap();
+    let failed_count = stats
+        .episodes_by_state
+        .iter()
+        .find(|(s, _)| *s == EpisodeState::Failed)
+        .unwrap()
+        .1;
+    assert_eq!(failed_count, 2);
+    ledger.check_writable(T0).await.unwrap();
+    let purged = ledger.purge(T0 + Duration::from_secs(100)).await.unwrap();
+    assert!(purged >= 1);
+    let purged_all = ledger
+        .purge(T0 + Duration::from_secs(1_000_000))
+        .await
+        .unwrap();
+    assert!(purged_all >= 1);
+    assert!(ledger
+        .list_episodes(EpisodeQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn sqlite_passes_the_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = SqliteLedger::open(&dir.path().join("ledger.db"), Vec::new()).unwrap();
+    suite(Arc::new(ledger)).await;
+}
+
+#[tokio::test]
+async fn sqlite_is_one_process_and_reclaims_leases_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let ledger = SqliteLedger::open(&path, Vec::new()).unwrap();
+    assert!(matches!(
+        SqliteLedger::open(&path, Vec::new()),
+        Err(LedgerError::Locked(_))
+    ));
+    let created = ledger
+        .ingest(vec![incoming("dd01", T0, AlertStatus::Firing, true)], T0)
+        .await
+        .unwrap();
+    ledger
+        .lease_next("old-process", LEASE, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    drop(ledger);
+    let reopened = SqliteLedger::open(&path, Vec::new()).unwrap();
+    let detail = reopened.get_episode(&created[0].id).await.unwrap().unwrap();
+    assert_eq!(detail.summary.state, EpisodeState::Queued);
+    assert!(detail
+        .job
+        .unwrap()
+        .last_error
+        .unwrap()
+        .contains("interrupted"));
+    let job = reopened
+        .lease_next("new-process", LEASE, OffsetDateTime::now_utc())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.attempt, 2);
+}
+
+#[tokio::test]
+async fn sqlite_outbox_rows_are_written_with_the_state_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = SqliteLedger::open(&dir.path().join("ledger.db"), vec!["slack".into()]).unwrap();
+    let created = ledger
+        .ingest(vec![incoming("ee01", T0, AlertStatus::Firing, true)], T0)
+        .await
+        .unwrap();
+    let job = ledger.lease_next("w", LEASE, T0).await.unwrap().unwrap();
+    ledger
+        .complete_job(job.job_id, "w", "{}".into(), T0)
+        .await
+        .unwrap();
+    ledger
+        .ingest(vec![incoming("ee01", T0, AlertStatus::Resolved, true)], T0)
+        .await
+        .unwrap();
+    let detail = ledger.get_episode(&created[0].id).await.unwrap().unwrap();
+    let kinds: Vec<&str> = detail.deliveries.iter().map(|d| d.kind.as_str()).collect();
+    assert_eq!(kinds, vec!["verdict", "resolved"]);
+}
+
+#[tokio::test]
+async fn sqlite_group_commit_serves_concurrent_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Arc::new(SqliteLedger::open(&dir.path().join("ledger.db"), Vec::new()).unwrap());
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let ledger = Arc::clone(&ledger);
+        tasks.push(tokio::spawn(async move {
+            ledger
+                .ingest(
+                    vec![incoming(
+                        &format!("{i:016x}"),
+                        T0,
+                        AlertStatus::Firing,
+                        true,
+                    )],
+                    T0,
+                )
+                .await
+                .unwrap()
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap()[0].outcome, IngestOutcome::Created);
+    }
+    let stats = ledger.stats(T0).await.unwrap();
+    assert_eq!(stats.queue_depth, 200);
+}
+
+#[tokio::test]
+async fn unwritable_location_is_unavailable_not_a_panic() {
+    let result = SqliteLedger::open(
+        std::path::Path::new("/proc/cabal-triage/ledger.db"),
+        Vec::new(),
+    );
+    assert!(
+        matches!(result, Err(LedgerError::Unavailable(_))),
+        "{:?}",
+        result.err()
+    );
+}

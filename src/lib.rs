@@ -1,0 +1,19 @@
+//! cabal-triage: receives Alertmanager webhooks for Cabalmail's sendmail alerts, stores them
+//! durably, runs the alert's runbook in the background and reports a verdict.
+//!
+//! The crate is a library so that the binary, the integration tests, the benchmarks and the fuzz
+//! targets share one implementation. `docs/architecture.md` maps the modules and the direction of
+//! their dependencies: the pure core (`alert`, `sendmail`, `report`, `runbook` rules) never
+//! depends on the I/O edges (`ledger`, `server`, `worker`, `probe`, `aws`, `notify`).
+
+pub mod alert;
+pub mod cli;
+pub mod config;
+pub mod ledger;
+pub mod metrics;
+pub mod report;
+pub mod runbook;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+pub mod worker;

@@ -1,0 +1,162 @@
+//! The report: what a triage found and concluded. Its JSON field names are a contract (design.md,
+//! "Report"): the API, the replay tools and the notifiers read them. Pure data, no I/O.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// The outcome of one triage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub episode: String,
+    pub alertname: String,
+    pub runbook: String,
+    pub verdict: Verdict,
+    pub evidence: Evidence,
+    pub steps: Vec<Step>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub finished_at: OffsetDateTime,
+}
+
+/// The conclusion, in the runbook's terms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub offending_tier: OffendingTier,
+    /// The dominant DSN class on the offending tier ("4.7"), when there is one.
+    pub dsn_class: Option<String>,
+    pub nat_state: NatState,
+    pub action: Action,
+    pub confidence: Confidence,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OffendingTier {
+    Imap,
+    SmtpIn,
+    SmtpOut,
+    Multiple,
+    None,
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NatState {
+    Running,
+    Pending,
+    Stopping,
+    Stopped,
+    Terminated,
+    Missing,
+    Unknown,
+}
+
+/// The escalation branch of the runbook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    GreylistingTransient,
+    BlocklistCheck,
+    NatReplace,
+    ImapLocalDelivery,
+    InboundRelay,
+    RemoteCongestion,
+    Deliverability,
+    AddressMapStale,
+    Investigate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    High,
+    Medium,
+    Low,
+}
+
+/// What the probes saw, summarised per tier.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    #[serde(default)]
+    pub tiers: BTreeMap<String, TierEvidence>,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub nat: serde_json::Value,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub dnsbl: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TierEvidence {
+    pub queue_requests: Option<u64>,
+    pub deferred_lines: Option<u64>,
+    pub bounced_lines: Option<u64>,
+    #[serde(default)]
+    pub dsn_classes: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub top_providers: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub samples: Vec<String>,
+}
+
+/// One diagnostic step and how it went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub name: String,
+    pub outcome: StepOutcome,
+    pub ms: u64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOutcome {
+    Ok,
+    Failed,
+    TimedOut,
+    Skipped,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_names_follow_the_contract() {
+        let report = Report {
+            episode: "ep-1".into(),
+            alertname: "SendmailDeferredSpike".into(),
+            runbook: "sendmail-deferred-spike".into(),
+            verdict: Verdict {
+                offending_tier: OffendingTier::SmtpOut,
+                dsn_class: Some("4.7".into()),
+                nat_state: NatState::Running,
+                action: Action::BlocklistCheck,
+                confidence: Confidence::High,
+                summary: "s".into(),
+            },
+            evidence: Evidence::default(),
+            steps: vec![Step {
+                name: "mailq smtp-out".into(),
+                outcome: StepOutcome::TimedOut,
+                ms: 812,
+                error: None,
+            }],
+            started_at: OffsetDateTime::UNIX_EPOCH,
+            finished_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["verdict"]["offending_tier"], "smtp-out");
+        assert_eq!(json["verdict"]["action"], "blocklist-check");
+        assert_eq!(json["verdict"]["nat_state"], "running");
+        assert_eq!(json["verdict"]["confidence"], "high");
+        assert_eq!(json["steps"][0]["outcome"], "timed_out");
+        assert_eq!(json["started_at"], "1970-01-01T00:00:00Z");
+        let back: Report = serde_json::from_value(json).unwrap();
+        assert_eq!(back, report);
+    }
+}

@@ -1,0 +1,81 @@
+//! Runbooks: what to look at for an alert and how to decide. A runbook receives the alert and a
+//! time budget and returns a report; the registry maps an alertname to its runbook. An alert
+//! whose alertname has no runbook is recorded as `no_runbook` and never triaged.
+
+#[cfg(feature = "test-runbook")]
+mod test_runbook;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::alert::WebhookAlert;
+use crate::report::Report;
+
+/// Everything a runbook gets to know about the episode it triages. Labels and annotations are
+/// untrusted: they may be shown, never used to choose a command or a target.
+#[derive(Debug, Clone)]
+pub struct TriageRequest {
+    pub episode_id: String,
+    pub group_key: String,
+    pub alert: WebhookAlert,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// The overall budget; the worker also enforces it from outside.
+    pub budget: Duration,
+}
+
+/// Why a triage produced no report at all (a report with failed steps is not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum RunbookError {
+    #[error("{0}")]
+    Failed(String),
+}
+
+#[async_trait]
+pub trait Runbook: Send + Sync {
+    /// The runbook's name in reports (`sendmail-deferred-spike`).
+    fn name(&self) -> &'static str;
+    async fn triage(&self, request: TriageRequest) -> Result<Report, RunbookError>;
+}
+
+/// alertname -> runbook.
+#[derive(Default, Clone)]
+pub struct Registry {
+    by_alertname: HashMap<String, Arc<dyn Runbook>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// The registry the service ships with.
+    pub fn shipped() -> Self {
+        #[allow(unused_mut)]
+        let mut registry = Registry::new();
+        #[cfg(feature = "test-runbook")]
+        registry.register(test_runbook::ALERTNAME, Arc::new(test_runbook::TestRunbook));
+        registry
+    }
+
+    pub fn register(&mut self, alertname: &str, runbook: Arc<dyn Runbook>) {
+        self.by_alertname.insert(alertname.to_string(), runbook);
+    }
+
+    pub fn get(&self, alertname: &str) -> Option<Arc<dyn Runbook>> {
+        self.by_alertname.get(alertname).cloned()
+    }
+
+    pub fn has(&self, alertname: &str) -> bool {
+        self.by_alertname.contains_key(alertname)
+    }
+
+    pub fn alertnames(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.by_alertname.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+}

@@ -1,0 +1,185 @@
+//! `POST /api/v1/alerts`: the Alertmanager webhook. It checks, in this order, the secret (401),
+//! the content type (415), the size (413), the payload (400), then records every alert in the
+//! ledger and answers 202 only once they are committed; 503 when the ledger cannot write, so
+//! Alertmanager retries. No triage happens here: workers are woken and the answer is immediate.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use time::OffsetDateTime;
+
+use super::{ApiError, AppState, Scope};
+use crate::alert::{parse_webhook, EpisodeKey};
+use crate::ledger::{IncomingAlert, IngestOutcome, LedgerError};
+use crate::metrics::CodeLabels;
+
+pub async fn receive_alerts(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let response = match handle(&state, &headers, body).await {
+        Ok(response) => response,
+        Err(error) => {
+            if error.status().is_server_error() {
+                tracing::error!(request_id = %request_id, status = error.status().as_u16(), error = %error.message(), "webhook refused");
+            } else {
+                tracing::warn!(request_id = %request_id, status = error.status().as_u16(), error = %error.message(), "webhook refused");
+            }
+            error.into_response()
+        }
+    };
+    state
+        .metrics
+        .webhook_requests
+        .get_or_create(&CodeLabels {
+            code: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+    if !state.auth.allows(authorization, Scope::Webhook) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong secret: send Authorization: Bearer <secret> (or basic auth with the secret as password)",
+        ));
+    }
+    if !is_json(headers) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content type must be application/json",
+        ));
+    }
+    let limit = state.limits.body_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body larger than the limit of {limit} bytes (server.body_limit_bytes); lower max_alerts on the webhook config"),
+        )
+    };
+    if let Some(length) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if length > limit as u64 {
+            return Err(too_large());
+        }
+    }
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
+        Err(error) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("could not read the body: {error}"),
+            ))
+        }
+    };
+    let payload = parse_webhook(&bytes).map_err(|error| {
+        ApiError::new(StatusCode::BAD_REQUEST, error.to_string()).with_field(error.field())
+    })?;
+    if payload.alerts.len() > state.limits.alerts_per_payload {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{} alerts in one payload, more than the limit of {} (server.max_alerts_per_payload); set max_alerts on the webhook config",
+                payload.alerts.len(),
+                state.limits.alerts_per_payload
+            ),
+        )
+        .with_field(Some("alerts")));
+    }
+    if payload.truncated_alerts > 0 {
+        tracing::warn!(
+            truncated = payload.truncated_alerts,
+            "Alertmanager truncated this notification (max_alerts): the dropped alerts are not recorded"
+        );
+    }
+    let alert_count = payload.alerts.len();
+    let incoming: Vec<IncomingAlert> = payload
+        .alerts
+        .into_iter()
+        .map(|alert| IncomingAlert {
+            key: EpisodeKey::new(&payload.group_key, &alert.fingerprint, alert.starts_at),
+            has_runbook: state.runbooks.has(alert.alertname()),
+            alert,
+            max_attempts: state.limits.max_attempts,
+            receiver: payload.receiver.clone(),
+            external_url: payload.external_url.clone(),
+        })
+        .collect();
+    let results = state
+        .ledger
+        .ingest(incoming, OffsetDateTime::now_utc())
+        .await
+        .map_err(|error| match error {
+            LedgerError::Unavailable(_) | LedgerError::Closed | LedgerError::Locked(_) => {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not stored, retry: {error}"),
+                )
+            }
+            LedgerError::Corrupt(_) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("not stored: {error}"),
+            ),
+        })?;
+    state.metrics.alerts_received.inc_by(alert_count as u64);
+    let mut created = 0;
+    for result in &results {
+        match result.outcome {
+            IngestOutcome::Created => created += 1,
+            IngestOutcome::Repeat => {
+                state.metrics.repeats.inc();
+            }
+            IngestOutcome::Resolved => {}
+        }
+    }
+    if created > 0 {
+        state.work_available.notify_waiters();
+    }
+    tracing::info!(
+        group_key = %payload.group_key,
+        alerts = alert_count,
+        new_episodes = created,
+        "alerts recorded"
+    );
+    let episodes: Vec<serde_json::Value> = results
+        .iter()
+        .map(|r| serde_json::json!({"id": r.id, "alertname": r.alertname, "state": r.state, "outcome": r.outcome}))
+        .collect();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "episodes": episodes })),
+    )
+        .into_response())
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}

@@ -1,0 +1,249 @@
+//! The worker pool: `concurrency` loops that lease triage jobs from the ledger, run the alert's
+//! runbook under the triage budget, and store the report or the failure.
+//!
+//! A job is only worked on under a lease, renewed by a heartbeat while the runbook runs. A
+//! runbook that fails, times out or panics costs one attempt; the job is retried with backoff
+//! until its attempts are used up, then ends `failed` with its last error. On shutdown, idle
+//! loops stop at once; running jobs get the grace period, then are cancelled and released.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use crate::config::WorkerConfig;
+use crate::ledger::{JobState, LeasedJob, Ledger};
+use crate::metrics::{Metrics, OutcomeLabels};
+use crate::runbook::{Registry, TriageRequest};
+use crate::shutdown::Shutdown;
+
+pub struct WorkerPool {
+    pub ledger: Arc<dyn Ledger>,
+    pub runbooks: Arc<Registry>,
+    pub metrics: Arc<Metrics>,
+    pub work_available: Arc<Notify>,
+    pub config: WorkerConfig,
+    /// Prefix of lease owner names (host and process), so a lease names who holds it.
+    pub owner_prefix: String,
+}
+
+impl WorkerPool {
+    /// Runs until shutdown; returns when every loop has stopped.
+    pub async fn run(self, shutdown: Shutdown) {
+        let pool = Arc::new(self);
+        let mut loops = JoinSet::new();
+        for index in 0..pool.config.concurrency {
+            let pool = Arc::clone(&pool);
+            let shutdown = shutdown.clone();
+            loops.spawn(async move { pool.worker_loop(index, shutdown).await });
+        }
+        while loops.join_next().await.is_some() {}
+    }
+
+    async fn worker_loop(&self, index: usize, shutdown: Shutdown) {
+        let owner = format!("{}/w{index}", self.owner_prefix);
+        let mut backoff = self.config.poll_interval();
+        loop {
+            if shutdown.stop_intake.is_cancelled() {
+                return;
+            }
+            // Register interest before looking, so a notification between the look and the
+            // wait is not lost.
+            let notified = self.work_available.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self
+                .ledger
+                .lease_next(&owner, self.config.lease(), OffsetDateTime::now_utc())
+                .await
+            {
+                Ok(Some(job)) => {
+                    backoff = self.config.poll_interval();
+                    self.run_job(&owner, job, &shutdown).await;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::error!(%error, worker = %owner, "cannot lease jobs");
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.stop_intake.cancelled() => return,
+            }
+        }
+    }
+
+    async fn run_job(&self, owner: &str, job: LeasedJob, shutdown: &Shutdown) {
+        let started = Instant::now();
+        let alertname = job.alert.alertname().to_string();
+        let Some(runbook) = self.runbooks.get(&alertname) else {
+            // The registry changed since the alert was recorded (a runbook was removed).
+            self.record_failure(
+                owner,
+                &job,
+                format!("no runbook for {alertname} in this build"),
+                started,
+            )
+            .await;
+            return;
+        };
+        let request = TriageRequest {
+            episode_id: job.episode_id.clone(),
+            group_key: job.group_key.clone(),
+            alert: job.alert.clone(),
+            attempt: job.attempt,
+            budget: self.config.triage_budget(),
+        };
+        let budget = self.config.triage_budget();
+        // The runbook runs in its own task so that a panic is caught as a JoinError.
+        let mut triage =
+            tokio::spawn(
+                async move { tokio::time::timeout(budget, runbook.triage(request)).await },
+            );
+        let mut heartbeat = tokio::time::interval(self.config.lease() / 3);
+        heartbeat.tick().await;
+        let outcome = loop {
+            tokio::select! {
+                result = &mut triage => break Some(result),
+                _ = heartbeat.tick() => {
+                    match self.ledger.renew_lease(job.job_id, owner, self.config.lease(), OffsetDateTime::now_utc()).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(episode = %job.episode_id, "lease lost; abandoning this attempt");
+                            triage.abort();
+                            return;
+                        }
+                        Err(error) => tracing::warn!(%error, episode = %job.episode_id, "cannot renew lease"),
+                    }
+                }
+                _ = shutdown.abort_jobs.cancelled() => break None,
+            }
+        };
+        let Some(result) = outcome else {
+            triage.abort();
+            match self
+                .ledger
+                .release(job.job_id, owner, OffsetDateTime::now_utc())
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(episode = %job.episode_id, "grace period over: job released for the next start")
+                }
+                Err(error) => {
+                    tracing::warn!(%error, episode = %job.episode_id, "cannot release job; its lease will expire")
+                }
+            }
+            return;
+        };
+        let error = match result {
+            Ok(Ok(Ok(report))) => match serde_json::to_string(&report) {
+                Ok(json) => {
+                    match self
+                        .ledger
+                        .complete_job(job.job_id, owner, json, OffsetDateTime::now_utc())
+                        .await
+                    {
+                        Ok(true) => {
+                            self.observe(started, "triaged");
+                            tracing::info!(
+                                episode = %job.episode_id,
+                                ms = started.elapsed().as_millis() as u64,
+                                "triage done"
+                            );
+                        }
+                        Ok(false) => {
+                            tracing::warn!(episode = %job.episode_id, "lease lost before the report was stored; another worker owns the job")
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, episode = %job.episode_id, "cannot store report; the job will be retried when its lease expires")
+                        }
+                    }
+                    return;
+                }
+                Err(error) => format!("report could not be serialized: {error}"),
+            },
+            Ok(Ok(Err(error))) => error.to_string(),
+            Ok(Err(_elapsed)) => format!(
+                "triage exceeded its budget of {} s (worker.triage_budget_secs)",
+                budget.as_secs()
+            ),
+            Err(join_error) if join_error.is_panic() => {
+                format!(
+                    "runbook panicked: {}",
+                    panic_message(join_error.into_panic())
+                )
+            }
+            Err(join_error) => format!("runbook task ended: {join_error}"),
+        };
+        self.record_failure(owner, &job, error, started).await;
+    }
+
+    async fn record_failure(&self, owner: &str, job: &LeasedJob, error: String, started: Instant) {
+        let retry_after = retry_backoff(job.attempt);
+        match self
+            .ledger
+            .fail_attempt(
+                job.job_id,
+                owner,
+                error.clone(),
+                retry_after,
+                OffsetDateTime::now_utc(),
+            )
+            .await
+        {
+            Ok(JobState::Failed) => {
+                self.observe(started, "failed");
+                tracing::error!(episode = %job.episode_id, attempt = job.attempt, %error, "triage failed; no attempt left");
+            }
+            Ok(_) => {
+                self.observe(started, "retry");
+                tracing::warn!(episode = %job.episode_id, attempt = job.attempt, %error, retry_in_ms = retry_after.as_millis() as u64, "triage attempt failed; will retry");
+            }
+            Err(ledger_error) => {
+                tracing::error!(%ledger_error, episode = %job.episode_id, "cannot record the failure; the lease will expire")
+            }
+        }
+    }
+
+    fn observe(&self, started: Instant, outcome: &str) {
+        self.metrics
+            .job_duration
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+    }
+}
+
+/// Backoff before retry `attempt + 1`: 1 s, 2 s, 4 s … capped at 60 s.
+pub fn retry_backoff(attempt: u32) -> Duration {
+    Duration::from_secs(1u64 << attempt.saturating_sub(1).min(6)).min(Duration::from_secs(60))
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "(no message)".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(retry_backoff(1), Duration::from_secs(1));
+        assert_eq!(retry_backoff(2), Duration::from_secs(2));
+        assert_eq!(retry_backoff(3), Duration::from_secs(4));
+        assert_eq!(retry_backoff(50), Duration::from_secs(60));
+    }
+}

@@ -15,7 +15,16 @@ async fn start(options: ServiceOptions) -> (tempfile::TempDir, Service) {
 }
 
 fn one_alert_body() -> String {
-    notification(GROUP_KEY, vec![alert("NoSuchRunbook", "00000000000000a1", "2026-11-28T20:00:00Z", "firing", &[])])
+    notification(
+        GROUP_KEY,
+        vec![alert(
+            "NoSuchRunbook",
+            "00000000000000a1",
+            "2026-11-28T20:00:00Z",
+            "firing",
+            &[],
+        )],
+    )
 }
 
 #[tokio::test]
@@ -24,7 +33,10 @@ async fn authentication_bearer_basic_rotation_and_read_tokens() {
     let tokens = file_dir.path().join("tokens");
     std::fs::write(&tokens, "# rotated in\nsecond-secret-0123456789abc\n").unwrap();
     let options = ServiceOptions::default()
-        .with("CABAL_TRIAGE__AUTH__WEBHOOK_TOKENS_FILE", tokens.to_str().unwrap())
+        .with(
+            "CABAL_TRIAGE__AUTH__WEBHOOK_TOKENS_FILE",
+            tokens.to_str().unwrap(),
+        )
         .with("CABAL_TRIAGE_READ_TOKEN", "reader-secret-0123456789abc");
     let (_dir, service) = start(options).await;
     let body = one_alert_body().into_bytes();
@@ -33,21 +45,40 @@ async fn authentication_bearer_basic_rotation_and_read_tokens() {
     let (status, error) = service.post_raw(body.clone(), json, None).await;
     assert_eq!(status, 401, "{error}");
     assert!(error["error"].as_str().unwrap().contains("secret"));
-    let (status, _) = service.post_raw(body.clone(), json, Some("Bearer wrong-secret-0123456789")).await;
-    assert_eq!(status, 401);
-    let (status, _) = service.post_raw(body.clone(), json, Some(&format!("Bearer {TOKEN}x"))).await;
-    assert_eq!(status, 401);
-    let (status, _) = service.post_raw(body.clone(), json, Some(&format!("Bearer {TOKEN}"))).await;
-    assert_eq!(status, 202);
     let (status, _) = service
-        .post_raw(body.clone(), json, Some("Bearer second-secret-0123456789abc"))
+        .post_raw(body.clone(), json, Some("Bearer wrong-secret-0123456789"))
         .await;
-    assert_eq!(status, 202, "a rotated-in secret from the file is accepted alongside the env one");
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("alertmanager:{TOKEN}"));
-    let (status, _) = service.post_raw(body.clone(), json, Some(&format!("Basic {basic}"))).await;
+    assert_eq!(status, 401);
+    let (status, _) = service
+        .post_raw(body.clone(), json, Some(&format!("Bearer {TOKEN}x")))
+        .await;
+    assert_eq!(status, 401);
+    let (status, _) = service
+        .post_raw(body.clone(), json, Some(&format!("Bearer {TOKEN}")))
+        .await;
     assert_eq!(status, 202);
     let (status, _) = service
-        .post_raw(body.clone(), json, Some("Bearer reader-secret-0123456789abc"))
+        .post_raw(
+            body.clone(),
+            json,
+            Some("Bearer second-secret-0123456789abc"),
+        )
+        .await;
+    assert_eq!(
+        status, 202,
+        "a rotated-in secret from the file is accepted alongside the env one"
+    );
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("alertmanager:{TOKEN}"));
+    let (status, _) = service
+        .post_raw(body.clone(), json, Some(&format!("Basic {basic}")))
+        .await;
+    assert_eq!(status, 202);
+    let (status, _) = service
+        .post_raw(
+            body.clone(),
+            json,
+            Some("Bearer reader-secret-0123456789abc"),
+        )
         .await;
     assert_eq!(status, 401, "a read secret cannot post alerts");
 
@@ -68,7 +99,12 @@ async fn authentication_bearer_basic_rotation_and_read_tokens() {
     assert_eq!(response.status(), 401);
     // Health and metrics need no secret.
     for path in ["/healthz", "/readyz", "/metrics"] {
-        let response = service.client.get(format!("{}{path}", service.base)).send().await.unwrap();
+        let response = service
+            .client
+            .get(format!("{}{path}", service.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200, "{path}");
     }
 }
@@ -86,7 +122,10 @@ async fn refuses_to_start_without_a_secret() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("auth.webhook_tokens"), "{stderr}");
-    assert!(!dir.path().join("l.db").exists(), "nothing is created before the config is valid");
+    assert!(
+        !dir.path().join("l.db").exists(),
+        "nothing is created before the config is valid"
+    );
 }
 
 #[tokio::test]
@@ -112,13 +151,17 @@ async fn bad_input_gets_clear_errors_and_never_crashes() {
     for (body, content_type, expected, field) in cases {
         let (status, error) = service.post_raw(body, content_type, Some(&auth)).await;
         assert_eq!(status, expected, "{error}");
-        assert!(error["error"].as_str().is_some_and(|e| !e.is_empty()), "{error}");
+        assert!(
+            error["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{error}"
+        );
         if let Some(field) = field {
             assert_eq!(error["field"], field, "{error}");
         }
     }
     // A chunked body over the limit (no Content-Length) is refused too.
-    let stream = futures::stream::iter((0..40).map(|_| Ok::<_, std::io::Error>(vec![b' '; 64 * 1024])));
+    let stream =
+        futures::stream::iter((0..40).map(|_| Ok::<_, std::io::Error>(vec![b' '; 64 * 1024])));
     let response = service
         .client
         .post(format!("{}/api/v1/alerts", service.base))
@@ -142,23 +185,37 @@ async fn ten_thousand_alerts_in_one_payload() {
     // Over the default 1 MiB body limit: a clear 413 naming the setting.
     let (_dir, service) = start(ServiceOptions::default()).await;
     let alerts: Vec<_> = (0..10_000)
-        .map(|n| alert("NoSuchRunbook", &format!("{n:016x}"), "2026-11-28T20:00:00Z", "firing", &[]))
+        .map(|n| {
+            alert(
+                "NoSuchRunbook",
+                &format!("{n:016x}"),
+                "2026-11-28T20:00:00Z",
+                "firing",
+                &[],
+            )
+        })
         .collect();
     let body = notification(GROUP_KEY, alerts);
     let (status, error) = service.post_alerts(&body).await;
     assert_eq!(status, 413, "{error}");
-    assert!(error["error"].as_str().unwrap().contains("server.body_limit_bytes"));
+    assert!(error["error"]
+        .as_str()
+        .unwrap()
+        .contains("server.body_limit_bytes"));
     drop(service);
 
     // With the limit raised, all 10,000 are recorded in one durable step.
-    let options = ServiceOptions::default().with("CABAL_TRIAGE__SERVER__BODY_LIMIT_BYTES", "16777216");
+    let options =
+        ServiceOptions::default().with("CABAL_TRIAGE__SERVER__BODY_LIMIT_BYTES", "16777216");
     let (_dir, service) = start(options).await;
     let (status, answer) = service.post_alerts(&body).await;
     assert_eq!(status, 202, "{answer}");
     let episodes = answer["episodes"].as_array().unwrap();
     assert_eq!(episodes.len(), 10_000);
     assert!(episodes.iter().all(|e| e["state"] == "no_runbook"));
-    let (_, listed) = service.get_json("/api/v1/episodes?limit=1000&state=no_runbook").await;
+    let (_, listed) = service
+        .get_json("/api/v1/episodes?limit=1000&state=no_runbook")
+        .await;
     assert_eq!(listed["episodes"].as_array().unwrap().len(), 1000);
 
     // More alerts than max_alerts_per_payload: 413 naming that setting.
@@ -168,7 +225,13 @@ async fn ten_thousand_alerts_in_one_payload() {
     let (_dir, service) = start(options).await;
     let (status, error) = service.post_alerts(&body).await;
     assert_eq!(status, 413);
-    assert!(error["error"].as_str().unwrap().contains("max_alerts_per_payload"), "{error}");
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("max_alerts_per_payload"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -207,7 +270,9 @@ async fn same_payload_five_times_concurrently_is_one_job() {
     assert_eq!(created, 1, "exactly one post creates the episode");
     ids.dedup();
     assert_eq!(ids.len(), 1, "all five name the same episode");
-    let episodes = service.wait_for_states(&ids, &["triaged"], Duration::from_secs(20)).await;
+    let episodes = service
+        .wait_for_states(&ids, &["triaged"], Duration::from_secs(20))
+        .await;
     let episode = &episodes[0];
     assert_eq!(episode["repeats"], 4);
     assert_eq!(episode["job"]["attempts"], 1, "triaged once: {episode}");
@@ -223,7 +288,13 @@ async fn same_payload_five_times_concurrently_is_one_job() {
     // A resolved notification marks the same episode resolved, without a new job.
     let resolved = notification(
         GROUP_KEY,
-        vec![alert("CabalTriageTest", &format!("{:016x}", 1), "2026-11-28T20:00:00.123456789Z", "resolved", &[("test_sleep_ms", "300")])],
+        vec![alert(
+            "CabalTriageTest",
+            &format!("{:016x}", 1),
+            "2026-11-28T20:00:00.123456789Z",
+            "resolved",
+            &[("test_sleep_ms", "300")],
+        )],
     );
     let (status, answer) = service.post_alerts(&resolved).await;
     assert_eq!(status, 202);
@@ -237,7 +308,13 @@ async fn same_payload_five_times_concurrently_is_one_job() {
     // The same labels firing again (new startsAt) are a new episode.
     let again = notification(
         GROUP_KEY,
-        vec![alert("CabalTriageTest", &format!("{:016x}", 1), "2026-11-28T22:00:00Z", "firing", &[])],
+        vec![alert(
+            "CabalTriageTest",
+            &format!("{:016x}", 1),
+            "2026-11-28T22:00:00Z",
+            "firing",
+            &[],
+        )],
     );
     let (_, answer) = service.post_alerts(&again).await;
     assert_eq!(answer["episodes"][0]["outcome"], "created");

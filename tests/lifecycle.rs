@@ -39,13 +39,22 @@ async fn retries_then_succeeds_fails_after_max_attempts_and_survives_panics() {
         .await;
     assert_eq!(episodes[0]["state"], "triaged");
     assert_eq!(episodes[0]["job"]["attempts"], 2);
-    assert_eq!(episodes[0]["report"]["verdict"]["summary"], "test triage, attempt 2");
+    assert_eq!(
+        episodes[0]["report"]["verdict"]["summary"],
+        "test triage, attempt 2"
+    );
     assert_eq!(episodes[1]["state"], "failed");
     assert_eq!(episodes[1]["job"]["attempts"], 3);
     let error = episodes[1]["job"]["last_error"].as_str().unwrap();
-    assert!(error.contains("attempt 3 of 3") && error.contains("test failure"), "{error}");
+    assert!(
+        error.contains("attempt 3 of 3") && error.contains("test failure"),
+        "{error}"
+    );
     assert_eq!(episodes[2]["state"], "failed");
-    assert!(episodes[2]["job"]["last_error"].as_str().unwrap().contains("panicked"));
+    assert!(episodes[2]["job"]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("panicked"));
     assert_eq!(episodes[3]["state"], "triaged");
     assert_eq!(episodes[3]["job"]["attempts"], 1);
     // The service is still healthy after a panic, and the metrics saw it all.
@@ -58,10 +67,22 @@ async fn retries_then_succeeds_fails_after_max_attempts_and_survives_panics() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("cabal_triage_episodes{state=\"failed\"} 2"), "{metrics}");
-    assert!(metrics.contains("cabal_triage_episodes{state=\"triaged\"} 2"), "{metrics}");
-    assert!(metrics.contains("cabal_triage_webhook_requests_total{code=\"202\"} 1"), "{metrics}");
-    assert!(metrics.contains("cabal_triage_job_duration_seconds_count{outcome=\"retry\"} 5"), "{metrics}");
+    assert!(
+        metrics.contains("cabal_triage_episodes{state=\"failed\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cabal_triage_episodes{state=\"triaged\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cabal_triage_webhook_requests_total{code=\"202\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cabal_triage_job_duration_seconds_count{outcome=\"retry\"} 5"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -72,10 +93,15 @@ async fn triage_budget_is_enforced() {
         .with("CABAL_TRIAGE__WORKER__MAX_ATTEMPTS", "1");
     let service = Service::start_in(dir.path(), options).await;
     let (_, answer) = service
-        .post_alerts(&notification(GROUP_KEY, vec![test_alert(1, &[("test_sleep_ms", "5000")])]))
+        .post_alerts(&notification(
+            GROUP_KEY,
+            vec![test_alert(1, &[("test_sleep_ms", "5000")])],
+        ))
         .await;
     let ids = ids_of(&answer);
-    let episodes = service.wait_for_states(&ids, &["failed"], Duration::from_secs(10)).await;
+    let episodes = service
+        .wait_for_states(&ids, &["failed"], Duration::from_secs(10))
+        .await;
     let error = episodes[0]["job"]["last_error"].as_str().unwrap();
     assert!(error.contains("budget of 1 s"), "{error}");
 }
@@ -85,7 +111,9 @@ async fn kill_9_while_jobs_are_leased_then_restart_finishes_every_episode_once()
     let dir = tempfile::tempdir().unwrap();
     let options = ServiceOptions::default().with("CABAL_TRIAGE__WORKER__CONCURRENCY", "4");
     let service = Service::start_in(dir.path(), options.clone()).await;
-    let alerts: Vec<_> = (0..50).map(|n| test_alert(n, &[("test_sleep_ms", "400")])).collect();
+    let alerts: Vec<_> = (0..50)
+        .map(|n| test_alert(n, &[("test_sleep_ms", "400")]))
+        .collect();
     let (status, answer) = service.post_alerts(&notification(GROUP_KEY, alerts)).await;
     assert_eq!(status, 202);
     let ids = ids_of(&answer);
@@ -93,7 +121,9 @@ async fn kill_9_while_jobs_are_leased_then_restart_finishes_every_episode_once()
     // Wait until work is under way: some running, some done, most still queued.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (_, running) = service.get_json("/api/v1/episodes?state=running&limit=1000").await;
+        let (_, running) = service
+            .get_json("/api/v1/episodes?state=running&limit=1000")
+            .await;
         if !running["episodes"].as_array().unwrap().is_empty() {
             break;
         }
@@ -103,7 +133,9 @@ async fn kill_9_while_jobs_are_leased_then_restart_finishes_every_episode_once()
     service.kill_hard();
 
     let service = Service::start_in(dir.path(), options).await;
-    let episodes = service.wait_for_states(&ids, &["triaged"], Duration::from_secs(60)).await;
+    let episodes = service
+        .wait_for_states(&ids, &["triaged"], Duration::from_secs(60))
+        .await;
     let mut interrupted = 0;
     for episode in &episodes {
         let attempts = episode["job"]["attempts"].as_u64().unwrap();
@@ -111,12 +143,25 @@ async fn kill_9_while_jobs_are_leased_then_restart_finishes_every_episode_once()
         assert_eq!(episode["report"]["episode"], episode["id"]);
         if attempts == 2 {
             interrupted += 1;
-            assert!(episode["job"]["last_error"].as_str().unwrap().contains("interrupted"), "{episode}");
+            assert!(
+                episode["job"]["last_error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("interrupted"),
+                "{episode}"
+            );
         }
     }
-    assert!((1..=4).contains(&interrupted), "only the jobs running at the kill ran twice: {interrupted}");
+    assert!(
+        (1..=4).contains(&interrupted),
+        "only the jobs running at the kill ran twice: {interrupted}"
+    );
     let (_, all) = service.get_json("/api/v1/episodes?limit=1000").await;
-    assert_eq!(all["episodes"].as_array().unwrap().len(), 50, "no episode lost or duplicated");
+    assert_eq!(
+        all["episodes"].as_array().unwrap().len(),
+        50,
+        "no episode lost or duplicated"
+    );
 }
 
 #[tokio::test]
@@ -126,18 +171,28 @@ async fn sigterm_lets_running_jobs_finish_within_the_grace_period() {
         .with("CABAL_TRIAGE__WORKER__CONCURRENCY", "2")
         .with("CABAL_TRIAGE__WORKER__SHUTDOWN_GRACE_SECS", "10");
     let service = Service::start_in(dir.path(), options.clone()).await;
-    let alerts: Vec<_> = (0..4).map(|n| test_alert(n, &[("test_sleep_ms", "1000")])).collect();
+    let alerts: Vec<_> = (0..4)
+        .map(|n| test_alert(n, &[("test_sleep_ms", "1000")]))
+        .collect();
     let (_, answer) = service.post_alerts(&notification(GROUP_KEY, alerts)).await;
     let ids = ids_of(&answer);
     // Let the first two start.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (status, took) = service.terminate(Duration::from_secs(15));
     assert!(status.success(), "{status:?}");
-    assert!(took < Duration::from_secs(5), "finished running jobs then stopped: {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "finished running jobs then stopped: {took:?}"
+    );
 
     let service = Service::start_in(dir.path(), options).await;
-    let episodes = service.wait_for_states(&ids, &["triaged"], Duration::from_secs(20)).await;
-    let finished_before_stop = episodes.iter().filter(|e| e["job"]["attempts"] == 1).count();
+    let episodes = service
+        .wait_for_states(&ids, &["triaged"], Duration::from_secs(20))
+        .await;
+    let finished_before_stop = episodes
+        .iter()
+        .filter(|e| e["job"]["attempts"] == 1)
+        .count();
     assert_eq!(finished_before_stop, 4, "no attempt wasted: {episodes:?}");
 }
 
@@ -148,21 +203,37 @@ async fn sigterm_after_the_grace_period_releases_jobs_for_the_next_start() {
         .with("CABAL_TRIAGE__WORKER__CONCURRENCY", "2")
         .with("CABAL_TRIAGE__WORKER__SHUTDOWN_GRACE_SECS", "1");
     let service = Service::start_in(dir.path(), options.clone()).await;
-    let alerts: Vec<_> = (0..2).map(|n| test_alert(n, &[("test_sleep_ms", "20000")])).collect();
+    let alerts: Vec<_> = (0..2)
+        .map(|n| test_alert(n, &[("test_sleep_ms", "20000")]))
+        .collect();
     let (_, answer) = service.post_alerts(&notification(GROUP_KEY, alerts)).await;
     let ids = ids_of(&answer);
-    service.wait_for_states(&ids, &["running"], Duration::from_secs(5)).await;
+    service
+        .wait_for_states(&ids, &["running"], Duration::from_secs(5))
+        .await;
     let (status, took) = service.terminate(Duration::from_secs(10));
     assert!(status.success());
-    assert!(took < Duration::from_secs(4), "stopped after the grace period: {took:?}");
+    assert!(
+        took < Duration::from_secs(4),
+        "stopped after the grace period: {took:?}"
+    );
 
     // Released, not failed: the attempt is given back and the next start takes them at once.
     let options = options.with("CABAL_TRIAGE__WORKER__SHUTDOWN_GRACE_SECS", "0");
     let service = Service::start_in(dir.path(), options).await;
     for id in &ids {
         let episode = service.episode(id).await;
-        assert!(["queued", "running"].contains(&episode["state"].as_str().unwrap()), "{episode}");
-        assert!(episode["job"]["attempts"].as_u64().unwrap() <= 1, "{episode}");
-        assert!(episode["job"]["last_error"].is_null(), "released, not interrupted: {episode}");
+        assert!(
+            ["queued", "running"].contains(&episode["state"].as_str().unwrap()),
+            "{episode}"
+        );
+        assert!(
+            episode["job"]["attempts"].as_u64().unwrap() <= 1,
+            "{episode}"
+        );
+        assert!(
+            episode["job"]["last_error"].is_null(),
+            "released, not interrupted: {episode}"
+        );
     }
 }

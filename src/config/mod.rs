@@ -94,14 +94,27 @@ impl Config {
         let mut table: toml::Table =
             text.parse()
                 .map_err(|e: toml::de::Error| ConfigError::Syntax {
-                    path: origin.to_string(),
-                    message: e.to_string().trim().to_string(),
+                    path: match e.span() {
+                        Some(span) => format!("{origin}:{}", line_of(text, span.start)),
+                        None => origin.to_string(),
+                    },
+                    message: e.message().trim().replace('\n', " "),
                 })?;
         apply_env_overrides(&mut table, vars)?;
-        let mut config: Config =
-            Config::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Syntax {
-                path: origin.to_string(),
-                message: e.to_string().trim().to_string(),
+        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+                let key = e.path().to_string();
+                ConfigError::Invalid {
+                    key: if key == "." {
+                        "(top level)".to_string()
+                    } else {
+                        key
+                    },
+                    reason: format!(
+                        "{} (in {origin})",
+                        e.inner().message().trim().replace('\n', " ")
+                    ),
+                }
             })?;
         config.resolve_secret_files()?;
         config.validate()?;
@@ -175,6 +188,15 @@ impl Config {
     pub fn to_masked_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
+}
+
+/// The 1-based line number of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
 }
 
 /// Reads a file of tokens, one per line; blank lines and `#` comments are skipped.

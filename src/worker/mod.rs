@@ -200,6 +200,9 @@ impl WorkerPool {
                 self.observe(started, "failed");
                 tracing::error!(episode = %job.episode_id, attempt = job.attempt, %error, "triage failed; no attempt left");
             }
+            Ok(JobState::Leased) => {
+                tracing::warn!(episode = %job.episode_id, %error, "attempt failed after its lease was lost; the current holder decides");
+            }
             Ok(_) => {
                 self.observe(started, "retry");
                 tracing::warn!(episode = %job.episode_id, attempt = job.attempt, %error, retry_in_ms = retry_after.as_millis() as u64, "triage attempt failed; will retry");

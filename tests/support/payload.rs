@@ -5,7 +5,13 @@ use serde_json::{json, Value};
 pub const GROUP_KEY: &str = "{}/{severity=\"warning\"}:{alertname=\"CabalTriageTest\"}";
 
 /// One alert; `labels` are added to alertname and severity.
-pub fn alert(alertname: &str, fingerprint: &str, starts_at: &str, status: &str, labels: &[(&str, &str)]) -> Value {
+pub fn alert(
+    alertname: &str,
+    fingerprint: &str,
+    starts_at: &str,
+    status: &str,
+    labels: &[(&str, &str)],
+) -> Value {
     let mut label_map = serde_json::Map::new();
     label_map.insert("alertname".into(), json!(alertname));
     label_map.insert("severity".into(), json!("warning"));
@@ -25,7 +31,11 @@ pub fn alert(alertname: &str, fingerprint: &str, starts_at: &str, status: &str, 
 
 /// A notification carrying `alerts`.
 pub fn notification(group_key: &str, alerts: Vec<Value>) -> String {
-    let status = if alerts.iter().any(|a| a["status"] == "firing") { "firing" } else { "resolved" };
+    let status = if alerts.iter().any(|a| a["status"] == "firing") {
+        "firing"
+    } else {
+        "resolved"
+    };
     let body = json!({
         "receiver": "cabal\\-triage",
         "status": status,
@@ -46,5 +56,11 @@ pub fn notification(group_key: &str, alerts: Vec<Value>) -> String {
 
 /// A test-runbook alert with a distinct fingerprint per `n`.
 pub fn test_alert(n: usize, labels: &[(&str, &str)]) -> Value {
-    alert("CabalTriageTest", &format!("{n:016x}"), "2026-11-28T20:00:00.123456789Z", "firing", labels)
+    alert(
+        "CabalTriageTest",
+        &format!("{n:016x}"),
+        "2026-11-28T20:00:00.123456789Z",
+        "firing",
+        labels,
+    )
 }

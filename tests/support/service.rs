@@ -35,7 +35,10 @@ impl Default for ServiceOptions {
         ServiceOptions {
             env: vec![
                 ("CABAL_TRIAGE_WEBHOOK_TOKEN".into(), TOKEN.into()),
-                ("CABAL_TRIAGE__WORKER__POLL_INTERVAL_MS".into(), "100".into()),
+                (
+                    "CABAL_TRIAGE__WORKER__POLL_INTERVAL_MS".into(),
+                    "100".into(),
+                ),
             ],
         }
     }
@@ -148,8 +151,12 @@ impl Service {
     }
 
     pub async fn post_alerts(&self, body: &str) -> (u16, serde_json::Value) {
-        self.post_raw(body.as_bytes().to_vec(), "application/json", Some(&format!("Bearer {TOKEN}")))
-            .await
+        self.post_raw(
+            body.as_bytes().to_vec(),
+            "application/json",
+            Some(&format!("Bearer {TOKEN}")),
+        )
+        .await
     }
 
     pub async fn post_raw(
@@ -169,7 +176,10 @@ impl Service {
         let response = request.send().await.expect("POST /api/v1/alerts");
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
@@ -182,7 +192,10 @@ impl Service {
             .expect("GET");
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
     }
 
     pub async fn episode(&self, id: &str) -> serde_json::Value {
@@ -192,7 +205,12 @@ impl Service {
     }
 
     /// Waits until every episode in `ids` is in one of `states`; returns the episodes.
-    pub async fn wait_for_states(&self, ids: &[String], states: &[&str], within: Duration) -> Vec<serde_json::Value> {
+    pub async fn wait_for_states(
+        &self,
+        ids: &[String],
+        states: &[&str],
+        within: Duration,
+    ) -> Vec<serde_json::Value> {
         let deadline = Instant::now() + within;
         loop {
             let mut episodes = Vec::with_capacity(ids.len());

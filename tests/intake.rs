@@ -342,3 +342,73 @@ async fn unknown_alertname_is_recorded_not_triaged() {
     assert_eq!(status, 400);
     assert_eq!(error["field"], "state");
 }
+
+#[tokio::test]
+async fn a_full_ledger_answers_503_and_stores_nothing_then_recovers_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let capped = ServiceOptions::default()
+        .with("CABAL_TRIAGE__LEDGER__MAX_SIZE_MIB", "1")
+        .with("CABAL_TRIAGE__SERVER__BODY_LIMIT_BYTES", "16777216");
+    let service = Service::start_in(dir.path(), capped).await;
+    // Large annotations fill the capped file quickly.
+    let filler = "x".repeat(4000);
+    let mut refused_body = None;
+    for batch in 0..200 {
+        let alerts: Vec<_> = (0..50)
+            .map(|n| {
+                let mut a = alert(
+                    "NoSuchRunbook",
+                    &format!("{:016x}", batch * 50 + n),
+                    "2026-11-28T20:00:00Z",
+                    "firing",
+                    &[],
+                );
+                a["annotations"]["filler"] = serde_json::json!(filler);
+                a
+            })
+            .collect();
+        let body = notification(GROUP_KEY, alerts);
+        let (status, answer) = service.post_alerts(&body).await;
+        if status == 503 {
+            assert!(
+                answer["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("ledger cannot write"),
+                "{answer}"
+            );
+            refused_body = Some((batch, body));
+            break;
+        }
+        assert_eq!(status, 202, "{answer}");
+    }
+    let (batch, body) = refused_body.expect("the capped ledger filled up");
+    // Nothing of the refused notification was stored: the whole payload is one transaction.
+    let first_refused = format!("{:016x}", batch * 50);
+    let (_, listed) = service.get_json("/api/v1/episodes?limit=1000").await;
+    assert!(listed["episodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["fingerprint"] != first_refused.as_str()));
+    let response = service
+        .client
+        .get(format!("{}/healthz", service.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "alive while full");
+    drop(service);
+
+    // Alertmanager retries the same body; with room again it is accepted.
+    let roomy =
+        ServiceOptions::default().with("CABAL_TRIAGE__SERVER__BODY_LIMIT_BYTES", "16777216");
+    let service = Service::start_in(dir.path(), roomy).await;
+    let (status, answer) = service.post_alerts(&body).await;
+    assert_eq!(status, 202, "{answer}");
+    assert!(answer["episodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["outcome"] == "created"));
+}

@@ -50,10 +50,18 @@ fn destinations(config: &Config) -> Vec<String> {
 async fn serve(config: Config) -> Result<(), CliError> {
     let ledger: Arc<dyn Ledger> =
         match config.ledger.backend {
-            LedgerBackend::Sqlite => Arc::new(
-                SqliteLedger::open(&config.ledger.path, destinations(&config))
-                    .map_err(|e| CliError::Runtime(e.to_string()))?,
-            ),
+            LedgerBackend::Sqlite => {
+                let ledger = SqliteLedger::open(&config.ledger.path, destinations(&config))
+                    .map_err(|e| CliError::Runtime(e.to_string()))?;
+                if config.ledger.max_size_mib > 0 {
+                    let cap = ledger
+                        .limit_size(config.ledger.max_size_mib * 1024 * 1024)
+                        .await
+                        .map_err(|e| CliError::Runtime(e.to_string()))?;
+                    tracing::info!(cap_bytes = cap, "ledger size capped");
+                }
+                Arc::new(ledger)
+            }
             LedgerBackend::Dynamodb => return Err(CliError::Input(
                 "ledger.backend = \"dynamodb\" is not available in this build yet; use \"sqlite\""
                     .into(),

@@ -115,6 +115,9 @@ pub struct LedgerConfig {
     pub retention_days: u32,
     /// How often the purge runs, in seconds.
     pub purge_interval_secs: u64,
+    /// Largest size of the SQLite file in MiB (0: no cap). Past it, writes fail and the webhook
+    /// answers 503 (Alertmanager retries) instead of filling a disk the mail system may share.
+    pub max_size_mib: u64,
 }
 
 impl Default for LedgerConfig {
@@ -126,6 +129,7 @@ impl Default for LedgerConfig {
             create_table: false,
             retention_days: 30,
             purge_interval_secs: 3600,
+            max_size_mib: 0,
         }
     }
 }

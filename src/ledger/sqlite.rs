@@ -139,6 +139,26 @@ impl SqliteLedger {
         &self.path
     }
 
+    /// Caps the file's size: a write that would grow it past `max_bytes` fails (503 at the
+    /// webhook) instead of filling the disk the mail system may share. Returns the effective
+    /// cap in bytes (whole pages; never below the current size).
+    pub async fn limit_size(&self, max_bytes: u64) -> Result<u64, LedgerError> {
+        self.write(move |tx| {
+            let page_size: i64 = tx
+                .query_row("PRAGMA page_size", [], |row| row.get(0))
+                .map_err(unavailable)?;
+            let page_size = page_size.max(1) as u64;
+            let pages = (max_bytes / page_size).max(1);
+            let effective: i64 = tx
+                .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |row| {
+                    row.get(0)
+                })
+                .map_err(unavailable)?;
+            Ok(effective.max(0) as u64 * page_size)
+        })
+        .await
+    }
+
     /// Runs `f` in the writer's next group commit and returns its result once committed.
     async fn write<T, F>(&self, f: F) -> Result<T, LedgerError>
     where

@@ -411,3 +411,29 @@ async fn unwritable_location_is_unavailable_not_a_panic() {
         result.err()
     );
 }
+
+#[tokio::test]
+async fn sqlite_size_cap_turns_growth_into_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = SqliteLedger::open(&dir.path().join("ledger.db"), Vec::new()).unwrap();
+    let cap = ledger.limit_size(256 * 1024).await.unwrap();
+    assert!(cap <= 256 * 1024, "{cap}");
+    let mut refused = None;
+    for n in 0..2000 {
+        let mut big = incoming(&format!("{n:016x}"), T0, AlertStatus::Firing, true);
+        big.alert
+            .annotations
+            .insert("filler".into(), "x".repeat(2000));
+        match ledger.ingest(vec![big], T0).await {
+            Ok(_) => {}
+            Err(error) => {
+                refused = Some(error);
+                break;
+            }
+        }
+    }
+    assert!(
+        matches!(refused, Some(LedgerError::Unavailable(_))),
+        "{refused:?}"
+    );
+}

@@ -9,8 +9,10 @@
 pub mod alert;
 pub mod cli;
 pub mod config;
+pub mod dnsbl;
 pub mod ledger;
 pub mod metrics;
+pub mod probe;
 pub mod report;
 pub mod runbook;
 pub mod server;

@@ -443,6 +443,8 @@ pub struct DnsblConfig {
     pub zones: Vec<String>,
     /// Resolvers as `ip:port`; empty means the system resolver (`CABAL_TRIAGE_DNSBL_NAMESERVERS`).
     pub nameservers: Vec<String>,
+    /// Deadline of each blocklist query, in ms.
+    pub timeout_ms: u64,
 }
 
 impl Default for DnsblConfig {
@@ -454,11 +456,16 @@ impl Default for DnsblConfig {
                 "b.barracudacentral.org".into(),
             ],
             nameservers: Vec::new(),
+            timeout_ms: 3000,
         }
     }
 }
 
 impl DnsblConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         for server in &self.nameservers {
             server.parse::<SocketAddr>().map_err(|_| {
@@ -467,6 +474,12 @@ impl DnsblConfig {
                     format!("{server:?} is not ip:port, for example 127.0.0.1:53"),
                 )
             })?;
+        }
+        if self.timeout_ms == 0 {
+            return Err(ConfigError::invalid(
+                "dnsbl.timeout_ms",
+                "must be at least 1",
+            ));
         }
         if let Some(zone) = self.zones.iter().find(|z| z.is_empty() || z.contains(' ')) {
             return Err(ConfigError::invalid(

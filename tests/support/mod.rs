@@ -2,5 +2,6 @@
 //! Each integration test file does `mod support;` and uses what it needs.
 #![allow(dead_code)]
 
+pub mod fake_dns;
 pub mod payload;
 pub mod service;

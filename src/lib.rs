@@ -7,10 +7,12 @@
 //! depends on the I/O edges (`ledger`, `server`, `worker`, `probe`, `aws`, `notify`).
 
 pub mod alert;
+pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod ledger;
 pub mod metrics;
+pub mod probe;
 pub mod report;
 pub mod runbook;
 pub mod server;

@@ -203,7 +203,7 @@ mod tests {
             "ec2:DescribeInstances",
             Deadline::after(Duration::from_millis(150)),
             FAST,
-            || std::future::pending(),
+            std::future::pending,
         )
         .await;
         let err = result.unwrap_err();

@@ -300,12 +300,28 @@ async fn access_denied_names_the_action_and_rejected_keys_say_so() {
         ));
         assert_eq!(t.step().outcome, StepOutcome::Failed);
     }
-    // The same user may describe EC2: the NAT probe works and finds nothing.
+    // The same user may call DescribeInstances but not DescribeNatGateways: the NAT probe
+    // keeps the instance it found and names the denied action.
     let nat = AwsNatProbe::new(&clients, &config)
         .describe(Deadline::after(Duration::from_secs(20)))
         .await;
-    assert_eq!(nat.error, None);
-    assert_eq!(nat.state(), NatState::Missing);
+    assert_eq!(nat.nat.instances.len(), 1);
+    assert_eq!(
+        nat.nat.instances[0].id,
+        keys["nat_instance"].as_str().unwrap()
+    );
+    assert_eq!(nat.nat.instances[0].state, "running");
+    assert!(nat.nat.gateways.is_empty());
+    let message = &nat.error.as_ref().unwrap().message;
+    assert!(
+        message.starts_with("ec2:DescribeNatGateways: access denied (User: arn:aws:iam::123456789012:user/cabal-triage-ec2-only is not authorized to perform: ec2:DescribeNatGateways"),
+        "{message}"
+    );
+    assert!(message.ends_with(
+        "grant ec2:DescribeNatGateways to the service's role (deploy/iam/cabal-triage-policy.json)"
+    ));
+    assert_eq!(nat.step().outcome, StepOutcome::Failed);
+    assert_eq!(nat.state(), NatState::Running);
 
     // Keys IAM does not know.
     let unknown = clients_with(&config, fake_credentials()).await;
@@ -347,7 +363,12 @@ async fn moto_stopped_mid_scan_keeps_the_pages_already_read() {
         let config = config.clone();
         async move { scan(&config, window, Duration::from_secs(60)).await }
     });
+    let waiting = std::time::Instant::now();
     while moto.requests_answered() < before + 3 {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(60),
+            "moto answered no scan request"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     moto.stop();

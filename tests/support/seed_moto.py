@@ -6,7 +6,7 @@ Prints one JSON object describing what was created (ids, addresses, expected cou
 Rust tests assert against. Scenarios:
   full        three tiers' log groups with realistic sendmail lines, NAT instances and gateways
   big         one tier (smtp-out) with many matching events, for deadline tests
-  restricted  an IAM user allowed only ec2:Describe*, plus the log groups; then auth is enforced
+  restricted  an IAM user allowed only ec2:DescribeInstances, the log groups and one NAT instance
 """
 import json
 import sys
@@ -182,12 +182,20 @@ def seed_restricted():
     iam = boto3.client("iam", **KW)
     iam.create_user(UserName="cabal-triage-ec2-only")
     key = iam.create_access_key(UserName="cabal-triage-ec2-only")["AccessKey"]
-    iam.put_user_policy(UserName="cabal-triage-ec2-only", PolicyName="ec2-describe-only",
+    # DescribeInstances only: FilterLogEvents and DescribeNatGateways are denied.
+    iam.put_user_policy(UserName="cabal-triage-ec2-only", PolicyName="describe-instances-only",
                         PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-                            {"Effect": "Allow", "Action": ["ec2:Describe*"], "Resource": "*"}]}))
+                            {"Effect": "Allow", "Action": ["ec2:DescribeInstances"],
+                             "Resource": "*"}]}))
     for tier in TASKS:
         logs.create_log_group(logGroupName=f"/ecs/cabal-{tier}")
-    return {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
+    ec2 = boto3.client("ec2", **KW)
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    nat = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                            TagSpecifications=[{"ResourceType": "instance",
+                                                "Tags": [{"Key": "Name", "Value": "cabal-nat-0"}]}])
+    return {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"],
+            "nat_instance": nat["Instances"][0]["InstanceId"]}
 
 
 result = {"full": seed_full, "big": seed_big, "restricted": seed_restricted}[SCENARIO]()

@@ -509,6 +509,42 @@ async fn throttling_is_retried_with_backoff_within_the_deadline() {
     assert!(!error.timed_out);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_discovery_against_moto_counts_each_services_running_tasks() {
+    let moto = Moto::start();
+    let seeded = moto.seed("full", now_ms(now()));
+    let config = config_for(&moto.endpoint);
+    let clients = clients(&config, fake_credentials()).await;
+    let discovery = AwsTaskDiscovery::new(&clients, &config)
+        .discover(Deadline::after(Duration::from_secs(20)))
+        .await;
+    for tier in ["imap", "smtp-in", "smtp-out"] {
+        let t = discovery.tier(tier).unwrap();
+        assert_eq!(t.error, None, "{tier}");
+        let mut arns: Vec<_> = t.tasks.iter().map(|t| t.arn.clone()).collect();
+        arns.sort();
+        let expected: Vec<String> = seeded["ecs"]["tasks"][tier]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        // moto ignores serviceName: the group check keeps the admin task and the other tiers'
+        // tasks out; desiredStatus=RUNNING keeps the stopped smtp-out task out.
+        assert_eq!(arns, expected, "{tier}");
+        assert!(t.tasks.iter().all(|task| task.containers[0].name == tier));
+        // moto knows nothing of ECS Exec: every task reports it disabled.
+        assert_eq!(t.exec_ready().count(), 0);
+        assert_eq!(t.exec_problems().len(), expected.len());
+        assert!(t.exec_problems()[0].starts_with(&format!("ECS Exec not enabled on {tier} (task ")));
+    }
+    let stopped = seeded["ecs"]["stopped"].as_str().unwrap();
+    assert!(!discovery
+        .tiers
+        .iter()
+        .any(|t| t.tasks.iter().any(|task| task.arn == stopped)));
+}
+
 fn fake_ecs() -> FakeEcs {
     let task = |id: &str, container: &str, exec: bool, agent: Option<&'static str>| FakeTask {
         id: id.into(),

@@ -194,7 +194,7 @@ where
     if chain_has_credentials_error(&err) {
         return AwsError::CredentialsMissing {
             action,
-            detail: DisplayErrorContext(&err).to_string(),
+            detail: chain_text(&err),
         };
     }
     let endpoint = ctx
@@ -206,29 +206,39 @@ where
             AwsError::EndpointUnreachable {
                 action,
                 endpoint,
-                detail: DisplayErrorContext(&err).to_string(),
+                detail: chain_text(&err),
             }
         }
         SdkError::DispatchFailure(_) => AwsError::EndpointUnreachable {
             action,
             endpoint,
-            detail: DisplayErrorContext(&err).to_string(),
+            detail: chain_text(&err),
         },
         SdkError::TimeoutError(_) => AwsError::EndpointUnreachable {
             action,
             endpoint,
-            detail: format!("the SDK timed out: {}", DisplayErrorContext(&err)),
+            detail: format!("the SDK timed out: {}", chain_text(&err)),
         },
+        SdkError::ResponseError(_) if chain_has::<std::io::Error>(&err) => {
+            AwsError::EndpointUnreachable {
+                action,
+                endpoint,
+                detail: format!(
+                    "the connection broke while reading the response: {}",
+                    chain_text(&err)
+                ),
+            }
+        }
         SdkError::ResponseError(_) => AwsError::Other {
             action,
             detail: format!(
                 "the response could not be read ({}); is {endpoint} really the AWS endpoint?",
-                DisplayErrorContext(&err)
+                chain_text(&err)
             ),
         },
         _ => AwsError::Other {
             action,
-            detail: DisplayErrorContext(&err).to_string(),
+            detail: chain_text(&err),
         },
     }
 }
@@ -311,14 +321,34 @@ fn xml_element(body: &str, name: &str) -> Option<String> {
 }
 
 fn chain_has_credentials_error(err: &(dyn StdError + 'static)) -> bool {
+    chain_has::<CredentialsError>(err)
+}
+
+/// Whether an error of type `T` is anywhere in the source chain.
+fn chain_has<T: StdError + 'static>(err: &(dyn StdError + 'static)) -> bool {
     let mut current: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = current {
-        if e.downcast_ref::<CredentialsError>().is_some() {
+        if e.downcast_ref::<T>().is_some() {
             return true;
         }
         current = e.source();
     }
     false
+}
+
+/// The Display text of every error in the chain, joined by ": " (no Debug dumps of raw
+/// responses), at most 600 characters.
+fn chain_text(err: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !text.is_empty() && parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    parts.join(": ").chars().take(600).collect()
 }
 
 /// "8 s", "1.5 s" or "250 ms".

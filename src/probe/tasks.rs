@@ -258,7 +258,16 @@ impl AwsTaskDiscovery {
                 // A task that stopped between ListTasks and DescribeTasks is reported MISSING.
                 tracing::info!(service, ?failures, "tasks not described");
             }
-            found.extend(described.into_iter().map(task_info));
+            // ECS gives a service's tasks the group `service:<name>`. ListTasks already filters
+            // by service; the check keeps an endpoint that ignores `serviceName` (moto does)
+            // from attributing another service's tasks to this tier.
+            let group = format!("service:{service}");
+            found.extend(
+                described
+                    .into_iter()
+                    .filter(|t| t.group.as_deref().is_none_or(|g| g == group))
+                    .map(task_info),
+            );
         }
         Ok(())
     }

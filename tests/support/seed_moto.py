@@ -169,6 +169,33 @@ def seed_full():
         "gateway": {"id": gw["NatGateway"]["NatGatewayId"], "public_ip": eip_gw["PublicIp"],
                     "state": gw["NatGateway"]["State"], "subnet": subnets[1]},
     }
+    # ECS: the cluster on one container instance, one service per tier and its running tasks
+    # (moto starts no tasks for a service: they are run with the service's group, as ECS
+    # does), plus a stopped task and a task of another service.
+    ecs = boto3.client("ecs", **KW)
+    ecs.create_cluster(clusterName="cabal-mail")
+    host = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="m5.xlarge",
+                             SubnetId=subnets[0])["Instances"][0]
+    ecs.register_container_instance(cluster="cabal-mail", instanceIdentityDocument=json.dumps({
+        "instanceId": host["InstanceId"], "region": "us-east-1",
+        "availabilityZone": "us-east-1a", "privateIp": host["PrivateIpAddress"],
+        "accountId": "123456789012", "instanceType": "m5.xlarge", "imageId": image}))
+    counts = {"imap": 1, "smtp-in": 2, "smtp-out": 3}
+    for tier in list(counts) + ["admin"]:
+        ecs.register_task_definition(family=f"cabal-{tier}", networkMode="bridge",
+                                     containerDefinitions=[{"name": tier, "image": "cabal",
+                                                            "cpu": 16, "memory": 64}])
+        ecs.create_service(cluster="cabal-mail", serviceName=f"cabal-{tier}",
+                           taskDefinition=f"cabal-{tier}", desiredCount=counts.get(tier, 1))
+    tasks = {}
+    for tier, n in list(counts.items()) + [("admin", 1)]:
+        r = ecs.run_task(cluster="cabal-mail", taskDefinition=f"cabal-{tier}", count=n,
+                         launchType="EC2", group=f"service:cabal-{tier}")
+        tasks[tier] = sorted(t["taskArn"] for t in r["tasks"])
+    stopped = ecs.run_task(cluster="cabal-mail", taskDefinition="cabal-smtp-out", count=1,
+                           launchType="EC2", group="service:cabal-smtp-out")["tasks"][0]["taskArn"]
+    ecs.stop_task(cluster="cabal-mail", task=stopped, reason="scaled in")
+    out["ecs"] = {"tasks": tasks, "stopped": stopped}
     return out
 
 

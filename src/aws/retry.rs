@@ -72,8 +72,9 @@ impl Backoff {
 }
 
 /// Runs `op` until it succeeds, fails for good, or the deadline comes. Throttling is retried
-/// with backoff while the pause still fits before the deadline; the error then says how many
-/// attempts were throttled.
+/// with backoff while the pause still fits before the deadline; when time runs out after a
+/// throttled answer (during the pause or the next attempt) the error is `Throttled` with the
+/// number of throttled answers, since throttling is what the operator must act on.
 pub async fn call<T, F, Fut>(
     action: &str,
     deadline: Deadline,
@@ -88,6 +89,13 @@ where
     let mut transient: u32 = 0;
     loop {
         let outcome = match tokio::time::timeout_at(deadline.at, op()).await {
+            // Out of time while retrying a throttled call: throttling is the cause to report.
+            Err(_) if throttled > 0 => {
+                return Err(AwsError::Throttled {
+                    action: action.to_string(),
+                    attempts: throttled,
+                })
+            }
             Err(_) => return Err(deadline.timeout_error(action)),
             Ok(outcome) => outcome,
         };

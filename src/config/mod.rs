@@ -55,6 +55,7 @@ pub struct Config {
     pub cabalmail: CabalmailConfig,
     pub aws: AwsConfig,
     pub nat: NatConfig,
+    pub probes: ProbesConfig,
     pub dnsbl: DnsblConfig,
     pub slack: SlackConfig,
     pub pagerduty: PagerDutyConfig,
@@ -149,6 +150,7 @@ impl Config {
         self.auth.validate()?;
         self.cabalmail.validate()?;
         self.dnsbl.validate()?;
+        self.probes.validate()?;
         self.slack.validate()?;
         self.pagerduty.validate()?;
         Ok(())

@@ -590,3 +590,113 @@ fn validate_base_url(key: &str, url: &str) -> Result<(), ConfigError> {
     }
     Ok(())
 }
+
+/// `[probes]`: deadlines and caps of the AWS probes (log scan, NAT, task discovery).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbesConfig {
+    /// Deadline of the whole CloudWatch Logs scan (the three tiers run in parallel), in seconds.
+    pub log_scan_deadline_secs: u64,
+    /// Deadline of the NAT probe (EC2 DescribeInstances + DescribeNatGateways), in seconds.
+    pub nat_deadline_secs: u64,
+    /// Deadline of ECS task discovery (ListTasks + DescribeTasks for every tier), in seconds.
+    pub task_discovery_deadline_secs: u64,
+    /// Most log events kept per tier; the scan stops there and reports `truncated`.
+    pub log_max_events_per_tier: usize,
+    /// Most bytes of log messages kept per tier; the scan stops there and reports `truncated`.
+    pub log_max_bytes_per_tier: usize,
+    /// `limit` of each FilterLogEvents request (1..=10000, AWS's maximum).
+    pub log_page_limit: i32,
+    /// The scan window starts this long before the alert's `startsAt`, in seconds...
+    pub log_lookback_before_start_secs: u64,
+    /// ...or this long before now, whichever is earlier (the longer window), in seconds.
+    pub log_min_window_secs: u64,
+    /// The window never reaches further back than this (an alert firing for days), in seconds.
+    pub log_max_window_secs: u64,
+    /// First wait after a throttled AWS call, in ms; it doubles (with jitter) up to the max.
+    pub throttle_backoff_initial_ms: u64,
+    /// Longest wait between two throttled attempts, in ms.
+    pub throttle_backoff_max_ms: u64,
+    /// TCP connect timeout of the AWS clients, in seconds.
+    pub aws_connect_timeout_secs: u64,
+}
+
+impl Default for ProbesConfig {
+    fn default() -> Self {
+        ProbesConfig {
+            log_scan_deadline_secs: 15,
+            nat_deadline_secs: 8,
+            task_discovery_deadline_secs: 8,
+            log_max_events_per_tier: 20_000,
+            log_max_bytes_per_tier: 8 * 1024 * 1024,
+            log_page_limit: 10_000,
+            log_lookback_before_start_secs: 15 * 60,
+            log_min_window_secs: 30 * 60,
+            log_max_window_secs: 3 * 3600,
+            throttle_backoff_initial_ms: 200,
+            throttle_backoff_max_ms: 5_000,
+            aws_connect_timeout_secs: 3,
+        }
+    }
+}
+
+impl ProbesConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("probes.log_scan_deadline_secs", self.log_scan_deadline_secs),
+            ("probes.nat_deadline_secs", self.nat_deadline_secs),
+            (
+                "probes.task_discovery_deadline_secs",
+                self.task_discovery_deadline_secs,
+            ),
+            ("probes.log_min_window_secs", self.log_min_window_secs),
+            (
+                "probes.aws_connect_timeout_secs",
+                self.aws_connect_timeout_secs,
+            ),
+            (
+                "probes.throttle_backoff_initial_ms",
+                self.throttle_backoff_initial_ms,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
+            }
+        }
+        if self.log_max_events_per_tier == 0 || self.log_max_bytes_per_tier == 0 {
+            return Err(ConfigError::invalid(
+                "probes.log_max_events_per_tier",
+                "the per-tier caps (log_max_events_per_tier, log_max_bytes_per_tier) must be at least 1",
+            ));
+        }
+        if !(1..=10_000).contains(&self.log_page_limit) {
+            return Err(ConfigError::invalid(
+                "probes.log_page_limit",
+                "must be between 1 and 10000 (FilterLogEvents' maximum)",
+            ));
+        }
+        if self.log_max_window_secs < self.log_min_window_secs {
+            return Err(ConfigError::invalid(
+                "probes.log_max_window_secs",
+                "must be at least probes.log_min_window_secs",
+            ));
+        }
+        if self.throttle_backoff_max_ms < self.throttle_backoff_initial_ms {
+            return Err(ConfigError::invalid(
+                "probes.throttle_backoff_max_ms",
+                "must be at least probes.throttle_backoff_initial_ms",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn log_scan_deadline(&self) -> Duration {
+        Duration::from_secs(self.log_scan_deadline_secs)
+    }
+    pub fn nat_deadline(&self) -> Duration {
+        Duration::from_secs(self.nat_deadline_secs)
+    }
+    pub fn task_discovery_deadline(&self) -> Duration {
+        Duration::from_secs(self.task_discovery_deadline_secs)
+    }
+}

@@ -182,3 +182,38 @@ fn warns_about_clear_secrets_in_the_file() {
         "{warnings:?}"
     );
 }
+
+#[test]
+fn probe_settings_have_the_issue_defaults_and_are_checked() {
+    let config = load("", &[]).unwrap();
+    assert_eq!(config.probes.log_max_events_per_tier, 20_000);
+    assert_eq!(config.probes.log_max_bytes_per_tier, 8 * 1024 * 1024);
+    assert_eq!(config.probes.log_min_window_secs, 30 * 60);
+    assert_eq!(config.probes.log_lookback_before_start_secs, 15 * 60);
+    let config = load("", &[("CABAL_TRIAGE__PROBES__LOG_PAGE_LIMIT", "50")]).unwrap();
+    assert_eq!(config.probes.log_page_limit, 50);
+    for (text, key) in [
+        ("[probes]\nlog_page_limit = 10001", "probes.log_page_limit"),
+        ("[probes]\nlog_page_limit = 0", "probes.log_page_limit"),
+        (
+            "[probes]\nlog_scan_deadline_secs = 0",
+            "probes.log_scan_deadline_secs",
+        ),
+        (
+            "[probes]\nlog_max_events_per_tier = 0",
+            "probes.log_max_events_per_tier",
+        ),
+        (
+            "[probes]\nlog_max_window_secs = 60",
+            "probes.log_max_window_secs",
+        ),
+        (
+            "[probes]\nthrottle_backoff_max_ms = 1",
+            "probes.throttle_backoff_max_ms",
+        ),
+    ] {
+        let err = load(text, &[]).unwrap_err();
+        assert!(err.to_string().contains(key), "{text}: {err}");
+    }
+    assert!(load("[probes]\nlog_scan_deadline = 3", &[]).is_err());
+}

@@ -1,7 +1,10 @@
-//! Shared test harness: starting the real `cabal-triage` binary, building webhook payloads.
-//! Each integration test file does `mod support;` and uses what it needs.
+//! Shared harness of the integration tests, all on 127.0.0.1: the real `cabal-triage` binary,
+//! webhook payloads, moto in server mode, small fake AWS JSON endpoints, a fake DNS server. Use it
+//! from a test file with `mod support;`.
 #![allow(dead_code)]
 
+pub mod fake_aws;
 pub mod fake_dns;
+pub mod moto;
 pub mod payload;
 pub mod service;

@@ -1,0 +1,131 @@
+//! EC2 adapter: the NAT instances and NAT gateways whose `Name` tag matches a pattern.
+
+use aws_sdk_ec2::types::Filter;
+use aws_sdk_ec2::Client;
+use aws_smithy_types::date_time::Format;
+use aws_smithy_types::DateTime;
+
+use super::error::{classify, AwsError, CallContext};
+
+pub const DESCRIBE_INSTANCES: &str = "ec2:DescribeInstances";
+pub const DESCRIBE_NAT_GATEWAYS: &str = "ec2:DescribeNatGateways";
+
+/// An EC2 instance as the NAT probe needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawInstance {
+    pub id: String,
+    pub name: Option<String>,
+    pub state: String,
+    pub public_ip: Option<String>,
+    pub availability_zone: Option<String>,
+    pub launch_time: Option<String>,
+}
+
+/// A NAT gateway as the NAT probe needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawNatGateway {
+    pub id: String,
+    pub name: Option<String>,
+    pub state: String,
+    pub public_ip: Option<String>,
+    pub subnet_id: Option<String>,
+    pub create_time: Option<String>,
+}
+
+fn name_filter(pattern: &str) -> Filter {
+    Filter::builder().name("tag:Name").values(pattern).build()
+}
+
+fn name_tag(tags: &[aws_sdk_ec2::types::Tag]) -> Option<String> {
+    tags.iter()
+        .find(|t| t.key() == Some("Name"))
+        .and_then(|t| t.value())
+        .map(str::to_string)
+}
+
+fn rfc3339(t: Option<&DateTime>) -> Option<String> {
+    t.and_then(|t| t.fmt(Format::DateTime).ok())
+}
+
+/// One page of DescribeInstances filtered on `tag:Name`.
+pub async fn describe_instances_page(
+    client: &Client,
+    endpoint: Option<&str>,
+    name_pattern: &str,
+    next_token: Option<String>,
+) -> Result<(Vec<RawInstance>, Option<String>), AwsError> {
+    let ctx = CallContext {
+        iam_action: DESCRIBE_INSTANCES,
+        resource: None,
+        endpoint,
+    };
+    let output = client
+        .describe_instances()
+        .filters(name_filter(name_pattern))
+        .set_next_token(next_token)
+        .send()
+        .await
+        .map_err(|e| classify(ctx, e))?;
+    let instances = output
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .map(|i| RawInstance {
+            id: i.instance_id().unwrap_or("").to_string(),
+            name: name_tag(i.tags()),
+            state: i
+                .state()
+                .and_then(|s| s.name())
+                .map(|n| n.as_str().to_string())
+                .unwrap_or_else(|| "unknown".into()),
+            public_ip: i.public_ip_address().map(str::to_string),
+            availability_zone: i
+                .placement()
+                .and_then(|p| p.availability_zone())
+                .map(str::to_string),
+            launch_time: rfc3339(i.launch_time()),
+        })
+        .collect();
+    Ok((instances, output.next_token().map(str::to_string)))
+}
+
+/// One page of DescribeNatGateways filtered on `tag:Name`.
+pub async fn describe_nat_gateways_page(
+    client: &Client,
+    endpoint: Option<&str>,
+    name_pattern: &str,
+    next_token: Option<String>,
+) -> Result<(Vec<RawNatGateway>, Option<String>), AwsError> {
+    let ctx = CallContext {
+        iam_action: DESCRIBE_NAT_GATEWAYS,
+        resource: None,
+        endpoint,
+    };
+    let output = client
+        .describe_nat_gateways()
+        .filter(name_filter(name_pattern))
+        .set_next_token(next_token)
+        .send()
+        .await
+        .map_err(|e| classify(ctx, e))?;
+    let gateways = output
+        .nat_gateways()
+        .iter()
+        .map(|g| RawNatGateway {
+            id: g.nat_gateway_id().unwrap_or("").to_string(),
+            name: name_tag(g.tags()),
+            state: g
+                .state()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|| "unknown".into()),
+            public_ip: g
+                .nat_gateway_addresses()
+                .iter()
+                .find_map(|a| a.public_ip())
+                .map(str::to_string),
+            subnet_id: g.subnet_id().map(str::to_string),
+            create_time: rfc3339(g.create_time()),
+        })
+        .collect();
+    Ok((gateways, output.next_token().map(str::to_string)))
+}

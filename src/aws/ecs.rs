@@ -1,0 +1,121 @@
+//! ECS adapter: the running tasks of a service, and whether ECS Exec can reach them.
+
+use aws_sdk_ecs::types::DesiredStatus;
+use aws_sdk_ecs::Client;
+
+use super::error::{classify, AwsError, CallContext};
+
+pub const LIST_TASKS: &str = "ecs:ListTasks";
+pub const DESCRIBE_TASKS: &str = "ecs:DescribeTasks";
+/// DescribeTasks accepts at most this many tasks per call.
+pub const DESCRIBE_TASKS_MAX: usize = 100;
+/// Name of the managed agent that ECS Exec needs.
+pub const EXEC_AGENT: &str = "ExecuteCommandAgent";
+
+/// A task as DescribeTasks reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawTask {
+    pub arn: String,
+    pub last_status: Option<String>,
+    pub desired_status: Option<String>,
+    pub enable_execute_command: bool,
+    pub group: Option<String>,
+    pub containers: Vec<RawContainer>,
+}
+
+/// A container of a task, with the status of its ExecuteCommandAgent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawContainer {
+    pub name: String,
+    pub last_status: Option<String>,
+    /// `lastStatus` of the `ExecuteCommandAgent` managed agent; None when the agent is absent.
+    pub exec_agent_status: Option<String>,
+}
+
+/// One page of ListTasks for a service, desired status RUNNING.
+pub async fn list_tasks_page(
+    client: &Client,
+    endpoint: Option<&str>,
+    cluster: &str,
+    service: &str,
+    next_token: Option<String>,
+) -> Result<(Vec<String>, Option<String>), AwsError> {
+    let resource = format!("service {service} in cluster {cluster}");
+    let ctx = CallContext {
+        iam_action: LIST_TASKS,
+        resource: Some(&resource),
+        endpoint,
+    };
+    let output = client
+        .list_tasks()
+        .cluster(cluster)
+        .service_name(service)
+        .desired_status(DesiredStatus::Running)
+        .set_next_token(next_token)
+        .send()
+        .await
+        .map_err(|e| classify(ctx, e))?;
+    Ok((
+        output.task_arns().to_vec(),
+        output.next_token().map(str::to_string),
+    ))
+}
+
+/// DescribeTasks for up to 100 task ARNs. Tasks ECS could not describe come back as failures
+/// (`arn: reason`).
+pub async fn describe_tasks(
+    client: &Client,
+    endpoint: Option<&str>,
+    cluster: &str,
+    arns: &[String],
+) -> Result<(Vec<RawTask>, Vec<String>), AwsError> {
+    let resource = format!("cluster {cluster}");
+    let ctx = CallContext {
+        iam_action: DESCRIBE_TASKS,
+        resource: Some(&resource),
+        endpoint,
+    };
+    let output = client
+        .describe_tasks()
+        .cluster(cluster)
+        .set_tasks(Some(arns.to_vec()))
+        .send()
+        .await
+        .map_err(|e| classify(ctx, e))?;
+    let tasks = output
+        .tasks()
+        .iter()
+        .map(|t| RawTask {
+            arn: t.task_arn().unwrap_or("").to_string(),
+            last_status: t.last_status().map(str::to_string),
+            desired_status: t.desired_status().map(str::to_string),
+            enable_execute_command: t.enable_execute_command(),
+            group: t.group().map(str::to_string),
+            containers: t
+                .containers()
+                .iter()
+                .map(|c| RawContainer {
+                    name: c.name().unwrap_or("").to_string(),
+                    last_status: c.last_status().map(str::to_string),
+                    exec_agent_status: c
+                        .managed_agents()
+                        .iter()
+                        .find(|a| a.name().map(|n| n.as_str()) == Some(EXEC_AGENT))
+                        .map(|a| a.last_status().unwrap_or("UNKNOWN").to_string()),
+                })
+                .collect(),
+        })
+        .collect();
+    let failures = output
+        .failures()
+        .iter()
+        .map(|f| {
+            format!(
+                "{}: {}",
+                f.arn().unwrap_or("(no arn)"),
+                f.reason().unwrap_or("(no reason)")
+            )
+        })
+        .collect();
+    Ok((tasks, failures))
+}

@@ -1,0 +1,17 @@
+//! The AWS edge: one loader that turns `[aws]` into SDK clients, thin adapters over the three
+//! services the probes read (CloudWatch Logs, EC2, ECS), the mapping of every SDK error to a
+//! sentence an operator can act on, and the deadline-bounded retry of throttled calls.
+//!
+//! Nothing here decides anything: the probes (`crate::probe`) call these adapters and turn what
+//! they return into evidence. The ECS Exec client lives beside this module as `exec`.
+
+pub mod ec2;
+pub mod ecs;
+pub mod error;
+pub mod logs;
+pub mod retry;
+pub mod sdk;
+
+pub use error::AwsError;
+pub use retry::{Backoff, Deadline};
+pub use sdk::AwsClients;

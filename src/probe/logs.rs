@@ -1,0 +1,294 @@
+//! The CloudWatch Logs scan: each tier's delivery lines (`stat=Deferred` or `dsn=5`) within the
+//! window, all pages, the three tiers in parallel, capped per tier.
+//!
+//! One combined filter pattern, `?"stat=Deferred" ?"dsn=5"` (CloudWatch ORs `?` terms), rather
+//! than two scans: half the FilterLogEvents calls against an account-wide quota of a few calls
+//! per second shared with everyone else reading logs, one pass per tier so the caps bound the
+//! whole tier, and no duplicates to merge. Each returned event is checked again on this side
+//! (`is_delivery_line`), so a backend that ignores or misreads the pattern (moto treats `?`
+//! terms as "match everything") cannot fill the caps with unrelated lines.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use crate::aws::logs::{filter_log_events_page, FilterQuery, RawLogEvent, FILTER_LOG_EVENTS};
+use crate::aws::{retry, AwsClients, Backoff, Deadline};
+use crate::config::Config;
+use crate::report::Step;
+
+use super::snapshot::{LogEvent, Snapshot, Window};
+use super::{step, LogScanProbe, ProbeError};
+
+/// The terms of the runbook's metric filters.
+pub const DEFERRED_TERM: &str = "stat=Deferred";
+pub const BOUNCED_TERM: &str = "dsn=5";
+/// Both terms ORed, in CloudWatch Logs filter syntax.
+pub const FILTER_PATTERN: &str = r#"?"stat=Deferred" ?"dsn=5""#;
+
+/// Whether a message matches the filter pattern (the same substring test CloudWatch applies to
+/// quoted terms).
+pub fn is_delivery_line(message: &str) -> bool {
+    message.contains(DEFERRED_TERM) || message.contains(BOUNCED_TERM)
+}
+
+/// The caps of one tier's scan.
+#[derive(Debug, Clone, Copy)]
+pub struct LogCaps {
+    pub max_events: usize,
+    pub max_bytes: usize,
+    pub page_limit: i32,
+}
+
+/// Events kept so far on one tier, within the caps (pure; tested on its own).
+#[derive(Debug, Default)]
+pub struct LogAccumulator {
+    pub events: Vec<LogEvent>,
+    pub bytes: usize,
+    pub truncated: bool,
+}
+
+impl LogAccumulator {
+    /// Adds the matching events of a page. Returns false once a cap is reached: the event that
+    /// would cross it is not kept and the scan stops, marked `truncated`.
+    pub fn push_page(&mut self, page: Vec<RawLogEvent>, caps: &LogCaps) -> bool {
+        for raw in page {
+            if !is_delivery_line(&raw.message) {
+                continue;
+            }
+            if self.events.len() >= caps.max_events
+                || self.bytes.saturating_add(raw.message.len()) > caps.max_bytes
+            {
+                self.truncated = true;
+                return false;
+            }
+            self.bytes += raw.message.len();
+            self.events.push(LogEvent {
+                timestamp: raw.timestamp,
+                message: raw.message,
+                log_stream: raw.log_stream,
+            });
+        }
+        true
+    }
+}
+
+/// One tier's scan: the events gathered (even when it failed part way), and how it went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierLogScan {
+    pub tier: String,
+    pub log_group: String,
+    pub events: Vec<LogEvent>,
+    pub bytes: usize,
+    pub truncated: bool,
+    pub pages: u32,
+    pub error: Option<ProbeError>,
+    pub elapsed: Duration,
+}
+
+impl TierLogScan {
+    pub fn step(&self) -> Step {
+        step(
+            format!("log scan {}", self.tier),
+            self.elapsed,
+            self.error.as_ref(),
+        )
+    }
+}
+
+/// The scan of every tier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogScan {
+    pub window: Window,
+    /// In report order (imap, smtp-in, smtp-out).
+    pub tiers: Vec<TierLogScan>,
+}
+
+impl LogScan {
+    pub fn tier(&self, tier: &str) -> Option<&TierLogScan> {
+        self.tiers.iter().find(|t| t.tier == tier)
+    }
+
+    pub fn steps(&self) -> Vec<Step> {
+        self.tiers.iter().map(TierLogScan::step).collect()
+    }
+
+    /// Writes the window and each tier's events into a replay snapshot.
+    pub fn record(&self, snapshot: &mut Snapshot) {
+        snapshot.window = Some(self.window);
+        for scan in &self.tiers {
+            let tier = snapshot.tier_mut(&scan.tier);
+            tier.log_events = Some(scan.events.clone());
+            tier.log_error = scan.error.as_ref().map(|e| e.message.clone());
+            tier.log_truncated = scan.truncated;
+        }
+    }
+}
+
+/// The scan against CloudWatch Logs.
+#[derive(Debug, Clone)]
+pub struct AwsLogScan {
+    client: aws_sdk_cloudwatchlogs::Client,
+    endpoint: Option<String>,
+    /// (tier, log group) in report order.
+    tiers: Vec<(String, String)>,
+    caps: LogCaps,
+    backoff: Backoff,
+}
+
+impl AwsLogScan {
+    pub fn new(clients: &AwsClients, config: &Config) -> AwsLogScan {
+        let probes = &config.probes;
+        AwsLogScan {
+            client: clients.logs.clone(),
+            endpoint: clients.endpoints.logs.clone(),
+            tiers: config
+                .cabalmail
+                .tiers_in_order()
+                .map(|(name, tier)| (name.to_string(), tier.log_group.clone()))
+                .collect(),
+            caps: LogCaps {
+                max_events: probes.log_max_events_per_tier,
+                max_bytes: probes.log_max_bytes_per_tier,
+                page_limit: probes.log_page_limit,
+            },
+            backoff: Backoff {
+                initial: Duration::from_millis(probes.throttle_backoff_initial_ms),
+                max: Duration::from_millis(probes.throttle_backoff_max_ms),
+            },
+        }
+    }
+
+    async fn scan_tier(
+        &self,
+        tier: &str,
+        log_group: &str,
+        window: Window,
+        deadline: Deadline,
+    ) -> TierLogScan {
+        let started = Instant::now();
+        let query = FilterQuery {
+            log_group,
+            start_ms: window.from_ms(),
+            end_ms: window.to_ms(),
+            filter_pattern: FILTER_PATTERN,
+            limit: self.caps.page_limit,
+        };
+        let action = format!("{FILTER_LOG_EVENTS} on {log_group}");
+        let mut kept = LogAccumulator::default();
+        let mut pages = 0u32;
+        let mut token: Option<String> = None;
+        let mut error = None;
+        loop {
+            let page = retry::call(&action, deadline, self.backoff, || {
+                filter_log_events_page(
+                    &self.client,
+                    self.endpoint.as_deref(),
+                    &query,
+                    token.clone(),
+                )
+            })
+            .await;
+            let page = match page {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(tier, log_group, pages, error = %e, "log scan stopped");
+                    error = Some(ProbeError::from(e));
+                    break;
+                }
+            };
+            pages += 1;
+            if !kept.push_page(page.events, &self.caps) {
+                break;
+            }
+            match page.next_token {
+                // CloudWatch ends with no token; a repeated token would loop forever.
+                Some(next) if token.as_deref() != Some(next.as_str()) => token = Some(next),
+                _ => break,
+            }
+        }
+        TierLogScan {
+            tier: tier.to_string(),
+            log_group: log_group.to_string(),
+            events: kept.events,
+            bytes: kept.bytes,
+            truncated: kept.truncated,
+            pages,
+            error,
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+#[async_trait]
+impl LogScanProbe for AwsLogScan {
+    async fn scan(&self, window: Window, deadline: Deadline) -> LogScan {
+        let scans = self
+            .tiers
+            .iter()
+            .map(|(tier, group)| self.scan_tier(tier, group, window, deadline));
+        LogScan {
+            window,
+            tiers: futures::future::join_all(scans).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(message: &str) -> RawLogEvent {
+        RawLogEvent {
+            timestamp: 1,
+            message: message.to_string(),
+            log_stream: "smtp-out/smtp-out/0a1b".into(),
+        }
+    }
+
+    #[test]
+    fn only_delivery_lines_are_kept() {
+        assert!(is_delivery_line("... dsn=4.7.28, stat=Deferred: 421 ..."));
+        assert!(is_delivery_line("... dsn=5.1.1, stat=User unknown"));
+        assert!(!is_delivery_line("... dsn=2.0.0, stat=Sent (ok)"));
+        assert!(!is_delivery_line(
+            "supervisord: reconfigure entered RUNNING state"
+        ));
+    }
+
+    #[test]
+    fn caps_stop_the_scan_and_mark_it_truncated() {
+        let caps = LogCaps {
+            max_events: 3,
+            max_bytes: 1_000,
+            page_limit: 100,
+        };
+        let mut acc = LogAccumulator::default();
+        assert!(acc.push_page(vec![raw("stat=Deferred a"), raw("noise")], &caps));
+        assert!(!acc.push_page(
+            vec![
+                raw("dsn=5.1.1 b"),
+                raw("stat=Deferred c"),
+                raw("stat=Deferred d")
+            ],
+            &caps
+        ));
+        assert_eq!(acc.events.len(), 3);
+        assert!(acc.truncated);
+
+        let caps = LogCaps {
+            max_events: 100,
+            max_bytes: 30,
+            page_limit: 100,
+        };
+        let mut acc = LogAccumulator::default();
+        assert!(!acc.push_page(
+            vec![raw("stat=Deferred 0123456"), raw("stat=Deferred 0123456")],
+            &caps
+        ));
+        assert_eq!(acc.events.len(), 1);
+        assert_eq!(acc.bytes, 21);
+        assert!(acc.truncated);
+    }
+}

@@ -1,0 +1,291 @@
+//! The NAT probe: the EC2 instances and NAT gateways whose `Name` tag matches `nat.tag_pattern`
+//! (default `cabal-nat-*`: the runbook's `Values=cabal-nat` matches neither `cabal-nat-0` nor a
+//! gateway), and the NAT state the verdict uses. Finding nothing is `missing`, not an error.
+//!
+//! The pattern is sent to EC2 as a `tag:Name` filter and checked again on this side with the
+//! same wildcard rules (`*`, `?`), so a backend that ignores the filter (moto does for NAT
+//! gateways) cannot make an unrelated gateway look like the NAT.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+use wildmatch::WildMatch;
+
+use crate::aws::ec2::{
+    describe_instances_page, describe_nat_gateways_page, RawInstance, RawNatGateway,
+    DESCRIBE_INSTANCES, DESCRIBE_NAT_GATEWAYS,
+};
+use crate::aws::{retry, AwsClients, AwsError, Backoff, Deadline};
+use crate::config::Config;
+use crate::report::{NatState, Step};
+
+use super::snapshot::{NatEntry, NatSnapshot, Snapshot};
+use super::{step, NatProbe, ProbeError};
+
+/// What the NAT probe found, and how it went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NatProbeResult {
+    pub nat: NatSnapshot,
+    pub error: Option<ProbeError>,
+    pub elapsed: Duration,
+}
+
+impl NatProbeResult {
+    pub fn state(&self) -> NatState {
+        nat_state(&self.nat)
+    }
+
+    pub fn step(&self) -> Step {
+        step("nat".to_string(), self.elapsed, self.error.as_ref())
+    }
+
+    pub fn record(&self, snapshot: &mut Snapshot) {
+        snapshot.nat = Some(self.nat.clone());
+    }
+}
+
+/// Maps one instance state or gateway state to the report's NAT state.
+fn entry_state(state: &str, gateway: bool) -> NatState {
+    match (gateway, state) {
+        (false, "running") | (true, "available") => NatState::Running,
+        (_, "pending") => NatState::Pending,
+        (false, "stopping") | (false, "shutting-down") | (true, "deleting") => NatState::Stopping,
+        (false, "stopped") | (true, "failed") => NatState::Stopped,
+        (false, "terminated") | (true, "deleted") => NatState::Terminated,
+        _ => NatState::Unknown,
+    }
+}
+
+/// The NAT state for the verdict (pure): `running` when any NAT instance runs or any gateway
+/// is available (one per AZ; one working NAT keeps mail flowing through its AZ); else the
+/// most hopeful state found (pending, stopping, stopped, terminated); `missing` when nothing
+/// matches; `unknown` when nothing was found because the lookup failed.
+pub fn nat_state(nat: &NatSnapshot) -> NatState {
+    let states: Vec<NatState> = nat
+        .instances
+        .iter()
+        .map(|i| entry_state(&i.state, false))
+        .chain(nat.gateways.iter().map(|g| entry_state(&g.state, true)))
+        .collect();
+    if states.is_empty() {
+        return if nat.error.is_some() {
+            NatState::Unknown
+        } else {
+            NatState::Missing
+        };
+    }
+    [
+        NatState::Running,
+        NatState::Pending,
+        NatState::Stopping,
+        NatState::Stopped,
+        NatState::Terminated,
+    ]
+    .into_iter()
+    .find(|wanted| states.contains(wanted))
+    .unwrap_or(NatState::Unknown)
+}
+
+fn name_matches(pattern: &WildMatch, name: Option<&str>) -> bool {
+    name.is_some_and(|n| pattern.matches(n))
+}
+
+fn instance_entry(i: RawInstance) -> NatEntry {
+    NatEntry {
+        id: i.id,
+        name: i.name,
+        state: i.state,
+        public_ip: i.public_ip,
+        availability_zone: i.availability_zone,
+        subnet_id: None,
+        launch_time: i.launch_time,
+    }
+}
+
+fn gateway_entry(g: RawNatGateway) -> NatEntry {
+    NatEntry {
+        id: g.id,
+        name: g.name,
+        state: g.state,
+        public_ip: g.public_ip,
+        availability_zone: None,
+        subnet_id: g.subnet_id,
+        launch_time: g.create_time,
+    }
+}
+
+/// The NAT probe against EC2.
+#[derive(Debug, Clone)]
+pub struct AwsNatProbe {
+    client: aws_sdk_ec2::Client,
+    endpoint: Option<String>,
+    tag_pattern: String,
+    backoff: Backoff,
+}
+
+impl AwsNatProbe {
+    pub fn new(clients: &AwsClients, config: &Config) -> AwsNatProbe {
+        AwsNatProbe {
+            client: clients.ec2.clone(),
+            endpoint: clients.endpoints.ec2.clone(),
+            tag_pattern: config.nat.tag_pattern.clone(),
+            backoff: Backoff {
+                initial: Duration::from_millis(config.probes.throttle_backoff_initial_ms),
+                max: Duration::from_millis(config.probes.throttle_backoff_max_ms),
+            },
+        }
+    }
+
+    async fn instances(
+        &self,
+        deadline: Deadline,
+        found: &mut Vec<NatEntry>,
+    ) -> Result<(), AwsError> {
+        let pattern = WildMatch::new(&self.tag_pattern);
+        let mut token: Option<String> = None;
+        loop {
+            let (page, next) = retry::call(DESCRIBE_INSTANCES, deadline, self.backoff, || {
+                describe_instances_page(
+                    &self.client,
+                    self.endpoint.as_deref(),
+                    &self.tag_pattern,
+                    token.clone(),
+                )
+            })
+            .await?;
+            found.extend(
+                page.into_iter()
+                    .filter(|i| name_matches(&pattern, i.name.as_deref()))
+                    .map(instance_entry),
+            );
+            match next {
+                Some(next) if token.as_deref() != Some(next.as_str()) => token = Some(next),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    async fn gateways(
+        &self,
+        deadline: Deadline,
+        found: &mut Vec<NatEntry>,
+    ) -> Result<(), AwsError> {
+        let pattern = WildMatch::new(&self.tag_pattern);
+        let mut token: Option<String> = None;
+        loop {
+            let (page, next) = retry::call(DESCRIBE_NAT_GATEWAYS, deadline, self.backoff, || {
+                describe_nat_gateways_page(
+                    &self.client,
+                    self.endpoint.as_deref(),
+                    &self.tag_pattern,
+                    token.clone(),
+                )
+            })
+            .await?;
+            found.extend(
+                page.into_iter()
+                    .filter(|g| name_matches(&pattern, g.name.as_deref()))
+                    .map(gateway_entry),
+            );
+            match next {
+                Some(next) if token.as_deref() != Some(next.as_str()) => token = Some(next),
+                _ => return Ok(()),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl NatProbe for AwsNatProbe {
+    async fn describe(&self, deadline: Deadline) -> NatProbeResult {
+        let started = Instant::now();
+        let mut instances = Vec::new();
+        let mut gateways = Vec::new();
+        let (inst, gw) = tokio::join!(
+            self.instances(deadline, &mut instances),
+            self.gateways(deadline, &mut gateways)
+        );
+        let errors: Vec<ProbeError> = [inst.err(), gw.err()]
+            .into_iter()
+            .flatten()
+            .map(ProbeError::from)
+            .collect();
+        let error = match errors.len() {
+            0 => None,
+            _ => Some(ProbeError {
+                timed_out: errors.iter().all(|e| e.timed_out),
+                message: errors
+                    .iter()
+                    .map(|e| e.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }),
+        };
+        instances.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        gateways.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        NatProbeResult {
+            nat: NatSnapshot {
+                instances,
+                gateways,
+                error: error.as_ref().map(|e| e.message.clone()),
+            },
+            error,
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(state: &str) -> NatEntry {
+        NatEntry {
+            id: "i-1".into(),
+            name: Some("cabal-nat-0".into()),
+            state: state.into(),
+            public_ip: None,
+            availability_zone: None,
+            subnet_id: None,
+            launch_time: None,
+        }
+    }
+
+    #[test]
+    fn nat_state_prefers_a_working_nat_and_says_missing_when_none() {
+        let mut nat = NatSnapshot::default();
+        assert_eq!(nat_state(&nat), NatState::Missing);
+        nat.error = Some("ec2:DescribeInstances: access denied".into());
+        assert_eq!(nat_state(&nat), NatState::Unknown);
+        nat.instances = vec![entry("terminated"), entry("stopped")];
+        assert_eq!(nat_state(&nat), NatState::Stopped);
+        nat.instances.push(entry("running"));
+        assert_eq!(nat_state(&nat), NatState::Running);
+        let gateways_only = NatSnapshot {
+            gateways: vec![entry("deleting"), entry("available")],
+            ..NatSnapshot::default()
+        };
+        assert_eq!(nat_state(&gateways_only), NatState::Running);
+        let failed = NatSnapshot {
+            gateways: vec![entry("failed")],
+            ..NatSnapshot::default()
+        };
+        assert_eq!(nat_state(&failed), NatState::Stopped);
+        let odd = NatSnapshot {
+            instances: vec![entry("exploded")],
+            ..NatSnapshot::default()
+        };
+        assert_eq!(nat_state(&odd), NatState::Unknown);
+    }
+
+    #[test]
+    fn the_name_pattern_matches_numbered_nats_only() {
+        let p = WildMatch::new("cabal-nat-*");
+        assert!(name_matches(&p, Some("cabal-nat-0")));
+        assert!(name_matches(&p, Some("cabal-nat-12")));
+        assert!(!name_matches(&p, Some("cabal-nat")));
+        assert!(!name_matches(&p, Some("other-nat-0")));
+        assert!(!name_matches(&p, None));
+    }
+}

@@ -1,0 +1,237 @@
+//! The replay snapshot (design.md, "Replay snapshot", a contract): what the probes saw, so a
+//! triage can be replayed without AWS. Pure data with serde; a missing key means the probe was
+//! not run, which replays treat like a probe that returned nothing.
+//!
+//! Beyond the contract's fields the types carry a few extras that replays need to reproduce a
+//! report exactly (`log_truncated`, `task_details`, the NAT's AZ and launch time); they are
+//! skipped when empty so a contract-only snapshot round-trips unchanged.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// The whole snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    #[serde(with = "time::serde::rfc3339")]
+    pub captured_at: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
+    #[serde(default)]
+    pub tiers: BTreeMap<String, TierSnapshot>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat: Option<NatSnapshot>,
+    /// IP -> zone -> answers (empty: not listed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnsbl: Option<BTreeMap<String, BTreeMap<String, Vec<String>>>>,
+}
+
+impl Snapshot {
+    pub fn new(captured_at: OffsetDateTime) -> Snapshot {
+        Snapshot {
+            captured_at,
+            window: None,
+            tiers: BTreeMap::new(),
+            nat: None,
+            dnsbl: None,
+        }
+    }
+
+    /// The tier's entry, created empty when absent.
+    pub fn tier_mut(&mut self, tier: &str) -> &mut TierSnapshot {
+        self.tiers.entry(tier.to_string()).or_default()
+    }
+}
+
+/// The log-scan window, `from` .. `to` inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    #[serde(with = "time::serde::rfc3339")]
+    pub from: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub to: OffsetDateTime,
+}
+
+impl Window {
+    /// Epoch milliseconds of `from`, as CloudWatch wants it.
+    pub fn from_ms(&self) -> i64 {
+        epoch_ms(self.from)
+    }
+    /// Epoch milliseconds of `to`.
+    pub fn to_ms(&self) -> i64 {
+        epoch_ms(self.to)
+    }
+}
+
+fn epoch_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// What was seen on one tier.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TierSnapshot {
+    /// ARNs of the tier's running tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<Vec<String>>,
+    /// Per task: whether ECS Exec is enabled and its agent running (extra field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_details: Option<Vec<TaskInfo>>,
+    /// Why task discovery failed on this tier (extra field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks_error: Option<String>,
+    /// One entry per task and command run over ECS Exec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<Vec<ExecRecord>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_events: Option<Vec<LogEvent>>,
+    /// Why the log scan failed or stopped early, when it did.
+    #[serde(default)]
+    pub log_error: Option<String>,
+    /// The per-tier cap stopped the scan: more matching events exist (extra field).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub log_truncated: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// One CloudWatch Logs event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEvent {
+    /// Epoch milliseconds (CloudWatch's time, the authoritative one).
+    pub timestamp: i64,
+    /// The syslog line, as written by remote servers: untrusted text.
+    pub message: String,
+    pub log_stream: String,
+}
+
+/// One command run over ECS Exec (filled by the mail-queue probe).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRecord {
+    /// Task id (the last part of the ARN).
+    pub task: String,
+    /// `mailq` or `virtusertable`.
+    pub probe: String,
+    /// Raw output as received.
+    #[serde(default)]
+    pub output: Option<String>,
+    #[serde(default)]
+    pub exit_status: Option<i32>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// A running task of a tier, and whether ECS Exec can reach its container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskInfo {
+    pub arn: String,
+    /// The last part of the ARN, as ECS Exec targets it.
+    pub id: String,
+    #[serde(default)]
+    pub last_status: Option<String>,
+    /// `enableExecuteCommand` of the task.
+    pub exec_enabled: bool,
+    pub containers: Vec<ContainerInfo>,
+}
+
+/// A container of a task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerInfo {
+    pub name: String,
+    #[serde(default)]
+    pub last_status: Option<String>,
+    /// `lastStatus` of its `ExecuteCommandAgent` (`RUNNING` when ECS Exec works); null when the
+    /// task has no such agent.
+    #[serde(default)]
+    pub exec_agent: Option<String>,
+}
+
+/// The NAT in front of smtp-out: instances and/or gateways whose Name tag matches the pattern.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NatSnapshot {
+    #[serde(default)]
+    pub instances: Vec<NatEntry>,
+    #[serde(default)]
+    pub gateways: Vec<NatEntry>,
+    /// Why (part of) the NAT lookup failed.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// A NAT instance or gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NatEntry {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// EC2's state name: `running`, `stopped`, ... for instances; `available`, `pending`,
+    /// `deleting`, `deleted`, `failed` for gateways.
+    pub state: String,
+    #[serde(default)]
+    pub public_ip: Option<String>,
+    /// Instances only: gateways report a subnet, not an AZ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
+    /// Gateways only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
+    /// RFC 3339: an instance's launch time, a gateway's creation time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_time: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONTRACT_EXAMPLE: &str = r#"{"captured_at": "2026-11-28T20:15:00Z",
+     "window": {"from": "2026-11-28T19:43:30Z", "to": "2026-11-28T20:15:00Z"},
+     "tiers": {"smtp-out": {"tasks": ["arn:aws:ecs:us-east-1:123456789012:task/cabal-mail/0a1b"],
+                            "exec": [{"task": "0a1b", "probe": "mailq",
+                                      "output": "Total requests: 42\r\n",
+                                      "exit_status": 0, "error": null}],
+                            "log_events": [{"timestamp": 1764360843000, "message": "<syslog line>",
+                                            "log_stream": "smtp-out/smtp-out/0a1b"}],
+                            "log_error": null},
+               "smtp-in": {}, "imap": {"log_error": "timed out"}},
+     "nat": {"instances": [{"id": "i-0abc", "name": "cabal-nat-0", "state": "running", "public_ip": "203.0.113.7"}],
+             "gateways": [{"id": "nat-0abc", "name": "cabal-nat-0", "state": "available", "public_ip": "198.51.100.1"}],
+             "error": null},
+     "dnsbl": {"203.0.113.7": {"zen.spamhaus.org": ["127.0.0.2"], "bl.spamcop.net": []}}}"#;
+
+    #[test]
+    fn the_contract_example_reads_and_round_trips() {
+        let snapshot: Snapshot = serde_json::from_str(CONTRACT_EXAMPLE).unwrap();
+        let out = &snapshot.tiers["smtp-out"];
+        assert_eq!(out.tasks.as_ref().unwrap().len(), 1);
+        assert_eq!(out.exec.as_ref().unwrap()[0].exit_status, Some(0));
+        assert_eq!(out.log_events.as_ref().unwrap()[0].timestamp, 1764360843000);
+        assert!(snapshot.tiers["smtp-in"].log_events.is_none());
+        let nat = snapshot.nat.as_ref().unwrap();
+        assert_eq!(nat.instances[0].public_ip.as_deref(), Some("203.0.113.7"));
+        assert_eq!(nat.gateways[0].state, "available");
+        let window = snapshot.window.unwrap();
+        assert_eq!(window.to_ms() - window.from_ms(), 1_890_000);
+
+        let text = serde_json::to_string(&snapshot).unwrap();
+        let again: Snapshot = serde_json::from_str(&text).unwrap();
+        assert_eq!(again, snapshot);
+        assert!(!text.contains("log_truncated"));
+        assert!(!text.contains("task_details"));
+    }
+
+    #[test]
+    fn hostile_snapshots_are_errors_not_panics() {
+        for text in [
+            "",
+            "{}",
+            r#"{"captured_at": "yesterday"}"#,
+            r#"{"captured_at": "2026-11-28T20:15:00Z", "tiers": {"imap": {"log_events": [{"timestamp": "x"}]}}}"#,
+            r#"{"captured_at": "2026-11-28T20:15:00Z", "nat": {"instances": [{"state": 1}]}}"#,
+        ] {
+            assert!(serde_json::from_str::<Snapshot>(text).is_err(), "{text}");
+        }
+    }
+}

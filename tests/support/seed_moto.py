@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""Seeds a moto server with a Cabalmail-like environment for the AWS probe tests.
+
+Usage: seed_moto.py ENDPOINT SCENARIO NOW_MS
+Prints one JSON object describing what was created (ids, addresses, expected counts), which the
+Rust tests assert against. Scenarios:
+  full        three tiers' log groups with realistic sendmail lines, NAT instances and gateways
+  big         one tier (smtp-out) with many matching events, for deadline tests
+  restricted  an IAM user allowed only ec2:DescribeInstances, the log groups and one NAT instance
+"""
+import json
+import sys
+
+import boto3
+
+ENDPOINT, SCENARIO, NOW_MS = sys.argv[1], sys.argv[2], int(sys.argv[3])
+KW = dict(endpoint_url=ENDPOINT, region_name="us-east-1",
+          aws_access_key_id="testing", aws_secret_access_key="testing")
+logs = boto3.client("logs", **KW)
+MIN = 60_000
+
+TASKS = {
+    "imap": ["9f1c2d3e4a5b46c7a8b9c0d1e2f3a4b5"],
+    "smtp-in": ["1a2b3c4d5e6f47a8b9c0d1e2f3a4b5c6", "2b3c4d5e6f7a48b9c0d1e2f3a4b5c6d7"],
+    "smtp-out": ["3c4d5e6f7a8b49c0d1e2f3a4b5c6d7e8", "4d5e6f7a8b9c40d1e2f3a4b5c6d7e8f9",
+                 "5e6f7a8b9c0d41e2f3a4b5c6d7e8f9a0"],
+}
+
+
+def syslog_prefix(pid):
+    return f"Nov 28 20:14:03 ip-10-0-2-17 sm-mta[{pid}]"
+
+
+def deferred_gmail(i):
+    return (f"{syslog_prefix(812)}: 5ASKE3aB{i:06d}: to=<user{i}@gmail.com>, delay=00:00:02, "
+            f"xdelay=00:00:02, mailer=esmtp, pri=121458, relay=gmail-smtp-in.l.google.com. "
+            f"[142.250.31.27], dsn=4.7.28, stat=Deferred: 421-4.7.28 [203.0.113.7] Our system has "
+            f"detected an unusual rate of unsolicited mail originating from your IP address.")
+
+
+def deferred_network(i):
+    return (f"{syslog_prefix(813)}: 5ASKF4bC{i:06d}: to=<someone{i}@example.org>, delay=00:05:00, "
+            f"xdelay=00:05:00, mailer=esmtp, pri=30000, relay=mx.example.org., dsn=4.4.1, "
+            f"stat=Deferred: Connection timed out with mx.example.org.")
+
+
+def bounced_out(i):
+    return (f"{syslog_prefix(814)}: 5ASKG5cD{i:06d}: to=<person{i}@outlook.com>, delay=00:00:01, "
+            f"xdelay=00:00:01, mailer=esmtp, pri=30000, relay=outlook-com.olc.protection.outlook.com. "
+            f"[52.101.10.1], dsn=5.7.1, stat=Service unavailable")
+
+
+def bounced_in(i):
+    return (f"{syslog_prefix(815)}: 5ASKH6dE{i:06d}: <nobody{i}@cabal.example>... User unknown; "
+            f"to=<nobody{i}@cabal.example>, delay=00:00:00, mailer=local, pri=30000, dsn=5.1.1, "
+            f"stat=User unknown")
+
+
+def deferred_imap(i):
+    return (f"{syslog_prefix(816)}: 5ASKI7eF{i:06d}: to=<owner{i}@cabal.example>, delay=00:00:03, "
+            f"xdelay=00:00:03, mailer=local, pri=30000, dsn=4.0.0, stat=Deferred: local mailer "
+            f"(/usr/bin/procmail) exited with EX_TEMPFAIL")
+
+
+def sent(i):
+    return (f"{syslog_prefix(817)}: 5ASKJ8fG{i:06d}: to=<friend{i}@yahoo.com>, delay=00:00:01, "
+            f"xdelay=00:00:01, mailer=esmtp, pri=30000, relay=mta7.am0.yahoodns.net. "
+            f"[67.195.204.72], dsn=2.0.0, stat=Sent (ok dirdel)")
+
+
+NOISE = [
+    "2026-11-28 20:14:01,123 INFO success: reconfigure entered RUNNING state",
+    "Nov 28 20:14:02 ip-10-0-2-17 opendkim[77]: 5ASKE3aB000001: DKIM-Signature field added",
+    "Nov 28 20:14:02 ip-10-0-2-17 dovecot: imap-login: Login: user=<owner>, method=PLAIN",
+]
+
+
+def spread(lines, start_ms, end_ms):
+    """Timestamps evenly spread over [start_ms, end_ms)."""
+    n = max(len(lines), 1)
+    step = max((end_ms - start_ms) // n, 1)
+    return [(start_ms + k * step, line) for k, line in enumerate(lines)]
+
+
+def put(group, stream, events):
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    events = sorted(events)
+    for k in range(0, len(events), 5000):
+        chunk = events[k:k + 5000]
+        logs.put_log_events(logGroupName=group, logStreamName=stream,
+                            logEvents=[{"timestamp": t, "message": m} for t, m in chunk])
+
+
+def seed_tier(tier, inside, outside):
+    """inside/outside: lists of messages, round-robined over the tier's task streams."""
+    group = f"/ecs/cabal-{tier}"
+    logs.create_log_group(logGroupName=group)
+    streams = [f"{tier}/{tier}/{t}" for t in TASKS[tier]]
+    per_stream = {s: [] for s in streams}
+    timed = spread(inside, NOW_MS - 20 * MIN, NOW_MS - 1 * MIN) + \
+        spread(outside, NOW_MS - 50 * MIN, NOW_MS - 35 * MIN)
+    for k, ev in enumerate(timed):
+        per_stream[streams[k % len(streams)]].append(ev)
+    for s in streams:
+        put(group, s, per_stream[s])
+
+
+def seed_full():
+    out = {}
+    # smtp-out: 150 policy deferrals + 20 network deferrals + 10 bounces match; 100 sent and
+    # 60 noise lines do not; 30 deferrals lie outside the window.
+    inside = [deferred_gmail(i) for i in range(150)] + [deferred_network(i) for i in range(20)] + \
+        [bounced_out(i) for i in range(10)] + [sent(i) for i in range(100)] + NOISE * 20
+    seed_tier("smtp-out", inside, [deferred_gmail(1000 + i) for i in range(30)])
+    out["smtp-out"] = {"matching": 180, "deferred": 170, "bounced": 10, "in_window": len(inside)}
+    inside = [bounced_in(i) for i in range(12)] + [sent(i) for i in range(40)] + NOISE * 7
+    seed_tier("smtp-in", inside, [bounced_in(100 + i) for i in range(5)])
+    out["smtp-in"] = {"matching": 12, "deferred": 0, "bounced": 12, "in_window": len(inside)}
+    inside = [deferred_imap(i) for i in range(7)] + NOISE * 10
+    seed_tier("imap", inside, [])
+    out["imap"] = {"matching": 7, "deferred": 7, "bounced": 0, "in_window": len(inside)}
+
+    ec2 = boto3.client("ec2", **KW)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{k}.0/24",
+                                 AvailabilityZone=az)["Subnet"]["SubnetId"]
+               for k, az in enumerate(["us-east-1a", "us-east-1b"])]
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+
+    def instance(name, subnet):
+        r = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                              SubnetId=subnet,
+                              TagSpecifications=[{"ResourceType": "instance",
+                                                  "Tags": [{"Key": "Name", "Value": name}]}])
+        return r["Instances"][0]["InstanceId"]
+
+    nat0 = instance("cabal-nat-0", subnets[0])
+    nat1 = instance("cabal-nat-1", subnets[1])
+    nat2 = instance("cabal-nat-2", subnets[0])
+    legacy = instance("cabal-nat", subnets[0])      # the runbook's filter would match only this
+    web = instance("web-1", subnets[1])
+    eip0 = ec2.allocate_address(Domain="vpc")
+    ec2.associate_address(InstanceId=nat0, AllocationId=eip0["AllocationId"])
+    ec2.stop_instances(InstanceIds=[nat1])
+    ec2.terminate_instances(InstanceIds=[nat2])
+    eip_gw = ec2.allocate_address(Domain="vpc")
+    gw = ec2.create_nat_gateway(SubnetId=subnets[1], AllocationId=eip_gw["AllocationId"],
+                                TagSpecifications=[{"ResourceType": "natgateway",
+                                                    "Tags": [{"Key": "Name", "Value": "cabal-nat-3"}]}])
+    other_eip = ec2.allocate_address(Domain="vpc")
+    other_gw = ec2.create_nat_gateway(SubnetId=subnets[0], AllocationId=other_eip["AllocationId"],
+                                      TagSpecifications=[{"ResourceType": "natgateway",
+                                                          "Tags": [{"Key": "Name", "Value": "shared-egress"}]}])
+    desc = {i["InstanceId"]: i for r in ec2.describe_instances(InstanceIds=[nat0, nat1, nat2])["Reservations"]
+            for i in r["Instances"]}
+    out["nat"] = {
+        "instances": {
+            "cabal-nat-0": {"id": nat0, "state": desc[nat0]["State"]["Name"],
+                            "public_ip": desc[nat0].get("PublicIpAddress"), "eip": eip0["PublicIp"],
+                            "az": desc[nat0]["Placement"]["AvailabilityZone"]},
+            "cabal-nat-1": {"id": nat1, "state": desc[nat1]["State"]["Name"],
+                            "public_ip": desc[nat1].get("PublicIpAddress"),
+                            "az": desc[nat1]["Placement"]["AvailabilityZone"]},
+            "cabal-nat-2": {"id": nat2, "state": desc[nat2]["State"]["Name"],
+                            "public_ip": desc[nat2].get("PublicIpAddress"),
+                            "az": desc[nat2]["Placement"]["AvailabilityZone"]},
+        },
+        "excluded": [legacy, web, other_gw["NatGateway"]["NatGatewayId"]],
+        "gateway": {"id": gw["NatGateway"]["NatGatewayId"], "public_ip": eip_gw["PublicIp"],
+                    "state": gw["NatGateway"]["State"], "subnet": subnets[1]},
+    }
+    # ECS: the cluster on one container instance, one service per tier and its running tasks
+    # (moto starts no tasks for a service: they are run with the service's group, as ECS
+    # does), plus a stopped task and a task of another service.
+    ecs = boto3.client("ecs", **KW)
+    ecs.create_cluster(clusterName="cabal-mail")
+    host = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="m5.xlarge",
+                             SubnetId=subnets[0])["Instances"][0]
+    ecs.register_container_instance(cluster="cabal-mail", instanceIdentityDocument=json.dumps({
+        "instanceId": host["InstanceId"], "region": "us-east-1",
+        "availabilityZone": "us-east-1a", "privateIp": host["PrivateIpAddress"],
+        "accountId": "123456789012", "instanceType": "m5.xlarge", "imageId": image}))
+    counts = {"imap": 1, "smtp-in": 2, "smtp-out": 3}
+    for tier in list(counts) + ["admin"]:
+        ecs.register_task_definition(family=f"cabal-{tier}", networkMode="bridge",
+                                     containerDefinitions=[{"name": tier, "image": "cabal",
+                                                            "cpu": 16, "memory": 64}])
+        ecs.create_service(cluster="cabal-mail", serviceName=f"cabal-{tier}",
+                           taskDefinition=f"cabal-{tier}", desiredCount=counts.get(tier, 1))
+    tasks = {}
+    for tier, n in list(counts.items()) + [("admin", 1)]:
+        r = ecs.run_task(cluster="cabal-mail", taskDefinition=f"cabal-{tier}", count=n,
+                         launchType="EC2", group=f"service:cabal-{tier}")
+        tasks[tier] = sorted(t["taskArn"] for t in r["tasks"])
+    stopped = ecs.run_task(cluster="cabal-mail", taskDefinition="cabal-smtp-out", count=1,
+                           launchType="EC2", group="service:cabal-smtp-out")["tasks"][0]["taskArn"]
+    ecs.stop_task(cluster="cabal-mail", task=stopped, reason="scaled in")
+    out["ecs"] = {"tasks": tasks, "stopped": stopped}
+    return out
+
+
+def seed_big():
+    inside = [deferred_gmail(i) for i in range(3000)]
+    seed_tier("smtp-out", inside, [])
+    return {"smtp-out": {"matching": len(inside)}}
+
+
+def seed_restricted():
+    iam = boto3.client("iam", **KW)
+    iam.create_user(UserName="cabal-triage-ec2-only")
+    key = iam.create_access_key(UserName="cabal-triage-ec2-only")["AccessKey"]
+    # DescribeInstances only: FilterLogEvents and DescribeNatGateways are denied.
+    iam.put_user_policy(UserName="cabal-triage-ec2-only", PolicyName="describe-instances-only",
+                        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+                            {"Effect": "Allow", "Action": ["ec2:DescribeInstances"],
+                             "Resource": "*"}]}))
+    for tier in TASKS:
+        logs.create_log_group(logGroupName=f"/ecs/cabal-{tier}")
+    ec2 = boto3.client("ec2", **KW)
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    nat = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                            TagSpecifications=[{"ResourceType": "instance",
+                                                "Tags": [{"Key": "Name", "Value": "cabal-nat-0"}]}])
+    return {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"],
+            "nat_instance": nat["Instances"][0]["InstanceId"]}
+
+
+result = {"full": seed_full, "big": seed_big, "restricted": seed_restricted}[SCENARIO]()
+print(json.dumps(result))

@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod report;
 pub mod runbook;
+pub mod sendmail;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;

@@ -573,3 +573,26 @@ fn validate_base_url(key: &str, url: &str) -> Result<(), ConfigError> {
     }
     Ok(())
 }
+
+/// `[providers]`: recipient providers beyond the built-in table of `sendmail::providers`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvidersConfig {
+    /// A domain (`"example.net"`), or `"*.example.net"` for its sub-domains such as relay
+    /// hosts, mapped to a provider name. Entries override the built-in table.
+    pub extra: BTreeMap<String, String>,
+}
+
+impl ProvidersConfig {
+    /// The provider table: built-ins plus `extra`.
+    pub fn table(&self) -> Result<crate::sendmail::ProviderTable, ConfigError> {
+        crate::sendmail::ProviderTable::with_extra(
+            self.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .map_err(|e| ConfigError::invalid("providers.extra", e.to_string()))
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        self.table().map(|_| ())
+    }
+}

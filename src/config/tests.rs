@@ -182,3 +182,18 @@ fn warns_about_clear_secrets_in_the_file() {
         "{warnings:?}"
     );
 }
+
+#[test]
+fn providers_extra_extends_the_table_and_is_validated() {
+    let config = load(
+        "[providers]\nextra = { \"example.net\" = \"someprovider\", \"*.mx.example.org\" = \"other\" }\n",
+        &[],
+    )
+    .unwrap();
+    let table = config.providers.table().unwrap();
+    assert_eq!(table.lookup_domain("example.net"), Some("someprovider"));
+    assert_eq!(table.lookup_domain("in.mx.example.org"), Some("other"));
+    assert_eq!(table.lookup_domain("gmail.com"), Some("google"));
+    let error = load("[providers]\nextra = { \"not a domain\" = \"x\" }\n", &[]).unwrap_err();
+    assert!(error.to_string().contains("providers.extra"), "{error}");
+}

@@ -80,7 +80,8 @@ impl<'a> Delivery<'a> {
             return self.reply_dsn.or(self.text_dsn);
         };
         if let Some(reply) = self.reply_dsn {
-            if reply.class == dsn.class && !(reply.is_generic() && !dsn.is_generic()) {
+            // The remote's code wins unless it is generic where sendmail's is specific.
+            if reply.class == dsn.class && (dsn.is_generic() || !reply.is_generic()) {
                 return Some(reply);
             }
         }
@@ -131,9 +132,7 @@ impl Serialize for Delivery<'_> {
 /// sendmail delivery-status line.
 pub fn classify_line<'a>(line: &'a str, providers: &'a ProviderTable) -> Option<Delivery<'a>> {
     // Cheap rejection first: most lines of a mail log are not delivery lines.
-    if memchr::memmem::find(line.as_bytes(), b"to=").is_none() {
-        return None;
-    }
+    memchr::memmem::find(line.as_bytes(), b"to=")?;
     let syslog = parse_syslog(line);
     if let Some(program) = syslog.program {
         if !is_sendmail_program(program) {

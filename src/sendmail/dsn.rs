@@ -406,7 +406,7 @@ pub fn dsn_for_smtp_code(code: u16) -> Option<Dsn> {
         554 => Dsn::new(5, 0, 0),
         200..=299 => Dsn::new(2, 0, 0),
         400..=499 => Dsn::new(4, 0, 0),
-        500..=599 => Dsn::new(5, 0, 0),
+        505..=549 | 555..=599 => Dsn::new(5, 0, 0),
         _ => return None,
     })
 }

@@ -4,11 +4,17 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cabal-triage");
+/// The binary under test. `CABAL_TRIAGE_TEST_BIN` overrides it: the build directory is shared
+/// between worktrees, so a copy taken right after the build guards against another build
+/// replacing the binary mid-run.
+fn bin() -> String {
+    std::env::var("CABAL_TRIAGE_TEST_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_cabal-triage").to_string())
+}
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()

@@ -96,7 +96,12 @@ pub(crate) fn write_deliveries<R: Read, W: Write>(
         if finder.find(bytes).is_none() {
             return Ok(());
         }
-        let text = String::from_utf8_lossy(bytes);
+        // Valid UTF-8 (the usual case) is checked fast and borrowed; anything else is decoded
+        // lossily, per line.
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(bytes),
+        };
         if let Some(delivery) = classify_line(&text, providers) {
             let record = Numbered {
                 line: line_no,
@@ -167,7 +172,7 @@ mod tests {
 
     #[test]
     fn writes_one_json_line_per_delivery_line() {
-        let input = b"Nov 28 20:14:03 h sm-mta[1]: Q0000001: to=<a@gmail.com>, delay=00:00:02, mailer=esmtp, pri=1, relay=gmail-smtp-in.l.google.com. [142.250.31.27], dsn=4.7.28, stat=Deferred: 421-4.7.28 x\nNov 28 20:14:04 h dovecot: imap-login: user=<a>\n\xffQ0000002: to=<b@\xfe.example>, stat=Sent\n";
+        let input = b"Nov 28 20:14:03 h sm-mta[1]: Q0000001: to=<a@gmail.com>, delay=00:00:02, mailer=esmtp, pri=1, relay=gmail-smtp-in.l.google.com. [142.250.31.27], dsn=4.7.28, stat=Deferred: 421-4.7.28 x\nNov 28 20:14:04 h dovecot: imap-login: user=<a>\nQ0000002: to=<b@\xfe.example>, stat=Sent \xff\n\xffQ0000003: to=<c@d.example>, stat=Sent\n";
         let mut out = Vec::new();
         assert!(write_deliveries(&input[..], &mut out, &ProviderTable::builtin()).is_ok());
         let text = String::from_utf8(out).unwrap();
@@ -200,5 +205,7 @@ mod tests {
         assert_eq!(lines[1]["line"], 3);
         assert_eq!(lines[1]["status"], "sent");
         assert_eq!(lines[1]["recipient_domain"], "\u{fffd}.example");
+        // Garbage before the queue id: not a sendmail message.
+        assert!(!text.contains("Q0000003"));
     }
 }

@@ -43,7 +43,8 @@ pub struct Delivery<'a> {
     pub dsn: Option<Dsn>,
     /// Whether `dsn` was logged by sendmail (`dsn=`) rather than implied.
     pub dsn_logged: bool,
-    /// The code implied by sendmail's own text (`Connection refused by ...`), when it implies one.
+    /// The code implied by sendmail's own text (`Connection refused by ...`), when it implies one
+    /// and the logged code is missing or generic (`x.y.0`).
     pub text_dsn: Option<Dsn>,
     /// The remote reply: `reply=`, else the text after `stat=Deferred: `, else `Sent (...)`.
     pub reply: Option<&'a str>,
@@ -128,11 +129,15 @@ impl Serialize for Delivery<'_> {
     }
 }
 
+/// Built once: constructing a substring searcher per line costs more than the search.
+static TO_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"to="));
+
 /// Classifies a whole log line (syslog prefix optional). `None` for anything that is not a
 /// sendmail delivery-status line.
 pub fn classify_line<'a>(line: &'a str, providers: &'a ProviderTable) -> Option<Delivery<'a>> {
     // Cheap rejection first: most lines of a mail log are not delivery lines.
-    memchr::memmem::find(line.as_bytes(), b"to=")?;
+    TO_FINDER.find(line.as_bytes())?;
     let syslog = parse_syslog(line);
     if let Some(program) = syslog.program {
         if !is_sendmail_program(program) {
@@ -177,7 +182,9 @@ pub fn classify<'a>(line: &DeliveryLine<'a>, providers: &'a ProviderTable) -> De
     };
     // sendmail's own words: the deferral text, or the whole status for a failure.
     let own_text = deferred_text.or(stat).unwrap_or("");
-    let text_dsn = if stat_word == Some("Sent") {
+    // Only needed without a logged code or with a generic one (the text then says more); the
+    // table scan is skipped for the common specific codes.
+    let text_dsn = if stat_word == Some("Sent") || logged.is_some_and(|d| !d.is_generic()) {
         None
     } else {
         implied_by_text(own_text, transient_hint)

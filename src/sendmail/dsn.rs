@@ -338,15 +338,50 @@ impl fmt::Display for DsnClass {
     }
 }
 
+/// Writes `n` (at most 3 digits, as parsed) in decimal into `buf` at `at`; returns the new end.
+fn push_number(buf: &mut [u8; 12], mut at: usize, n: u16) -> usize {
+    let n = n.min(999);
+    if n >= 100 {
+        buf[at] = b'0' + (n / 100) as u8;
+        at += 1;
+    }
+    if n >= 10 {
+        buf[at] = b'0' + (n / 10 % 10) as u8;
+        at += 1;
+    }
+    buf[at] = b'0' + (n % 10) as u8;
+    at + 1
+}
+
+/// Serializes without the formatting machinery: `parse maillog` writes millions of these.
+fn serialize_code<S: Serializer>(
+    serializer: S,
+    class: u8,
+    subject: u16,
+    detail: Option<u16>,
+) -> Result<S::Ok, S::Error> {
+    let mut buf = [0u8; 12];
+    buf[0] = b'0' + class.min(9);
+    buf[1] = b'.';
+    let mut end = push_number(&mut buf, 2, subject);
+    if let Some(detail) = detail {
+        buf[end] = b'.';
+        end = push_number(&mut buf, end + 1, detail);
+    }
+    // Only ASCII digits and dots were written.
+    let text = std::str::from_utf8(&buf[..end]).map_err(serde::ser::Error::custom)?;
+    serializer.serialize_str(text)
+}
+
 impl Serialize for Dsn {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        serialize_code(serializer, self.class, self.subject, Some(self.detail))
     }
 }
 
 impl Serialize for DsnClass {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        serialize_code(serializer, self.class, self.subject, None)
     }
 }
 
@@ -450,6 +485,14 @@ mod tests {
         assert_eq!(Category::of(None), Category::Unknown);
         assert_eq!(Dsn::new(4, 9, 0).category(), Category::Unknown);
         assert_eq!(serde_json::to_string(&dsn).unwrap(), "\"4.7.28\"");
+        assert_eq!(
+            serde_json::to_string(&Dsn::new(5, 100, 999)).unwrap(),
+            "\"5.100.999\""
+        );
+        assert_eq!(
+            serde_json::to_string(&Dsn::new(2, 0, 0).class()).unwrap(),
+            "\"2.0\""
+        );
         assert_eq!(
             serde_json::to_string(&Category::MailSystem).unwrap(),
             "\"mail-system\""

@@ -4,6 +4,32 @@
 //! configuration adds or overrides entries.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FNV-1a: the table is fixed after construction (nothing from the logs is inserted, so no
+/// hash flooding), and lookups of short domain names run for every delivery line.
+#[derive(Default)]
+struct Fnv1a(u64);
+
+impl Hasher for Fnv1a {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
+type Table = HashMap<Box<str>, Box<str>, BuildHasherDefault<Fnv1a>>;
 
 /// How a built-in pattern matches a domain (always lower-case, no trailing dot).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,9 +112,9 @@ pub enum ProviderError {
 /// The lookup table: the built-ins plus the configured extras (which win).
 #[derive(Debug, Clone)]
 pub struct ProviderTable {
-    exact: HashMap<Box<str>, Box<str>>,
-    subdomains: HashMap<Box<str>, Box<str>>,
-    any_tld: HashMap<Box<str>, Box<str>>,
+    exact: Table,
+    subdomains: Table,
+    any_tld: Table,
 }
 
 impl Default for ProviderTable {
@@ -101,9 +127,9 @@ impl ProviderTable {
     /// The built-in table alone.
     pub fn builtin() -> Self {
         let mut table = ProviderTable {
-            exact: HashMap::new(),
-            subdomains: HashMap::new(),
-            any_tld: HashMap::new(),
+            exact: Table::default(),
+            subdomains: Table::default(),
+            any_tld: Table::default(),
         };
         for (pattern, provider) in BUILTIN {
             let (map, key) = match pattern {

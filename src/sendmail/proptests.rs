@@ -102,7 +102,12 @@ proptest! {
     fn dsn_parse_round_trips(class in prop::sample::select(vec![2u8, 4, 5]), subject in 0u16..1000, detail in 0u16..1000) {
         let text = format!("{class}.{subject}.{detail}");
         let dsn = Dsn::parse(&text).unwrap();
-        prop_assert_eq!(dsn.to_string(), text);
+        prop_assert_eq!(dsn.to_string(), text.clone());
+        prop_assert_eq!(serde_json::to_string(&dsn).unwrap(), format!("\"{}\"", text));
+        prop_assert_eq!(
+            serde_json::to_string(&dsn.class()).unwrap(),
+            format!("\"{}.{}\"", class, subject)
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod probe;
 pub mod report;
 pub mod runbook;
+pub mod sendmail;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;

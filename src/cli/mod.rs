@@ -3,6 +3,8 @@
 //! 2 bad usage or bad input (with a one-line error on stderr).
 
 mod check_config;
+mod lines;
+mod parse;
 mod serve;
 
 use std::path::PathBuf;
@@ -34,6 +36,42 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Parse sendmail's logs or `mailq` output into JSON (`-` reads standard input).
+    Parse {
+        #[command(subcommand)]
+        what: ParseCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ParseCommand {
+    /// One JSON object per sendmail delivery-status line.
+    Maillog {
+        /// The log file, or `-` for standard input.
+        #[arg(value_name = "FILE")]
+        file: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ParseFormat::Json)]
+        format: ParseFormat,
+        /// Configuration whose `[providers] extra` entries extend the provider table.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// `{"total_requests": N | null, "queues": [...]}` from `mailq` output.
+    Mailq {
+        /// The saved `mailq` output, or `-` for standard input.
+        #[arg(value_name = "FILE")]
+        file: String,
+        /// Print email local parts instead of `j***@gmail.com`.
+        #[arg(long)]
+        show_local_parts: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ParseFormat {
+    /// JSON lines.
+    Json,
 }
 
 /// A command's failure, split by exit code.
@@ -59,6 +97,21 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve::run(config.as_deref()),
         Command::CheckConfig { config } => check_config::run(config.as_deref()),
+        Command::Parse {
+            what:
+                ParseCommand::Maillog {
+                    file,
+                    format: ParseFormat::Json,
+                    config,
+                },
+        } => parse::run_maillog(&file, config.as_deref()),
+        Command::Parse {
+            what:
+                ParseCommand::Mailq {
+                    file,
+                    show_local_parts,
+                },
+        } => parse::run_mailq(&file, show_local_parts),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -60,6 +60,7 @@ pub struct Config {
     pub slack: SlackConfig,
     pub pagerduty: PagerDutyConfig,
     pub privacy: PrivacyConfig,
+    pub providers: ProvidersConfig,
 }
 
 impl Config {
@@ -153,6 +154,7 @@ impl Config {
         self.probes.validate()?;
         self.slack.validate()?;
         self.pagerduty.validate()?;
+        self.providers.validate()?;
         Ok(())
     }
 

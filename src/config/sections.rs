@@ -700,3 +700,26 @@ impl ProbesConfig {
         Duration::from_secs(self.task_discovery_deadline_secs)
     }
 }
+
+/// `[providers]`: recipient providers beyond the built-in table of `sendmail::providers`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvidersConfig {
+    /// A domain (`"example.net"`), or `"*.example.net"` for its sub-domains such as relay
+    /// hosts, mapped to a provider name. Entries override the built-in table.
+    pub extra: BTreeMap<String, String>,
+}
+
+impl ProvidersConfig {
+    /// The provider table: built-ins plus `extra`.
+    pub fn table(&self) -> Result<crate::sendmail::ProviderTable, ConfigError> {
+        crate::sendmail::ProviderTable::with_extra(
+            self.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .map_err(|e| ConfigError::invalid("providers.extra", e.to_string()))
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        self.table().map(|_| ())
+    }
+}

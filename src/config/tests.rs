@@ -217,3 +217,18 @@ fn probe_settings_have_the_issue_defaults_and_are_checked() {
     }
     assert!(load("[probes]\nlog_scan_deadline = 3", &[]).is_err());
 }
+
+#[test]
+fn providers_extra_extends_the_table_and_is_validated() {
+    let config = load(
+        "[providers]\nextra = { \"example.net\" = \"someprovider\", \"*.mx.example.org\" = \"other\" }\n",
+        &[],
+    )
+    .unwrap();
+    let table = config.providers.table().unwrap();
+    assert_eq!(table.lookup_domain("example.net"), Some("someprovider"));
+    assert_eq!(table.lookup_domain("in.mx.example.org"), Some("other"));
+    assert_eq!(table.lookup_domain("gmail.com"), Some("google"));
+    let error = load("[providers]\nextra = { \"not a domain\" = \"x\" }\n", &[]).unwrap_err();
+    assert!(error.to_string().contains("providers.extra"), "{error}");
+}

@@ -1,0 +1,395 @@
+//! Sendmail's own messages: the delivery-status line that `logdelivery` (deliver.c) writes for
+//! every recipient attempt, and the sender line of each accepted envelope. Fields borrow from
+//! the input; nothing is copied. The parser never fails: it keeps what it could read.
+//!
+//! A delivery line is `QID: to=<a@x>,<b@y>, ctladdr=... (uid/gid), delay=..., xdelay=...,
+//! mailer=..., pri=..., relay=host. [ip], dsn=..., reply=..., stat=...`. Fields are separated by
+//! `, ` followed by a lower-case key and `=`; `stat=` is always last and runs to the end of the
+//! line (its text may contain anything the remote server said); `reply=` (sendmail 8.17) runs
+//! up to `, stat=`.
+
+/// What a sendmail message is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendmailMessage<'a> {
+    Delivery(DeliveryLine<'a>),
+    Sender(SenderLine<'a>),
+    /// Anything else sendmail logs (`SYSERR`, `ruleset=`, `DSN:`, ...) or another program's text.
+    Other,
+}
+
+/// `relay=host. [ip]`, `relay=[ip]`, `relay=[IPv6:::1]`, `relay=user@host [ip] (may be forged)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relay<'a> {
+    /// The host name without its trailing dot, when one is logged.
+    pub host: Option<&'a str>,
+    /// The address with its brackets, `[142.250.31.27]` or `[IPv6:2001:db8::1]`.
+    pub bracketed_addr: Option<&'a str>,
+    /// The field as logged.
+    pub raw: &'a str,
+}
+
+impl<'a> Relay<'a> {
+    pub fn parse(raw: &'a str) -> Relay<'a> {
+        let text = raw.trim();
+        let bracketed = |from: &'a str| -> Option<&'a str> {
+            let open = from.find('[')?;
+            let close = from[open..].find(']')? + open;
+            Some(&from[open..=close])
+        };
+        if text.starts_with('[') {
+            return Relay {
+                host: None,
+                bracketed_addr: bracketed(text),
+                raw,
+            };
+        }
+        let (host, rest) = text.split_once(' ').unwrap_or((text, ""));
+        let host = host.trim_end_matches('.');
+        Relay {
+            host: (!host.is_empty()).then_some(host),
+            bracketed_addr: bracketed(rest),
+            raw,
+        }
+    }
+
+    /// The host name, or the bracketed address when there is no name (the contract's `relay`).
+    pub fn display(&self) -> Option<&'a str> {
+        self.host.or(self.bracketed_addr)
+    }
+}
+
+/// A delivery-status line: one attempt to deliver to the recipients in `to=`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryLine<'a> {
+    pub queue_id: Option<&'a str>,
+    /// The recipient list as logged (comma-separated, `[more]` removed).
+    pub to: &'a str,
+    /// Sendmail split a long recipient list over several lines (`to=... [more]`).
+    pub more_recipients: bool,
+    pub ctladdr: Option<&'a str>,
+    pub delay: Option<&'a str>,
+    pub xdelay: Option<&'a str>,
+    pub mailer: Option<&'a str>,
+    pub pri: Option<&'a str>,
+    pub relay: Option<Relay<'a>>,
+    pub dsn: Option<&'a str>,
+    /// The remote server's reply (sendmail 8.17 `reply=`).
+    pub reply: Option<&'a str>,
+    pub stat: Option<&'a str>,
+}
+
+/// The sender line: `QID: from=<a@x>, size=N, class=0, nrcpts=N, msgid=<...>, proto=ESMTP,
+/// daemon=MTA, relay=host [ip]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SenderLine<'a> {
+    pub queue_id: Option<&'a str>,
+    pub from: &'a str,
+    pub size: Option<u64>,
+    pub class: Option<&'a str>,
+    pub nrcpts: Option<u32>,
+    pub msgid: Option<&'a str>,
+    pub proto: Option<&'a str>,
+    pub daemon: Option<&'a str>,
+    pub relay: Option<Relay<'a>>,
+}
+
+/// Classifies and parses one sendmail message (the syslog message, prefix already removed).
+pub fn parse_message(message: &str) -> SendmailMessage<'_> {
+    let (queue_id, body) = split_queue_id(message);
+    if body.starts_with("to=") {
+        SendmailMessage::Delivery(parse_delivery_body(queue_id, body))
+    } else if body.starts_with("from=") {
+        SendmailMessage::Sender(parse_sender_body(queue_id, body))
+    } else {
+        SendmailMessage::Other
+    }
+}
+
+/// `5ASKE3aB000812: rest` -> (Some(id), rest); a message without a queue id is all body.
+fn split_queue_id(message: &str) -> (Option<&str>, &str) {
+    let bytes = message.as_bytes();
+    let len = bytes
+        .iter()
+        .take(33)
+        .take_while(|b| b.is_ascii_alphanumeric())
+        .count();
+    if (4..=32).contains(&len) && bytes.get(len) == Some(&b':') && bytes.get(len + 1) == Some(&b' ')
+    {
+        (Some(&message[..len]), &message[len + 2..])
+    } else {
+        (None, message)
+    }
+}
+
+fn parse_delivery_body<'a>(queue_id: Option<&'a str>, body: &'a str) -> DeliveryLine<'a> {
+    let mut line = DeliveryLine {
+        queue_id,
+        ..DeliveryLine::default()
+    };
+    for (key, value) in Fields::new(body) {
+        match key {
+            "to" => {
+                let (to, more) = strip_more(value);
+                line.to = to;
+                line.more_recipients = more;
+            }
+            "ctladdr" => line.ctladdr = Some(value),
+            "delay" => line.delay = Some(value),
+            "xdelay" => line.xdelay = Some(value),
+            "mailer" => line.mailer = Some(value),
+            "pri" => line.pri = Some(value),
+            "relay" => line.relay = Some(Relay::parse(value)),
+            "dsn" => line.dsn = Some(value),
+            "reply" => line.reply = Some(value),
+            "stat" => line.stat = Some(value),
+            _ => {}
+        }
+    }
+    line
+}
+
+fn parse_sender_body<'a>(queue_id: Option<&'a str>, body: &'a str) -> SenderLine<'a> {
+    let mut line = SenderLine {
+        queue_id,
+        ..SenderLine::default()
+    };
+    for (key, value) in Fields::new(body) {
+        match key {
+            "from" => line.from = value,
+            "size" => line.size = value.parse().ok(),
+            "class" => line.class = Some(value),
+            "nrcpts" => line.nrcpts = value.parse().ok(),
+            "msgid" => line.msgid = Some(value),
+            "proto" => line.proto = Some(value),
+            "daemon" => line.daemon = Some(value),
+            "relay" => line.relay = Some(Relay::parse(value)),
+            _ => {}
+        }
+    }
+    line
+}
+
+/// `<a>,<b>, [more]` -> (`<a>,<b>`, true).
+fn strip_more(value: &str) -> (&str, bool) {
+    match value.strip_suffix(" [more]") {
+        Some(rest) => (rest.trim_end_matches(','), true),
+        None => (value, false),
+    }
+}
+
+/// Iterates over `key=value` fields separated by `, key=`; `stat=` takes the rest of the line
+/// and `reply=` runs to the first `, stat=`.
+struct Fields<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Fields<'a> {
+    fn new(body: &'a str) -> Self {
+        Fields { rest: body }
+    }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.rest;
+        let key_len = key_length(rest.as_bytes())?;
+        let key = &rest[..key_len];
+        let value_start = key_len + 1;
+        let tail = &rest[value_start..];
+        let value_len = match key {
+            "stat" => tail.len(),
+            "reply" => tail.find(", stat=").unwrap_or(tail.len()),
+            _ => next_separator(tail).unwrap_or(tail.len()),
+        };
+        let value = &tail[..value_len];
+        // Skip the `, ` separator (or reach the end).
+        self.rest = tail.get(value_len + 2..).unwrap_or("");
+        Some((key, value))
+    }
+}
+
+/// Length of a `[a-z_]+` key followed by `=`, or None.
+fn key_length(bytes: &[u8]) -> Option<usize> {
+    let len = bytes
+        .iter()
+        .take(24)
+        .take_while(|b| b.is_ascii_lowercase() || **b == b'_')
+        .count();
+    (len > 0 && bytes.get(len) == Some(&b'=')).then_some(len)
+}
+
+/// Offset of the next `, key=` in `text`.
+fn next_separator(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(found) = memchr::memchr(b',', &bytes[from..]) {
+        let at = from + found;
+        if bytes.get(at + 1) == Some(&b' ') && key_length(&bytes[at + 2..]).is_some() {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// The recipients of a `to=` list: split on commas outside `<...>` and quotes.
+pub fn recipients(to: &str) -> impl Iterator<Item = &str> {
+    let mut rest = to;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut depth = 0u32;
+        let mut quoted = false;
+        let mut end = rest.len();
+        for (i, b) in rest.bytes().enumerate() {
+            match b {
+                b'"' => quoted = !quoted,
+                b'<' if !quoted => depth += 1,
+                b'>' if !quoted => depth = depth.saturating_sub(1),
+                b',' if !quoted && depth == 0 => {
+                    end = i;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let item = rest[..end].trim();
+        rest = rest.get(end + 1..).unwrap_or("");
+        Some(item)
+    })
+    .filter(|item| !item.is_empty())
+}
+
+/// The domain of an address such as `<someone@Gmail.com>` or `someone@gmail.com.`, as logged
+/// (not lower-cased), without brackets or a trailing dot.
+pub fn address_domain(address: &str) -> Option<&str> {
+    let inner = address.trim();
+    let inner = inner.strip_prefix('<').unwrap_or(inner);
+    let inner = match inner.find('>') {
+        Some(close) => &inner[..close],
+        None => inner,
+    };
+    let at = inner.rfind('@')?;
+    let domain = inner[at + 1..].trim_end_matches('.');
+    (!domain.is_empty()).then_some(domain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(message: &str) -> DeliveryLine<'_> {
+        match parse_message(message) {
+            SendmailMessage::Delivery(d) => d,
+            other => panic!("not a delivery line: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn full_delivery_line() {
+        let d = delivery(
+            "5ASKE3aB000812: to=<someone@gmail.com>, ctladdr=<me@example.org> (1000/1000), delay=00:00:02, xdelay=00:00:02, mailer=esmtp, pri=121458, relay=gmail-smtp-in.l.google.com. [142.250.31.27], dsn=4.7.28, stat=Deferred: 421-4.7.28 unusual rate, of unsolicited mail, x=y",
+        );
+        assert_eq!(d.queue_id, Some("5ASKE3aB000812"));
+        assert_eq!(d.to, "<someone@gmail.com>");
+        assert_eq!(d.ctladdr, Some("<me@example.org> (1000/1000)"));
+        assert_eq!(d.delay, Some("00:00:02"));
+        assert_eq!(d.mailer, Some("esmtp"));
+        assert_eq!(d.pri, Some("121458"));
+        let relay = d.relay.unwrap();
+        assert_eq!(relay.host, Some("gmail-smtp-in.l.google.com"));
+        assert_eq!(relay.bracketed_addr, Some("[142.250.31.27]"));
+        assert_eq!(d.dsn, Some("4.7.28"));
+        assert_eq!(
+            d.stat,
+            Some("Deferred: 421-4.7.28 unusual rate, of unsolicited mail, x=y")
+        );
+    }
+
+    #[test]
+    fn reply_field_runs_to_stat() {
+        let d = delivery(
+            "QID1234: to=<a@b.example>, delay=00:00:01, mailer=esmtp, pri=1, relay=mx.b.example. [192.0.2.1], dsn=5.1.1, reply=550 5.1.1 <a@b.example>... User unknown, sorry, stat=User unknown",
+        );
+        assert_eq!(
+            d.reply,
+            Some("550 5.1.1 <a@b.example>... User unknown, sorry")
+        );
+        assert_eq!(d.stat, Some("User unknown"));
+    }
+
+    #[test]
+    fn several_recipients_and_more() {
+        let d =
+            delivery("QID1234: to=<a@x.example>,<b@y.example>, [more], delay=00:00:00, stat=Sent");
+        assert!(d.more_recipients);
+        assert_eq!(
+            recipients(d.to).collect::<Vec<_>>(),
+            ["<a@x.example>", "<b@y.example>"]
+        );
+        let list = "\"a,b\"@x.example,<c,d@y.example>, e@z.example";
+        assert_eq!(
+            recipients(list).collect::<Vec<_>>(),
+            ["\"a,b\"@x.example", "<c,d@y.example>", "e@z.example"]
+        );
+    }
+
+    #[test]
+    fn relays() {
+        let r = Relay::parse("[127.0.0.1]");
+        assert_eq!((r.host, r.display()), (None, Some("[127.0.0.1]")));
+        let r = Relay::parse("[IPv6:::1]");
+        assert_eq!(r.display(), Some("[IPv6:::1]"));
+        let r = Relay::parse("mx.example. [IPv6:2001:db8::25]");
+        assert_eq!(r.host, Some("mx.example"));
+        assert_eq!(r.bracketed_addr, Some("[IPv6:2001:db8::25]"));
+        let r = Relay::parse("localhost [127.0.0.1] (may be forged)");
+        assert_eq!(r.host, Some("localhost"));
+        assert_eq!(r.bracketed_addr, Some("[127.0.0.1]"));
+        let r = Relay::parse("");
+        assert_eq!(r.display(), None);
+        let r = Relay::parse("[unclosed");
+        assert_eq!(r.display(), None);
+    }
+
+    #[test]
+    fn sender_line() {
+        match parse_message("5ASKE3aB000812: from=<me@example.org>, size=1234, class=0, nrcpts=2, msgid=<x@y>, proto=ESMTPSA, daemon=MTA, relay=localhost [127.0.0.1]") {
+            SendmailMessage::Sender(s) => {
+                assert_eq!(s.from, "<me@example.org>");
+                assert_eq!(s.size, Some(1234));
+                assert_eq!(s.nrcpts, Some(2));
+                assert_eq!(s.msgid, Some("<x@y>"));
+                assert_eq!(s.proto, Some("ESMTPSA"));
+                assert_eq!(s.daemon, Some("MTA"));
+                assert_eq!(s.relay.unwrap().host, Some("localhost"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn other_messages() {
+        for m in [
+            "",
+            "NOQUEUE: connect from localhost [127.0.0.1]",
+            "5ASKE3aB000812: 5ASKE3aC000813: DSN: User unknown",
+            "ruleset=check_rcpt, arg1=<a@b>, relay=x, reject=550 5.7.1 denied",
+            "starting daemon (8.17.1.9): SMTP+queueing@00:25:00",
+        ] {
+            assert_eq!(parse_message(m), SendmailMessage::Other, "{m}");
+        }
+    }
+
+    #[test]
+    fn domains() {
+        assert_eq!(address_domain("<someone@Gmail.com>"), Some("Gmail.com"));
+        assert_eq!(address_domain("someone@gmail.com."), Some("gmail.com"));
+        assert_eq!(address_domain("root"), None);
+        assert_eq!(address_domain("<a@>"), None);
+        assert_eq!(address_domain("\"|/usr/bin/procmail\""), None);
+    }
+}

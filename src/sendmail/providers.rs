@@ -1,0 +1,328 @@
+//! Recipient providers: which operator runs a domain's mail (`gmail.com` -> `google`), from the
+//! recipient domain or, for domains hosted elsewhere, from the relay's host name
+//! (`*.protection.outlook.com` -> `microsoft`). Table-driven; `[providers] extra` in the
+//! configuration adds or overrides entries.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FNV-1a: the table is fixed after construction (nothing from the logs is inserted, so no
+/// hash flooding), and lookups of short domain names run for every delivery line.
+#[derive(Default)]
+struct Fnv1a(u64);
+
+impl Hasher for Fnv1a {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
+type Table = HashMap<Box<str>, Box<str>, BuildHasherDefault<Fnv1a>>;
+
+/// How a built-in pattern matches a domain (always lower-case, no trailing dot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pattern {
+    /// Exactly this domain.
+    Exact(&'static str),
+    /// Any sub-domain of this domain (not the domain itself): `*.google.com`.
+    Subdomains(&'static str),
+    /// This label under any top-level domain, with or without a short second-level part:
+    /// `hotmail.*` matches `hotmail.com`, `hotmail.fr`, `hotmail.co.uk`.
+    AnyTld(&'static str),
+}
+
+/// The built-in table: (pattern, provider).
+pub const BUILTIN: &[(Pattern, &str)] = {
+    use Pattern::*;
+    &[
+        (Exact("gmail.com"), "google"),
+        (Exact("googlemail.com"), "google"),
+        (Exact("google.com"), "google"),
+        (Subdomains("google.com"), "google"),
+        (Subdomains("googlemail.com"), "google"),
+        (Exact("outlook.com"), "microsoft"),
+        (AnyTld("hotmail"), "microsoft"),
+        (AnyTld("live"), "microsoft"),
+        (AnyTld("outlook"), "microsoft"),
+        (Exact("msn.com"), "microsoft"),
+        (Exact("passport.com"), "microsoft"),
+        (Subdomains("protection.outlook.com"), "microsoft"),
+        (Subdomains("outlook.com"), "microsoft"),
+        (Subdomains("hotmail.com"), "microsoft"),
+        (AnyTld("yahoo"), "yahoo"),
+        (Exact("ymail.com"), "yahoo"),
+        (Exact("rocketmail.com"), "yahoo"),
+        (Exact("aol.com"), "yahoo"),
+        (Exact("aim.com"), "yahoo"),
+        (Subdomains("yahoodns.net"), "yahoo"),
+        (Exact("icloud.com"), "apple"),
+        (Exact("me.com"), "apple"),
+        (Exact("mac.com"), "apple"),
+        (Subdomains("icloud.com"), "apple"),
+        (Exact("proton.me"), "proton"),
+        (Exact("protonmail.com"), "proton"),
+        (Exact("protonmail.ch"), "proton"),
+        (Exact("pm.me"), "proton"),
+        (Subdomains("protonmail.ch"), "proton"),
+        (Exact("fastmail.com"), "fastmail"),
+        (Exact("fastmail.fm"), "fastmail"),
+        (Subdomains("messagingengine.com"), "fastmail"),
+        (AnyTld("gmx"), "gmx"),
+        (Exact("web.de"), "gmx"),
+        (Subdomains("gmx.net"), "gmx"),
+        (Subdomains("web.de"), "gmx"),
+        (AnyTld("yandex"), "yandex"),
+        (Exact("ya.ru"), "yandex"),
+        (Subdomains("yandex.ru"), "yandex"),
+        (Subdomains("yandex.net"), "yandex"),
+        (Exact("mail.ru"), "mail.ru"),
+        (Exact("inbox.ru"), "mail.ru"),
+        (Exact("list.ru"), "mail.ru"),
+        (Exact("bk.ru"), "mail.ru"),
+        (Subdomains("mail.ru"), "mail.ru"),
+        (Exact("zoho.com"), "zoho"),
+        (Exact("zohomail.com"), "zoho"),
+        (AnyTld("zoho"), "zoho"),
+        (Subdomains("zoho.com"), "zoho"),
+        (Subdomains("zohomail.com"), "zoho"),
+    ]
+};
+
+/// A problem with an extra provider entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    #[error("provider pattern {0:?} is not a domain or *.domain (for example \"example.net\" or \"*.mx.example.net\")")]
+    BadPattern(String),
+    #[error("provider name for {0:?} is empty or not made of letters, digits, '.', '-' and '_'")]
+    BadName(String),
+}
+
+/// The lookup table: the built-ins plus the configured extras (which win).
+#[derive(Debug, Clone)]
+pub struct ProviderTable {
+    exact: Table,
+    subdomains: Table,
+    any_tld: Table,
+}
+
+impl Default for ProviderTable {
+    fn default() -> Self {
+        Self::builtin()
+    }
+}
+
+impl ProviderTable {
+    /// The built-in table alone.
+    pub fn builtin() -> Self {
+        let mut table = ProviderTable {
+            exact: Table::default(),
+            subdomains: Table::default(),
+            any_tld: Table::default(),
+        };
+        for (pattern, provider) in BUILTIN {
+            let (map, key) = match pattern {
+                Pattern::Exact(d) => (&mut table.exact, d),
+                Pattern::Subdomains(d) => (&mut table.subdomains, d),
+                Pattern::AnyTld(label) => (&mut table.any_tld, label),
+            };
+            map.insert((*key).into(), (*provider).into());
+        }
+        table
+    }
+
+    /// The built-ins plus extras: `"example.net" = "name"` (that domain) or
+    /// `"*.example.net" = "name"` (its sub-domains). Extras override built-ins.
+    pub fn with_extra<'a>(
+        extra: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, ProviderError> {
+        let mut table = Self::builtin();
+        for (pattern, provider) in extra {
+            validate_name(pattern, provider)?;
+            let pattern_lc = pattern.trim().trim_end_matches('.').to_ascii_lowercase();
+            let (map, domain) = match pattern_lc.strip_prefix("*.") {
+                Some(domain) => (&mut table.subdomains, domain),
+                None => (&mut table.exact, pattern_lc.as_str()),
+            };
+            if !is_domain(domain) {
+                return Err(ProviderError::BadPattern(pattern.to_string()));
+            }
+            map.insert(domain.into(), provider.into());
+        }
+        Ok(table)
+    }
+
+    /// The provider of a domain (any case, trailing dot allowed), if known.
+    pub fn lookup_domain(&self, domain: &str) -> Option<&str> {
+        let domain = domain.trim_end_matches('.');
+        if domain.is_empty() || domain.len() > 253 {
+            return None;
+        }
+        if domain.bytes().any(|b| b.is_ascii_uppercase()) {
+            return self.lookup_lower(&domain.to_ascii_lowercase());
+        }
+        self.lookup_lower(domain)
+    }
+
+    fn lookup_lower(&self, domain: &str) -> Option<&str> {
+        if let Some(p) = self.exact.get(domain) {
+            return Some(p);
+        }
+        // Every parent domain, nearest first: a.b.google.com -> b.google.com -> google.com -> com.
+        let mut rest = domain;
+        while let Some(dot) = rest.find('.') {
+            rest = &rest[dot + 1..];
+            if let Some(p) = self.subdomains.get(rest) {
+                return Some(p);
+            }
+        }
+        let (label, tld) = domain.split_once('.')?;
+        let provider = self.any_tld.get(label)?;
+        // `hotmail.com`, `hotmail.fr`, `hotmail.co.uk`, `yahoo.co.jp`; not `yahoo.evil.example`.
+        let ok = match tld.split_once('.') {
+            None => !tld.is_empty(),
+            Some((second, top)) => {
+                (1..=3).contains(&second.len()) && !top.is_empty() && !top.contains('.')
+            }
+        };
+        ok.then_some(provider)
+    }
+
+    /// The provider for a delivery: the recipient domain's, else the relay host's.
+    pub fn lookup(&self, recipient_domain: Option<&str>, relay_host: Option<&str>) -> Option<&str> {
+        recipient_domain
+            .and_then(|d| self.lookup_domain(d))
+            .or_else(|| relay_host.and_then(|h| self.lookup_domain(h)))
+    }
+}
+
+fn validate_name(pattern: &str, provider: &str) -> Result<(), ProviderError> {
+    let ok = !provider.is_empty()
+        && provider.len() <= 64
+        && provider
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ProviderError::BadName(pattern.to_string()))
+    }
+}
+
+fn is_domain(domain: &str) -> bool {
+    !domain.is_empty()
+        && domain.len() <= 253
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_domains() {
+        let t = ProviderTable::builtin();
+        for (domain, provider) in [
+            ("gmail.com", "google"),
+            ("GoogleMail.com.", "google"),
+            ("hotmail.co.uk", "microsoft"),
+            ("hotmail.fr", "microsoft"),
+            ("live.com", "microsoft"),
+            ("msn.com", "microsoft"),
+            ("yahoo.co.jp", "yahoo"),
+            ("ymail.com", "yahoo"),
+            ("aol.com", "yahoo"),
+            ("icloud.com", "apple"),
+            ("me.com", "apple"),
+            ("proton.me", "proton"),
+            ("pm.me", "proton"),
+            ("fastmail.com", "fastmail"),
+            ("gmx.de", "gmx"),
+            ("web.de", "gmx"),
+            ("yandex.ru", "yandex"),
+            ("mail.ru", "mail.ru"),
+            ("zoho.com", "zoho"),
+        ] {
+            assert_eq!(t.lookup_domain(domain), Some(provider), "{domain}");
+        }
+        for domain in [
+            "example.org",
+            "yahoo.evil.example",
+            "notgmail.com",
+            "",
+            "com",
+        ] {
+            assert_eq!(t.lookup_domain(domain), None, "{domain}");
+        }
+    }
+
+    #[test]
+    fn relay_hosts() {
+        let t = ProviderTable::builtin();
+        for (host, provider) in [
+            ("gmail-smtp-in.l.google.com", "google"),
+            ("aspmx.l.google.com.", "google"),
+            ("example-com.mail.protection.outlook.com", "microsoft"),
+            ("mta7.am0.yahoodns.net", "yahoo"),
+            ("mx01.mail.icloud.com", "apple"),
+            ("mail.protonmail.ch", "proton"),
+            ("in1-smtp.messagingengine.com", "fastmail"),
+            ("mx.yandex.net", "yandex"),
+        ] {
+            assert_eq!(t.lookup_domain(host), Some(provider), "{host}");
+        }
+        assert_eq!(
+            t.lookup(Some("customer.example"), Some("aspmx.l.google.com")),
+            Some("google")
+        );
+        assert_eq!(t.lookup(Some("gmail.com"), None), Some("google"));
+        assert_eq!(t.lookup(None, None), None);
+    }
+
+    #[test]
+    fn extras_add_and_override() {
+        let t = ProviderTable::with_extra([
+            ("Example.NET", "someprovider"),
+            ("*.mx.example.org", "other"),
+            ("gmail.com", "not-google"),
+        ])
+        .unwrap();
+        assert_eq!(t.lookup_domain("example.net"), Some("someprovider"));
+        assert_eq!(t.lookup_domain("a.mx.example.org"), Some("other"));
+        assert_eq!(t.lookup_domain("mx.example.org"), None);
+        assert_eq!(t.lookup_domain("gmail.com"), Some("not-google"));
+        assert!(matches!(
+            ProviderTable::with_extra([("bad domain", "x")]),
+            Err(ProviderError::BadPattern(_))
+        ));
+        assert!(matches!(
+            ProviderTable::with_extra([("*.", "x")]),
+            Err(ProviderError::BadPattern(_))
+        ));
+        assert!(matches!(
+            ProviderTable::with_extra([("ok.example", "")]),
+            Err(ProviderError::BadName(_))
+        ));
+        assert!(matches!(
+            ProviderTable::with_extra([("ok.example", "a b")]),
+            Err(ProviderError::BadName(_))
+        ));
+    }
+}

@@ -1,0 +1,197 @@
+//! The syslog envelope around a sendmail message. rsyslog writes `mail.*` in the traditional
+//! file format `Mon DD HH:MM:SS host prog[pid]: message`; a log shipper may strip that prefix, or
+//! rsyslog may be configured for RFC 3339 timestamps. This parser accepts all three and never
+//! fails: a line it does not recognise is all message.
+
+/// One syslog line split into its parts; every part borrows from the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyslogLine<'a> {
+    /// `Nov 28 20:14:03` or an RFC 3339 timestamp; no year and no zone in the traditional form.
+    pub timestamp: Option<&'a str>,
+    pub host: Option<&'a str>,
+    /// The tag before `[pid]`: `sm-mta`, `sendmail`, `opendkim`, `dovecot`, ...
+    pub program: Option<&'a str>,
+    pub pid: Option<&'a str>,
+    /// The text after the tag, or the whole line when there is no recognisable prefix.
+    pub message: &'a str,
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// Splits a line (with or without its line end) into its syslog parts.
+pub fn parse_syslog(line: &str) -> SyslogLine<'_> {
+    let line = line.trim_end_matches(['\n', '\r']);
+    let bare = SyslogLine {
+        timestamp: None,
+        host: None,
+        program: None,
+        pid: None,
+        message: line,
+    };
+    let (timestamp, rest) = match split_timestamp(line) {
+        Some(split) => split,
+        None => {
+            // No timestamp: a shipper may have kept only `prog[pid]: message`.
+            return match split_tag(line, true) {
+                Some((program, pid, message)) => SyslogLine {
+                    program: Some(program),
+                    pid,
+                    message,
+                    ..bare
+                },
+                None => bare,
+            };
+        }
+    };
+    let Some((host, after_host)) = rest.split_once(' ') else {
+        return SyslogLine {
+            timestamp: Some(timestamp),
+            message: rest,
+            ..bare
+        };
+    };
+    match split_tag(after_host, false) {
+        Some((program, pid, message)) => SyslogLine {
+            timestamp: Some(timestamp),
+            host: Some(host),
+            program: Some(program),
+            pid,
+            message,
+        },
+        None => SyslogLine {
+            timestamp: Some(timestamp),
+            host: Some(host),
+            message: after_host,
+            ..bare
+        },
+    }
+}
+
+/// `Mon DD HH:MM:SS ` (day space-padded) or an RFC 3339 timestamp followed by a space.
+fn split_timestamp(line: &str) -> Option<(&str, &str)> {
+    let bytes = line.as_bytes();
+    if bytes.len() > 16
+        && MONTHS.iter().any(|m| line.starts_with(m))
+        && bytes[3] == b' '
+        && (bytes[4] == b' ' || bytes[4].is_ascii_digit())
+        && bytes[5].is_ascii_digit()
+        && bytes[6] == b' '
+        && is_clock(&bytes[7..15])
+        && bytes[15] == b' '
+    {
+        return Some((&line[..15], &line[16..]));
+    }
+    // 2026-11-28T20:14:03[.ffffff][+00:00|Z]
+    if bytes.len() > 20
+        && bytes[..4].iter().all(u8::is_ascii_digit)
+        && bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && bytes[10] == b'T'
+        && is_clock(&bytes[11..19])
+    {
+        let end = line.find(' ')?;
+        return Some((&line[..end], &line[end + 1..]));
+    }
+    None
+}
+
+fn is_clock(b: &[u8]) -> bool {
+    b.len() == 8
+        && b[0].is_ascii_digit()
+        && b[1].is_ascii_digit()
+        && b[2] == b':'
+        && b[3].is_ascii_digit()
+        && b[4].is_ascii_digit()
+        && b[5] == b':'
+        && b[6].is_ascii_digit()
+        && b[7].is_ascii_digit()
+}
+
+/// `prog[pid]: rest` or (when `need_pid` is false) `prog: rest`. The tag is one token of
+/// printable characters without `:`.
+fn split_tag(text: &str, need_pid: bool) -> Option<(&str, Option<&str>, &str)> {
+    let colon = text
+        .find(": ")
+        .or_else(|| text.strip_suffix(':').map(|t| t.len()))?;
+    let tag = &text[..colon];
+    if tag.is_empty() || tag.len() > 64 || tag.bytes().any(|b| b <= b' ' || b == b'\x7f') {
+        return None;
+    }
+    let message = text.get(colon + 2..).unwrap_or("");
+    if let Some(open) = tag.find('[') {
+        let pid = tag[open + 1..].strip_suffix(']')?;
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) || open == 0 {
+            return None;
+        }
+        Some((&tag[..open], Some(pid), message))
+    } else if need_pid {
+        None
+    } else {
+        Some((tag, None, message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traditional_format() {
+        let line = parse_syslog(
+            "Nov 28 20:14:03 ip-10-0-2-17 sm-mta[812]: 5ASKE3aB000812: to=<a@b.c>, stat=Sent\n",
+        );
+        assert_eq!(line.timestamp, Some("Nov 28 20:14:03"));
+        assert_eq!(line.host, Some("ip-10-0-2-17"));
+        assert_eq!(line.program, Some("sm-mta"));
+        assert_eq!(line.pid, Some("812"));
+        assert_eq!(line.message, "5ASKE3aB000812: to=<a@b.c>, stat=Sent");
+    }
+
+    #[test]
+    fn space_padded_day_and_tag_without_pid() {
+        let line = parse_syslog("Dec  1 01:02:03 host kernel: something happened");
+        assert_eq!(line.timestamp, Some("Dec  1 01:02:03"));
+        assert_eq!(line.program, Some("kernel"));
+        assert_eq!(line.pid, None);
+        assert_eq!(line.message, "something happened");
+    }
+
+    #[test]
+    fn rfc3339_timestamp() {
+        let line = parse_syslog("2026-11-28T20:14:03.123456+00:00 mx1 sendmail[9]: x: to=<a@b>");
+        assert_eq!(line.timestamp, Some("2026-11-28T20:14:03.123456+00:00"));
+        assert_eq!(line.program, Some("sendmail"));
+        assert_eq!(line.message, "x: to=<a@b>");
+    }
+
+    #[test]
+    fn stripped_prefixes() {
+        let line = parse_syslog("sm-mta[812]: 5ASKE3aB000812: to=<a@b.c>, stat=Sent");
+        assert_eq!(line.program, Some("sm-mta"));
+        assert_eq!(line.message, "5ASKE3aB000812: to=<a@b.c>, stat=Sent");
+        // A queue id is not a program tag: without a pid the whole line is the message.
+        let line = parse_syslog("5ASKE3aB000812: to=<a@b.c>, stat=Sent\r\n");
+        assert_eq!(line.program, None);
+        assert_eq!(line.message, "5ASKE3aB000812: to=<a@b.c>, stat=Sent");
+    }
+
+    #[test]
+    fn odd_lines_are_all_message() {
+        for text in [
+            "",
+            "Nov",
+            "Nov 28 20:14:03",
+            "Nov 28 20:14:03 host",
+            "[]: x",
+            "x[y]: z",
+        ] {
+            let line = parse_syslog(text);
+            assert!(line.message.len() <= text.len());
+        }
+        let line = parse_syslog("Nov 28 20:14:03 host");
+        assert_eq!(line.timestamp, Some("Nov 28 20:14:03"));
+        assert_eq!(line.message, "host");
+    }
+}

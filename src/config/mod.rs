@@ -59,6 +59,7 @@ pub struct Config {
     pub slack: SlackConfig,
     pub pagerduty: PagerDutyConfig,
     pub privacy: PrivacyConfig,
+    pub exec: ExecConfig,
 }
 
 impl Config {
@@ -138,6 +139,7 @@ impl Config {
         self.dnsbl.validate()?;
         self.slack.validate()?;
         self.pagerduty.validate()?;
+        self.exec.validate()?;
         Ok(())
     }
 

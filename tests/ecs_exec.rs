@@ -37,7 +37,15 @@ fn options() -> ExecOptions {
 }
 
 async fn run(script: AgentScript, command: &str) -> (FakeEcs, Result<ExecOutput, ExecError>) {
-    run_with(EcsBehaviour { script, ..Default::default() }, command, options()).await
+    run_with(
+        EcsBehaviour {
+            script,
+            ..Default::default()
+        },
+        command,
+        options(),
+    )
+    .await
 }
 
 async fn run_with(
@@ -62,7 +70,11 @@ async fn assert_clean(ecs: &FakeEcs) -> Vec<fake_agent::SessionRecord> {
     }
     let records = ecs.agent.records();
     for record in &records {
-        assert!(record.violations.is_empty(), "protocol violations: {:?}", record.violations);
+        assert!(
+            record.violations.is_empty(),
+            "protocol violations: {:?}",
+            record.violations
+        );
     }
     records
 }
@@ -119,7 +131,7 @@ async fn out_of_order_duplicated_and_lost_acks_still_give_byte_exact_output() {
     for (order, duplicate, ignore_first_ack) in [
         (Order::SwapFirstTwo, false, false),
         (Order::Reversed, true, false),
-        (Order::InOrder, false, true),
+        (Order::Sequential, false, true),
         (Order::Reversed, true, true),
     ] {
         let script = AgentScript {
@@ -132,8 +144,7 @@ async fn out_of_order_duplicated_and_lost_acks_still_give_byte_exact_output() {
         let (ecs, result) = run(script, "printf 'line one\\nline two\\nline three\\n'").await;
         let output = result.unwrap();
         assert_eq!(
-            output.raw,
-            b"line one\r\nline two\r\nline three\r\n",
+            output.raw, b"line one\r\nline two\r\nline three\r\n",
             "{order:?} duplicate={duplicate} lost ack={ignore_first_ack}"
         );
         assert_eq!(output.exit_status, Some(0));
@@ -220,7 +231,15 @@ async fn the_agent_never_answers_and_the_deadline_ends_it() {
         ..options()
     };
     let started = std::time::Instant::now();
-    let (_ecs, result) = run_with(EcsBehaviour { script, ..Default::default() }, "true", options).await;
+    let (_ecs, result) = run_with(
+        EcsBehaviour {
+            script,
+            ..Default::default()
+        },
+        "true",
+        options,
+    )
+    .await;
     let error = result.unwrap_err();
     assert!(matches!(error, ExecError::Deadline { .. }), "{error}");
     assert!(error.is_deadline());
@@ -240,8 +259,19 @@ async fn silence_after_open_is_a_first_message_timeout() {
         },
         ..options()
     };
-    let (_ecs, result) = run_with(EcsBehaviour { script, ..Default::default() }, "true", options).await;
-    assert!(matches!(result, Err(ExecError::FirstMessageTimeout(_))), "{result:?}");
+    let (_ecs, result) = run_with(
+        EcsBehaviour {
+            script,
+            ..Default::default()
+        },
+        "true",
+        options,
+    )
+    .await;
+    assert!(
+        matches!(result, Err(ExecError::FirstMessageTimeout(_))),
+        "{result:?}"
+    );
 }
 
 #[tokio::test]
@@ -253,7 +283,10 @@ async fn connection_dropped_mid_stream() {
     };
     let (_ecs, result) = run(script, "printf 'a long line of output\\n'").await;
     let error = result.unwrap_err();
-    assert!(matches!(error, ExecError::ConnectionLost { received_bytes: 8 }), "{error}");
+    assert!(
+        matches!(error, ExecError::ConnectionLost { received_bytes: 8 }),
+        "{error}"
+    );
     assert!(error.to_string().contains("dropped"));
 }
 
@@ -268,7 +301,10 @@ async fn token_rejected() {
     assert!(matches!(error, ExecError::TokenRejected), "{error}");
     let records = assert_clean(&ecs).await;
     assert!(!records[0].token_accepted);
-    assert!(!error.to_string().contains("AAEAA"), "the token is never shown");
+    assert!(
+        !error.to_string().contains("AAEAA"),
+        "the token is never shown"
+    );
 }
 
 #[tokio::test]
@@ -288,7 +324,11 @@ async fn kms_handshake_is_refused_with_a_clear_error() {
         .contains("KMSEncryption failed on client with status 2"));
     assert!(error.to_string().contains("KMS"));
     let records = assert_clean(&ecs).await;
-    assert_eq!(records[0].inputs.len(), 1, "only the HandshakeResponse, no Size");
+    assert_eq!(
+        records[0].inputs.len(),
+        1,
+        "only the HandshakeResponse, no Size"
+    );
 }
 
 #[tokio::test]
@@ -299,14 +339,18 @@ async fn handshake_without_kms_then_output_from_seq_2() {
         withhold_input_ack: Duration::from_millis(500),
         ..Default::default()
     };
-    let (ecs, result) = run(script, "printf 'after handshake\\n'").await;
+    // The command takes longer than the withheld ack, so the client must retransmit meanwhile.
+    let (ecs, result) = run(script, "sleep 0.8; printf 'after handshake\\n'").await;
     let output = result.unwrap();
     assert_eq!(output.raw, b"after handshake\r\n");
     let records = assert_clean(&ecs).await;
     let record = &records[0];
     assert_eq!(record.inputs[0].1, 6, "HandshakeResponse first");
     assert_eq!(record.inputs[1].1, 3, "then Size");
-    assert!(record.input_retransmissions > 0, "unacknowledged input was sent again");
+    assert!(
+        record.input_retransmissions > 0,
+        "unacknowledged input was sent again"
+    );
 }
 
 #[tokio::test]
@@ -325,7 +369,8 @@ async fn legacy_channel_closed_and_start_publication_are_handled() {
 #[tokio::test]
 async fn agent_error_after_the_command_is_a_warning() {
     let script = AgentScript {
-        closed_output: "unable to generate log data: exec: \"script\": executable file not found".into(),
+        closed_output: "unable to generate log data: exec: \"script\": executable file not found"
+            .into(),
         ..Default::default()
     };
     let (_ecs, result) = run(script, "printf 'ok\\n'").await;
@@ -337,7 +382,9 @@ async fn agent_error_after_the_command_is_a_warning() {
 #[tokio::test]
 async fn exec_not_enabled_is_reported_with_the_fix() {
     let behaviour = EcsBehaviour {
-        exec_disabled: HashSet::from(["arn:aws:ecs:us-east-1:123456789012:task/cabal-mail/0a1b".to_string()]),
+        exec_disabled: HashSet::from([
+            "arn:aws:ecs:us-east-1:123456789012:task/cabal-mail/0a1b".to_string()
+        ]),
         ..Default::default()
     };
     let (ecs, result) = run_with(behaviour, "true", options()).await;
@@ -361,8 +408,15 @@ async fn keep_alive_pings_are_sent() {
         },
         ..options()
     };
-    let (ecs, result) =
-        run_with(EcsBehaviour { script, ..Default::default() }, "printf 'abcdefgh\\n'", options).await;
+    let (ecs, result) = run_with(
+        EcsBehaviour {
+            script,
+            ..Default::default()
+        },
+        "printf 'abcdefgh\\n'",
+        options,
+    )
+    .await;
     result.unwrap();
     let records = assert_clean(&ecs).await;
     assert!(records[0].pings >= 2, "pings: {}", records[0].pings);
@@ -413,11 +467,30 @@ async fn mail_queue_probe_runs_every_task_in_parallel_under_its_own_deadline() {
         assert_eq!(result.probe, "mailq");
     }
     assert_eq!(results["smtp-out"][0].task, "a1");
-    assert!(results["imap"][1].error.as_deref().unwrap().contains("enableExecuteCommand"));
-    assert!(results["imap"][2].error.as_deref().unwrap().contains("not enabled"));
+    assert!(results["imap"][1]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("enableExecuteCommand"));
+    assert!(results["imap"][2]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("not enabled"));
     assert_eq!(ecs.requests().len(), 4, "no call for the task without exec");
-    assert_eq!(ecs.agent.peak_concurrent_sessions(), 3, "all three sessions at once");
-    assert_eq!(ecs.requests()[0]["command"].as_str().unwrap().matches("Total requests: 7").count(), 1);
+    assert_eq!(
+        ecs.agent.peak_concurrent_sessions(),
+        3,
+        "all three sessions at once"
+    );
+    assert_eq!(
+        ecs.requests()[0]["command"]
+            .as_str()
+            .unwrap()
+            .matches("Total requests: 7")
+            .count(),
+        1
+    );
     assert_clean(&ecs).await;
 }
 
@@ -441,8 +514,14 @@ async fn probe_deadline_is_per_task() {
         cluster: "cabal-mail".into(),
         container: "smtp-in".into(),
         tasks: vec![
-            TaskTarget { task: "t1".into(), exec_enabled: true },
-            TaskTarget { task: "t2".into(), exec_enabled: true },
+            TaskTarget {
+                task: "t1".into(),
+                exec_enabled: true,
+            },
+            TaskTarget {
+                task: "t2".into(),
+                exec_enabled: true,
+            },
         ],
     }];
     let results = probe_mail_queues(&starter, &config, &tiers).await;

@@ -192,11 +192,17 @@ fn exec_section_defaults_and_limits() {
     for (text, key) in [
         ("[exec]\nmailq_command = \"  \"", "exec.mailq_command"),
         ("[exec]\ntask_deadline_secs = 0", "exec.task_deadline_secs"),
-        ("[exec]\ntask_deadline_secs = 1200", "exec.task_deadline_secs"),
+        (
+            "[exec]\ntask_deadline_secs = 1200",
+            "exec.task_deadline_secs",
+        ),
         ("[exec]\noutput_cap_bytes = 10", "exec.output_cap_bytes"),
     ] {
         let error = load(text, &[]).unwrap_err().to_string();
         assert!(error.contains(key), "{text}: {error}");
     }
-    assert!(load("[exec]\ncommand = \"x\"", &[]).is_err(), "unknown key refused");
+    assert!(
+        load("[exec]\ncommand = \"x\"", &[]).is_err(),
+        "unknown key refused"
+    );
 }

@@ -6,7 +6,7 @@
 //! optionally asks for a handshake (KMS variant included), and ends with `channel_closed` in
 //! either header shape. Violations of the protocol by the client are recorded for the tests.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::result_large_err)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -26,7 +26,7 @@ use uuid::Uuid;
 /// How the fake sends the output frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Order {
-    InOrder,
+    Sequential,
     /// Frame 1 before frame 0, the rest in order.
     SwapFirstTwo,
     /// Last frame first.
@@ -81,7 +81,7 @@ impl Default for AgentScript {
     fn default() -> Self {
         AgentScript {
             frame_size: 1024,
-            order: Order::InOrder,
+            order: Order::Sequential,
             duplicate: false,
             corrupt_first: false,
             ignore_first_ack: false,
@@ -165,15 +165,13 @@ impl FakeAgent {
             .unwrap()
             .plans
             .insert(session_id.to_string(), plan);
-        format!(
-            "ws://{}{}",
-            self.addr,
-            Self::request_target_for(session_id)
-        )
+        format!("ws://{}{}", self.addr, Self::request_target_for(session_id))
     }
 
     pub fn request_target_for(session_id: &str) -> String {
-        format!("/v1/data-channel/{session_id}?role=publish_subscribe&cell-number=AAEAAf%2Bz/+Kw9A==")
+        format!(
+            "/v1/data-channel/{session_id}?role=publish_subscribe&cell-number=AAEAAf%2Bz/+Kw9A=="
+        )
     }
 
     pub fn records(&self) -> Vec<SessionRecord> {
@@ -235,7 +233,9 @@ impl FakeAgent {
         // First frame: OpenDataChannel, text JSON with the five fields.
         let first = tokio::time::timeout(Duration::from_secs(5), socket.next()).await;
         let Ok(Some(Ok(Message::Text(text)))) = first else {
-            self.update(index, |r| r.violations.push("first frame is not text".into()));
+            self.update(index, |r| {
+                r.violations.push("first frame is not text".into())
+            });
             self.finish(index);
             return;
         };
@@ -303,6 +303,7 @@ struct AgentSession {
     first_input_at: Option<Instant>,
     handshake_done: bool,
     handshake_response: Option<HandshakeResponse>,
+    socket_closed: bool,
 }
 
 impl AgentSession {
@@ -321,6 +322,7 @@ impl AgentSession {
             first_input_at: None,
             handshake_done,
             handshake_response: None,
+            socket_closed: false,
         }
     }
 
@@ -352,10 +354,20 @@ impl AgentSession {
                 }
                 let body = serde_json::json!({"AgentVersion": "3.3.0.0",
                                               "RequestedClientActions": actions});
-                self.send_stream(socket, PayloadType::HandshakeRequest, body.to_string().into_bytes(), false)
-                    .await;
+                self.send_stream(
+                    socket,
+                    PayloadType::HandshakeRequest,
+                    body.to_string().into_bytes(),
+                    false,
+                )
+                .await;
                 // Wait for the response (retransmitting the request while unacknowledged).
-                if !self.pump_until(socket, Duration::from_secs(5), |s| s.handshake_response.is_some()).await {
+                if !self
+                    .pump_until(socket, Duration::from_secs(5), |s| {
+                        s.handshake_response.is_some()
+                    })
+                    .await
+                {
                     return;
                 }
                 let response = self.handshake_response.clone().unwrap();
@@ -369,7 +381,12 @@ impl AgentSession {
                         .processed_client_actions
                         .iter()
                         .filter(|a| a.action_status != 1)
-                        .map(|a| format!("{} failed on client with status {} error: {}", a.action_type, a.action_status, a.error))
+                        .map(|a| {
+                            format!(
+                                "{} failed on client with status {} error: {}",
+                                a.action_type, a.action_status, a.error
+                            )
+                        })
                         .collect::<Vec<_>>()
                         .join("; ");
                     let output = format!("\r\n----------ERROR-------\r\nEncountered error while initiating handshake. {errors}\r\n");
@@ -387,7 +404,16 @@ impl AgentSession {
             }
         }
 
-        let output = run_command(&self.plan.command).await;
+        // The command runs while the session keeps answering the client (acks, input).
+        let command = tokio::spawn(run_command(self.plan.command.clone()));
+        while !command.is_finished() {
+            self.pump_until(socket, Duration::from_millis(10), |_| false)
+                .await;
+            if self.socket_closed {
+                return;
+            }
+        }
+        let output = command.await.unwrap();
         let chunks: Vec<Vec<u8>> = output
             .chunks(script.frame_size.max(1))
             .map(<[u8]>::to_vec)
@@ -399,7 +425,7 @@ impl AgentSession {
             .map(|(i, chunk)| (first_seq + i as i64, chunk))
             .collect();
         match script.order {
-            Order::InOrder => {}
+            Order::Sequential => {}
             Order::SwapFirstTwo if frames.len() >= 2 => frames.swap(0, 1),
             Order::SwapFirstTwo => {}
             Order::Reversed => frames.reverse(),
@@ -430,12 +456,17 @@ impl AgentSession {
             return;
         }
         // Like the agent: wait (at most 2 s) for every output frame to be acknowledged.
-        self.pump_until(socket, Duration::from_secs(2), |s| s.unacked.is_empty()).await;
+        self.pump_until(socket, Duration::from_secs(2), |s| s.unacked.is_empty())
+            .await;
         if !self.unacked.is_empty() {
-            self.violation(format!("output not acknowledged: {:?}", self.unacked.keys().collect::<Vec<_>>()));
+            self.violation(format!(
+                "output not acknowledged: {:?}",
+                self.unacked.keys().collect::<Vec<_>>()
+            ));
         }
         let closed_output = script.closed_output.clone();
-        self.send_closed(socket, &closed_output, script.closed_shape).await;
+        self.send_closed(socket, &closed_output, script.closed_shape)
+            .await;
         // Give the client a moment to close its side.
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             while let Some(Ok(message)) = socket.next().await {
@@ -458,10 +489,17 @@ impl AgentSession {
             .await;
     }
 
-    async fn send_stream(&mut self, socket: &mut Socket, payload_type: PayloadType, payload: Vec<u8>, corrupt: bool) {
+    async fn send_stream(
+        &mut self,
+        socket: &mut Socket,
+        payload_type: PayloadType,
+        payload: Vec<u8>,
+        corrupt: bool,
+    ) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.send_stream_with_seq(socket, seq, payload_type, payload, corrupt).await;
+        self.send_stream_with_seq(socket, seq, payload_type, payload, corrupt)
+            .await;
     }
 
     async fn send_stream_with_seq(
@@ -525,7 +563,10 @@ impl AgentSession {
                 .clamp(Duration::from_millis(1), Duration::from_millis(10));
             match tokio::time::timeout(wait, socket.next()).await {
                 Ok(Some(Ok(message))) => self.on_client_message(socket, message).await,
-                Ok(Some(Err(_))) | Ok(None) => return false,
+                Ok(Some(Err(_))) | Ok(None) => {
+                    self.socket_closed = true;
+                    return false;
+                }
                 Err(_) => {}
             }
             if Instant::now() >= until {
@@ -588,7 +629,10 @@ impl AgentSession {
         let seq = ack.sequence_number;
         match self.sent_ids.get(&seq) {
             Some(id) if id.hyphenated().to_string() == ack.message_id => {}
-            Some(id) => self.violation(format!("ack of seq {seq} names {} instead of {id}", ack.message_id)),
+            Some(id) => self.violation(format!(
+                "ack of seq {seq} names {} instead of {id}",
+                ack.message_id
+            )),
             None => self.violation(format!("ack of seq {seq}, which was never sent")),
         }
         if ack.message_type != "output_stream_data" || !ack.is_sequential {
@@ -609,17 +653,26 @@ impl AgentSession {
         }
         if let Some(previous) = self.inputs_seen.get(&seq) {
             if previous != bytes {
-                self.violation(format!("retransmission of input seq {seq} differs from the original"));
+                self.violation(format!(
+                    "retransmission of input seq {seq} differs from the original"
+                ));
             }
-            self.agent.update(self.index, |r| r.input_retransmissions += 1);
+            self.agent
+                .update(self.index, |r| r.input_retransmissions += 1);
         } else {
             if seq != self.expected_input {
                 self.violation(format!("input seq {seq}, expected {}", self.expected_input));
             }
             if !self.handshake_done
-                && !matches!(frame.payload_type, PayloadType::HandshakeResponse | PayloadType::EncChallengeResponse)
+                && !matches!(
+                    frame.payload_type,
+                    PayloadType::HandshakeResponse | PayloadType::EncChallengeResponse
+                )
             {
-                self.violation(format!("{:?} input before the handshake completed", frame.payload_type));
+                self.violation(format!(
+                    "{:?} input before the handshake completed",
+                    frame.payload_type
+                ));
             }
             self.expected_input = seq + 1;
             self.inputs_seen.insert(seq, bytes.to_vec());
@@ -680,7 +733,10 @@ fn check_client_frame(bytes: &[u8]) -> Result<(), String> {
     }
     let payload_length = u32::from_be_bytes(bytes[116..120].try_into().unwrap()) as usize;
     if bytes.len() != 120 + payload_length {
-        return Err(format!("payload length {payload_length} in a frame of {}", bytes.len()));
+        return Err(format!(
+            "payload length {payload_length} in a frame of {}",
+            bytes.len()
+        ));
     }
     use sha2::Digest;
     if sha2::Sha256::digest(&bytes[120..]).as_slice() != &bytes[80..112] {
@@ -709,8 +765,8 @@ fn control_frame(message_type: MessageType, payload: Vec<u8>) -> Frame {
 
 /// Runs the command as the agent does in container mode: split with shell-like rules and
 /// executed without a shell; stdout and stderr merged; LF turned into CR LF as a pty does.
-async fn run_command(command: &str) -> Vec<u8> {
-    let Some(words) = shlex::split(command) else {
+async fn run_command(command: String) -> Vec<u8> {
+    let Some(words) = shlex::split(&command) else {
         return b"Unable to start command: bad quoting\r\n".to_vec();
     };
     let Some((program, args)) = words.split_first() else {

@@ -77,7 +77,11 @@ impl FakeEcs {
             .endpoint_url(&self.endpoint)
             .region(aws_sdk_ecs::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_ecs::config::Credentials::new(
-                "AKIDTEST", "secret-test", None, None, "test",
+                "AKIDTEST",
+                "secret-test",
+                None,
+                None,
+                "test",
             ))
             .behavior_version_latest()
             .build();
@@ -105,13 +109,25 @@ async fn execute_command(
     body: Bytes,
 ) -> Response {
     if headers.get("x-amz-target").and_then(|v| v.to_str().ok()) != Some(TARGET) {
-        return error(StatusCode::BAD_REQUEST, "UnknownOperationException", "unknown operation");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            "unknown operation",
+        );
     }
     if !headers.contains_key("authorization") {
-        return error(StatusCode::FORBIDDEN, "MissingAuthenticationTokenException", "no signature");
+        return error(
+            StatusCode::FORBIDDEN,
+            "MissingAuthenticationTokenException",
+            "no signature",
+        );
     }
     let Ok(request) = serde_json::from_slice::<serde_json::Value>(&body) else {
-        return error(StatusCode::BAD_REQUEST, "SerializationException", "bad JSON");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "SerializationException",
+            "bad JSON",
+        );
     };
     inner.requests.lock().unwrap().push(request.clone());
     let (script, disabled, wrong_token, latency) = {
@@ -136,7 +152,11 @@ async fn execute_command(
     }
     let (Some(task), Some(command)) = (request["task"].as_str(), request["command"].as_str())
     else {
-        return error(StatusCode::BAD_REQUEST, "InvalidParameterException", "task and command are required");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterException",
+            "task and command are required",
+        );
     };
     if disabled {
         return error(

@@ -82,30 +82,30 @@ pub async fn run_data_channel(
         .into_client_request()
         .map_err(|_| ExecError::InvalidStreamUrl)?;
     let connect_by = deadline.min(Instant::now() + timings.connect_timeout);
-    let (mut socket, _) =
-        match tokio::time::timeout_at(connect_by, tokio_tungstenite::connect_async(request)).await
-        {
-            Ok(Ok(connected)) => connected,
-            Ok(Err(error)) => {
-                return Err(ExecError::Connect {
-                    reason: describe_connect_error(&error),
-                })
-            }
-            Err(_) if connect_by == deadline => {
-                return Err(ExecError::Deadline {
-                    deadline: deadline_length,
-                    received_bytes: 0,
-                })
-            }
-            Err(_) => {
-                return Err(ExecError::Connect {
-                    reason: format!(
-                        "no WebSocket upgrade within {:?}",
-                        timings.connect_timeout
-                    ),
-                })
-            }
-        };
+    let (mut socket, _) = match tokio::time::timeout_at(
+        connect_by,
+        tokio_tungstenite::connect_async(request),
+    )
+    .await
+    {
+        Ok(Ok(connected)) => connected,
+        Ok(Err(error)) => {
+            return Err(ExecError::Connect {
+                reason: describe_connect_error(&error),
+            })
+        }
+        Err(_) if connect_by == deadline => {
+            return Err(ExecError::Deadline {
+                deadline: deadline_length,
+                received_bytes: 0,
+            })
+        }
+        Err(_) => {
+            return Err(ExecError::Connect {
+                reason: format!("no WebSocket upgrade within {:?}", timings.connect_timeout),
+            })
+        }
+    };
 
     let open = OpenDataChannel {
         message_schema_version: "1.0".into(),
@@ -219,7 +219,14 @@ pub async fn run_data_channel(
         )
         .await;
     }
-    finish(channel, end, sentinel_seen_at.is_some(), timings, deadline_length, pings_sent)
+    finish(
+        channel,
+        end,
+        sentinel_seen_at.is_some(),
+        timings,
+        deadline_length,
+        pings_sent,
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,7 +264,9 @@ fn finish(
             })
         }
         End::FirstMessageTimeout => {
-            return Err(ExecError::FirstMessageTimeout(timings.first_message_timeout))
+            return Err(ExecError::FirstMessageTimeout(
+                timings.first_message_timeout,
+            ))
         }
         End::SocketClosed if !sentinel_seen => {
             return Err(if channel.any_message() {

@@ -173,7 +173,9 @@ pub enum CodecError {
     UnknownPayloadType(u32),
     #[error("created date is zero")]
     ZeroCreatedDate,
-    #[error("payload length {payload_length} runs past the end of the frame ({available} bytes left)")]
+    #[error(
+        "payload length {payload_length} runs past the end of the frame ({available} bytes left)"
+    )]
     PayloadPastEnd {
         payload_length: u32,
         available: usize,

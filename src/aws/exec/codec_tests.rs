@@ -31,7 +31,10 @@ fn vector_a_acknowledge() {
     assert_eq!(frame.flags, 3);
     assert_eq!(frame.payload_type, PayloadType::Null);
     assert_eq!(frame.created_date, 1_700_000_000_000);
-    assert_eq!(frame.message_id, uuid("0f8fad5b-d9cb-469f-a165-70867728950e"));
+    assert_eq!(
+        frame.message_id,
+        uuid("0f8fad5b-d9cb-469f-a165-70867728950e")
+    );
     assert_eq!(frame.payload.len(), 176);
     let ack: crate::aws::exec::payloads::Acknowledge =
         serde_json::from_slice(&frame.payload).unwrap();
@@ -47,7 +50,10 @@ fn vector_b_output() {
     assert_eq!(frame.message_type, MessageType::OutputStreamData);
     assert_eq!(frame.flags, 1);
     assert_eq!(frame.payload_type, PayloadType::Output);
-    assert_eq!(frame.message_id, uuid("dd01e56b-ff48-483e-a508-b5f073f31b16"));
+    assert_eq!(
+        frame.message_id,
+        uuid("dd01e56b-ff48-483e-a508-b5f073f31b16")
+    );
     assert_eq!(frame.payload, b"Mail queue is empty\r\n");
     assert_eq!(encode(&frame), bytes);
 }
@@ -59,14 +65,20 @@ fn vector_c_size_and_d_handshake_response() {
     assert_eq!(frame.message_type, MessageType::InputStreamData);
     assert_eq!(frame.payload_type, PayloadType::Size);
     assert_eq!(frame.created_date, 1_700_000_000_123);
-    assert_eq!(frame.message_id, uuid("7c9e6679-7425-40de-944b-e07fc1f90ae7"));
+    assert_eq!(
+        frame.message_id,
+        uuid("7c9e6679-7425-40de-944b-e07fc1f90ae7")
+    );
     assert_eq!(frame.payload, br#"{"cols":200,"rows":50}"#);
     assert_eq!(encode(&frame), c);
 
     let d = unhex(VECTOR_D);
     let frame = decode(&d).unwrap().frame;
     assert_eq!(frame.payload_type, PayloadType::HandshakeResponse);
-    assert_eq!(frame.message_id, uuid("3f2504e0-4f89-41d3-9a0c-0305e82c3301"));
+    assert_eq!(
+        frame.message_id,
+        uuid("3f2504e0-4f89-41d3-9a0c-0305e82c3301")
+    );
     assert_eq!(encode(&frame), d);
 }
 
@@ -92,7 +104,10 @@ fn vector_e_short_header_channel_closed() {
     let frame = &decoded.frame;
     assert_eq!(frame.message_type, MessageType::ChannelClosed);
     assert_eq!(frame.sequence_number, 0);
-    assert_eq!(frame.message_id, uuid("5b1c3e2a-9d4f-4c1e-8a7b-2f6e9d0c1a3b"));
+    assert_eq!(
+        frame.message_id,
+        uuid("5b1c3e2a-9d4f-4c1e-8a7b-2f6e9d0c1a3b")
+    );
     assert_eq!(frame.payload.len(), 219);
     assert_eq!(frame.payload[0], b'{');
     assert_eq!(frame.payload_type, PayloadType::Null);
@@ -117,7 +132,11 @@ fn sample_frame() -> Vec<u8> {
 fn short_frames_are_errors() {
     for len in [0, 3, 4, 100, 115] {
         let bytes = &sample_frame()[..len];
-        assert_eq!(decode(bytes), Err(CodecError::ShortFrame { len }), "len {len}");
+        assert_eq!(
+            decode(bytes),
+            Err(CodecError::ShortFrame { len }),
+            "len {len}"
+        );
     }
 }
 
@@ -164,9 +183,15 @@ fn payload_length_past_the_end_is_an_error() {
         })
     );
     bytes[116..120].copy_from_slice(&u32::MAX.to_be_bytes());
-    assert!(matches!(decode(&bytes), Err(CodecError::PayloadPastEnd { .. })));
+    assert!(matches!(
+        decode(&bytes),
+        Err(CodecError::PayloadPastEnd { .. })
+    ));
     let truncated = &sample_frame()[..130];
-    assert!(matches!(decode(truncated), Err(CodecError::PayloadPastEnd { .. })));
+    assert!(matches!(
+        decode(truncated),
+        Err(CodecError::PayloadPastEnd { .. })
+    ));
 }
 
 #[test]

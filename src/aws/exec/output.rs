@@ -34,10 +34,7 @@ impl Sentinel {
     /// string with shell-like rules and runs it without a shell, so the whole shell text is one
     /// single-quoted word; a `'` inside is written `'\''`.
     pub fn wrap(&self, script: &str) -> String {
-        let body = format!(
-            "(\n{script}\n); printf \"\\n{}=%s\\n\" \"$?\"",
-            self.marker
-        );
+        let body = format!("(\n{script}\n); printf \"\\n{}=%s\\n\" \"$?\"", self.marker);
         format!("/bin/sh -c '{}'", body.replace('\'', r"'\''"))
     }
 
@@ -50,7 +47,11 @@ impl Sentinel {
             .iter()
             .position(|b| !(b.is_ascii_digit() || *b == b'-'))
             .unwrap_or(rest.len());
-        if digits_end == 0 || !rest[digits_end..].first().is_some_and(|b| *b == b'\r' || *b == b'\n') {
+        if digits_end == 0
+            || !rest[digits_end..]
+                .first()
+                .is_some_and(|b| *b == b'\r' || *b == b'\n')
+        {
             return None;
         }
         std::str::from_utf8(&rest[..digits_end]).ok()?.parse().ok()

@@ -79,11 +79,9 @@ pub async fn run_everywhere(
     };
     let options = &options;
     let jobs = tiers.iter().flat_map(|tier| {
-        tier.tasks.iter().map(move |target| {
-            async move {
-                let result = run_one(starter, tier, target, command, probe, options).await;
-                (tier.tier.clone(), result)
-            }
+        tier.tasks.iter().map(move |target| async move {
+            let result = run_one(starter, tier, target, command, probe, options).await;
+            (tier.tier.clone(), result)
         })
     });
     let mut by_tier: BTreeMap<String, Vec<ExecProbeResult>> = tiers

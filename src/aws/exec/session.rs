@@ -236,9 +236,7 @@ impl DataChannel {
             }
             MessageType::PausePublication => self.paused = true,
             MessageType::InputStreamData | MessageType::AgentInternal => {
-                tracing::debug!(
-                    "ECS Exec: ignored a message type a client does not expect"
-                );
+                tracing::debug!("ECS Exec: ignored a message type a client does not expect");
             }
         }
         Ok(send)
@@ -253,7 +251,10 @@ impl DataChannel {
         let seq = frame.sequence_number;
         if seq < 0 {
             self.stats.rejected_frames += 1;
-            tracing::warn!(seq, "ECS Exec: refused an output frame with a negative sequence number");
+            tracing::warn!(
+                seq,
+                "ECS Exec: refused an output frame with a negative sequence number"
+            );
             return Ok(());
         }
         if seq < self.expected {
@@ -298,7 +299,9 @@ impl DataChannel {
             }
             PayloadType::HandshakeRequest => {
                 let request: payloads::HandshakeRequest = serde_json::from_slice(&frame.payload)
-                    .map_err(|e| ExecError::Protocol(format!("HandshakeRequest is not valid JSON: {e}")))?;
+                    .map_err(|e| {
+                        ExecError::Protocol(format!("HandshakeRequest is not valid JSON: {e}"))
+                    })?;
                 let (response, kms) = payloads::answer_handshake(&request);
                 self.kms_requested |= kms;
                 let body = serde_json::to_vec(&response).expect("handshake response serializes");
@@ -358,7 +361,8 @@ impl DataChannel {
             .position(|p| p.sequence_number == ack.sequence_number)
         {
             let pending = self.unacked.remove(index).expect("index is in range");
-            self.rtt.sample(now.saturating_duration_since(pending.last_sent));
+            self.rtt
+                .sample(now.saturating_duration_since(pending.last_sent));
             self.progress_at = now;
         }
     }

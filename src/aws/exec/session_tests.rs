@@ -140,7 +140,12 @@ fn size_is_sent_once_after_the_first_output_and_retransmitted_until_acked() {
     let (f1, _) = output(1, "y");
     assert_eq!(channel.on_message(&f1, start).unwrap().len(), 1);
 
-    assert_eq!(channel.poll_retransmit(start + Duration::from_millis(100)).unwrap(), None);
+    assert_eq!(
+        channel
+            .poll_retransmit(start + Duration::from_millis(100))
+            .unwrap(),
+        None
+    );
     let again = channel
         .poll_retransmit(start + Duration::from_millis(250))
         .unwrap()
@@ -150,7 +155,12 @@ fn size_is_sent_once_after_the_first_output_and_retransmitted_until_acked() {
         .on_message(&agent_ack(0), start + Duration::from_millis(300))
         .unwrap();
     assert_eq!(channel.unacked(), 0);
-    assert_eq!(channel.poll_retransmit(start + Duration::from_secs(5)).unwrap(), None);
+    assert_eq!(
+        channel
+            .poll_retransmit(start + Duration::from_secs(5))
+            .unwrap(),
+        None
+    );
     assert_eq!(channel.stats().retransmissions, 1);
 }
 
@@ -175,14 +185,23 @@ fn gives_up_when_nothing_is_acked_and_not_while_paused() {
         payload: Vec::new(),
     });
     channel.on_message(&pause, start).unwrap();
-    assert_eq!(channel.poll_retransmit(start + Duration::from_secs(10)).unwrap(), None);
+    assert_eq!(
+        channel
+            .poll_retransmit(start + Duration::from_secs(10))
+            .unwrap(),
+        None
+    );
     let resume = encode(&Frame {
         message_type: MessageType::StartPublication,
         ..decode(&pause).unwrap().frame
     });
     let t = start + Duration::from_secs(10);
     let resent = channel.on_message(&resume, t).unwrap();
-    assert_eq!(resent.len(), 1, "start_publication resends everything unacked");
+    assert_eq!(
+        resent.len(),
+        1,
+        "start_publication resends everything unacked"
+    );
     assert!(channel.poll_retransmit(t + Duration::from_secs(1)).is_ok());
     assert!(matches!(
         channel.poll_retransmit(t + Duration::from_secs(3)),
@@ -216,7 +235,10 @@ fn handshake_is_acked_first_then_answered_then_established() {
     let sent = channel.on_message(&complete, now).unwrap();
     assert_eq!(sent.len(), 2, "ack, then Size");
     let size = decode(&sent[1]).unwrap().frame;
-    assert_eq!((size.payload_type, size.sequence_number), (PayloadType::Size, 1));
+    assert_eq!(
+        (size.payload_type, size.sequence_number),
+        (PayloadType::Size, 1)
+    );
     assert_eq!(channel.phase(), Phase::Established);
     assert_eq!(channel.customer_message(), Some("hello"));
     assert!(!channel.kms_requested());

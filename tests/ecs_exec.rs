@@ -461,7 +461,7 @@ async fn mail_queue_probe_runs_every_task_in_parallel_under_its_own_deadline() {
     let results = probe_mail_queues(&starter, &config, &tiers).await;
     assert_eq!(results["smtp-out"].len(), 2);
     for result in results["smtp-out"].iter().chain(&results["imap"][..1]) {
-        assert_eq!(result.output, "Total requests: 7\r\n");
+        assert_eq!(result.output.as_deref(), Some("Total requests: 7\r\n"));
         assert_eq!(result.exit_status, Some(0));
         assert_eq!(result.error, None);
         assert_eq!(result.probe, "mailq");
@@ -529,9 +529,90 @@ async fn probe_deadline_is_per_task() {
         assert!(result.timed_out, "{result:?}");
         assert!(result.error.as_deref().unwrap().contains("deadline"));
         assert_eq!(result.exit_status, None);
+        assert_eq!(result.output, None);
     }
     assert!(ecs.requests()[0]["command"]
         .as_str()
         .unwrap()
         .contains("mailq | tail -1"));
+}
+
+/// The `exec` subcommand, as a process, against the fakes: credentials and region from the
+/// environment, the ECS endpoint from `CABAL_TRIAGE_AWS_ENDPOINT_URL`.
+async fn cli_exec(ecs: &FakeEcs, args: &[&str]) -> std::process::Output {
+    // CABAL_TRIAGE_BIN: another build of the binary, for when several worktrees share one
+    // target directory (its uplifted binary then belongs to whichever built last).
+    let binary = std::env::var("CABAL_TRIAGE_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_cabal-triage").to_string());
+    let mut command = tokio::process::Command::new(binary);
+    command
+        .arg("exec")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CABAL_TRIAGE_AWS_ENDPOINT_URL", &ecs.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "secret-test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        );
+    command.output().await.unwrap()
+}
+
+#[tokio::test]
+async fn cli_exec_prints_the_output_and_exits_with_the_command_status() {
+    let ecs = FakeEcs::start(EcsBehaviour {
+        running_tasks: vec![(
+            "cabal-mail".into(),
+            "cabal-smtp-out".into(),
+            "arn:aws:ecs:us-east-1:123456789012:task/cabal-mail/0a1b".into(),
+        )],
+        ..Default::default()
+    })
+    .await;
+    let output = cli_exec(
+        &ecs,
+        &["--tier", "smtp-out", "--", "printf 'queue\\n';", "exit 4"],
+    )
+    .await;
+    assert_eq!(output.stdout, b"queue\r\n");
+    assert_eq!(
+        output.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let request = &ecs.requests()[0];
+    assert_eq!(
+        request["task"],
+        "arn:aws:ecs:us-east-1:123456789012:task/cabal-mail/0a1b"
+    );
+    assert_eq!(request["container"], "smtp-out");
+
+    let output = cli_exec(&ecs, &["--tier", "imap", "--task", "t9", "--", "true"]).await;
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(ecs.requests()[1]["task"], "t9");
+    assert_clean(&ecs).await;
+}
+
+#[tokio::test]
+async fn cli_exec_failures_have_one_line_errors_and_the_contract_exit_codes() {
+    let ecs = FakeEcs::start(EcsBehaviour::default()).await;
+    let output = cli_exec(&ecs, &["--tier", "nope", "--", "true"]).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown tier"));
+    let output = cli_exec(&ecs, &["--tier", "imap", "--", "true"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no running task"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1);
 }

@@ -3,6 +3,7 @@
 //! 2 bad usage or bad input (with a one-line error on stderr).
 
 mod check_config;
+mod exec;
 mod serve;
 
 use std::path::PathBuf;
@@ -34,6 +35,8 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Run a command in a tier's container over ECS Exec; exits with the command's status.
+    Exec(exec::ExecArgs),
 }
 
 /// A command's failure, split by exit code.
@@ -45,6 +48,9 @@ pub enum CliError {
     /// Something failed while running: exit 1.
     #[error("{0}")]
     Runtime(String),
+    /// Exit with this status and no message (`exec` passes on the command's own status).
+    #[error("exit status {0}")]
+    Status(u8),
 }
 
 pub fn main() -> ExitCode {
@@ -59,6 +65,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve::run(config.as_deref()),
         Command::CheckConfig { config } => check_config::run(config.as_deref()),
+        Command::Exec(args) => exec::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -70,5 +77,6 @@ pub fn main() -> ExitCode {
             eprintln!("cabal-triage: {message}");
             ExitCode::from(1)
         }
+        Err(CliError::Status(status)) => ExitCode::from(status),
     }
 }

@@ -23,6 +23,7 @@ use uuid::Uuid;
 use super::fake_agent::{AgentScript, FakeAgent, SessionPlan};
 
 const TARGET: &str = "AmazonEC2ContainerServiceV20141113.ExecuteCommand";
+const LIST_TASKS: &str = "AmazonEC2ContainerServiceV20141113.ListTasks";
 
 /// Behaviour of the fake ECS.
 #[derive(Default)]
@@ -35,6 +36,8 @@ pub struct EcsBehaviour {
     pub wrong_token: bool,
     /// Delay before answering.
     pub latency: Duration,
+    /// ListTasks answer: the running task ARNs of (cluster, service).
+    pub running_tasks: Vec<(String, String, String)>,
 }
 
 #[derive(Clone)]
@@ -108,13 +111,6 @@ async fn execute_command(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if headers.get("x-amz-target").and_then(|v| v.to_str().ok()) != Some(TARGET) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "UnknownOperationException",
-            "unknown operation",
-        );
-    }
     if !headers.contains_key("authorization") {
         return error(
             StatusCode::FORBIDDEN,
@@ -129,6 +125,31 @@ async fn execute_command(
             "bad JSON",
         );
     };
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    if target == Some(LIST_TASKS) {
+        let behaviour = inner.behaviour.lock().unwrap();
+        let arns: Vec<&String> = behaviour
+            .running_tasks
+            .iter()
+            .filter(|(cluster, service, _)| {
+                request["cluster"] == cluster.as_str() && request["serviceName"] == service.as_str()
+            })
+            .map(|(_, _, arn)| arn)
+            .collect();
+        return (
+            StatusCode::OK,
+            [("content-type", "application/x-amz-json-1.1")],
+            serde_json::json!({ "taskArns": arns }).to_string(),
+        )
+            .into_response();
+    }
+    if target != Some(TARGET) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            "unknown operation",
+        );
+    }
     inner.requests.lock().unwrap().push(request.clone());
     let (script, disabled, wrong_token, latency) = {
         let behaviour = inner.behaviour.lock().unwrap();

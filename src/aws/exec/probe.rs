@@ -41,8 +41,8 @@ pub struct ExecProbeResult {
     /// The task id (the last part of an ARN).
     pub task: String,
     pub probe: String,
-    /// Raw output as received (CR LF and all), without the exit-status line; empty on error.
-    pub output: String,
+    /// Raw output as received (CR LF and all), without the exit-status line; `None` on error.
+    pub output: Option<String>,
     /// `None` when unknown (error, or the session ended without the exit-status line).
     pub exit_status: Option<i32>,
     /// Operator-readable text when ECS Exec failed.
@@ -105,7 +105,7 @@ async fn run_one(
     let mut result = ExecProbeResult {
         task: task_id(&target.task).to_string(),
         probe: probe.to_string(),
-        output: String::new(),
+        output: None,
         exit_status: None,
         error: None,
         truncated: false,
@@ -128,7 +128,7 @@ async fn run_one(
     let outer = options.deadline + Duration::from_secs(2);
     match tokio::time::timeout(outer, exec(starter, &request, options)).await {
         Ok(Ok(output)) => {
-            result.output = String::from_utf8_lossy(&output.raw).into_owned();
+            result.output = Some(String::from_utf8_lossy(&output.raw).into_owned());
             result.exit_status = output.exit_status;
             result.truncated = output.truncated;
         }
@@ -170,7 +170,7 @@ mod tests {
         let result = ExecProbeResult {
             task: "0a1b".into(),
             probe: "mailq".into(),
-            output: "Total requests: 42\r\n".into(),
+            output: Some("Total requests: 42\r\n".into()),
             exit_status: Some(0),
             error: None,
             truncated: false,

@@ -3,6 +3,7 @@
 //! then pumps frames through the [`DataChannel`] state machine with retransmission ticks,
 //! keep-alive pings, and the deadlines of `ssm-data-channel.md` §12.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -11,6 +12,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::Connector;
 use uuid::Uuid;
 
 use super::output::Sentinel;
@@ -297,6 +299,23 @@ fn finish(
     })
 }
 
+/// TLS for `wss://`: rustls with the aws-lc-rs provider named explicitly (so it does not depend
+/// on which rustls features other crates turn on) and the Mozilla roots bundled by webpki-roots
+/// (so minimal container images without a CA bundle work).
+fn tls_connector() -> Result<Connector, ExecError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ExecError::Connect {
+            reason: format!("cannot set up TLS: {e}"),
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Connector::Rustls(Arc::new(config)))
+}
+
 /// A connect error for an operator; the URL (which carries no secret, but is long) is left out.
 fn describe_connect_error(error: &tokio_tungstenite::tungstenite::Error) -> String {
     use tokio_tungstenite::tungstenite::Error;
@@ -308,5 +327,61 @@ fn describe_connect_error(error: &tokio_tungstenite::tungstenite::Error) -> Stri
         Error::Io(io) => format!("network error: {io}"),
         Error::Tls(tls) => format!("TLS error: {tls}"),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_is_configured_without_a_process_wide_provider() {
+        assert!(matches!(tls_connector(), Ok(Connector::Rustls(_))));
+    }
+
+    #[tokio::test]
+    async fn refuses_urls_that_are_not_websockets() {
+        let result = run_data_channel(
+            "https://ssmmessages.us-east-1.amazonaws.com/v1/data-channel/x",
+            &Secret::new("token"),
+            SessionSettings::default(),
+            &ChannelTimings::default(),
+            None,
+            Instant::now() + Duration::from_secs(1),
+            Duration::from_secs(1),
+        )
+        .await;
+        assert!(matches!(result, Err(ExecError::InvalidStreamUrl)));
+    }
+
+    #[tokio::test]
+    async fn a_refused_upgrade_is_a_connect_error() {
+        // A loopback port with an HTTP server that is not a WebSocket endpoint.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            if let Ok((mut stream, _)) = listener.accept().await {
+                let mut buffer = [0u8; 1024];
+                let _ = stream.read(&mut buffer).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let result = run_data_channel(
+            &format!("ws://{addr}/v1/data-channel/s"),
+            &Secret::new("token"),
+            SessionSettings::default(),
+            &ChannelTimings::default(),
+            None,
+            Instant::now() + Duration::from_secs(5),
+            Duration::from_secs(5),
+        )
+        .await;
+        match result {
+            Err(ExecError::Connect { reason }) => assert!(reason.contains("403"), "{reason}"),
+            other => panic!("expected a connect error, got {other:?}"),
+        }
     }
 }

@@ -84,12 +84,13 @@ pub async fn run_data_channel(
         .into_client_request()
         .map_err(|_| ExecError::InvalidStreamUrl)?;
     let connect_by = deadline.min(Instant::now() + timings.connect_timeout);
-    let (mut socket, _) = match tokio::time::timeout_at(
-        connect_by,
-        tokio_tungstenite::connect_async(request),
-    )
-    .await
-    {
+    let connect = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        None,
+        false,
+        Some(tls_connector()?),
+    );
+    let (mut socket, _) = match tokio::time::timeout_at(connect_by, connect).await {
         Ok(Ok(connected)) => connected,
         Ok(Err(error)) => {
             return Err(ExecError::Connect {

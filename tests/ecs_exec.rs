@@ -424,7 +424,10 @@ async fn keep_alive_pings_are_sent() {
 
 #[tokio::test]
 async fn mail_queue_probe_runs_every_task_in_parallel_under_its_own_deadline() {
+    // Each session lasts a few seconds (8-byte frames, 300 ms apart), so parallel sessions overlap
+    // even on a loaded machine, and sequential ones could not.
     let script = AgentScript {
+        frame_size: 8,
         latency: Duration::from_millis(300),
         ..Default::default()
     };

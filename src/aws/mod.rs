@@ -3,11 +3,13 @@
 //! sentence an operator can act on, and the deadline-bounded retry of throttled calls.
 //!
 //! Nothing here decides anything: the probes (`crate::probe`) call these adapters and turn what
-//! they return into evidence. The ECS Exec client lives beside this module as `exec`.
+//! they return into evidence. `exec` is the native ECS Exec client (SSM Session Manager data channel), which runs a command in a
+//! task's container without the AWS CLI or session-manager-plugin.
 
 pub mod ec2;
 pub mod ecs;
 pub mod error;
+pub mod exec;
 pub mod logs;
 pub mod retry;
 pub mod sdk;

@@ -3,6 +3,7 @@
 //! 2 bad usage or bad input (with a one-line error on stderr).
 
 mod check_config;
+mod exec;
 mod lines;
 mod parse;
 mod serve;
@@ -41,6 +42,8 @@ pub enum Command {
         #[command(subcommand)]
         what: ParseCommand,
     },
+    /// Run a command in a tier's container over ECS Exec; exits with the command's status.
+    Exec(exec::ExecArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +86,9 @@ pub enum CliError {
     /// Something failed while running: exit 1.
     #[error("{0}")]
     Runtime(String),
+    /// Exit with this status and no message (`exec` passes on the command's own status).
+    #[error("exit status {0}")]
+    Status(u8),
 }
 
 pub fn main() -> ExitCode {
@@ -112,6 +118,7 @@ pub fn main() -> ExitCode {
                     show_local_parts,
                 },
         } => parse::run_mailq(&file, show_local_parts),
+        Command::Exec(args) => exec::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -123,5 +130,6 @@ pub fn main() -> ExitCode {
             eprintln!("cabal-triage: {message}");
             ExitCode::from(1)
         }
+        Err(CliError::Status(status)) => ExitCode::from(status),
     }
 }

@@ -61,6 +61,7 @@ pub struct Config {
     pub pagerduty: PagerDutyConfig,
     pub privacy: PrivacyConfig,
     pub providers: ProvidersConfig,
+    pub exec: ExecConfig,
 }
 
 impl Config {
@@ -155,6 +156,7 @@ impl Config {
         self.slack.validate()?;
         self.pagerduty.validate()?;
         self.providers.validate()?;
+        self.exec.validate()?;
         Ok(())
     }
 

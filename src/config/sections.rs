@@ -723,3 +723,54 @@ impl ProvidersConfig {
         self.table().map(|_| ())
     }
 }
+
+/// `[exec]`: ECS Exec, and the command the mail-queue probe runs. The command comes only from
+/// here: no alert field can choose a command or a target.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecConfig {
+    /// Shell text run in each tier's container by `/bin/sh -c` to read the mail queue.
+    pub mailq_command: String,
+    /// Deadline of one command in one task, in seconds (ExecuteCommand to end of output).
+    pub task_deadline_secs: u64,
+    /// Output kept per command, in bytes; the probe says when it was cut.
+    pub output_cap_bytes: usize,
+}
+
+impl Default for ExecConfig {
+    fn default() -> Self {
+        ExecConfig {
+            mailq_command: "mailq | tail -1".into(),
+            task_deadline_secs: 10,
+            output_cap_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl ExecConfig {
+    pub fn task_deadline(&self) -> Duration {
+        Duration::from_secs(self.task_deadline_secs)
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.mailq_command.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "exec.mailq_command",
+                "must not be empty; the default is \"mailq | tail -1\"",
+            ));
+        }
+        if !(1..=1140).contains(&self.task_deadline_secs) {
+            return Err(ConfigError::invalid(
+                "exec.task_deadline_secs",
+                "must be between 1 and 1140 (ECS Exec sessions end after 20 idle minutes)",
+            ));
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.output_cap_bytes) {
+            return Err(ConfigError::invalid(
+                "exec.output_cap_bytes",
+                "must be between 1024 and 16777216",
+            ));
+        }
+        Ok(())
+    }
+}

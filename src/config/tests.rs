@@ -232,3 +232,27 @@ fn providers_extra_extends_the_table_and_is_validated() {
     let error = load("[providers]\nextra = { \"not a domain\" = \"x\" }\n", &[]).unwrap_err();
     assert!(error.to_string().contains("providers.extra"), "{error}");
 }
+
+#[test]
+fn exec_section_defaults_and_limits() {
+    let config = load("", &[]).unwrap();
+    assert_eq!(config.exec.mailq_command, "mailq | tail -1");
+    assert_eq!(config.exec.task_deadline_secs, 10);
+    assert_eq!(config.exec.output_cap_bytes, 65536);
+    for (text, key) in [
+        ("[exec]\nmailq_command = \"  \"", "exec.mailq_command"),
+        ("[exec]\ntask_deadline_secs = 0", "exec.task_deadline_secs"),
+        (
+            "[exec]\ntask_deadline_secs = 1200",
+            "exec.task_deadline_secs",
+        ),
+        ("[exec]\noutput_cap_bytes = 10", "exec.output_cap_bytes"),
+    ] {
+        let error = load(text, &[]).unwrap_err().to_string();
+        assert!(error.contains(key), "{text}: {error}");
+    }
+    assert!(
+        load("[exec]\ncommand = \"x\"", &[]).is_err(),
+        "unknown key refused"
+    );
+}

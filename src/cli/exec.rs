@@ -1,0 +1,156 @@
+//! `cabal-triage exec --tier TIER [--task ID] -- COMMAND...`: an operator's command in a tier's
+//! container over ECS Exec (the native client in `aws::exec`), output to the terminal, the
+//! command's exit status as ours. The words after `--` are joined with spaces and run by
+//! `/bin/sh -c`, as `ssh` does: quote what the shell in the container must see as one word.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::CliError;
+use crate::aws::exec::{exec, EcsSessionStarter, ExecError, ExecOptions, ExecRequest};
+use crate::config::{AwsConfig, Config};
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// TOML configuration file; embedded defaults when omitted.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Tier whose container runs the command: imap, smtp-in or smtp-out.
+    #[arg(long)]
+    pub tier: String,
+    /// Task id or ARN; the tier service's first running task when omitted.
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Deadline in seconds (default: exec.task_deadline_secs).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// The command, after `--`.
+    #[arg(last = true, required = true, num_args = 1..)]
+    pub command: Vec<String>,
+}
+
+pub fn run(args: ExecArgs) -> Result<(), CliError> {
+    let config =
+        Config::load(args.config.as_deref()).map_err(|e| CliError::Input(e.to_string()))?;
+    let tier = config.cabalmail.tiers.get(&args.tier).ok_or_else(|| {
+        CliError::Input(format!(
+            "unknown tier {:?}; configured tiers: {}",
+            args.tier,
+            config
+                .cabalmail
+                .tiers
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    let command = args.command.join(" ");
+    if command.trim().is_empty() {
+        return Err(CliError::Input("the command after -- is empty".into()));
+    }
+    let options = ExecOptions {
+        deadline: Duration::from_secs(args.timeout.unwrap_or(config.exec.task_deadline_secs)),
+        output_cap: config.exec.output_cap_bytes,
+        ..ExecOptions::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
+    let output = runtime.block_on(async {
+        let client = ecs_client(&config.aws).await;
+        let task = match args.task {
+            Some(task) => task,
+            None => first_running_task(&client, &config.cabalmail.cluster, &tier.service).await?,
+        };
+        let request = ExecRequest {
+            cluster: config.cabalmail.cluster.clone(),
+            task,
+            container: tier.container.clone(),
+            command,
+        };
+        exec(&EcsSessionStarter::new(client), &request, &options)
+            .await
+            .map_err(|e: ExecError| CliError::Runtime(e.to_string()))
+    })?;
+
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(&output.raw);
+    let _ = stdout.flush();
+    if output.truncated {
+        eprintln!(
+            "cabal-triage: output cut at {} bytes (exec.output_cap_bytes)",
+            options.output_cap
+        );
+    }
+    for warning in &output.warnings {
+        eprintln!("cabal-triage: warning: {warning}");
+    }
+    match output.exit_status {
+        Some(0) => Ok(()),
+        // Statuses outside 0..=255 do not come from a POSIX shell; report them as a failure.
+        Some(status) => Err(CliError::Status(u8::try_from(status).unwrap_or(1))),
+        None => Err(CliError::Runtime(
+            "the command's exit status is unknown (the session ended without it)".into(),
+        )),
+    }
+}
+
+/// The ECS client from `[aws]` (region, profile, endpoint override) and the SDK's default
+/// credential chain.
+// Merge note: the aws-probes branch has the shared loader (`crate::aws::sdk`); use it here.
+async fn ecs_client(aws: &AwsConfig) -> aws_sdk_ecs::Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = &aws.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    if let Some(profile) = &aws.profile {
+        loader = loader.profile_name(profile);
+    }
+    let sdk = loader.load().await;
+    let mut builder = aws_sdk_ecs::config::Builder::from(&sdk);
+    if let Some(endpoint) = aws.endpoint_for("ecs") {
+        builder = builder.endpoint_url(endpoint);
+    }
+    aws_sdk_ecs::Client::from_conf(builder.build())
+}
+
+/// The first running task of the tier's service (ARNs sorted, so the choice is stable).
+// Merge note: the aws-probes branch's task discovery (`crate::probe::tasks`) can replace this.
+async fn first_running_task(
+    client: &aws_sdk_ecs::Client,
+    cluster: &str,
+    service: &str,
+) -> Result<String, CliError> {
+    let response = client
+        .list_tasks()
+        .cluster(cluster)
+        .service_name(service)
+        .desired_status(aws_sdk_ecs::types::DesiredStatus::Running)
+        .send()
+        .await
+        .map_err(|e| {
+            let reason = match e.as_service_error() {
+                Some(service_error) => format!(
+                    "{}: {}",
+                    service_error.meta().code().unwrap_or("error"),
+                    service_error.meta().message().unwrap_or("no message")
+                ),
+                None => aws_sdk_ecs::error::DisplayErrorContext(&e).to_string(),
+            };
+            CliError::Runtime(format!(
+                "cannot list the tasks of service {service} in cluster {cluster}: {reason}"
+            ))
+        })?;
+    let mut tasks = response.task_arns.unwrap_or_default();
+    tasks.sort();
+    tasks.into_iter().next().ok_or_else(|| {
+        CliError::Runtime(format!(
+            "service {service} has no running task in cluster {cluster}"
+        ))
+    })
+}

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod ledger;
 pub mod metrics;
+
 pub mod report;
 pub mod runbook;
 pub mod server;

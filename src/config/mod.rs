@@ -59,6 +59,7 @@ pub struct Config {
     pub slack: SlackConfig,
     pub pagerduty: PagerDutyConfig,
     pub privacy: PrivacyConfig,
+    pub delivery: DeliveryConfig,
 }
 
 impl Config {
@@ -122,6 +123,9 @@ impl Config {
         if let Some(path) = &self.slack.bot_token_file {
             self.slack.bot_token = Some(read_single_secret(path, "slack.bot_token_file")?);
         }
+        if let Some(path) = &self.slack.webhook_url_file {
+            self.slack.webhook_url = Some(read_single_secret(path, "slack.webhook_url_file")?);
+        }
         if let Some(path) = &self.pagerduty.api_token_file {
             self.pagerduty.api_token = Some(read_single_secret(path, "pagerduty.api_token_file")?);
         }
@@ -138,6 +142,7 @@ impl Config {
         self.dnsbl.validate()?;
         self.slack.validate()?;
         self.pagerduty.validate()?;
+        self.delivery.validate()?;
         Ok(())
     }
 
@@ -151,6 +156,7 @@ impl Config {
                     ("auth", "webhook_tokens"),
                     ("auth", "read_tokens"),
                     ("slack", "bot_token"),
+                    ("slack", "webhook_url"),
                     ("pagerduty", "api_token"),
                 ] {
                     if table

@@ -11,7 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod ledger;
 pub mod metrics;
-
+pub mod notify;
 pub mod report;
 pub mod runbook;
 pub mod server;

@@ -127,7 +127,7 @@ pub(super) fn record(
     };
     let changed = tx
         .execute(
-            "UPDATE deliveries SET state = ?3, last_error = ?4,
+            "UPDATE deliveries SET state = ?3, last_error = COALESCE(?4, last_error),
                  external_ref = COALESCE(?5, external_ref), next_attempt_ms = ?6,
                  lease_owner = NULL, lease_expires_ms = NULL, updated_ms = ?7
              WHERE id = ?1 AND state = 'sending' AND lease_owner = ?2",

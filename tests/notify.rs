@@ -65,7 +65,9 @@ async fn one_episode_one_message_updated_and_threaded_one_note() {
         assert_eq!(answer["episodes"][0]["outcome"], "repeat");
         service.settled(&id, 3 + repeat).await;
     }
-    service.post_alert(&payload("resolved", &[("test_sleep_ms", "200")], &[])).await;
+    service
+        .post_alert(&payload("resolved", &[("test_sleep_ms", "200")], &[]))
+        .await;
     let rows = service.settled(&id, 9).await;
     let mut expected = vec![
         ("slack", "started", "delivered"),
@@ -82,7 +84,10 @@ async fn one_episode_one_message_updated_and_threaded_one_note() {
 
     // Slack: exactly one top-level post, edited with the verdict and on resolve; six replies.
     let posts = slack.requests("chat.postMessage");
-    let parents: Vec<_> = posts.iter().filter(|r| r.body["thread_ts"].is_null()).collect();
+    let parents: Vec<_> = posts
+        .iter()
+        .filter(|r| r.body["thread_ts"].is_null())
+        .collect();
     assert_eq!(parents.len(), 1, "{posts:?}");
     let parent = &slack.parents()[0];
     assert_eq!(parent.channel, "C0TRIAGE");
@@ -90,7 +95,10 @@ async fn one_episode_one_message_updated_and_threaded_one_note() {
         parent.metadata,
         json!({"event_type": "cabal_triage_episode", "event_payload": {"episode": id}})
     );
-    assert_eq!(parents[0].body["blocks"][0]["text"]["text"], "CabalTriageTest: triage running");
+    assert_eq!(
+        parents[0].body["blocks"][0]["text"]["text"],
+        "CabalTriageTest: triage running"
+    );
     let updates = slack.requests("chat.update");
     assert_eq!(updates.len(), 2, "{updates:?}");
     assert_eq!(
@@ -103,11 +111,15 @@ async fn one_episode_one_message_updated_and_threaded_one_note() {
     );
     for update in &updates {
         assert_eq!(update.body["ts"], parent.ts.as_str());
-        assert!(update.body["blocks"].as_array().is_some_and(|b| !b.is_empty()));
+        assert!(update.body["blocks"]
+            .as_array()
+            .is_some_and(|b| !b.is_empty()));
     }
     let replies = slack.replies();
     assert_eq!(replies.len(), 6);
-    assert!(replies.iter().all(|r| r.thread_ts.as_deref() == Some(parent.ts.as_str())));
+    assert!(replies
+        .iter()
+        .all(|r| r.thread_ts.as_deref() == Some(parent.ts.as_str())));
     for (index, reply) in replies[..5].iter().enumerate() {
         assert!(
             reply.text.contains(&format!("notification {}", index + 2)),
@@ -117,7 +129,10 @@ async fn one_episode_one_message_updated_and_threaded_one_note() {
     }
     assert_eq!(replies[5].text, "Resolved at 2026-11-28T20:30:00Z.");
     for request in slack.all_requests() {
-        assert_eq!(request.authorization.as_deref(), Some("Bearer xoxb-test-token"));
+        assert_eq!(
+            request.authorization.as_deref(),
+            Some("Bearer xoxb-test-token")
+        );
     }
     assert_eq!(
         posts[0].content_type.as_deref(),
@@ -138,14 +153,19 @@ async fn one_episode_one_message_updated_and_threaded_one_note() {
     assert_eq!(post.headers["from"], "oncall@example.com");
     assert_eq!(post.body["note"]["content"], notes[0].as_str());
     assert_eq!(post.headers["authorization"], "Token token=pd-test-token");
-    assert_eq!(post.headers["accept"], "application/vnd.pagerduty+json;version=2");
+    assert_eq!(
+        post.headers["accept"],
+        "application/vnd.pagerduty+json;version=2"
+    );
 
     let episode = service.episode(&id).await;
     assert_eq!(episode["external_refs"]["slack.ts"], parent.ts.as_str());
     assert_eq!(episode["external_refs"]["pagerduty.incident"], "PINC1");
     let metrics = service.metrics().await;
     assert!(
-        metrics.contains("cabal_triage_deliveries_total{destination=\"slack\",outcome=\"delivered\"} 8"),
+        metrics.contains(
+            "cabal_triage_deliveries_total{destination=\"slack\",outcome=\"delivered\"} 8"
+        ),
         "{metrics}"
     );
 }
@@ -154,15 +174,26 @@ async fn one_episode_one_message_updated_and_threaded_one_note() {
 async fn slack_429_retry_after_is_honoured() {
     let dir = tempfile::tempdir().unwrap();
     let slack = FakeSlack::start().await;
-    slack.script("chat.postMessage", Scripted::RateLimited { retry_after_secs: 1 });
+    slack.script(
+        "chat.postMessage",
+        Scripted::RateLimited {
+            retry_after_secs: 1,
+        },
+    );
     let service = Service::start(dir.path(), &slack_env(&slack));
     let id = first_episode(&service, "firing").await;
     let rows = service.settled(&id, 2).await;
-    assert!(rows.iter().all(|(_, _, state)| state == "delivered"), "{rows:?}");
+    assert!(
+        rows.iter().all(|(_, _, state)| state == "delivered"),
+        "{rows:?}"
+    );
     let posts = slack.requests("chat.postMessage");
     assert_eq!(posts.len(), 2);
     let waited = posts[1].at - posts[0].at;
-    assert!(waited >= Duration::from_millis(1000), "retried after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(1000),
+        "retried after {waited:?}"
+    );
     assert_eq!(slack.parents().len(), 1);
 }
 
@@ -176,14 +207,21 @@ async fn slack_5xx_and_ratelimited_ok_false_are_retried() {
     let service = Service::start(dir.path(), &slack_env(&slack));
     let id = first_episode(&service, "firing").await;
     let rows = service.settled(&id, 2).await;
-    assert!(rows.iter().all(|(_, _, state)| state == "delivered"), "{rows:?}");
+    assert!(
+        rows.iter().all(|(_, _, state)| state == "delivered"),
+        "{rows:?}"
+    );
     assert_eq!(slack.requests("chat.postMessage").len(), 3);
     assert_eq!(slack.requests("chat.update").len(), 2);
     assert_eq!(slack.parents().len(), 1);
     let episode = service.episode(&id).await;
     assert_eq!(episode["deliveries"][0]["attempts"], 3);
     let metrics = service.metrics().await;
-    assert!(metrics.contains("cabal_triage_deliveries_total{destination=\"slack\",outcome=\"retry\"} 3"), "{metrics}");
+    assert!(
+        metrics
+            .contains("cabal_triage_deliveries_total{destination=\"slack\",outcome=\"retry\"} 3"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -191,11 +229,17 @@ async fn slack_timeout_after_the_post_does_not_duplicate_the_message() {
     let dir = tempfile::tempdir().unwrap();
     let slack = FakeSlack::start().await;
     // Slack takes the post but answers after the client's 500 ms timeout.
-    slack.script("chat.postMessage", Scripted::SlowAfterWork(Duration::from_secs(2)));
+    slack.script(
+        "chat.postMessage",
+        Scripted::SlowAfterWork(Duration::from_secs(2)),
+    );
     let service = Service::start(dir.path(), &slack_env(&slack));
     let id = first_episode(&service, "firing").await;
     let rows = service.settled(&id, 2).await;
-    assert!(rows.iter().all(|(_, _, state)| state == "delivered"), "{rows:?}");
+    assert!(
+        rows.iter().all(|(_, _, state)| state == "delivered"),
+        "{rows:?}"
+    );
     assert_eq!(slack.parents().len(), 1, "{:?}", slack.messages());
     assert_eq!(slack.requests("chat.postMessage").len(), 1);
     assert!(!slack.requests("conversations.history").is_empty());
@@ -204,7 +248,10 @@ async fn slack_timeout_after_the_post_does_not_duplicate_the_message() {
         .as_str()
         .unwrap()
         .contains("timed out"));
-    assert_eq!(episode["external_refs"]["slack.ts"], slack.parents()[0].ts.as_str());
+    assert_eq!(
+        episode["external_refs"]["slack.ts"],
+        slack.parents()[0].ts.as_str()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -220,13 +267,23 @@ async fn slack_ok_false_permanent_codes_fail_with_a_readable_reason() {
     let rows = episode["deliveries"].as_array().unwrap();
     assert_eq!(rows[0]["state"], "failed");
     assert_eq!(rows[0]["attempts"], 1, "a permanent error is not retried");
-    assert!(rows[0]["last_error"].as_str().unwrap().contains("channel_not_found"));
-    assert!(rows[0]["last_error"].as_str().unwrap().contains("channel ID"));
+    assert!(rows[0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("channel_not_found"));
+    assert!(rows[0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("channel ID"));
     assert_eq!(rows[1]["state"], "failed");
     assert!(rows[1]["last_error"].as_str().unwrap().contains("/invite"));
     assert_eq!(slack.requests("chat.postMessage").len(), 2);
     let metrics = service.metrics().await;
-    assert!(metrics.contains("cabal_triage_deliveries_total{destination=\"slack\",outcome=\"failed\"} 2"), "{metrics}");
+    assert!(
+        metrics
+            .contains("cabal_triage_deliveries_total{destination=\"slack\",outcome=\"failed\"} 2"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -238,12 +295,19 @@ async fn pagerduty_note_waits_for_the_incident_to_appear() {
     let id = first_episode(&service, "firing").await;
     let rows = service.settled(&id, 1).await;
     assert_eq!(rows, owned(&[("pagerduty", "verdict", "delivered")]));
-    let lookups = pd.requests().iter().filter(|r| r.path == "/incidents").count();
+    let lookups = pd
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/incidents")
+        .count();
     assert_eq!(lookups, 4);
     assert_eq!(pd.notes("PLATE").len(), 1);
     let episode = service.episode(&id).await;
     assert_eq!(episode["deliveries"][0]["attempts"], 4);
-    assert!(episode["deliveries"][0]["external_ref"].as_str().unwrap().starts_with("PLATE/"));
+    assert!(episode["deliveries"][0]["external_ref"]
+        .as_str()
+        .unwrap()
+        .starts_with("PLATE/"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -259,7 +323,10 @@ async fn pagerduty_404_fails_with_advice_and_is_not_retried() {
     assert_eq!(row["state"], "failed");
     assert_eq!(row["attempts"], 1);
     let error = row["last_error"].as_str().unwrap();
-    assert!(error.contains("HTTP 404") && error.contains("pagerduty.api_base_url"), "{error}");
+    assert!(
+        error.contains("HTTP 404") && error.contains("pagerduty.api_base_url"),
+        "{error}"
+    );
     assert_eq!(pd.requests().len(), 1);
 }
 
@@ -269,7 +336,12 @@ async fn pagerduty_429_is_retried_and_the_note_is_not_added_twice() {
     let pd = FakePagerDuty::start().await;
     pd.add_incident("PINC2", &incident_key(), 0);
     // The incident lookup is rate limited once (ratelimit-reset: 1 s), then succeeds.
-    pd.script("list", fake_pagerduty::Scripted::RateLimited { retry_after_secs: 1 });
+    pd.script(
+        "list",
+        fake_pagerduty::Scripted::RateLimited {
+            retry_after_secs: 1,
+        },
+    );
     let service = Service::start(dir.path(), &pagerduty_env(&pd));
     let id = first_episode(&service, "firing").await;
     let rows = service.settled(&id, 1).await;
@@ -285,8 +357,16 @@ async fn killed_between_slack_post_and_ledger_update_then_restarted_posts_once()
     env.push(("CABAL_TRIAGE_TEST_FAILPOINT", "slack-after-post".into()));
     let mut service = Service::start(dir.path(), &env);
     let id = first_episode(&service, "firing").await;
-    wait_for("the first post", || slack.requests("chat.postMessage").len() == 1).await;
-    wait_for("the failpoint", || service.log_text().contains("failpoint slack-after-post reached")).await;
+    wait_for("the first post", || {
+        slack.requests("chat.postMessage").len() == 1
+    })
+    .await;
+    wait_for("the failpoint", || {
+        service
+            .log_text()
+            .contains("failpoint slack-after-post reached")
+    })
+    .await;
     service.kill();
     assert_eq!(slack.parents().len(), 1);
 
@@ -294,7 +374,10 @@ async fn killed_between_slack_post_and_ledger_update_then_restarted_posts_once()
     let rows = service.settled(&id, 2).await;
     assert_eq!(
         rows,
-        owned(&[("slack", "started", "delivered"), ("slack", "verdict", "delivered")])
+        owned(&[
+            ("slack", "started", "delivered"),
+            ("slack", "verdict", "delivered")
+        ])
     );
     assert_eq!(slack.parents().len(), 1, "{:?}", slack.messages());
     assert_eq!(slack.requests("chat.postMessage").len(), 1);
@@ -333,18 +416,30 @@ async fn hostile_content_is_sent_inert_and_within_limits() {
         .await;
     let id = answer["episodes"][0]["id"].as_str().unwrap().to_string();
     service.settled(&id, 2).await;
-    let update = slack.requests("chat.update").pop().expect("the verdict edit");
+    let update = slack
+        .requests("chat.update")
+        .pop()
+        .expect("the verdict edit");
     let body = &update.body;
     let blocks = body["blocks"].as_array().unwrap();
     let marker = "… [truncated]";
     let kept = "x".repeat(400 - marker.chars().count());
     assert_eq!(
-        blocks[1]["text"]["text"].as_str().unwrap().split_once("\n*Alert:* ").unwrap().1,
+        blocks[1]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .split_once("\n*Alert:* ")
+            .unwrap()
+            .1,
         "&lt;!channel&gt; click &lt;http://evil|here&gt;"
     );
     let samples = blocks
         .iter()
-        .find(|b| b["text"]["text"].as_str().is_some_and(|t| t.starts_with("*Samples*")))
+        .find(|b| {
+            b["text"]["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("*Samples*"))
+        })
         .expect("samples block");
     assert_eq!(
         samples,
@@ -386,5 +481,8 @@ async fn incoming_webhook_mode_posts_once_per_finished_triage() {
         posts[0].body["blocks"][0]["text"]["text"],
         "CabalTriageTest: investigate (low confidence)"
     );
-    assert!(!service.log_text().contains("XyZhookTOKEN123"), "the webhook URL is a secret");
+    assert!(
+        !service.log_text().contains("XyZhookTOKEN123"),
+        "the webhook URL is a secret"
+    );
 }

@@ -13,8 +13,8 @@ use crate::config::{Config, LedgerBackend, SlackMode};
 use crate::ledger::{
     Ledger, SqliteLedger, DESTINATION_PAGERDUTY, DESTINATION_SLACK, DESTINATION_SLACK_WEBHOOK,
 };
-use crate::notify::outbox::{configured_destinations, Outbox};
 use crate::metrics::Metrics;
+use crate::notify::outbox::{configured_destinations, Outbox};
 use crate::runbook::Registry;
 use crate::server::{self, AppState, Authenticator, Limits};
 use crate::shutdown::Shutdown;

@@ -308,8 +308,17 @@ pub struct ClaimedDelivery {
 /// How a delivery attempt ended, as the dispatcher records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryResult {
-    Delivered { external_ref: Option<String> },
-    Skipped { reason: String },
-    Retry { error: String, not_before: OffsetDateTime },
-    Failed { error: String },
+    Delivered {
+        external_ref: Option<String>,
+    },
+    Skipped {
+        reason: String,
+    },
+    Retry {
+        error: String,
+        not_before: OffsetDateTime,
+    },
+    Failed {
+        error: String,
+    },
 }

@@ -30,7 +30,8 @@ use outbox::read_refs;
 const MAX_BATCH: usize = 512;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE episodes (
     id            TEXT PRIMARY KEY,
@@ -803,7 +804,13 @@ impl Ledger for SqliteLedger {
                 params![episode_id, report_json],
             )
             .map_err(unavailable)?;
-            enqueue_deliveries(tx, &destinations, &episode_id, DeliveryKind::Verdict, now_ms)?;
+            enqueue_deliveries(
+                tx,
+                &destinations,
+                &episode_id,
+                DeliveryKind::Verdict,
+                now_ms,
+            )?;
             Ok(true)
         })
         .await

@@ -81,9 +81,14 @@ fn kinds(claimed: &[ClaimedDelivery]) -> Vec<(&str, DeliveryKind, u32)> {
 async fn outbox_order_leases_and_refs(ledger: &dyn Ledger) {
     let t = T0 + Duration::from_secs(200);
     // A triage that used up its attempts earlier (bb01) told Slack so.
-    let failed_id = incoming("bb01", T0 + Duration::from_secs(10), AlertStatus::Firing, true)
-        .key
-        .id();
+    let failed_id = incoming(
+        "bb01",
+        T0 + Duration::from_secs(10),
+        AlertStatus::Firing,
+        true,
+    )
+    .key
+    .id();
     let failed = ledger.get_episode(&failed_id).await.unwrap().unwrap();
     assert!(
         failed
@@ -105,7 +110,11 @@ async fn outbox_order_leases_and_refs(ledger: &dyn Ledger) {
         .id
         .clone();
     let job = loop {
-        let job = ledger.lease_next("w", LEASE, t).await.unwrap().expect("job");
+        let job = ledger
+            .lease_next("w", LEASE, t)
+            .await
+            .unwrap()
+            .expect("job");
         if job.episode_id == id {
             break job;
         }
@@ -132,7 +141,10 @@ async fn outbox_order_leases_and_refs(ledger: &dyn Ledger) {
 
     // The oldest unfinished row of each destination goes first; Slack's verdict waits for its
     // "started" post, PagerDuty only wants the verdict.
-    let first = of_episode(ledger.claim_deliveries("d1", LEASE, t, 100).await.unwrap(), &id);
+    let first = of_episode(
+        ledger.claim_deliveries("d1", LEASE, t, 100).await.unwrap(),
+        &id,
+    );
     assert_eq!(
         kinds(&first),
         vec![
@@ -141,7 +153,11 @@ async fn outbox_order_leases_and_refs(ledger: &dyn Ledger) {
         ]
     );
     assert!(
-        of_episode(ledger.claim_deliveries("d2", LEASE, t, 100).await.unwrap(), &id).is_empty(),
+        of_episode(
+            ledger.claim_deliveries("d2", LEASE, t, 100).await.unwrap(),
+            &id
+        )
+        .is_empty(),
         "claimed rows and the rows behind them are not handed out twice"
     );
     let (started, pagerduty) = (&first[0], &first[1]);
@@ -166,9 +182,7 @@ async fn outbox_order_leases_and_refs(ledger: &dyn Ledger) {
         .record_delivery(
             pagerduty.id,
             "intruder",
-            DeliveryResult::Failed {
-                error: "no".into()
-            },
+            DeliveryResult::Failed { error: "no".into() },
             t
         )
         .await
@@ -185,7 +199,10 @@ async fn outbox_order_leases_and_refs(ledger: &dyn Ledger) {
         )
         .await
         .unwrap());
-    let second = of_episode(ledger.claim_deliveries("d1", LEASE, t, 100).await.unwrap(), &id);
+    let second = of_episode(
+        ledger.claim_deliveries("d1", LEASE, t, 100).await.unwrap(),
+        &id,
+    );
     assert_eq!(kinds(&second), vec![("slack", DeliveryKind::Verdict, 1)]);
     assert_eq!(
         second[0].refs.get("slack.ts").map(String::as_str),
@@ -195,7 +212,10 @@ async fn outbox_order_leases_and_refs(ledger: &dyn Ledger) {
     // PagerDuty retry that is now due.
     let later = t + LEASE + Duration::from_secs(1);
     let mut third = of_episode(
-        ledger.claim_deliveries("d2", LEASE, later, 100).await.unwrap(),
+        ledger
+            .claim_deliveries("d2", LEASE, later, 100)
+            .await
+            .unwrap(),
         &id,
     );
     third.sort_by(|a, b| a.destination.cmp(&b.destination));
@@ -206,15 +226,18 @@ async fn outbox_order_leases_and_refs(ledger: &dyn Ledger) {
             ("slack", DeliveryKind::Verdict, 2)
         ]
     );
-    assert!(!ledger
-        .record_delivery(
-            third[1].id,
-            "d1",
-            DeliveryResult::Delivered { external_ref: None },
-            later
-        )
-        .await
-        .unwrap(), "the expired owner cannot record");
+    assert!(
+        !ledger
+            .record_delivery(
+                third[1].id,
+                "d1",
+                DeliveryResult::Delivered { external_ref: None },
+                later
+            )
+            .await
+            .unwrap(),
+        "the expired owner cannot record"
+    );
     ledger
         .record_delivery(
             third[0].id,
@@ -236,7 +259,13 @@ async fn outbox_order_leases_and_refs(ledger: &dyn Ledger) {
         .await
         .unwrap();
     // Three repeats coalesced into one row, then the resolution.
-    let fourth = of_episode(ledger.claim_deliveries("d2", LEASE, later, 100).await.unwrap(), &id);
+    let fourth = of_episode(
+        ledger
+            .claim_deliveries("d2", LEASE, later, 100)
+            .await
+            .unwrap(),
+        &id,
+    );
     assert_eq!(kinds(&fourth), vec![("slack", DeliveryKind::Repeat, 1)]);
     ledger
         .record_delivery(
@@ -249,7 +278,13 @@ async fn outbox_order_leases_and_refs(ledger: &dyn Ledger) {
         )
         .await
         .unwrap();
-    let fifth = of_episode(ledger.claim_deliveries("d2", LEASE, later, 100).await.unwrap(), &id);
+    let fifth = of_episode(
+        ledger
+            .claim_deliveries("d2", LEASE, later, 100)
+            .await
+            .unwrap(),
+        &id,
+    );
     assert_eq!(kinds(&fifth), vec![("slack", DeliveryKind::Resolved, 1)]);
     assert_eq!(fifth[0].episode.status, AlertStatus::Resolved);
     ledger
@@ -262,7 +297,10 @@ async fn outbox_order_leases_and_refs(ledger: &dyn Ledger) {
         .await
         .unwrap();
     assert!(of_episode(
-        ledger.claim_deliveries("d2", LEASE, later + LEASE * 2, 100).await.unwrap(),
+        ledger
+            .claim_deliveries("d2", LEASE, later + LEASE * 2, 100)
+            .await
+            .unwrap(),
         &id
     )
     .is_empty());

@@ -29,10 +29,7 @@ pub fn transport_error(service: &str, what: &str, error: reqwest::Error) -> Deli
     } else {
         "failed"
     };
-    DeliveryError::transient(format!(
-        "{service} {what} {kind}: {}",
-        error.without_url()
-    ))
+    DeliveryError::transient(format!("{service} {what} {kind}: {}", error.without_url()))
 }
 
 /// `Retry-After` in seconds (PagerDuty may send `ratelimit-reset` instead).

@@ -31,9 +31,7 @@ pub struct Outbox {
 }
 
 /// The destinations the configuration turns on.
-pub fn configured_destinations(
-    config: &Config,
-) -> Result<Vec<Arc<dyn Destination>>, String> {
+pub fn configured_destinations(config: &Config) -> Result<Vec<Arc<dyn Destination>>, String> {
     let http = super::http::client(Duration::from_millis(config.delivery.http_timeout_ms))?;
     let mut destinations: Vec<Arc<dyn Destination>> = Vec::new();
     if config.slack.enabled() {
@@ -98,7 +96,12 @@ impl Outbox {
             }
             match self
                 .ledger
-                .claim_deliveries(&self.owner, lease, OffsetDateTime::now_utc(), self.config.concurrency)
+                .claim_deliveries(
+                    &self.owner,
+                    lease,
+                    OffsetDateTime::now_utc(),
+                    self.config.concurrency,
+                )
                 .await
             {
                 Ok(claimed) if !claimed.is_empty() => {
@@ -177,8 +180,12 @@ impl Outbox {
             .await
         {
             Ok(true) => {}
-            Ok(false) => tracing::warn!(episode = %delivery.episode.id, "delivery lease lost before its outcome was recorded; another attempt owns the row"),
-            Err(error) => tracing::error!(%error, episode = %delivery.episode.id, "cannot record the delivery outcome; the row is retried when its lease expires"),
+            Ok(false) => {
+                tracing::warn!(episode = %delivery.episode.id, "delivery lease lost before its outcome was recorded; another attempt owns the row")
+            }
+            Err(error) => {
+                tracing::error!(%error, episode = %delivery.episode.id, "cannot record the delivery outcome; the row is retried when its lease expires")
+            }
         }
     }
 }

@@ -46,7 +46,13 @@ impl RetryPolicy {
     }
 
     /// Decides after attempt number `attempt` (from 1) of a row created `age` ago failed.
-    pub fn decide(&self, attempt: u32, age: Duration, error: &DeliveryError, unit: f64) -> Decision {
+    pub fn decide(
+        &self,
+        attempt: u32,
+        age: Duration,
+        error: &DeliveryError,
+        unit: f64,
+    ) -> Decision {
         let (reason, retry_after) = match error {
             DeliveryError::Permanent { reason } => return Decision::GiveUp(reason.clone()),
             DeliveryError::Transient {
@@ -120,7 +126,12 @@ mod tests {
     fn permanent_errors_and_spent_budgets_give_up() {
         let p = policy();
         assert_eq!(
-            p.decide(1, Duration::ZERO, &DeliveryError::permanent("channel_not_found"), 0.5),
+            p.decide(
+                1,
+                Duration::ZERO,
+                &DeliveryError::permanent("channel_not_found"),
+                0.5
+            ),
             Decision::GiveUp("channel_not_found".into())
         );
         let transient = DeliveryError::transient("HTTP 500");

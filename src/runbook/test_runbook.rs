@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 
 use super::{Runbook, RunbookError, TriageRequest};
 use crate::report::{
-    Action, Confidence, Evidence, NatState, OffendingTier, Report, Step, StepOutcome,
-    TierEvidence, Verdict,
+    Action, Confidence, Evidence, NatState, OffendingTier, Report, Step, StepOutcome, TierEvidence,
+    Verdict,
 };
 
 pub const ALERTNAME: &str = "CabalTriageTest";

@@ -127,7 +127,9 @@ fn scripted(state: &Mutex<PdState>, route: &str) -> Option<Response> {
     Some(match answer {
         Scripted::Status(code) => (
             StatusCode::from_u16(code).unwrap(),
-            Json(json!({"error": {"message": format!("fake pagerduty says {code}"), "code": 2100}})),
+            Json(
+                json!({"error": {"message": format!("fake pagerduty says {code}"), "code": 2100}}),
+            ),
         )
             .into_response(),
         Scripted::RateLimited { retry_after_secs } => (
@@ -144,7 +146,14 @@ async fn list_incidents(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    record(&state, "GET", "/incidents".into(), query.clone(), &headers, Value::Null);
+    record(
+        &state,
+        "GET",
+        "/incidents".into(),
+        query.clone(),
+        &headers,
+        Value::Null,
+    );
     if let Some(response) = scripted(&state, "list") {
         return response;
     }
@@ -166,13 +175,24 @@ async fn list_notes(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    record(&state, "GET", format!("/incidents/{id}/notes"), HashMap::new(), &headers, Value::Null);
+    record(
+        &state,
+        "GET",
+        format!("/incidents/{id}/notes"),
+        HashMap::new(),
+        &headers,
+        Value::Null,
+    );
     if let Some(response) = scripted(&state, "notes_get") {
         return response;
     }
     let state = state.lock().unwrap();
     if !state.incidents.iter().any(|i| i.id == id) {
-        return (StatusCode::NOT_FOUND, Json(json!({"error": {"message": "Not Found", "code": 2100}}))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": {"message": "Not Found", "code": 2100}})),
+        )
+            .into_response();
     }
     let notes: Vec<Value> = state
         .notes
@@ -189,13 +209,24 @@ async fn add_note(
     body: String,
 ) -> Response {
     let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    record(&state, "POST", format!("/incidents/{id}/notes"), HashMap::new(), &headers, body.clone());
+    record(
+        &state,
+        "POST",
+        format!("/incidents/{id}/notes"),
+        HashMap::new(),
+        &headers,
+        body.clone(),
+    );
     if let Some(response) = scripted(&state, "notes_post") {
         return response;
     }
     let mut state = state.lock().unwrap();
     if !state.incidents.iter().any(|i| i.id == id) {
-        return (StatusCode::NOT_FOUND, Json(json!({"error": {"message": "Not Found", "code": 2100}}))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": {"message": "Not Found", "code": 2100}})),
+        )
+            .into_response();
     }
     let content = body["note"]["content"].as_str().unwrap_or("").to_string();
     let notes = state.notes.entry(id).or_default();
@@ -210,6 +241,17 @@ async fn fallback(
     uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
-    record(&state, method.as_str(), uri.path().to_string(), HashMap::new(), &headers, Value::Null);
-    (StatusCode::NOT_FOUND, Json(json!({"error": {"message": "Not Found", "code": 2100}}))).into_response()
+    record(
+        &state,
+        method.as_str(),
+        uri.path().to_string(),
+        HashMap::new(),
+        &headers,
+        Value::Null,
+    );
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"error": {"message": "Not Found", "code": 2100}})),
+    )
+        .into_response()
 }

@@ -38,7 +38,9 @@ pub struct Message {
 #[derive(Debug, Clone)]
 pub enum Scripted {
     Status(u16),
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        retry_after_secs: u64,
+    },
     OkFalse(&'static str),
     /// Do the work, then answer only after this long (the client times out first).
     SlowAfterWork(Duration),
@@ -197,9 +199,10 @@ async fn handle_post(
                 json!({"ok": true, "channel": channel, "ts": ts, "message": {}})
             }
             "chat.update" => {
-                let found = state.messages.iter_mut().find(|m| {
-                    body["channel"] == m.channel.as_str() && body["ts"] == m.ts.as_str()
-                });
+                let found = state
+                    .messages
+                    .iter_mut()
+                    .find(|m| body["channel"] == m.channel.as_str() && body["ts"] == m.ts.as_str());
                 match found {
                     Some(message) => {
                         message.text = body["text"].as_str().unwrap_or("").to_string();
@@ -227,7 +230,10 @@ async fn handle_get(
     headers: HeaderMap,
 ) -> Response {
     record(&state, &method, &headers, json!(query));
-    if let Some(response) = take_script(&state, &method).as_ref().and_then(scripted_failure) {
+    if let Some(response) = take_script(&state, &method)
+        .as_ref()
+        .and_then(scripted_failure)
+    {
         return response;
     }
     if method != "conversations.history" {

@@ -110,8 +110,7 @@ impl Service {
 
     /// The episode's deliveries as (destination, kind, state).
     pub async fn deliveries(&self, id: &str) -> Vec<(String, String, String)> {
-        self.episode(id)
-            .await["deliveries"]
+        self.episode(id).await["deliveries"]
             .as_array()
             .cloned()
             .unwrap_or_default()
@@ -132,7 +131,9 @@ impl Service {
         loop {
             let rows = self.deliveries(id).await;
             if rows.len() >= count
-                && rows.iter().all(|(_, _, state)| state != "pending" && state != "sending")
+                && rows
+                    .iter()
+                    .all(|(_, _, state)| state != "pending" && state != "sending")
             {
                 return rows;
             }

@@ -60,9 +60,8 @@ fn load(tx: &Transaction<'_>, id: i64) -> Result<ClaimedDelivery, LedgerError> {
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
         )
         .map_err(unavailable)?;
-    let sql = format!(
-        "SELECT {SUMMARY_COLUMNS}, alert_json, report_json FROM episodes WHERE id = ?1"
-    );
+    let sql =
+        format!("SELECT {SUMMARY_COLUMNS}, alert_json, report_json FROM episodes WHERE id = ?1");
     let (raw, alert_json, report_json) = tx
         .query_row(&sql, params![episode_id], |row| {
             Ok((

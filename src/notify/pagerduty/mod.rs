@@ -130,7 +130,11 @@ impl PagerDuty {
             .unwrap_or_default())
     }
 
-    async fn add_note(&self, incident: &str, content: &str) -> Result<Option<String>, DeliveryError> {
+    async fn add_note(
+        &self,
+        incident: &str,
+        content: &str,
+    ) -> Result<Option<String>, DeliveryError> {
         let response = self
             .request(
                 self.http
@@ -163,7 +167,9 @@ impl Destination for PagerDuty {
         context: &DeliveryContext<'_>,
     ) -> Result<Sent, DeliveryError> {
         if delivery.kind != DeliveryKind::Verdict {
-            return Ok(Sent::Skipped("PagerDuty gets one note per finished triage".into()));
+            return Ok(Sent::Skipped(
+                "PagerDuty gets one note per finished triage".into(),
+            ));
         }
         let Some(report_json) = delivery.report_json.as_deref() else {
             return Ok(Sent::Skipped("no report stored".into()));
@@ -184,9 +190,16 @@ impl Destination for PagerDuty {
                 };
                 context
                     .ledger
-                    .set_episode_ref(&delivery.episode.id, REF_INCIDENT, &incident, OffsetDateTime::now_utc())
+                    .set_episode_ref(
+                        &delivery.episode.id,
+                        REF_INCIDENT,
+                        &incident,
+                        OffsetDateTime::now_utc(),
+                    )
                     .await
-                    .map_err(|e| DeliveryError::transient(format!("cannot store the incident id: {e}")))?;
+                    .map_err(|e| {
+                        DeliveryError::transient(format!("cannot store the incident id: {e}"))
+                    })?;
                 incident
             }
         };
@@ -196,7 +209,9 @@ impl Destination for PagerDuty {
             .iter()
             .any(|note| note.contains(&marker))
         {
-            return Ok(Sent::Delivered(Some(format!("{incident} (note already present)"))));
+            return Ok(Sent::Delivered(Some(format!(
+                "{incident} (note already present)"
+            ))));
         }
         let note_id = self.add_note(&incident, &content).await?;
         Ok(Sent::Delivered(Some(match note_id {

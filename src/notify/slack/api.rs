@@ -104,7 +104,8 @@ impl SlackApi {
             body["thread_ts"] = json!(ts);
         }
         if let Some(episode) = episode_id {
-            body["metadata"] = json!({"event_type": EVENT_TYPE, "event_payload": {"episode": episode}});
+            body["metadata"] =
+                json!({"event_type": EVENT_TYPE, "event_payload": {"episode": episode}});
         }
         let answer = self.post("chat.postMessage", &body).await?;
         match (answer["channel"].as_str(), answer["ts"].as_str()) {
@@ -120,7 +121,11 @@ impl SlackApi {
 
     /// Replaces a message's text and blocks (blocks are always sent: without them Slack keeps
     /// the old ones).
-    pub async fn update(&self, at: &MessageRef, message: &SlackMessage) -> Result<(), DeliveryError> {
+    pub async fn update(
+        &self,
+        at: &MessageRef,
+        message: &SlackMessage,
+    ) -> Result<(), DeliveryError> {
         let body = json!({
             "channel": at.channel,
             "ts": at.ts,

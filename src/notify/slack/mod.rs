@@ -77,7 +77,10 @@ impl SlackBot {
                     tracing::info!(episode = %delivery.episode.id, ts = %found.ts, "found the message an interrupted attempt posted; not posting again");
                     store_parent(context, &delivery.episode.id, &found).await?;
                     self.api.update(&found, message).await?;
-                    return Ok(Sent::Delivered(Some(format!("{}/{}", found.channel, found.ts))));
+                    return Ok(Sent::Delivered(Some(format!(
+                        "{}/{}",
+                        found.channel, found.ts
+                    ))));
                 }
                 Ok(None) => {}
                 Err(error) => {
@@ -91,7 +94,10 @@ impl SlackBot {
             .await?;
         failpoint::hit(failpoint::SLACK_AFTER_POST).await;
         store_parent(context, &delivery.episode.id, &posted).await?;
-        Ok(Sent::Delivered(Some(format!("{}/{}", posted.channel, posted.ts))))
+        Ok(Sent::Delivered(Some(format!(
+            "{}/{}",
+            posted.channel, posted.ts
+        ))))
     }
 }
 
@@ -129,26 +135,33 @@ impl Destination for SlackBot {
         let message = with_annotation(delivery, report.as_ref(), settings, render::message);
         let parent = Self::parent(delivery);
         match (delivery.kind, parent) {
-            (DeliveryKind::Started, Some(_)) => {
-                Ok(Sent::Skipped("the episode's message is already posted".into()))
-            }
+            (DeliveryKind::Started, Some(_)) => Ok(Sent::Skipped(
+                "the episode's message is already posted".into(),
+            )),
             (DeliveryKind::Started | DeliveryKind::Verdict | DeliveryKind::TriageFailed, None) => {
                 self.post_parent(delivery, &message, context).await
             }
             (DeliveryKind::Verdict | DeliveryKind::TriageFailed, Some(parent)) => {
                 self.api.update(&parent, &message).await?;
-                Ok(Sent::Delivered(Some(format!("{}/{}", parent.channel, parent.ts))))
+                Ok(Sent::Delivered(Some(format!(
+                    "{}/{}",
+                    parent.channel, parent.ts
+                ))))
             }
             (DeliveryKind::Repeat | DeliveryKind::Resolved, None) => Ok(Sent::Skipped(
                 "no episode message to reply to (it was never posted)".into(),
             )),
             (DeliveryKind::Repeat, Some(parent)) => {
-                let reply = with_annotation(delivery, report.as_ref(), settings, render::repeat_reply);
+                let reply =
+                    with_annotation(delivery, report.as_ref(), settings, render::repeat_reply);
                 let posted = self
                     .api
                     .post_message(&parent.channel, &reply, Some(&parent.ts), None)
                     .await?;
-                Ok(Sent::Delivered(Some(format!("{}/{}", posted.channel, posted.ts))))
+                Ok(Sent::Delivered(Some(format!(
+                    "{}/{}",
+                    posted.channel, posted.ts
+                ))))
             }
             (DeliveryKind::Resolved, Some(parent)) => {
                 // Edit first (idempotent), then the reply: a retry after a failed reply edits
@@ -160,7 +173,10 @@ impl Destination for SlackBot {
                     .api
                     .post_message(&parent.channel, &reply, Some(&parent.ts), None)
                     .await?;
-                Ok(Sent::Delivered(Some(format!("{}/{}", posted.channel, posted.ts))))
+                Ok(Sent::Delivered(Some(format!(
+                    "{}/{}",
+                    posted.channel, posted.ts
+                ))))
             }
         }
     }

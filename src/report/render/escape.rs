@@ -174,11 +174,17 @@ mod tests {
     #[test]
     fn redacts_local_parts() {
         assert_eq!(
-            redact_emails("to=<jane.doe@gmail.com>, ctladdr=bob+x@mail.example.org (1/0)", false),
+            redact_emails(
+                "to=<jane.doe@gmail.com>, ctladdr=bob+x@mail.example.org (1/0)",
+                false
+            ),
             "to=<j***@gmail.com>, ctladdr=b***@mail.example.org (1/0)"
         );
         assert_eq!(redact_emails("jane@gmail.com", true), "jane@gmail.com");
-        assert_eq!(redact_emails("user@localhost and @ alone", false), "user@localhost and @ alone");
+        assert_eq!(
+            redact_emails("user@localhost and @ alone", false),
+            "user@localhost and @ alone"
+        );
         assert_eq!(redact_emails("a@b.c@d.e", false), "a***@b***@d.e");
     }
 

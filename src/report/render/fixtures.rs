@@ -6,8 +6,8 @@ use time::macros::datetime;
 
 use crate::alert::{AlertStatus, WebhookAlert};
 use crate::report::{
-    Action, Confidence, Evidence, NatState, OffendingTier, Report, Step, StepOutcome,
-    TierEvidence, Verdict,
+    Action, Confidence, Evidence, NatState, OffendingTier, Report, Step, StepOutcome, TierEvidence,
+    Verdict,
 };
 
 pub const HOSTILE_REPLY: &str = "<!channel> click <http://evil|here>";
@@ -20,7 +20,10 @@ pub fn alert() -> WebhookAlert {
             ("severity".to_string(), "critical".to_string()),
         ]),
         annotations: BTreeMap::from([
-            ("summary".to_string(), "Deferred mail on smtp-out".to_string()),
+            (
+                "summary".to_string(),
+                "Deferred mail on smtp-out".to_string(),
+            ),
             (
                 "runbook_url".to_string(),
                 "https://runbooks.example/deferred".to_string(),

@@ -120,7 +120,12 @@ pub fn failed_steps(report: &Report) -> Vec<(String, String)> {
         .iter()
         .filter(|step| !matches!(step.outcome, StepOutcome::Ok | StepOutcome::Skipped))
         .map(|step| {
-            let head = format!("{}: {} after {} ms", step.name, kebab(&step.outcome), step.ms);
+            let head = format!(
+                "{}: {} after {} ms",
+                step.name,
+                kebab(&step.outcome),
+                step.ms
+            );
             (head, step.error.clone().unwrap_or_default())
         })
         .collect()

@@ -23,7 +23,10 @@ pub fn note(annotation: &Annotation<'_>, marker: &str) -> String {
     )];
     match annotation.stage {
         Stage::Running => lines.push("Triage is running.".into()),
-        Stage::Failed(error) => lines.push(format!("Triage failed: {}", untrusted_plain(error, 500, show))),
+        Stage::Failed(error) => lines.push(format!(
+            "Triage failed: {}",
+            untrusted_plain(error, 500, show)
+        )),
         Stage::Triaged(report) => {
             let verdict = &report.verdict;
             lines.push(format!(
@@ -39,10 +42,17 @@ pub fn note(annotation: &Annotation<'_>, marker: &str) -> String {
                 kebab(&verdict.confidence)
             ));
             if !verdict.summary.trim().is_empty() {
-                lines.push(format!("Verdict: {}", untrusted_plain(&verdict.summary, 600, show)));
+                lines.push(format!(
+                    "Verdict: {}",
+                    untrusted_plain(&verdict.summary, 600, show)
+                ));
             }
             for (name, tier) in &report.evidence.tiers {
-                lines.push(untrusted_plain(&format!("{name}: {}", tier_line(tier)), 300, show));
+                lines.push(untrusted_plain(
+                    &format!("{name}: {}", tier_line(tier)),
+                    300,
+                    show,
+                ));
             }
             for (head, error) in failed_steps(report).into_iter().take(10) {
                 let line = if error.is_empty() {
@@ -50,7 +60,10 @@ pub fn note(annotation: &Annotation<'_>, marker: &str) -> String {
                 } else {
                     format!("{head}: {error}")
                 };
-                lines.push(format!("Failed step: {}", untrusted_plain(&line, 300, show)));
+                lines.push(format!(
+                    "Failed step: {}",
+                    untrusted_plain(&line, 300, show)
+                ));
             }
         }
     }

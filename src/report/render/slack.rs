@@ -51,7 +51,9 @@ pub fn message(annotation: &Annotation<'_>) -> SlackMessage {
         MAX_HEADER_TEXT,
         show,
     );
-    blocks.push(json!({"type": "header", "text": {"type": "plain_text", "text": header, "emoji": false}}));
+    blocks.push(
+        json!({"type": "header", "text": {"type": "plain_text", "text": header, "emoji": false}}),
+    );
 
     let mut status = format!(
         "*Status:* {} · *started* {} · *notifications* {}",
@@ -191,7 +193,11 @@ fn truncate_lines(title: &str, lines: &[String]) -> String {
 pub fn fallback_text(annotation: &Annotation<'_>) -> String {
     let mut text = format!(
         "{}: {}",
-        untrusted_mrkdwn(annotation.alert.alertname(), 200, annotation.show_local_parts),
+        untrusted_mrkdwn(
+            annotation.alert.alertname(),
+            200,
+            annotation.show_local_parts
+        ),
         annotation.headline()
     );
     if let Stage::Triaged(report) = annotation.stage {

@@ -2,7 +2,9 @@ use serde_json::{json, Value};
 
 use super::escape::TRUNCATION_MARKER;
 use super::fixtures::{alert, report, HOSTILE_REPLY};
-use super::slack::{self, MAX_BLOCKS, MAX_FIELDS, MAX_FIELD_TEXT, MAX_HEADER_TEXT, MAX_SECTION_TEXT};
+use super::slack::{
+    self, MAX_BLOCKS, MAX_FIELDS, MAX_FIELD_TEXT, MAX_HEADER_TEXT, MAX_SECTION_TEXT,
+};
 use super::*;
 
 fn annotation<'a>(alert: &'a WebhookAlert, stage: Stage<'a>) -> Annotation<'a> {
@@ -44,7 +46,10 @@ pub(crate) fn assert_within_block_kit_limits(message: &slack::SlackMessage) {
             other => panic!("unexpected block type {other}"),
         }
     }
-    let total = serde_json::to_string(&message.blocks).unwrap().chars().count();
+    let total = serde_json::to_string(&message.blocks)
+        .unwrap()
+        .chars()
+        .count();
     assert!(total < 12_000, "blocks total {total} chars");
 }
 
@@ -72,7 +77,10 @@ fn verdict_message_shows_the_facts() {
     ] {
         assert!(json.contains(fact), "missing {fact} in {json}");
     }
-    assert!(!json.contains("mailq smtp-out: "), "steps that went well are not listed");
+    assert!(
+        !json.contains("mailq smtp-out: "),
+        "steps that went well are not listed"
+    );
     assert_eq!(
         message.text,
         "SendmailDeferredSpike: blocklist-check (high confidence) (tier smtp-out, NAT running)"
@@ -87,7 +95,11 @@ fn hostile_reply_renders_inert_exactly() {
     let samples = message
         .blocks
         .iter()
-        .find(|b| b["text"]["text"].as_str().is_some_and(|t| t.starts_with("*Samples*")))
+        .find(|b| {
+            b["text"]["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("*Samples*"))
+        })
         .unwrap();
     assert_eq!(
         samples,
@@ -101,27 +113,51 @@ fn hostile_reply_renders_inert_exactly() {
 #[test]
 fn hostile_labels_and_annotations_are_inert() {
     let mut alert = alert();
-    alert.labels.insert("alertname".into(), "<!here> <@U123>".into());
-    alert.annotations.insert("summary".into(), HOSTILE_REPLY.into());
-    alert.annotations.insert("runbook_url".into(), "https://x|<!channel>".into());
+    alert
+        .labels
+        .insert("alertname".into(), "<!here> <@U123>".into());
+    alert
+        .annotations
+        .insert("summary".into(), HOSTILE_REPLY.into());
+    alert
+        .annotations
+        .insert("runbook_url".into(), "https://x|<!channel>".into());
     let message = slack::message(&annotation(&alert, Stage::Running));
     assert_within_block_kit_limits(&message);
     // Everything Slack parses (all but the plain_text header) carries no markup.
     let parsed = json!({"text": message.text, "blocks": message.blocks[1..]});
     let json = serde_json::to_string(&parsed).unwrap();
-    for markup in ["<!here>", "<@U123>", "<!channel>", "<http://evil", "https://x|"] {
+    for markup in [
+        "<!here>",
+        "<@U123>",
+        "<!channel>",
+        "<http://evil",
+        "https://x|",
+    ] {
         assert!(!json.contains(markup), "{markup} in {json}");
     }
     // Header is plain_text, which Slack never parses: shown as written, only capped.
-    assert_eq!(message.blocks[0]["text"]["text"], "<!here> <@U123>: triage running");
-    assert!(message.text.starts_with("&lt;!here&gt; &lt;@U123&gt;: triage running"));
+    assert_eq!(
+        message.blocks[0]["text"]["text"],
+        "<!here> <@U123>: triage running"
+    );
+    assert!(message
+        .text
+        .starts_with("&lt;!here&gt; &lt;@U123&gt;: triage running"));
 }
 
 #[test]
 fn a_100_kb_line_is_truncated_within_limits() {
     let alert = alert();
     let long = "x<".repeat(50_000);
-    let report = report(vec![long.clone(), long.clone(), long.clone(), long.clone(), long.clone(), long]);
+    let report = report(vec![
+        long.clone(),
+        long.clone(),
+        long.clone(),
+        long.clone(),
+        long.clone(),
+        long,
+    ]);
     let mut report = report;
     report.verdict.summary = "y".repeat(100_000);
     report.steps[1].error = Some("z&".repeat(50_000));
@@ -157,7 +193,10 @@ fn email_local_parts_are_redacted_unless_configured() {
 fn stages_and_resolution() {
     let alert = alert();
     let running = slack::message(&annotation(&alert, Stage::Running));
-    assert_eq!(running.blocks[0]["text"]["text"], "SendmailDeferredSpike: triage running");
+    assert_eq!(
+        running.blocks[0]["text"]["text"],
+        "SendmailDeferredSpike: triage running"
+    );
     let failed = slack::message(&annotation(&alert, Stage::Failed("probe <!channel> broke")));
     let json = serde_json::to_string(&failed).unwrap();
     assert!(json.contains("*Triage failed:* probe &lt;!channel&gt; broke"));
@@ -171,9 +210,16 @@ fn stages_and_resolution() {
         message.blocks[0]["text"]["text"],
         "SendmailDeferredSpike: RESOLVED: blocklist-check (high confidence)"
     );
-    assert!(serde_json::to_string(&message).unwrap().contains("*notifications* 6"));
-    assert_eq!(slack::resolved_reply(&resolved).text, "Resolved at 2026-11-28T20:30:00Z.");
-    assert!(slack::repeat_reply(&resolved).text.contains("notification 6"));
+    assert!(serde_json::to_string(&message)
+        .unwrap()
+        .contains("*notifications* 6"));
+    assert_eq!(
+        slack::resolved_reply(&resolved).text,
+        "Resolved at 2026-11-28T20:30:00Z."
+    );
+    assert!(slack::repeat_reply(&resolved)
+        .text
+        .contains("notification 6"));
 }
 
 #[test]

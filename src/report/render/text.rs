@@ -13,27 +13,45 @@ pub fn render(annotation: &Annotation<'_>) -> String {
         annotation.headline()
     );
     if let Some(summary) = annotation.alert_summary() {
-        out.push_str(&format!("  alert:      {}\n", untrusted_plain(summary, 500, show)));
+        out.push_str(&format!(
+            "  alert:      {}\n",
+            untrusted_plain(summary, 500, show)
+        ));
     }
     match annotation.stage {
         Stage::Running => out.push_str("  triage is running\n"),
-        Stage::Failed(error) => {
-            out.push_str(&format!("  triage failed: {}\n", untrusted_plain(error, 1000, show)))
-        }
+        Stage::Failed(error) => out.push_str(&format!(
+            "  triage failed: {}\n",
+            untrusted_plain(error, 1000, show)
+        )),
         Stage::Triaged(report) => {
             let v = &report.verdict;
             out.push_str(&format!("  tier:       {}\n", kebab(&v.offending_tier)));
             out.push_str(&format!(
                 "  DSN class:  {}\n",
-                v.dsn_class.as_deref().map(|c| untrusted_plain(c, 20, show)).unwrap_or_else(|| "none".into())
+                v.dsn_class
+                    .as_deref()
+                    .map(|c| untrusted_plain(c, 20, show))
+                    .unwrap_or_else(|| "none".into())
             ));
             out.push_str(&format!("  NAT:        {}\n", kebab(&v.nat_state)));
-            out.push_str(&format!("  action:     {} ({} confidence)\n", kebab(&v.action), kebab(&v.confidence)));
+            out.push_str(&format!(
+                "  action:     {} ({} confidence)\n",
+                kebab(&v.action),
+                kebab(&v.confidence)
+            ));
             if !v.summary.is_empty() {
-                out.push_str(&format!("  verdict:    {}\n", untrusted_plain(&v.summary, 1000, show)));
+                out.push_str(&format!(
+                    "  verdict:    {}\n",
+                    untrusted_plain(&v.summary, 1000, show)
+                ));
             }
             for (name, tier) in &report.evidence.tiers {
-                out.push_str(&format!("  {:<10}  {}\n", untrusted_plain(name, 10, show), tier_line(tier)));
+                out.push_str(&format!(
+                    "  {:<10}  {}\n",
+                    untrusted_plain(name, 10, show),
+                    tier_line(tier)
+                ));
                 for sample in tier.samples.iter().take(3) {
                     out.push_str(&format!("      | {}\n", untrusted_plain(sample, 300, show)));
                 }
@@ -42,7 +60,11 @@ pub fn render(annotation: &Annotation<'_>) -> String {
                 out.push_str(&format!(
                     "  failed:     {}{}\n",
                     untrusted_plain(&head, 200, show),
-                    if error.is_empty() { String::new() } else { format!(": {}", untrusted_plain(&error, 300, show)) }
+                    if error.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", untrusted_plain(&error, 300, show))
+                    }
                 ));
             }
         }

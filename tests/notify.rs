@@ -350,6 +350,34 @@ async fn pagerduty_429_is_retried_and_the_note_is_not_added_twice() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn pagerduty_note_whose_answer_was_lost_is_not_added_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let pd = FakePagerDuty::start().await;
+    pd.add_incident("PINC3", &incident_key(), 0);
+    // PagerDuty stores the note but answers after the client's 500 ms timeout.
+    pd.script(
+        "notes_post",
+        fake_pagerduty::Scripted::SlowAfterWork(Duration::from_secs(2)),
+    );
+    let service = Service::start(dir.path(), &pagerduty_env(&pd));
+    let id = first_episode(&service, "firing").await;
+    let rows = service.settled(&id, 1).await;
+    assert_eq!(rows, owned(&[("pagerduty", "verdict", "delivered")]));
+    assert_eq!(
+        pd.notes("PINC3").len(),
+        1,
+        "the retry found the note by its marker"
+    );
+    let posts = pd.requests().iter().filter(|r| r.method == "POST").count();
+    assert_eq!(posts, 1);
+    let episode = service.episode(&id).await;
+    assert!(episode["deliveries"][0]["external_ref"]
+        .as_str()
+        .unwrap()
+        .contains("note already present"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn killed_between_slack_post_and_ledger_update_then_restarted_posts_once() {
     let dir = tempfile::tempdir().unwrap();
     let slack = FakeSlack::start().await;

@@ -24,7 +24,11 @@ pub struct Recorded {
 #[derive(Debug, Clone)]
 pub enum Scripted {
     Status(u16),
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        retry_after_secs: u64,
+    },
+    /// Do the work, then answer only after this long (the client times out first).
+    SlowAfterWork(std::time::Duration),
 }
 
 struct Incident {
@@ -120,10 +124,17 @@ fn record(
     });
 }
 
-fn scripted(state: &Mutex<PdState>, route: &str) -> Option<Response> {
+fn take(state: &Mutex<PdState>, route: &str) -> Option<Scripted> {
     let mut state = state.lock().unwrap();
     let index = state.script.iter().position(|(r, _)| r == route)?;
-    let (_, answer) = state.script.remove(index)?;
+    state.script.remove(index).map(|(_, answer)| answer)
+}
+
+fn scripted(state: &Mutex<PdState>, route: &str) -> Option<Response> {
+    answer(take(state, route)?)
+}
+
+fn answer(answer: Scripted) -> Option<Response> {
     Some(match answer {
         Scripted::Status(code) => (
             StatusCode::from_u16(code).unwrap(),
@@ -138,6 +149,7 @@ fn scripted(state: &Mutex<PdState>, route: &str) -> Option<Response> {
             Json(json!({"error": {"message": "Rate Limit Exceeded", "code": 2020}})),
         )
             .into_response(),
+        Scripted::SlowAfterWork(_) => return None,
     })
 }
 
@@ -217,22 +229,30 @@ async fn add_note(
         &headers,
         body.clone(),
     );
-    if let Some(response) = scripted(&state, "notes_post") {
-        return response;
+    let delay = match take(&state, "notes_post") {
+        Some(Scripted::SlowAfterWork(delay)) => Some(delay),
+        Some(other) => return answer(other).unwrap(),
+        None => None,
+    };
+    let response = {
+        let mut state = state.lock().unwrap();
+        if !state.incidents.iter().any(|i| i.id == id) {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": {"message": "Not Found", "code": 2100}})),
+            )
+                .into_response();
+        }
+        let content = body["note"]["content"].as_str().unwrap_or("").to_string();
+        let notes = state.notes.entry(id).or_default();
+        notes.push(content.clone());
+        let note_id = format!("PN{}", notes.len());
+        Json(json!({"note": {"id": note_id, "content": content}})).into_response()
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
     }
-    let mut state = state.lock().unwrap();
-    if !state.incidents.iter().any(|i| i.id == id) {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": {"message": "Not Found", "code": 2100}})),
-        )
-            .into_response();
-    }
-    let content = body["note"]["content"].as_str().unwrap_or("").to_string();
-    let notes = state.notes.entry(id).or_default();
-    notes.push(content.clone());
-    let note_id = format!("PN{}", notes.len());
-    Json(json!({"note": {"id": note_id, "content": content}})).into_response()
+    response
 }
 
 async fn fallback(

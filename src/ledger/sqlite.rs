@@ -642,7 +642,15 @@ fn lease_one(
         .map_err(unavailable)?;
     let alert: WebhookAlert =
         serde_json::from_str(&alert_json).map_err(|e| corrupt("stored alert", e))?;
-    if attempt == 1 {
+    // "Triage running" once per episode: a job released at shutdown starts again at attempt 1.
+    let announced: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM deliveries WHERE episode_id = ?1 AND kind = 'started')",
+            params![episode_id],
+            |row| row.get(0),
+        )
+        .map_err(unavailable)?;
+    if attempt == 1 && !announced {
         enqueue_deliveries(tx, destinations, &episode_id, DeliveryKind::Started, now_ms)?;
     }
     Ok(Some(LeasedJob {

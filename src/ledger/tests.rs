@@ -635,7 +635,11 @@ async fn sqlite_outbox_rows_are_written_with_the_state_change() {
         .ingest(vec![incoming("ee01", T0, AlertStatus::Firing, true)], T0)
         .await
         .unwrap();
+    // Released at shutdown and leased again: "started" is announced once.
     let job = ledger.lease_next("w", LEASE, T0).await.unwrap().unwrap();
+    ledger.release(job.job_id, "w", T0).await.unwrap();
+    let job = ledger.lease_next("w", LEASE, T0).await.unwrap().unwrap();
+    assert_eq!(job.attempt, 1);
     ledger
         .complete_job(job.job_id, "w", "{}".into(), T0)
         .await

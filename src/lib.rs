@@ -13,6 +13,7 @@ pub mod config;
 pub mod dnsbl;
 pub mod ledger;
 pub mod metrics;
+pub mod notify;
 pub mod probe;
 pub mod report;
 pub mod runbook;

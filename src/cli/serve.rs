@@ -9,9 +9,12 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 use super::CliError;
-use crate::config::{Config, LedgerBackend};
-use crate::ledger::{Ledger, SqliteLedger};
+use crate::config::{Config, LedgerBackend, SlackMode};
+use crate::ledger::{
+    Ledger, SqliteLedger, DESTINATION_PAGERDUTY, DESTINATION_SLACK, DESTINATION_SLACK_WEBHOOK,
+};
 use crate::metrics::Metrics;
+use crate::notify::outbox::{configured_destinations, Outbox};
 use crate::runbook::Registry;
 use crate::server::{self, AppState, Authenticator, Limits};
 use crate::shutdown::Shutdown;
@@ -39,10 +42,13 @@ pub fn run(path: Option<&Path>) -> Result<(), CliError> {
 fn destinations(config: &Config) -> Vec<String> {
     let mut destinations = Vec::new();
     if config.slack.enabled() {
-        destinations.push("slack".to_string());
+        destinations.push(match config.slack.mode {
+            SlackMode::Bot => DESTINATION_SLACK.to_string(),
+            SlackMode::Webhook => DESTINATION_SLACK_WEBHOOK.to_string(),
+        });
     }
     if config.pagerduty.enabled() {
-        destinations.push("pagerduty".to_string());
+        destinations.push(DESTINATION_PAGERDUTY.to_string());
     }
     destinations
 }
@@ -95,6 +101,18 @@ async fn serve(config: Config) -> Result<(), CliError> {
     let shutdown = Shutdown::new();
     shutdown.listen_for_signals(config.worker.shutdown_grace());
 
+    // The outbox delivers to Slack / PagerDuty; it keeps going through the grace period (so
+    // verdicts finished then still go out) and stops once the workers have.
+    let outbox = Outbox::new(
+        Arc::clone(&ledger),
+        configured_destinations(&config).map_err(CliError::Runtime)?,
+        &config,
+        Arc::clone(&metrics),
+        format!("{}:{}/outbox", hostname(), std::process::id()),
+    );
+    let outbox_stop = tokio_util::sync::CancellationToken::new();
+    let outbox_task = tokio::spawn(outbox.run(outbox_stop.clone()));
+
     let pool = WorkerPool {
         ledger: Arc::clone(&ledger),
         runbooks,
@@ -120,6 +138,8 @@ async fn serve(config: Config) -> Result<(), CliError> {
         .await
         .map_err(|e| CliError::Runtime(format!("server failed: {e}")))?;
     let _ = workers.await;
+    outbox_stop.cancel();
+    let _ = tokio::time::timeout(config.worker.shutdown_grace(), outbox_task).await;
     purge.abort();
     tracing::info!("cabal-triage stopped");
     Ok(())

@@ -80,6 +80,12 @@ const NAMED: &[(&str, &str, &str, Kind)] = &[
     ),
     ("CABAL_TRIAGE_SLACK_CHANNEL", "slack", "channel", Kind::Text),
     (
+        "CABAL_TRIAGE_SLACK_WEBHOOK_URL",
+        "slack",
+        "webhook_url",
+        Kind::Text,
+    ),
+    (
         "CABAL_TRIAGE_PAGERDUTY_API_BASE_URL",
         "pagerduty",
         "api_base_url",

@@ -62,6 +62,7 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     pub providers: ProvidersConfig,
     pub exec: ExecConfig,
+    pub delivery: DeliveryConfig,
 }
 
 impl Config {
@@ -138,6 +139,9 @@ impl Config {
         if let Some(path) = &self.slack.bot_token_file {
             self.slack.bot_token = Some(read_single_secret(path, "slack.bot_token_file")?);
         }
+        if let Some(path) = &self.slack.webhook_url_file {
+            self.slack.webhook_url = Some(read_single_secret(path, "slack.webhook_url_file")?);
+        }
         if let Some(path) = &self.pagerduty.api_token_file {
             self.pagerduty.api_token = Some(read_single_secret(path, "pagerduty.api_token_file")?);
         }
@@ -157,6 +161,7 @@ impl Config {
         self.pagerduty.validate()?;
         self.providers.validate()?;
         self.exec.validate()?;
+        self.delivery.validate()?;
         Ok(())
     }
 
@@ -170,6 +175,7 @@ impl Config {
                     ("auth", "webhook_tokens"),
                     ("auth", "read_tokens"),
                     ("slack", "bot_token"),
+                    ("slack", "webhook_url"),
                     ("pagerduty", "api_token"),
                 ] {
                     if table

@@ -491,42 +491,107 @@ impl DnsblConfig {
     }
 }
 
-/// `[slack]`: the Slack Web API destination.
+/// `[slack]`: the Slack destination, through the Web API with a bot token (one message per
+/// episode, edited in place, with a thread) or through an incoming webhook (one post per
+/// finished triage).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SlackConfig {
+    /// `bot` (Web API with `bot_token`) or `webhook` (incoming webhook at `webhook_url`).
+    pub mode: SlackMode,
     pub api_base_url: String,
     /// Bot token (`xoxb-…`); prefer `bot_token_file` or `CABAL_TRIAGE_SLACK_BOT_TOKEN`.
     pub bot_token: Option<Secret>,
     pub bot_token_file: Option<PathBuf>,
     /// Channel id (`C…`) or name.
     pub channel: Option<String>,
+    /// Incoming webhook URL (a secret); prefer `webhook_url_file` or `CABAL_TRIAGE_SLACK_WEBHOOK_URL`.
+    pub webhook_url: Option<Secret>,
+    pub webhook_url_file: Option<PathBuf>,
+    /// Channel routing by alert label, first match wins; `channel` otherwise (bot mode only).
+    pub routes: Vec<SlackRoute>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlackMode {
+    #[default]
+    Bot,
+    Webhook,
+}
+
+/// `[[slack.routes]]`: alerts whose label `label` equals `value` go to `channel`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackRoute {
+    pub label: String,
+    pub value: String,
+    pub channel: String,
 }
 
 impl Default for SlackConfig {
     fn default() -> Self {
         SlackConfig {
+            mode: SlackMode::Bot,
             api_base_url: "https://slack.com/api".into(),
             bot_token: None,
             bot_token_file: None,
             channel: None,
+            webhook_url: None,
+            webhook_url_file: None,
+            routes: Vec::new(),
         }
     }
 }
 
 impl SlackConfig {
-    /// Slack is on when a token is configured.
+    /// Slack is on when the chosen mode's secret is configured.
     pub fn enabled(&self) -> bool {
-        self.bot_token.is_some()
+        match self.mode {
+            SlackMode::Bot => self.bot_token.is_some(),
+            SlackMode::Webhook => self.webhook_url.is_some(),
+        }
+    }
+
+    /// The channel for an alert with these labels: the first matching route, else `channel`.
+    /// Labels only choose among configured channels, never name one.
+    pub fn channel_for(&self, labels: &BTreeMap<String, String>) -> Option<&str> {
+        self.routes
+            .iter()
+            .find(|route| labels.get(&route.label) == Some(&route.value))
+            .map(|route| route.channel.as_str())
+            .or(self.channel.as_deref())
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         validate_base_url("slack.api_base_url", &self.api_base_url)?;
-        if self.enabled() && self.channel.as_deref().unwrap_or("").is_empty() {
+        if self.mode == SlackMode::Bot
+            && self.enabled()
+            && self.channel.as_deref().unwrap_or("").is_empty()
+        {
             return Err(ConfigError::invalid(
                 "slack.channel",
                 "a bot token is configured but no channel: set slack.channel or CABAL_TRIAGE_SLACK_CHANNEL",
             ));
+        }
+        if self.mode == SlackMode::Webhook && self.webhook_url.is_none() {
+            return Err(ConfigError::invalid(
+                "slack.webhook_url",
+                "slack.mode = \"webhook\" needs the incoming webhook URL: set slack.webhook_url_file or CABAL_TRIAGE_SLACK_WEBHOOK_URL",
+            ));
+        }
+        if let Some(url) = &self.webhook_url {
+            validate_base_url("slack.webhook_url", url.expose()).map_err(|_| {
+                ConfigError::invalid("slack.webhook_url", "must start with http:// or https://")
+            })?;
+        }
+        for route in &self.routes {
+            if route.label.is_empty() || route.channel.is_empty() {
+                return Err(ConfigError::invalid(
+                    "slack.routes",
+                    "every route needs a label and a channel",
+                ));
+            }
         }
         Ok(())
     }
@@ -567,6 +632,74 @@ impl PagerDutyConfig {
             return Err(ConfigError::invalid(
                 "pagerduty.from_email",
                 "an API token is configured but no valid From address: set pagerduty.from_email or CABAL_TRIAGE_PAGERDUTY_FROM",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[delivery]`: the outbox that sends to Slack and PagerDuty, and its one retry policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Deliveries sent at the same time (rows of one episode always go one after the other).
+    pub concurrency: usize,
+    /// How often the outbox looks for due deliveries, in ms.
+    pub poll_interval_ms: u64,
+    /// How long a claimed delivery stays with this process without an answer, in seconds.
+    pub lease_secs: u64,
+    /// Timeout of one HTTP request to Slack or PagerDuty, in ms.
+    pub http_timeout_ms: u64,
+    /// Attempts per delivery before it ends `failed`.
+    pub max_attempts: u32,
+    /// First retry delay, in ms; doubles per attempt, with ±25 % jitter.
+    pub initial_backoff_ms: u64,
+    /// Longest delay between attempts, in ms (a longer `Retry-After` is still honoured).
+    pub max_backoff_ms: u64,
+    /// Total time a delivery may keep retrying, in seconds, counted from its creation.
+    pub budget_secs: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            concurrency: 4,
+            poll_interval_ms: 500,
+            lease_secs: 120,
+            http_timeout_ms: 10_000,
+            max_attempts: 12,
+            initial_backoff_ms: 1000,
+            max_backoff_ms: 60_000,
+            budget_secs: 3600,
+        }
+    }
+}
+
+impl DeliveryConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("delivery.concurrency", self.concurrency as u64),
+            ("delivery.poll_interval_ms", self.poll_interval_ms),
+            ("delivery.lease_secs", self.lease_secs),
+            ("delivery.http_timeout_ms", self.http_timeout_ms),
+            ("delivery.max_attempts", u64::from(self.max_attempts)),
+            ("delivery.initial_backoff_ms", self.initial_backoff_ms),
+            ("delivery.budget_secs", self.budget_secs),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
+            }
+        }
+        if self.max_backoff_ms < self.initial_backoff_ms {
+            return Err(ConfigError::invalid(
+                "delivery.max_backoff_ms",
+                "must not be smaller than delivery.initial_backoff_ms",
+            ));
+        }
+        if self.lease_secs * 1000 < self.http_timeout_ms * 4 {
+            return Err(ConfigError::invalid(
+                "delivery.lease_secs",
+                "must cover at least four HTTP timeouts (a delivery can make several requests)",
             ));
         }
         Ok(())

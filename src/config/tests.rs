@@ -256,3 +256,48 @@ fn exec_section_defaults_and_limits() {
         "unknown key refused"
     );
 }
+
+#[test]
+fn slack_routes_by_label_and_webhook_mode_needs_its_url() {
+    let config = load(
+        r#"
+[slack]
+channel = "C0DEFAULT"
+[[slack.routes]]
+label = "severity"
+value = "critical"
+channel = "C0CRITICAL"
+"#,
+        &[("CABAL_TRIAGE_SLACK_BOT_TOKEN", "xoxb-1")],
+    )
+    .unwrap();
+    let labels = |severity: &str| {
+        std::collections::BTreeMap::from([("severity".to_string(), severity.to_string())])
+    };
+    assert_eq!(
+        config.slack.channel_for(&labels("critical")),
+        Some("C0CRITICAL")
+    );
+    assert_eq!(
+        config.slack.channel_for(&labels("warning")),
+        Some("C0DEFAULT")
+    );
+    assert!(config.slack.enabled());
+    let error = load("[slack]\nmode = \"webhook\"\n", &[]).unwrap_err();
+    assert!(error.to_string().contains("slack.webhook_url"), "{error}");
+    let webhook = load(
+        "[slack]\nmode = \"webhook\"\n",
+        &[(
+            "CABAL_TRIAGE_SLACK_WEBHOOK_URL",
+            "https://hooks.example/T/B/x",
+        )],
+    )
+    .unwrap();
+    assert!(webhook.slack.enabled());
+    assert!(!webhook.to_masked_toml().contains("hooks.example"));
+    let error = load("[delivery]\nmax_attempts = 0\n", &[]).unwrap_err();
+    assert!(
+        error.to_string().contains("delivery.max_attempts"),
+        "{error}"
+    );
+}

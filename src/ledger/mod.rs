@@ -101,6 +101,37 @@ pub trait Ledger: Send + Sync {
     /// Deletes episodes (with their jobs and deliveries) last seen before `cutoff`.
     async fn purge(&self, cutoff: OffsetDateTime) -> Result<u64, LedgerError>;
 
+    /// Takes up to `limit` due delivery rows under a lease for `owner`: pending rows whose time
+    /// has come and rows whose lease expired. Rows of one episode and destination go out in
+    /// order: a row is not claimed while an older one of the same pair is unfinished.
+    async fn claim_deliveries(
+        &self,
+        owner: &str,
+        lease: Duration,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<ClaimedDelivery>, LedgerError>;
+
+    /// Records how an attempt on a claimed row ended; false when the lease is no longer this
+    /// owner's (the result is then dropped: whoever holds the row decides).
+    async fn record_delivery(
+        &self,
+        delivery_id: i64,
+        owner: &str,
+        result: DeliveryResult,
+        now: OffsetDateTime,
+    ) -> Result<bool, LedgerError>;
+
+    /// Stores a per-episode reference (the Slack message's channel and `ts`, the PagerDuty
+    /// incident id), replacing an earlier value of the same key.
+    async fn set_episode_ref(
+        &self,
+        episode_id: &str,
+        key: &str,
+        value: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), LedgerError>;
+
     /// A real write, for readiness.
     async fn check_writable(&self, now: OffsetDateTime) -> Result<(), LedgerError>;
 }

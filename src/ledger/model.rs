@@ -164,6 +164,8 @@ pub struct EpisodeDetail {
     pub job: Option<JobView>,
     pub report: Option<serde_json::Value>,
     pub deliveries: Vec<DeliveryView>,
+    /// References deliveries stored for the episode (`slack.channel`, `slack.ts`, ...).
+    pub external_refs: std::collections::BTreeMap<String, String>,
 }
 
 /// A triage job as the API shows it.
@@ -195,4 +197,128 @@ pub struct LedgerStats {
     pub episodes_by_state: Vec<(EpisodeState, u64)>,
     /// Jobs queued and runnable now (the work backlog).
     pub queue_depth: u64,
+}
+
+/// Why a delivery row exists: the state change that caused it. The outbox renders and sends
+/// one message (or one edit) per row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryKind {
+    /// The job was leased for the first time: "triage running".
+    Started,
+    /// A report was stored.
+    Verdict,
+    /// Alertmanager re-sent a known episode.
+    Repeat,
+    /// The alert resolved.
+    Resolved,
+    /// Every triage attempt failed.
+    TriageFailed,
+}
+
+impl DeliveryKind {
+    pub const ALL: [DeliveryKind; 5] = [
+        DeliveryKind::Started,
+        DeliveryKind::Verdict,
+        DeliveryKind::Repeat,
+        DeliveryKind::Resolved,
+        DeliveryKind::TriageFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryKind::Started => "started",
+            DeliveryKind::Verdict => "verdict",
+            DeliveryKind::Repeat => "repeat",
+            DeliveryKind::Resolved => "resolved",
+            DeliveryKind::TriageFailed => "triage_failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DeliveryKind> {
+        DeliveryKind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+/// The outbox's routing table: which destinations get a row for which kind of change. Slack in
+/// bot mode keeps one message per episode up to date, so it wants everything; an incoming
+/// webhook cannot edit or thread, and PagerDuty gets one note per finished triage, so they want
+/// the verdict only. Unknown destinations get every kind (the dispatcher then reports them).
+pub fn destination_wants(destination: &str, kind: DeliveryKind) -> bool {
+    match destination {
+        DESTINATION_PAGERDUTY | DESTINATION_SLACK_WEBHOOK => kind == DeliveryKind::Verdict,
+        _ => true,
+    }
+}
+
+/// Destination names (delivery rows and the `destination` metric label).
+pub const DESTINATION_SLACK: &str = "slack";
+pub const DESTINATION_SLACK_WEBHOOK: &str = "slack-webhook";
+pub const DESTINATION_PAGERDUTY: &str = "pagerduty";
+
+/// The state of a delivery row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Waiting for its time (`next_attempt_ms`).
+    Pending,
+    /// Claimed by a dispatcher under a lease.
+    Sending,
+    /// Sent; `external_ref` names what was created or edited.
+    Delivered,
+    /// Nothing to send for this row (for example a thread reply without a parent message).
+    Skipped,
+    /// Gave up: a permanent error or the retry budget used up; `last_error` says why.
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Sending => "sending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Skipped => "skipped",
+            DeliveryState::Failed => "failed",
+        }
+    }
+}
+
+/// A delivery row under a dispatcher's lease, with everything needed to render and send it.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub id: i64,
+    pub destination: String,
+    pub kind: DeliveryKind,
+    /// This attempt's number, from 1. More than 1 means an earlier attempt may have reached the
+    /// destination before the process stopped: look before sending again.
+    pub attempt: u32,
+    /// When the row was written (the retry budget counts from here).
+    pub created_at: OffsetDateTime,
+    pub episode: EpisodeSummary,
+    pub alert: WebhookAlert,
+    /// The stored report, when the triage finished.
+    pub report_json: Option<String>,
+    /// The job's last error (for `triage_failed`).
+    pub job_error: Option<String>,
+    /// Per-episode references stored by earlier deliveries (`slack.channel`, `slack.ts`, ...).
+    pub refs: std::collections::BTreeMap<String, String>,
+}
+
+/// How a delivery attempt ended, as the dispatcher records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryResult {
+    Delivered {
+        external_ref: Option<String>,
+    },
+    Skipped {
+        reason: String,
+    },
+    Retry {
+        error: String,
+        not_before: OffsetDateTime,
+    },
+    Failed {
+        error: String,
+    },
 }

@@ -23,10 +23,15 @@ use tokio::sync::{mpsc, oneshot};
 use super::*;
 use crate::alert::{pagerduty_dedup_key, AlertStatus, WebhookAlert};
 
+mod outbox;
+
+use outbox::read_refs;
+
 const MAX_BATCH: usize = 512;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE episodes (
     id            TEXT PRIMARY KEY,
@@ -78,7 +83,22 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_episode ON deliveries(episode_id);
 CREATE INDEX deliveries_due ON deliveries(state, next_attempt_ms);
-"#];
+"#,
+    // 2: the outbox dispatcher's leases, and per-episode references to what deliveries created
+    // (the Slack message's channel and ts, the PagerDuty incident id).
+    r#"
+ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;
+ALTER TABLE deliveries ADD COLUMN lease_expires_ms INTEGER;
+CREATE INDEX deliveries_order ON deliveries(episode_id, destination, state, id);
+CREATE TABLE episode_refs (
+    episode_id TEXT NOT NULL REFERENCES episodes(id) ON DELETE CASCADE,
+    key        TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (episode_id, key)
+);
+"#,
+];
 
 type Completion = Box<dyn FnOnce(Option<&LedgerError>) + Send>;
 /// A write: given the open transaction (or the reason none could be opened), it does its work
@@ -118,7 +138,7 @@ impl SqliteLedger {
 
         let mut writer = open_connection(path)?;
         migrate(&mut writer)?;
-        reclaim_leases(&mut writer, OffsetDateTime::now_utc())?;
+        reclaim_leases(&mut writer, &destinations, OffsetDateTime::now_utc())?;
         let reader = open_connection(path)?;
 
         let (sender, receiver) = mpsc::unbounded_channel();
@@ -244,9 +264,23 @@ fn migrate(connection: &mut Connection) -> Result<(), LedgerError> {
 /// At start, no lease can be alive: the file lock says no other process uses the ledger. Jobs
 /// left leased by a crash are queued again (the interrupted attempt counts, so a job that kills
 /// the process cannot loop forever), or failed when they used every attempt.
-fn reclaim_leases(connection: &mut Connection, now: OffsetDateTime) -> Result<(), LedgerError> {
+fn reclaim_leases(
+    connection: &mut Connection,
+    destinations: &[String],
+    now: OffsetDateTime,
+) -> Result<(), LedgerError> {
     let tx = connection.transaction().map_err(unavailable)?;
     let now_ms = unix_ms(now);
+    // Deliveries in flight when the process stopped go out again at once; their attempt counts,
+    // which tells the dispatcher to look for what the interrupted attempt may have sent.
+    tx.execute(
+        "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_expires_ms = NULL,
+             next_attempt_ms = ?1, updated_ms = ?1,
+             last_error = 'attempt ' || attempts || ' interrupted: the previous cabal-triage process stopped while it ran'
+         WHERE state = 'sending'",
+        params![now_ms],
+    )
+    .map_err(unavailable)?;
     let leased: Vec<(i64, String, u32, u32)> = {
         let mut statement = tx
             .prepare(
@@ -263,6 +297,13 @@ fn reclaim_leases(connection: &mut Connection, now: OffsetDateTime) -> Result<()
     for (job_id, episode_id, attempts, max_attempts) in leased {
         let error = format!("attempt {attempts} interrupted: the previous cabal-triage process stopped while it ran");
         let (job_state, episode_state) = if attempts >= max_attempts {
+            enqueue_deliveries(
+                &tx,
+                destinations,
+                &episode_id,
+                DeliveryKind::TriageFailed,
+                now_ms,
+            )?;
             (JobState::Failed, EpisodeState::Failed)
         } else {
             (JobState::Queued, EpisodeState::Queued)
@@ -388,10 +429,29 @@ fn enqueue_deliveries(
     tx: &Transaction<'_>,
     destinations: &[String],
     episode_id: &str,
-    kind: &str,
+    kind: DeliveryKind,
     now_ms: i64,
 ) -> Result<(), LedgerError> {
     for destination in destinations {
+        if !destination_wants(destination, kind) {
+            continue;
+        }
+        if kind == DeliveryKind::Repeat {
+            // Repeats coalesce: one waiting repeat row per episode and destination is enough
+            // (HA peers and retries can re-send a group several times within seconds).
+            let waiting: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM deliveries WHERE episode_id = ?1 AND destination = ?2
+                         AND kind = 'repeat' AND state = 'pending'",
+                    params![episode_id, destination],
+                    |row| row.get(0),
+                )
+                .map_err(unavailable)?;
+            if waiting > 0 {
+                continue;
+            }
+        }
+        let kind = kind.as_str();
         tx.execute(
             "INSERT INTO deliveries (episode_id, destination, kind, state, next_attempt_ms, created_ms, updated_ms)
              VALUES (?1, ?2, ?3, 'pending', ?4, ?4, ?4)",
@@ -477,7 +537,7 @@ fn ingest_one(
                     params![id, ends_at, now_ms],
                 )
                 .map_err(unavailable)?;
-                enqueue_deliveries(tx, destinations, &id, "resolved", now_ms)?;
+                enqueue_deliveries(tx, destinations, &id, DeliveryKind::Resolved, now_ms)?;
                 Ok(IngestResult {
                     id,
                     alertname,
@@ -490,6 +550,11 @@ fn ingest_one(
                     params![id, now_ms],
                 )
                 .map_err(unavailable)?;
+                if status_text == "firing"
+                    && !matches!(state, EpisodeState::NoRunbook | EpisodeState::Skipped)
+                {
+                    enqueue_deliveries(tx, destinations, &id, DeliveryKind::Repeat, now_ms)?;
+                }
                 Ok(IngestResult {
                     id,
                     alertname,
@@ -502,7 +567,11 @@ fn ingest_one(
 }
 
 /// Marks failed the leased jobs whose lease expired with no attempt left.
-fn fail_exhausted_expired(tx: &Transaction<'_>, now_ms: i64) -> Result<(), LedgerError> {
+fn fail_exhausted_expired(
+    tx: &Transaction<'_>,
+    destinations: &[String],
+    now_ms: i64,
+) -> Result<(), LedgerError> {
     let exhausted: Vec<(i64, String, Option<String>, u32)> = {
         let mut statement = tx
             .prepare_cached(
@@ -532,17 +601,25 @@ fn fail_exhausted_expired(tx: &Transaction<'_>, now_ms: i64) -> Result<(), Ledge
             now_ms,
             now_ms,
         )?;
+        enqueue_deliveries(
+            tx,
+            destinations,
+            &episode_id,
+            DeliveryKind::TriageFailed,
+            now_ms,
+        )?;
     }
     Ok(())
 }
 
 fn lease_one(
     tx: &Transaction<'_>,
+    destinations: &[String],
     owner: &str,
     lease: Duration,
     now_ms: i64,
 ) -> Result<Option<LeasedJob>, LedgerError> {
-    fail_exhausted_expired(tx, now_ms)?;
+    fail_exhausted_expired(tx, destinations, now_ms)?;
     let candidate: Option<(i64, String, String, Option<String>)> = tx
         .prepare_cached(
             "SELECT id, episode_id, state, lease_owner FROM jobs
@@ -585,6 +662,17 @@ fn lease_one(
         .map_err(unavailable)?;
     let alert: WebhookAlert =
         serde_json::from_str(&alert_json).map_err(|e| corrupt("stored alert", e))?;
+    // "Triage running" once per episode: a job released at shutdown starts again at attempt 1.
+    let announced: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM deliveries WHERE episode_id = ?1 AND kind = 'started')",
+            params![episode_id],
+            |row| row.get(0),
+        )
+        .map_err(unavailable)?;
+    if attempt == 1 && !announced {
+        enqueue_deliveries(tx, destinations, &episode_id, DeliveryKind::Started, now_ms)?;
+    }
     Ok(Some(LeasedJob {
         job_id,
         episode_id,
@@ -692,7 +780,8 @@ impl Ledger for SqliteLedger {
     ) -> Result<Option<LeasedJob>, LedgerError> {
         let owner = owner.to_string();
         let now_ms = unix_ms(now);
-        self.write(move |tx| lease_one(tx, &owner, lease, now_ms))
+        let destinations = Arc::clone(&self.destinations);
+        self.write(move |tx| lease_one(tx, &destinations, &owner, lease, now_ms))
             .await
     }
 
@@ -743,7 +832,13 @@ impl Ledger for SqliteLedger {
                 params![episode_id, report_json],
             )
             .map_err(unavailable)?;
-            enqueue_deliveries(tx, &destinations, &episode_id, "verdict", now_ms)?;
+            enqueue_deliveries(
+                tx,
+                &destinations,
+                &episode_id,
+                DeliveryKind::Verdict,
+                now_ms,
+            )?;
             Ok(true)
         })
         .await
@@ -759,6 +854,7 @@ impl Ledger for SqliteLedger {
     ) -> Result<JobState, LedgerError> {
         let owner = owner.to_string();
         let now_ms = unix_ms(now);
+        let destinations = Arc::clone(&self.destinations);
         self.write(move |tx| {
             let Some((episode_id, _, attempts, max_attempts)) = holds_lease(tx, job_id, &owner)?
             else {
@@ -775,6 +871,13 @@ impl Ledger for SqliteLedger {
                     EpisodeState::Failed,
                     Some(&error),
                     now_ms,
+                    now_ms,
+                )?;
+                enqueue_deliveries(
+                    tx,
+                    &destinations,
+                    &episode_id,
+                    DeliveryKind::TriageFailed,
                     now_ms,
                 )?;
                 Ok(JobState::Failed)
@@ -928,7 +1031,9 @@ impl Ledger for SqliteLedger {
                 .map_err(unavailable)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(unavailable)?;
+            let external_refs = read_refs(connection, &summary.id)?;
             Ok(Some(EpisodeDetail {
+                external_refs,
                 pagerduty_dedup_key: pagerduty_dedup_key(&summary.group_key),
                 summary,
                 alert,
@@ -990,6 +1095,45 @@ impl Ledger for SqliteLedger {
             Ok(deleted as u64)
         })
         .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        owner: &str,
+        lease: Duration,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<ClaimedDelivery>, LedgerError> {
+        let owner = owner.to_string();
+        let now_ms = unix_ms(now);
+        self.write(move |tx| outbox::claim(tx, &owner, lease, now_ms, limit))
+            .await
+    }
+
+    async fn record_delivery(
+        &self,
+        delivery_id: i64,
+        owner: &str,
+        result: DeliveryResult,
+        now: OffsetDateTime,
+    ) -> Result<bool, LedgerError> {
+        let owner = owner.to_string();
+        let now_ms = unix_ms(now);
+        self.write(move |tx| outbox::record(tx, delivery_id, &owner, &result, now_ms))
+            .await
+    }
+
+    async fn set_episode_ref(
+        &self,
+        episode_id: &str,
+        key: &str,
+        value: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), LedgerError> {
+        let (episode_id, key, value) = (episode_id.to_string(), key.to_string(), value.to_string());
+        let now_ms = unix_ms(now);
+        self.write(move |tx| outbox::set_ref(tx, &episode_id, &key, &value, now_ms))
+            .await
     }
 
     async fn check_writable(&self, now: OffsetDateTime) -> Result<(), LedgerError> {

@@ -55,11 +55,289 @@ pub(crate) fn incoming(
 
 const LEASE: Duration = Duration::from_secs(30);
 
+/// The behaviour every ledger must have. The ledger must be opened with the destinations
+/// `slack` and `pagerduty` (the outbox checks count their rows).
 pub(crate) async fn suite(ledger: Arc<dyn Ledger>) {
     dedup_and_resolve(&*ledger).await;
     leases_retries_and_failure(&*ledger).await;
     expired_lease_is_taken_over(&*ledger).await;
+    outbox_order_leases_and_refs(&*ledger).await;
     listing_and_purge(&*ledger).await;
+}
+
+pub(crate) const SUITE_DESTINATIONS: [&str; 2] = ["slack", "pagerduty"];
+
+fn of_episode(claimed: Vec<ClaimedDelivery>, id: &str) -> Vec<ClaimedDelivery> {
+    claimed.into_iter().filter(|d| d.episode.id == id).collect()
+}
+
+fn kinds(claimed: &[ClaimedDelivery]) -> Vec<(&str, DeliveryKind, u32)> {
+    claimed
+        .iter()
+        .map(|d| (d.destination.as_str(), d.kind, d.attempt))
+        .collect()
+}
+
+async fn outbox_order_leases_and_refs(ledger: &dyn Ledger) {
+    let t = T0 + Duration::from_secs(200);
+    // A triage that used up its attempts earlier (bb01) told Slack so.
+    let failed_id = incoming(
+        "bb01",
+        T0 + Duration::from_secs(10),
+        AlertStatus::Firing,
+        true,
+    )
+    .key
+    .id();
+    let failed = ledger.get_episode(&failed_id).await.unwrap().unwrap();
+    assert!(
+        failed
+            .deliveries
+            .iter()
+            .any(|d| d.kind == "triage_failed" && d.destination == "slack"),
+        "{:?}",
+        failed.deliveries
+    );
+    assert!(!failed
+        .deliveries
+        .iter()
+        .any(|d| d.kind == "triage_failed" && d.destination == "pagerduty"));
+
+    let id = ledger
+        .ingest(vec![incoming("ff01", t, AlertStatus::Firing, true)], t)
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    let job = loop {
+        let job = ledger
+            .lease_next("w", LEASE, t)
+            .await
+            .unwrap()
+            .expect("job");
+        if job.episode_id == id {
+            break job;
+        }
+        ledger
+            .complete_job(job.job_id, "w", "{}".into(), t)
+            .await
+            .unwrap();
+    };
+    assert!(ledger
+        .complete_job(job.job_id, "w", r#"{"verdict":1}"#.into(), t)
+        .await
+        .unwrap());
+    for _ in 0..3 {
+        let repeat = ledger
+            .ingest(vec![incoming("ff01", t, AlertStatus::Firing, true)], t)
+            .await
+            .unwrap();
+        assert_eq!(repeat[0].outcome, IngestOutcome::Repeat);
+    }
+    ledger
+        .ingest(vec![incoming("ff01", t, AlertStatus::Resolved, true)], t)
+        .await
+        .unwrap();
+
+    // The oldest unfinished row of each destination goes first; Slack's verdict waits for its
+    // "started" post, PagerDuty only wants the verdict.
+    let first = of_episode(
+        ledger.claim_deliveries("d1", LEASE, t, 100).await.unwrap(),
+        &id,
+    );
+    assert_eq!(
+        kinds(&first),
+        vec![
+            ("slack", DeliveryKind::Started, 1),
+            ("pagerduty", DeliveryKind::Verdict, 1)
+        ]
+    );
+    assert!(
+        of_episode(
+            ledger.claim_deliveries("d2", LEASE, t, 100).await.unwrap(),
+            &id
+        )
+        .is_empty(),
+        "claimed rows and the rows behind them are not handed out twice"
+    );
+    let (started, pagerduty) = (&first[0], &first[1]);
+    assert_eq!(pagerduty.report_json.as_deref(), Some(r#"{"verdict":1}"#));
+    assert_eq!(pagerduty.alert.fingerprint, "ff01");
+    ledger
+        .set_episode_ref(&id, "slack.ts", "1700000000.000100", t)
+        .await
+        .unwrap();
+    assert!(ledger
+        .record_delivery(
+            started.id,
+            "d1",
+            DeliveryResult::Delivered {
+                external_ref: Some("C1/1700000000.000100".into())
+            },
+            t
+        )
+        .await
+        .unwrap());
+    assert!(!ledger
+        .record_delivery(
+            pagerduty.id,
+            "intruder",
+            DeliveryResult::Failed { error: "no".into() },
+            t
+        )
+        .await
+        .unwrap());
+    assert!(ledger
+        .record_delivery(
+            pagerduty.id,
+            "d1",
+            DeliveryResult::Retry {
+                error: "incident not open yet".into(),
+                not_before: t + Duration::from_secs(5)
+            },
+            t
+        )
+        .await
+        .unwrap());
+    let second = of_episode(
+        ledger.claim_deliveries("d1", LEASE, t, 100).await.unwrap(),
+        &id,
+    );
+    assert_eq!(kinds(&second), vec![("slack", DeliveryKind::Verdict, 1)]);
+    assert_eq!(
+        second[0].refs.get("slack.ts").map(String::as_str),
+        Some("1700000000.000100")
+    );
+    // Nobody records the Slack verdict: its lease expires and it comes back, with the
+    // PagerDuty retry that is now due.
+    let later = t + LEASE + Duration::from_secs(1);
+    let mut third = of_episode(
+        ledger
+            .claim_deliveries("d2", LEASE, later, 100)
+            .await
+            .unwrap(),
+        &id,
+    );
+    third.sort_by(|a, b| a.destination.cmp(&b.destination));
+    assert_eq!(
+        kinds(&third),
+        vec![
+            ("pagerduty", DeliveryKind::Verdict, 2),
+            ("slack", DeliveryKind::Verdict, 2)
+        ]
+    );
+    assert!(
+        !ledger
+            .record_delivery(
+                third[1].id,
+                "d1",
+                DeliveryResult::Delivered { external_ref: None },
+                later
+            )
+            .await
+            .unwrap(),
+        "the expired owner cannot record"
+    );
+    ledger
+        .record_delivery(
+            third[0].id,
+            "d2",
+            DeliveryResult::Failed {
+                error: "PagerDuty answered 404".into(),
+            },
+            later,
+        )
+        .await
+        .unwrap();
+    ledger
+        .record_delivery(
+            third[1].id,
+            "d2",
+            DeliveryResult::Delivered { external_ref: None },
+            later,
+        )
+        .await
+        .unwrap();
+    // Three repeats coalesced into one row, then the resolution.
+    let fourth = of_episode(
+        ledger
+            .claim_deliveries("d2", LEASE, later, 100)
+            .await
+            .unwrap(),
+        &id,
+    );
+    assert_eq!(kinds(&fourth), vec![("slack", DeliveryKind::Repeat, 1)]);
+    ledger
+        .record_delivery(
+            fourth[0].id,
+            "d2",
+            DeliveryResult::Skipped {
+                reason: "no parent message".into(),
+            },
+            later,
+        )
+        .await
+        .unwrap();
+    let fifth = of_episode(
+        ledger
+            .claim_deliveries("d2", LEASE, later, 100)
+            .await
+            .unwrap(),
+        &id,
+    );
+    assert_eq!(kinds(&fifth), vec![("slack", DeliveryKind::Resolved, 1)]);
+    assert_eq!(fifth[0].episode.status, AlertStatus::Resolved);
+    ledger
+        .record_delivery(
+            fifth[0].id,
+            "d2",
+            DeliveryResult::Delivered { external_ref: None },
+            later,
+        )
+        .await
+        .unwrap();
+    assert!(of_episode(
+        ledger
+            .claim_deliveries("d2", LEASE, later + LEASE * 2, 100)
+            .await
+            .unwrap(),
+        &id
+    )
+    .is_empty());
+    let detail = ledger.get_episode(&id).await.unwrap().unwrap();
+    let rows: Vec<(&str, &str, &str)> = detail
+        .deliveries
+        .iter()
+        .map(|d| (d.destination.as_str(), d.kind.as_str(), d.state.as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("slack", "started", "delivered"),
+            ("slack", "verdict", "delivered"),
+            ("pagerduty", "verdict", "failed"),
+            ("slack", "repeat", "skipped"),
+            ("slack", "resolved", "delivered"),
+        ]
+    );
+    let failed_row = &detail.deliveries[2];
+    assert_eq!(failed_row.attempts, 2);
+    assert!(failed_row.last_error.as_deref().unwrap().contains("404"));
+    assert_eq!(
+        detail.deliveries[0].external_ref.as_deref(),
+        Some("C1/1700000000.000100")
+    );
+    assert_eq!(
+        detail.external_refs.get("slack.ts").map(String::as_str),
+        Some("1700000000.000100")
+    );
+    // A later value of the same key replaces the earlier one.
+    ledger
+        .set_episode_ref(&id, "slack.ts", "2.0", later)
+        .await
+        .unwrap();
+    let detail = ledger.get_episode(&id).await.unwrap().unwrap();
+    assert_eq!(detail.external_refs["slack.ts"], "2.0");
 }
 
 async fn dedup_and_resolve(ledger: &dyn Ledger) {
@@ -308,7 +586,8 @@ async fn listing_and_purge(ledger: &dyn Ledger) {
 #[tokio::test]
 async fn sqlite_passes_the_suite() {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = SqliteLedger::open(&dir.path().join("ledger.db"), Vec::new()).unwrap();
+    let destinations = SUITE_DESTINATIONS.map(String::from).to_vec();
+    let ledger = SqliteLedger::open(&dir.path().join("ledger.db"), destinations).unwrap();
     suite(Arc::new(ledger)).await;
 }
 
@@ -356,7 +635,11 @@ async fn sqlite_outbox_rows_are_written_with_the_state_change() {
         .ingest(vec![incoming("ee01", T0, AlertStatus::Firing, true)], T0)
         .await
         .unwrap();
+    // Released at shutdown and leased again: "started" is announced once.
     let job = ledger.lease_next("w", LEASE, T0).await.unwrap().unwrap();
+    ledger.release(job.job_id, "w", T0).await.unwrap();
+    let job = ledger.lease_next("w", LEASE, T0).await.unwrap().unwrap();
+    assert_eq!(job.attempt, 1);
     ledger
         .complete_job(job.job_id, "w", "{}".into(), T0)
         .await
@@ -367,7 +650,41 @@ async fn sqlite_outbox_rows_are_written_with_the_state_change() {
         .unwrap();
     let detail = ledger.get_episode(&created[0].id).await.unwrap().unwrap();
     let kinds: Vec<&str> = detail.deliveries.iter().map(|d| d.kind.as_str()).collect();
-    assert_eq!(kinds, vec!["verdict", "resolved"]);
+    assert_eq!(kinds, vec!["started", "verdict", "resolved"]);
+}
+
+#[tokio::test]
+async fn sqlite_deliveries_in_flight_at_a_crash_go_out_again_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let ledger = SqliteLedger::open(&path, vec!["slack".into()]).unwrap();
+    let created = ledger
+        .ingest(vec![incoming("ef01", T0, AlertStatus::Firing, true)], T0)
+        .await
+        .unwrap();
+    ledger.lease_next("w", LEASE, T0).await.unwrap().unwrap();
+    let claimed = ledger
+        .claim_deliveries("old-process", LEASE, T0, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].kind, DeliveryKind::Started);
+    drop(ledger);
+    let reopened = SqliteLedger::open(&path, vec!["slack".into()]).unwrap();
+    let detail = reopened.get_episode(&created[0].id).await.unwrap().unwrap();
+    assert_eq!(detail.deliveries[0].state, "pending");
+    assert!(detail.deliveries[0]
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("interrupted"));
+    // Well before the old lease would have expired: the row is due at once, attempt 2.
+    let again = reopened
+        .claim_deliveries("new-process", LEASE, OffsetDateTime::now_utc(), 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempt, 2);
 }
 
 #[tokio::test]

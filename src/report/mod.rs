@@ -1,6 +1,8 @@
 //! The report: what a triage found and concluded. Its JSON field names are a contract (design.md,
 //! "Report"): the API, the replay tools and the notifiers read them. Pure data, no I/O.
 
+pub mod render;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

@@ -10,7 +10,8 @@ use time::OffsetDateTime;
 
 use super::{Runbook, RunbookError, TriageRequest};
 use crate::report::{
-    Action, Confidence, Evidence, NatState, OffendingTier, Report, Step, StepOutcome, Verdict,
+    Action, Confidence, Evidence, NatState, OffendingTier, Report, Step, StepOutcome, TierEvidence,
+    Verdict,
 };
 
 pub const ALERTNAME: &str = "CabalTriageTest";
@@ -59,7 +60,7 @@ impl Runbook for TestRunbook {
                 confidence: Confidence::Low,
                 summary: format!("test triage, attempt {}", request.attempt),
             },
-            evidence: Evidence::default(),
+            evidence: test_evidence(&request),
             steps: vec![Step {
                 name: "sleep".into(),
                 outcome: StepOutcome::Ok,
@@ -70,4 +71,27 @@ impl Runbook for TestRunbook {
             finished_at: OffsetDateTime::now_utc(),
         })
     }
+}
+
+/// Annotations `test_sample*` become smtp-out log samples (in key order), so that tests can put
+/// hostile remote-server replies into a report.
+fn test_evidence(request: &TriageRequest) -> Evidence {
+    let samples: Vec<String> = request
+        .alert
+        .annotations
+        .iter()
+        .filter(|(key, _)| key.starts_with("test_sample"))
+        .map(|(_, value)| value.clone())
+        .collect();
+    let mut evidence = Evidence::default();
+    if !samples.is_empty() {
+        evidence.tiers.insert(
+            "smtp-out".into(),
+            TierEvidence {
+                samples,
+                ..TierEvidence::default()
+            },
+        );
+    }
+    evidence
 }

@@ -1,0 +1,174 @@
+//! The outbox side of the SQLite ledger: claiming due delivery rows under a lease, recording
+//! how an attempt ended, and the per-episode references deliveries keep (Slack `ts`, ...).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use super::{corrupt, summary_from_row, unavailable, SUMMARY_COLUMNS};
+use crate::alert::WebhookAlert;
+use crate::ledger::{
+    from_unix_ms, ClaimedDelivery, DeliveryKind, DeliveryResult, DeliveryState, LedgerError,
+};
+
+/// Claims up to `limit` due rows; see `Ledger::claim_deliveries`.
+pub(super) fn claim(
+    tx: &Transaction<'_>,
+    owner: &str,
+    lease: Duration,
+    now_ms: i64,
+    limit: usize,
+) -> Result<Vec<ClaimedDelivery>, LedgerError> {
+    let ids: Vec<i64> = {
+        let mut statement = tx
+            .prepare_cached(
+                "SELECT d.id FROM deliveries d
+                 WHERE ((d.state = 'pending' AND d.next_attempt_ms <= ?1)
+                        OR (d.state = 'sending' AND d.lease_expires_ms < ?1))
+                   AND NOT EXISTS (
+                       SELECT 1 FROM deliveries p
+                       WHERE p.episode_id = d.episode_id AND p.destination = d.destination
+                         AND p.id < d.id AND p.state IN ('pending', 'sending'))
+                 ORDER BY d.next_attempt_ms, d.id LIMIT ?2",
+            )
+            .map_err(unavailable)?;
+        let rows = statement
+            .query_map(params![now_ms, limit as i64], |row| row.get(0))
+            .map_err(unavailable)?;
+        rows.collect::<Result<_, _>>().map_err(unavailable)?
+    };
+    let lease_expires = now_ms + lease.as_millis() as i64;
+    let mut claimed = Vec::with_capacity(ids.len());
+    for id in ids {
+        tx.execute(
+            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, lease_owner = ?2,
+                 lease_expires_ms = ?3, updated_ms = ?4 WHERE id = ?1",
+            params![id, owner, lease_expires, now_ms],
+        )
+        .map_err(unavailable)?;
+        claimed.push(load(tx, id)?);
+    }
+    Ok(claimed)
+}
+
+fn load(tx: &Transaction<'_>, id: i64) -> Result<ClaimedDelivery, LedgerError> {
+    let (episode_id, destination, kind, attempts, created_ms): (String, String, String, u32, i64) =
+        tx.query_row(
+            "SELECT episode_id, destination, kind, attempts, created_ms FROM deliveries WHERE id = ?1",
+            params![id],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
+        )
+        .map_err(unavailable)?;
+    let sql =
+        format!("SELECT {SUMMARY_COLUMNS}, alert_json, report_json FROM episodes WHERE id = ?1");
+    let (raw, alert_json, report_json) = tx
+        .query_row(&sql, params![episode_id], |row| {
+            Ok((
+                summary_from_row(row)?,
+                row.get::<_, String>(11)?,
+                row.get::<_, Option<String>>(12)?,
+            ))
+        })
+        .map_err(unavailable)?;
+    let alert: WebhookAlert =
+        serde_json::from_str(&alert_json).map_err(|e| corrupt("stored alert", e))?;
+    let job_error: Option<String> = tx
+        .query_row(
+            "SELECT last_error FROM jobs WHERE episode_id = ?1",
+            params![episode_id],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(unavailable)?
+        .flatten();
+    Ok(ClaimedDelivery {
+        id,
+        kind: DeliveryKind::parse(&kind).ok_or_else(|| corrupt("delivery kind", &kind))?,
+        destination,
+        attempt: attempts,
+        created_at: from_unix_ms(created_ms),
+        episode: raw.into_summary()?,
+        alert,
+        report_json,
+        job_error,
+        refs: read_refs(tx, &episode_id)?,
+    })
+}
+
+/// Records an attempt's end; false when `owner` no longer holds the row.
+pub(super) fn record(
+    tx: &Transaction<'_>,
+    id: i64,
+    owner: &str,
+    result: &DeliveryResult,
+    now_ms: i64,
+) -> Result<bool, LedgerError> {
+    let (state, error, external_ref, next_ms) = match result {
+        DeliveryResult::Delivered { external_ref } => (
+            DeliveryState::Delivered,
+            None,
+            external_ref.as_deref(),
+            now_ms,
+        ),
+        DeliveryResult::Skipped { reason } => {
+            (DeliveryState::Skipped, Some(reason.as_str()), None, now_ms)
+        }
+        DeliveryResult::Retry { error, not_before } => (
+            DeliveryState::Pending,
+            Some(error.as_str()),
+            None,
+            crate::ledger::unix_ms(*not_before),
+        ),
+        DeliveryResult::Failed { error } => {
+            (DeliveryState::Failed, Some(error.as_str()), None, now_ms)
+        }
+    };
+    let changed = tx
+        .execute(
+            "UPDATE deliveries SET state = ?3, last_error = COALESCE(?4, last_error),
+                 external_ref = COALESCE(?5, external_ref), next_attempt_ms = ?6,
+                 lease_owner = NULL, lease_expires_ms = NULL, updated_ms = ?7
+             WHERE id = ?1 AND state = 'sending' AND lease_owner = ?2",
+            params![
+                id,
+                owner,
+                state.as_str(),
+                error,
+                external_ref,
+                next_ms,
+                now_ms
+            ],
+        )
+        .map_err(unavailable)?;
+    Ok(changed == 1)
+}
+
+pub(super) fn set_ref(
+    tx: &Transaction<'_>,
+    episode_id: &str,
+    key: &str,
+    value: &str,
+    now_ms: i64,
+) -> Result<(), LedgerError> {
+    tx.execute(
+        "INSERT INTO episode_refs (episode_id, key, value, updated_ms) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (episode_id, key) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",
+        params![episode_id, key, value, now_ms],
+    )
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+pub(super) fn read_refs(
+    connection: &Connection,
+    episode_id: &str,
+) -> Result<BTreeMap<String, String>, LedgerError> {
+    let mut statement = connection
+        .prepare_cached("SELECT key, value FROM episode_refs WHERE episode_id = ?1")
+        .map_err(unavailable)?;
+    let rows = statement
+        .query_map(params![episode_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .map_err(unavailable)?;
+    rows.collect::<Result<_, _>>().map_err(unavailable)
+}

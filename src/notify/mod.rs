@@ -1,0 +1,148 @@
+//! Delivering annotations: Slack and PagerDuty, fed by the ledger's outbox.
+//!
+//! Shaped like Alertmanager's `notify/`: one small [`Destination`] trait, one folder per
+//! destination (`slack/`, `pagerduty/`), and one shared retry stage (`retry`) applied by the
+//! outbox dispatcher (`outbox`) to every destination, so no integration has a retry loop of its
+//! own. A destination makes one attempt and says how it went: delivered, nothing to do, or an
+//! error that is [`DeliveryError::Transient`] (worth retrying, maybe after a `Retry-After`) or
+//! [`DeliveryError::Permanent`] (an operator must fix something; the reason says what).
+//!
+//! Rendering is pure and lives in `crate::report::render`; this module is the I/O edge.
+
+pub mod failpoint;
+mod http;
+pub mod outbox;
+pub mod pagerduty;
+pub mod retry;
+pub mod slack;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::ledger::{ClaimedDelivery, EpisodeState, Ledger};
+use crate::report::render::{Annotation, Stage};
+use crate::report::Report;
+
+pub use outbox::Outbox;
+pub use retry::RetryPolicy;
+
+/// Why an attempt did not deliver.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth trying again: rate limits, 5xx, timeouts, a PagerDuty incident not open yet.
+    #[error("{reason}")]
+    Transient {
+        reason: String,
+        /// The destination's own `Retry-After`, honoured as a minimum wait.
+        retry_after: Option<Duration>,
+    },
+    /// Retrying cannot help until an operator changes something; the reason says what.
+    #[error("{reason}")]
+    Permanent { reason: String },
+}
+
+impl DeliveryError {
+    pub fn transient(reason: impl Into<String>) -> Self {
+        DeliveryError::Transient {
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        DeliveryError::Permanent {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A successful attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sent {
+    /// Something was posted or edited; the reference names it (`C123/1712345678.123456`).
+    Delivered(Option<String>),
+    /// Nothing to send for this row; the reason is kept on the row.
+    Skipped(String),
+}
+
+/// What every destination gets besides the row.
+pub struct DeliveryContext<'a> {
+    /// For per-episode references (`set_episode_ref`), written as soon as something exists.
+    pub ledger: &'a dyn Ledger,
+    pub settings: &'a RenderSettings,
+}
+
+/// Rendering settings from the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RenderSettings {
+    /// `server.public_url`, for links to the episode API.
+    pub public_url: Option<String>,
+    /// `privacy.show_local_parts`.
+    pub show_local_parts: bool,
+}
+
+/// One destination: makes one attempt at one outbox row.
+#[async_trait]
+pub trait Destination: Send + Sync {
+    /// The destination name used in delivery rows and metrics.
+    fn name(&self) -> &'static str;
+    async fn deliver(
+        &self,
+        delivery: &ClaimedDelivery,
+        context: &DeliveryContext<'_>,
+    ) -> Result<Sent, DeliveryError>;
+}
+
+/// The report stored with the episode, if the triage finished.
+pub fn stored_report(delivery: &ClaimedDelivery) -> Result<Option<Report>, DeliveryError> {
+    delivery
+        .report_json
+        .as_deref()
+        .map(|json| {
+            serde_json::from_str(json).map_err(|e| {
+                DeliveryError::permanent(format!(
+                    "the stored report of {} cannot be read ({e}); it was written by an incompatible version",
+                    delivery.episode.id
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// Builds the annotation of the episode's current state and hands it to `render`.
+pub fn with_annotation<T>(
+    delivery: &ClaimedDelivery,
+    report: Option<&Report>,
+    settings: &RenderSettings,
+    render: impl FnOnce(&Annotation<'_>) -> T,
+) -> T {
+    let stage = match (report, delivery.episode.state) {
+        (Some(report), _) => Stage::Triaged(report),
+        (None, EpisodeState::Failed) => Stage::Failed(
+            delivery
+                .job_error
+                .as_deref()
+                .unwrap_or("every attempt failed"),
+        ),
+        (None, _) => Stage::Running,
+    };
+    let episode_url = settings.public_url.as_ref().map(|base| {
+        format!(
+            "{}/api/v1/episodes/{}",
+            base.trim_end_matches('/'),
+            delivery.episode.id
+        )
+    });
+    let annotation = Annotation {
+        episode_id: &delivery.episode.id,
+        alert: &delivery.alert,
+        status: delivery.episode.status,
+        ends_at: delivery.episode.ends_at,
+        stage,
+        repeats: delivery.episode.repeats,
+        episode_url,
+        show_local_parts: settings.show_local_parts,
+    };
+    render(&annotation)
+}

@@ -1,0 +1,191 @@
+//! The outbox dispatcher: a background task that claims due delivery rows from the ledger,
+//! hands each to its destination for one attempt, and records the outcome, applying the shared
+//! retry stage to failures. Rows were written in the same transaction as the state change that
+//! caused them, so nothing is lost across restarts; rows in flight at a crash come back at start
+//! with their attempt counted, which tells the destination to check before sending again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+use super::pagerduty::PagerDuty;
+use super::retry::{Decision, RetryPolicy};
+use super::slack::{SlackBot, SlackWebhook};
+use super::{DeliveryContext, Destination, RenderSettings, Sent};
+use crate::config::{Config, DeliveryConfig, SlackMode};
+use crate::ledger::{ClaimedDelivery, DeliveryResult, Ledger};
+use crate::metrics::{DeliveryLabels, Metrics};
+
+pub struct Outbox {
+    ledger: Arc<dyn Ledger>,
+    destinations: HashMap<&'static str, Arc<dyn Destination>>,
+    policy: RetryPolicy,
+    config: DeliveryConfig,
+    settings: RenderSettings,
+    metrics: Arc<Metrics>,
+    owner: String,
+}
+
+/// The destinations the configuration turns on.
+pub fn configured_destinations(config: &Config) -> Result<Vec<Arc<dyn Destination>>, String> {
+    let http = super::http::client(Duration::from_millis(config.delivery.http_timeout_ms))?;
+    let mut destinations: Vec<Arc<dyn Destination>> = Vec::new();
+    if config.slack.enabled() {
+        match config.slack.mode {
+            SlackMode::Bot => {
+                if let Some(token) = &config.slack.bot_token {
+                    destinations.push(Arc::new(SlackBot::new(
+                        http.clone(),
+                        &config.slack,
+                        token.clone(),
+                    )));
+                }
+            }
+            SlackMode::Webhook => {
+                if let Some(url) = &config.slack.webhook_url {
+                    destinations.push(Arc::new(SlackWebhook::new(http.clone(), url.clone())));
+                }
+            }
+        }
+    }
+    if let (true, Some(token)) = (config.pagerduty.enabled(), &config.pagerduty.api_token) {
+        destinations.push(Arc::new(PagerDuty::new(
+            http,
+            &config.pagerduty.api_base_url,
+            token.clone(),
+            config.pagerduty.from_email.as_deref().unwrap_or_default(),
+        )));
+    }
+    Ok(destinations)
+}
+
+impl Outbox {
+    pub fn new(
+        ledger: Arc<dyn Ledger>,
+        destinations: Vec<Arc<dyn Destination>>,
+        config: &Config,
+        metrics: Arc<Metrics>,
+        owner: String,
+    ) -> Self {
+        Outbox {
+            ledger,
+            destinations: destinations.into_iter().map(|d| (d.name(), d)).collect(),
+            policy: RetryPolicy::from_config(&config.delivery),
+            config: config.delivery.clone(),
+            settings: RenderSettings {
+                public_url: config.server.public_url.clone(),
+                show_local_parts: config.privacy.show_local_parts,
+            },
+            metrics,
+            owner,
+        }
+    }
+
+    /// Delivers until `stop` is cancelled; attempts in progress then finish.
+    pub async fn run(self, stop: CancellationToken) {
+        let lease = Duration::from_secs(self.config.lease_secs);
+        let poll = Duration::from_millis(self.config.poll_interval_ms);
+        let mut idle_wait = poll;
+        loop {
+            if stop.is_cancelled() {
+                return;
+            }
+            match self
+                .ledger
+                .claim_deliveries(
+                    &self.owner,
+                    lease,
+                    OffsetDateTime::now_utc(),
+                    self.config.concurrency,
+                )
+                .await
+            {
+                Ok(claimed) if !claimed.is_empty() => {
+                    idle_wait = poll;
+                    join_all(claimed.into_iter().map(|d| self.attempt(d))).await;
+                    continue;
+                }
+                Ok(_) => idle_wait = poll,
+                Err(error) => {
+                    tracing::error!(%error, "outbox cannot claim deliveries");
+                    idle_wait = (idle_wait * 2).min(Duration::from_secs(30));
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(idle_wait) => {}
+                _ = stop.cancelled() => return,
+            }
+        }
+    }
+
+    /// One attempt at one row, recorded.
+    async fn attempt(&self, delivery: ClaimedDelivery) {
+        let context = DeliveryContext {
+            ledger: &*self.ledger,
+            settings: &self.settings,
+        };
+        let outcome = match self.destinations.get(delivery.destination.as_str()) {
+            None => Err(super::DeliveryError::permanent(format!(
+                "destination {} is not configured any more; nothing was sent",
+                delivery.destination
+            ))),
+            Some(destination) => destination.deliver(&delivery, &context).await,
+        };
+        let now = OffsetDateTime::now_utc();
+        let (result, label) = match outcome {
+            Ok(Sent::Delivered(external_ref)) => {
+                (DeliveryResult::Delivered { external_ref }, "delivered")
+            }
+            Ok(Sent::Skipped(reason)) => (DeliveryResult::Skipped { reason }, "skipped"),
+            Err(error) => {
+                let age: Duration = (now - delivery.created_at).try_into().unwrap_or_default();
+                match self
+                    .policy
+                    .decide(delivery.attempt, age, &error, rand::random::<f64>())
+                {
+                    Decision::RetryAfter(delay) => {
+                        tracing::warn!(episode = %delivery.episode.id, destination = %delivery.destination, kind = delivery.kind.as_str(), attempt = delivery.attempt, retry_in_ms = delay.as_millis() as u64, %error, "delivery failed; will retry");
+                        (
+                            DeliveryResult::Retry {
+                                error: error.to_string(),
+                                not_before: now + delay,
+                            },
+                            "retry",
+                        )
+                    }
+                    Decision::GiveUp(reason) => {
+                        tracing::error!(episode = %delivery.episode.id, destination = %delivery.destination, kind = delivery.kind.as_str(), attempt = delivery.attempt, error = %reason, "delivery failed; giving up");
+                        (DeliveryResult::Failed { error: reason }, "failed")
+                    }
+                }
+            }
+        };
+        if label == "delivered" {
+            tracing::info!(episode = %delivery.episode.id, destination = %delivery.destination, kind = delivery.kind.as_str(), "delivered");
+        }
+        self.metrics
+            .deliveries
+            .get_or_create(&DeliveryLabels {
+                destination: delivery.destination.clone(),
+                outcome: label.to_string(),
+            })
+            .inc();
+        match self
+            .ledger
+            .record_delivery(delivery.id, &self.owner, result, now)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(episode = %delivery.episode.id, "delivery lease lost before its outcome was recorded; another attempt owns the row")
+            }
+            Err(error) => {
+                tracing::error!(%error, episode = %delivery.episode.id, "cannot record the delivery outcome; the row is retried when its lease expires")
+            }
+        }
+    }
+}

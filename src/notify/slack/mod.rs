@@ -1,0 +1,238 @@
+//! The Slack destinations.
+//!
+//! Bot mode (`SlackBot`, Web API): one message per episode. It is posted when triage starts,
+//! edited in place with the verdict (or the triage failure) and on resolve, and repeats and the
+//! resolution get thread replies under it. The message's channel ID and `ts` are stored per
+//! episode in the ledger (`slack.channel`, `slack.ts`) right after the post.
+//!
+//! Crash safety: a process can die after Slack accepted the post and before the `ts` is stored.
+//! The row then comes back with attempt > 1, and before posting again the bot looks for its own
+//! message in the channel (`conversations.history`, by the episode marker in the message
+//! metadata). If the lookup itself fails (for example the token lacks `channels:history`), the
+//! bot posts anyway: at least once beats never, and the reason is logged.
+//!
+//! Webhook mode (`SlackWebhook`): one post per finished triage, no edits and no threads (an
+//! incoming webhook returns no `ts`).
+
+mod api;
+mod errors;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+pub use api::{MessageRef, SlackApi, EVENT_TYPE};
+
+use super::http::{body_excerpt, transient_status, transport_error};
+use super::{
+    failpoint, stored_report, with_annotation, DeliveryContext, DeliveryError, Destination, Sent,
+};
+use crate::config::{Secret, SlackConfig};
+use crate::ledger::{ClaimedDelivery, DeliveryKind, DESTINATION_SLACK, DESTINATION_SLACK_WEBHOOK};
+use crate::report::render::slack as render;
+
+/// Ledger reference keys for the episode's message.
+pub const REF_CHANNEL: &str = "slack.channel";
+pub const REF_TS: &str = "slack.ts";
+
+pub struct SlackBot {
+    api: SlackApi,
+    config: SlackConfig,
+}
+
+impl SlackBot {
+    pub fn new(http: reqwest::Client, config: &SlackConfig, token: Secret) -> Self {
+        SlackBot {
+            api: SlackApi::new(http, &config.api_base_url, token),
+            config: config.clone(),
+        }
+    }
+
+    fn parent(delivery: &ClaimedDelivery) -> Option<MessageRef> {
+        Some(MessageRef {
+            channel: delivery.refs.get(REF_CHANNEL)?.clone(),
+            ts: delivery.refs.get(REF_TS)?.clone(),
+        })
+    }
+
+    /// Posts the episode's message, unless an interrupted earlier attempt already did.
+    async fn post_parent(
+        &self,
+        delivery: &ClaimedDelivery,
+        message: &render::SlackMessage,
+        context: &DeliveryContext<'_>,
+    ) -> Result<Sent, DeliveryError> {
+        let channel = self
+            .config
+            .channel_for(&delivery.alert.labels)
+            .ok_or_else(|| DeliveryError::permanent("no Slack channel configured (slack.channel)"))?
+            .to_string();
+        if delivery.attempt > 1 {
+            let oldest = (delivery.created_at.unix_timestamp() - 60).max(0);
+            match self
+                .api
+                .find_episode_message(&channel, &delivery.episode.id, oldest)
+                .await
+            {
+                Ok(Some(found)) => {
+                    tracing::info!(episode = %delivery.episode.id, ts = %found.ts, "found the message an interrupted attempt posted; not posting again");
+                    store_parent(context, &delivery.episode.id, &found).await?;
+                    self.api.update(&found, message).await?;
+                    return Ok(Sent::Delivered(Some(format!(
+                        "{}/{}",
+                        found.channel, found.ts
+                    ))));
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(episode = %delivery.episode.id, %error, "cannot look for an earlier post (needs channels:history); posting, which may duplicate a message")
+                }
+            }
+        }
+        let posted = self
+            .api
+            .post_message(&channel, message, None, Some(&delivery.episode.id))
+            .await?;
+        failpoint::hit(failpoint::SLACK_AFTER_POST).await;
+        store_parent(context, &delivery.episode.id, &posted).await?;
+        Ok(Sent::Delivered(Some(format!(
+            "{}/{}",
+            posted.channel, posted.ts
+        ))))
+    }
+}
+
+async fn store_parent(
+    context: &DeliveryContext<'_>,
+    episode_id: &str,
+    at: &MessageRef,
+) -> Result<(), DeliveryError> {
+    let now = OffsetDateTime::now_utc();
+    for (key, value) in [(REF_CHANNEL, &at.channel), (REF_TS, &at.ts)] {
+        context
+            .ledger
+            .set_episode_ref(episode_id, key, value, now)
+            .await
+            .map_err(|e| {
+                DeliveryError::transient(format!("cannot store the Slack message reference: {e}"))
+            })?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Destination for SlackBot {
+    fn name(&self) -> &'static str {
+        DESTINATION_SLACK
+    }
+
+    async fn deliver(
+        &self,
+        delivery: &ClaimedDelivery,
+        context: &DeliveryContext<'_>,
+    ) -> Result<Sent, DeliveryError> {
+        let report = stored_report(delivery)?;
+        let settings = context.settings;
+        let message = with_annotation(delivery, report.as_ref(), settings, render::message);
+        let parent = Self::parent(delivery);
+        match (delivery.kind, parent) {
+            (DeliveryKind::Started, Some(_)) => Ok(Sent::Skipped(
+                "the episode's message is already posted".into(),
+            )),
+            (DeliveryKind::Started | DeliveryKind::Verdict | DeliveryKind::TriageFailed, None) => {
+                self.post_parent(delivery, &message, context).await
+            }
+            (DeliveryKind::Verdict | DeliveryKind::TriageFailed, Some(parent)) => {
+                self.api.update(&parent, &message).await?;
+                Ok(Sent::Delivered(Some(format!(
+                    "{}/{}",
+                    parent.channel, parent.ts
+                ))))
+            }
+            (DeliveryKind::Repeat | DeliveryKind::Resolved, None) => Ok(Sent::Skipped(
+                "no episode message to reply to (it was never posted)".into(),
+            )),
+            (DeliveryKind::Repeat, Some(parent)) => {
+                let reply =
+                    with_annotation(delivery, report.as_ref(), settings, render::repeat_reply);
+                let posted = self
+                    .api
+                    .post_message(&parent.channel, &reply, Some(&parent.ts), None)
+                    .await?;
+                Ok(Sent::Delivered(Some(format!(
+                    "{}/{}",
+                    posted.channel, posted.ts
+                ))))
+            }
+            (DeliveryKind::Resolved, Some(parent)) => {
+                // Edit first (idempotent), then the reply: a retry after a failed reply edits
+                // again, harmlessly.
+                self.api.update(&parent, &message).await?;
+                let reply =
+                    with_annotation(delivery, report.as_ref(), settings, render::resolved_reply);
+                let posted = self
+                    .api
+                    .post_message(&parent.channel, &reply, Some(&parent.ts), None)
+                    .await?;
+                Ok(Sent::Delivered(Some(format!(
+                    "{}/{}",
+                    posted.channel, posted.ts
+                ))))
+            }
+        }
+    }
+}
+
+/// Incoming-webhook mode: one post per finished triage.
+pub struct SlackWebhook {
+    http: reqwest::Client,
+    url: Secret,
+}
+
+impl SlackWebhook {
+    pub fn new(http: reqwest::Client, url: Secret) -> Self {
+        SlackWebhook { http, url }
+    }
+}
+
+#[async_trait]
+impl Destination for SlackWebhook {
+    fn name(&self) -> &'static str {
+        DESTINATION_SLACK_WEBHOOK
+    }
+
+    async fn deliver(
+        &self,
+        delivery: &ClaimedDelivery,
+        context: &DeliveryContext<'_>,
+    ) -> Result<Sent, DeliveryError> {
+        if delivery.kind != DeliveryKind::Verdict {
+            return Ok(Sent::Skipped(
+                "an incoming webhook gets the verdict only".into(),
+            ));
+        }
+        let report = stored_report(delivery)?;
+        let message = with_annotation(delivery, report.as_ref(), context.settings, render::message);
+        let what = "incoming webhook post";
+        let response = self
+            .http
+            .post(self.url.expose())
+            .header("content-type", "application/json; charset=utf-8")
+            .body(serde_json::json!({"text": message.text, "blocks": message.blocks}).to_string())
+            .send()
+            .await
+            .map_err(|e| transport_error("Slack", what, e))?;
+        let status = response.status();
+        if let Some(error) = transient_status("Slack", what, status, response.headers()) {
+            return Err(error);
+        }
+        let body = response.text().await.unwrap_or_default();
+        if status.is_success() {
+            return Ok(Sent::Delivered(None));
+        }
+        Err(DeliveryError::permanent(format!(
+            "Slack refused the {what} with HTTP {}: {}; check slack.webhook_url",
+            status.as_u16(),
+            body_excerpt(&body)
+        )))
+    }
+}

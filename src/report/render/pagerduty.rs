@@ -1,0 +1,83 @@
+//! The PagerDuty incident note: plain text (PagerDuty documents no markup for notes), compact,
+//! the same facts as the Slack message, capped in length, and ending with a marker line that
+//! names the episode and the report so the notifier can tell whether the note is already there.
+
+use super::escape::{untrusted_plain, TRUNCATION_MARKER};
+use super::{failed_steps, kebab, tier_line, Annotation, Stage};
+
+/// Longest note we send (PagerDuty states no limit; notes should stay short and link to the rest).
+pub const MAX_NOTE_CHARS: usize = 4000;
+
+/// The marker line closing a note: `[cabal-triage ep-… report 0123456789ab]`.
+pub fn marker(episode_id: &str, report_digest: &str) -> String {
+    format!("[cabal-triage {episode_id} report {report_digest}]")
+}
+
+/// The note text, ending with `marker`.
+pub fn note(annotation: &Annotation<'_>, marker: &str) -> String {
+    let show = annotation.show_local_parts;
+    let mut lines = vec![format!(
+        "cabal-triage: {}: {}",
+        untrusted_plain(annotation.alert.alertname(), 200, show),
+        annotation.headline()
+    )];
+    match annotation.stage {
+        Stage::Running => lines.push("Triage is running.".into()),
+        Stage::Failed(error) => lines.push(format!(
+            "Triage failed: {}",
+            untrusted_plain(error, 500, show)
+        )),
+        Stage::Triaged(report) => {
+            let verdict = &report.verdict;
+            lines.push(format!(
+                "Tier {} · DSN class {} · NAT {} · action {} · confidence {}",
+                kebab(&verdict.offending_tier),
+                verdict
+                    .dsn_class
+                    .as_deref()
+                    .map(|c| untrusted_plain(c, 20, show))
+                    .unwrap_or_else(|| "none".into()),
+                kebab(&verdict.nat_state),
+                kebab(&verdict.action),
+                kebab(&verdict.confidence)
+            ));
+            if !verdict.summary.trim().is_empty() {
+                lines.push(format!(
+                    "Verdict: {}",
+                    untrusted_plain(&verdict.summary, 600, show)
+                ));
+            }
+            for (name, tier) in &report.evidence.tiers {
+                lines.push(untrusted_plain(
+                    &format!("{name}: {}", tier_line(tier)),
+                    300,
+                    show,
+                ));
+            }
+            for (head, error) in failed_steps(report).into_iter().take(10) {
+                let line = if error.is_empty() {
+                    head
+                } else {
+                    format!("{head}: {error}")
+                };
+                lines.push(format!(
+                    "Failed step: {}",
+                    untrusted_plain(&line, 300, show)
+                ));
+            }
+        }
+    }
+    if let Some(url) = annotation.runbook_url() {
+        lines.push(format!("Runbook: {url}"));
+    }
+    if let Some(url) = &annotation.episode_url {
+        lines.push(format!("Episode: {url}"));
+    }
+    let mut body = lines.join("\n");
+    let room = MAX_NOTE_CHARS - marker.chars().count() - 1;
+    if body.chars().count() > room {
+        let keep = room - TRUNCATION_MARKER.chars().count();
+        body = body.chars().take(keep).collect::<String>() + TRUNCATION_MARKER;
+    }
+    format!("{body}\n{marker}")
+}

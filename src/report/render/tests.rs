@@ -1,0 +1,268 @@
+use serde_json::{json, Value};
+
+use super::escape::TRUNCATION_MARKER;
+use super::fixtures::{alert, report, HOSTILE_REPLY};
+use super::slack::{
+    self, MAX_BLOCKS, MAX_FIELDS, MAX_FIELD_TEXT, MAX_HEADER_TEXT, MAX_SECTION_TEXT,
+};
+use super::*;
+
+fn annotation<'a>(alert: &'a WebhookAlert, stage: Stage<'a>) -> Annotation<'a> {
+    Annotation {
+        episode_id: "ep-0123456789abcdef0123",
+        alert,
+        status: AlertStatus::Firing,
+        ends_at: None,
+        stage,
+        repeats: 0,
+        episode_url: Some("https://triage.example/api/v1/episodes/ep-0123456789abcdef0123".into()),
+        show_local_parts: false,
+    }
+}
+
+/// Every Block Kit limit Slack documents, plus the ~13k total seen refused in practice.
+pub(crate) fn assert_within_block_kit_limits(message: &slack::SlackMessage) {
+    assert!(message.blocks.len() <= MAX_BLOCKS);
+    for block in &message.blocks {
+        match block["type"].as_str().unwrap() {
+            "header" => {
+                assert_eq!(block["text"]["type"], "plain_text");
+                assert!(block["text"]["text"].as_str().unwrap().chars().count() <= MAX_HEADER_TEXT);
+            }
+            "section" => {
+                if let Some(text) = block["text"]["text"].as_str() {
+                    assert!(text.chars().count() <= MAX_SECTION_TEXT, "{}", text.len());
+                    assert_eq!(block["text"]["verbatim"], true);
+                }
+                if let Some(fields) = block["fields"].as_array() {
+                    assert!(fields.len() <= MAX_FIELDS);
+                    for field in fields {
+                        assert!(field["text"].as_str().unwrap().chars().count() <= MAX_FIELD_TEXT);
+                        assert_eq!(field["verbatim"], true);
+                    }
+                }
+            }
+            "context" => assert!(block["elements"].as_array().unwrap().len() <= 10),
+            other => panic!("unexpected block type {other}"),
+        }
+    }
+    let total = serde_json::to_string(&message.blocks)
+        .unwrap()
+        .chars()
+        .count();
+    assert!(total < 12_000, "blocks total {total} chars");
+}
+
+#[test]
+fn verdict_message_shows_the_facts() {
+    let alert = alert();
+    let report = report(vec!["stat=Deferred: 421 4.7.28 try later".into()]);
+    let message = slack::message(&annotation(&alert, Stage::Triaged(&report)));
+    assert_within_block_kit_limits(&message);
+    assert_eq!(
+        message.blocks[0]["text"]["text"],
+        "SendmailDeferredSpike: blocklist-check (high confidence)"
+    );
+    let json = serde_json::to_string(&message.blocks).unwrap();
+    for fact in [
+        "*Offending tier*\\nsmtp-out",
+        "*DSN class*\\n4.7",
+        "*NAT*\\nrunning",
+        "*Action*\\nblocklist-check",
+        "*Confidence*\\nhigh",
+        "queue 42 · deferred 118 · bounced 0 · DSN 4.7×110 4.4×8",
+        "mailq imap: timed_out after 8000 ms: ECS Exec timed out after 8 s",
+        "<https://runbooks.example/deferred|Runbook>",
+        "<https://triage.example/api/v1/episodes/ep-0123456789abcdef0123|Episode>",
+    ] {
+        assert!(json.contains(fact), "missing {fact} in {json}");
+    }
+    assert!(
+        !json.contains("mailq smtp-out: "),
+        "steps that went well are not listed"
+    );
+    assert_eq!(
+        message.text,
+        "SendmailDeferredSpike: blocklist-check (high confidence) (tier smtp-out, NAT running)"
+    );
+}
+
+#[test]
+fn hostile_reply_renders_inert_exactly() {
+    let alert = alert();
+    let report = report(vec![HOSTILE_REPLY.into()]);
+    let message = slack::message(&annotation(&alert, Stage::Triaged(&report)));
+    let samples = message
+        .blocks
+        .iter()
+        .find(|b| {
+            b["text"]["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("*Samples*"))
+        })
+        .unwrap();
+    assert_eq!(
+        samples,
+        &json!({"type": "section", "text": {"type": "mrkdwn", "verbatim": true,
+            "text": "*Samples*\n• smtp-out: `&lt;!channel&gt; click &lt;http://evil|here&gt;`"}})
+    );
+    let json = serde_json::to_string(&message).unwrap();
+    assert!(!json.contains("<!channel>") && !json.contains("<http://evil"));
+}
+
+#[test]
+fn hostile_labels_and_annotations_are_inert() {
+    let mut alert = alert();
+    alert
+        .labels
+        .insert("alertname".into(), "<!here> <@U123>".into());
+    alert
+        .annotations
+        .insert("summary".into(), HOSTILE_REPLY.into());
+    alert
+        .annotations
+        .insert("runbook_url".into(), "https://x|<!channel>".into());
+    let message = slack::message(&annotation(&alert, Stage::Running));
+    assert_within_block_kit_limits(&message);
+    // Everything Slack parses (all but the plain_text header) carries no markup.
+    let parsed = json!({"text": message.text, "blocks": message.blocks[1..]});
+    let json = serde_json::to_string(&parsed).unwrap();
+    for markup in [
+        "<!here>",
+        "<@U123>",
+        "<!channel>",
+        "<http://evil",
+        "https://x|",
+    ] {
+        assert!(!json.contains(markup), "{markup} in {json}");
+    }
+    // Header is plain_text, which Slack never parses: shown as written, only capped.
+    assert_eq!(
+        message.blocks[0]["text"]["text"],
+        "<!here> <@U123>: triage running"
+    );
+    assert!(message
+        .text
+        .starts_with("&lt;!here&gt; &lt;@U123&gt;: triage running"));
+}
+
+#[test]
+fn a_100_kb_line_is_truncated_within_limits() {
+    let alert = alert();
+    let long = "x<".repeat(50_000);
+    let report = report(vec![
+        long.clone(),
+        long.clone(),
+        long.clone(),
+        long.clone(),
+        long.clone(),
+        long,
+    ]);
+    let mut report = report;
+    report.verdict.summary = "y".repeat(100_000);
+    report.steps[1].error = Some("z&".repeat(50_000));
+    let message = slack::message(&annotation(&alert, Stage::Triaged(&report)));
+    assert_within_block_kit_limits(&message);
+    let json = serde_json::to_string(&message).unwrap();
+    assert!(json.contains(TRUNCATION_MARKER));
+    let note = pagerduty::note(
+        &annotation(&alert, Stage::Triaged(&report)),
+        &pagerduty::marker("ep-1", "abc"),
+    );
+    assert!(note.chars().count() <= pagerduty::MAX_NOTE_CHARS);
+    assert!(note.ends_with("\n[cabal-triage ep-1 report abc]"));
+}
+
+#[test]
+fn email_local_parts_are_redacted_unless_configured() {
+    let alert = alert();
+    let report = report(vec!["to=<jane.doe@gmail.com>, stat=Deferred".into()]);
+    let mut shown = annotation(&alert, Stage::Triaged(&report));
+    let hidden = slack::message(&shown);
+    let json = serde_json::to_string(&hidden).unwrap();
+    assert!(json.contains("j***@gmail.com") && !json.contains("jane.doe"));
+    let note = pagerduty::note(&shown, "m");
+    let plain = text::render(&shown);
+    assert!(!note.contains("jane.doe") && !plain.contains("jane.doe"));
+    shown.show_local_parts = true;
+    let json = serde_json::to_string(&slack::message(&shown)).unwrap();
+    assert!(json.contains("jane.doe@gmail.com"));
+}
+
+#[test]
+fn stages_and_resolution() {
+    let alert = alert();
+    let running = slack::message(&annotation(&alert, Stage::Running));
+    assert_eq!(
+        running.blocks[0]["text"]["text"],
+        "SendmailDeferredSpike: triage running"
+    );
+    let failed = slack::message(&annotation(&alert, Stage::Failed("probe <!channel> broke")));
+    let json = serde_json::to_string(&failed).unwrap();
+    assert!(json.contains("*Triage failed:* probe &lt;!channel&gt; broke"));
+    let report = report(Vec::new());
+    let mut resolved = annotation(&alert, Stage::Triaged(&report));
+    resolved.status = AlertStatus::Resolved;
+    resolved.ends_at = Some(time::macros::datetime!(2026-11-28 20:30:00 UTC));
+    resolved.repeats = 5;
+    let message = slack::message(&resolved);
+    assert_eq!(
+        message.blocks[0]["text"]["text"],
+        "SendmailDeferredSpike: RESOLVED: blocklist-check (high confidence)"
+    );
+    assert!(serde_json::to_string(&message)
+        .unwrap()
+        .contains("*notifications* 6"));
+    assert_eq!(
+        slack::resolved_reply(&resolved).text,
+        "Resolved at 2026-11-28T20:30:00Z."
+    );
+    assert!(slack::repeat_reply(&resolved)
+        .text
+        .contains("notification 6"));
+}
+
+#[test]
+fn pagerduty_note_is_compact_plain_text_with_marker() {
+    let alert = alert();
+    let report = report(vec![HOSTILE_REPLY.into()]);
+    let marker = pagerduty::marker("ep-0123456789abcdef0123", "0a1b2c3d4e5f");
+    let note = pagerduty::note(&annotation(&alert, Stage::Triaged(&report)), &marker);
+    assert_eq!(
+        note,
+        "cabal-triage: SendmailDeferredSpike: blocklist-check (high confidence)\n\
+         Tier smtp-out · DSN class 4.7 · NAT running · action blocklist-check · confidence high\n\
+         Verdict: 4.7 deferrals concentrated on google\n\
+         smtp-out: queue 42 · deferred 118 · bounced 0 · DSN 4.7×110 4.4×8\n\
+         Failed step: mailq imap: timed_out after 8000 ms: ECS Exec timed out after 8 s\n\
+         Runbook: https://runbooks.example/deferred\n\
+         Episode: https://triage.example/api/v1/episodes/ep-0123456789abcdef0123\n\
+         [cabal-triage ep-0123456789abcdef0123 report 0a1b2c3d4e5f]"
+    );
+}
+
+#[test]
+fn terminal_text_strips_control_characters() {
+    let alert = alert();
+    let report = report(vec!["evil\u{1b}[2Jline\r".into()]);
+    let plain = text::render(&annotation(&alert, Stage::Triaged(&report)));
+    assert!(!plain.contains('\u{1b}') && !plain.contains('\r'));
+    assert!(plain.contains("action:     blocklist-check (high confidence)"));
+    assert!(plain.contains("| evil [2Jline"));
+}
+
+#[test]
+fn rendering_never_panics_on_arbitrary_text() {
+    use proptest::prelude::*;
+    proptest!(|(summary in ".{0,300}", sample in ".{0,300}", name in ".{0,60}")| {
+        let mut alert = alert();
+        alert.labels.insert("alertname".into(), name);
+        alert.annotations.insert("summary".into(), summary.clone());
+        let mut report = report(vec![sample]);
+        report.verdict.summary = summary;
+        let message = slack::message(&annotation(&alert, Stage::Triaged(&report)));
+        assert_within_block_kit_limits(&message);
+        let json: Value = serde_json::to_value(&message).unwrap();
+        prop_assert!(json.is_object());
+    });
+}

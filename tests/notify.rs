@@ -1,0 +1,516 @@
+//! Delivering the verdict through the real binary to local fake Slack and PagerDuty servers:
+//! the lifecycle of one episode, retries (429 + Retry-After, 5xx, timeouts, `ok:false`), the
+//! PagerDuty incident race and 404, a crash between a Slack post and the ledger update, and
+//! hostile content.
+
+#[path = "support/fake_pagerduty.rs"]
+mod fake_pagerduty;
+#[path = "support/fake_slack.rs"]
+mod fake_slack;
+#[path = "support/notify_service.rs"]
+mod service;
+
+use std::time::Duration;
+
+use fake_pagerduty::FakePagerDuty;
+use fake_slack::{FakeSlack, Scripted};
+use serde_json::json;
+use service::{incident_key, payload, wait_for, Service};
+
+fn slack_env(slack: &FakeSlack) -> Vec<(&'static str, String)> {
+    vec![
+        ("CABAL_TRIAGE_SLACK_API_BASE_URL", slack.api_base_url()),
+        ("CABAL_TRIAGE_SLACK_BOT_TOKEN", "xoxb-test-token".into()),
+        ("CABAL_TRIAGE_SLACK_CHANNEL", "C0TRIAGE".into()),
+    ]
+}
+
+fn pagerduty_env(pd: &FakePagerDuty) -> Vec<(&'static str, String)> {
+    vec![
+        ("CABAL_TRIAGE_PAGERDUTY_API_BASE_URL", pd.base_url()),
+        ("CABAL_TRIAGE_PAGERDUTY_API_TOKEN", "pd-test-token".into()),
+        ("CABAL_TRIAGE_PAGERDUTY_FROM", "oncall@example.com".into()),
+    ]
+}
+
+fn owned(rows: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    rows.iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect()
+}
+
+async fn first_episode(service: &Service, status: &str) -> String {
+    let answer = service
+        .post_alert(&payload(status, &[("test_sleep_ms", "200")], &[]))
+        .await;
+    answer["episodes"][0]["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_episode_one_message_updated_and_threaded_one_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let slack = FakeSlack::start().await;
+    let pd = FakePagerDuty::start().await;
+    pd.add_incident("PINC1", &incident_key(), 0);
+    let mut env = slack_env(&slack);
+    env.extend(pagerduty_env(&pd));
+    let service = Service::start(dir.path(), &env);
+
+    let id = first_episode(&service, "firing").await;
+    service.settled(&id, 3).await;
+    for repeat in 1..=5 {
+        let answer = service
+            .post_alert(&payload("firing", &[("test_sleep_ms", "200")], &[]))
+            .await;
+        assert_eq!(answer["episodes"][0]["outcome"], "repeat");
+        service.settled(&id, 3 + repeat).await;
+    }
+    service
+        .post_alert(&payload("resolved", &[("test_sleep_ms", "200")], &[]))
+        .await;
+    let rows = service.settled(&id, 9).await;
+    let mut expected = vec![
+        ("slack", "started", "delivered"),
+        ("slack", "verdict", "delivered"),
+        ("pagerduty", "verdict", "delivered"),
+    ];
+    expected.extend([("slack", "repeat", "delivered"); 5]);
+    expected.push(("slack", "resolved", "delivered"));
+    let mut sorted = rows.clone();
+    sorted.sort();
+    let mut expected = owned(&expected);
+    expected.sort();
+    assert_eq!(sorted, expected);
+
+    // Slack: exactly one top-level post, edited with the verdict and on resolve; six replies.
+    let posts = slack.requests("chat.postMessage");
+    let parents: Vec<_> = posts
+        .iter()
+        .filter(|r| r.body["thread_ts"].is_null())
+        .collect();
+    assert_eq!(parents.len(), 1, "{posts:?}");
+    let parent = &slack.parents()[0];
+    assert_eq!(parent.channel, "C0TRIAGE");
+    assert_eq!(
+        parent.metadata,
+        json!({"event_type": "cabal_triage_episode", "event_payload": {"episode": id}})
+    );
+    assert_eq!(
+        parents[0].body["blocks"][0]["text"]["text"],
+        "CabalTriageTest: triage running"
+    );
+    let updates = slack.requests("chat.update");
+    assert_eq!(updates.len(), 2, "{updates:?}");
+    assert_eq!(
+        updates[0].body["blocks"][0]["text"]["text"],
+        "CabalTriageTest: investigate (low confidence)"
+    );
+    assert_eq!(
+        updates[1].body["blocks"][0]["text"]["text"],
+        "CabalTriageTest: RESOLVED: investigate (low confidence)"
+    );
+    for update in &updates {
+        assert_eq!(update.body["ts"], parent.ts.as_str());
+        assert!(update.body["blocks"]
+            .as_array()
+            .is_some_and(|b| !b.is_empty()));
+    }
+    let replies = slack.replies();
+    assert_eq!(replies.len(), 6);
+    assert!(replies
+        .iter()
+        .all(|r| r.thread_ts.as_deref() == Some(parent.ts.as_str())));
+    for (index, reply) in replies[..5].iter().enumerate() {
+        assert!(
+            reply.text.contains(&format!("notification {}", index + 2)),
+            "{}",
+            reply.text
+        );
+    }
+    assert_eq!(replies[5].text, "Resolved at 2026-11-28T20:30:00Z.");
+    for request in slack.all_requests() {
+        assert_eq!(
+            request.authorization.as_deref(),
+            Some("Bearer xoxb-test-token")
+        );
+    }
+    assert_eq!(
+        posts[0].content_type.as_deref(),
+        Some("application/json; charset=utf-8")
+    );
+
+    // PagerDuty: found by incident key over all dates, one note with From; no Events API.
+    let notes = pd.notes("PINC1");
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].starts_with("cabal-triage: CabalTriageTest: investigate (low confidence)\n"));
+    assert!(notes[0].ends_with("]") && notes[0].contains(&format!("[cabal-triage {id} report ")));
+    let requests = pd.requests();
+    assert!(requests.iter().all(|r| r.path.starts_with("/incidents")));
+    let lookup = &requests[0];
+    assert_eq!(lookup.query["incident_key"], incident_key());
+    assert_eq!(lookup.query["date_range"], "all");
+    let post = requests.iter().find(|r| r.method == "POST").unwrap();
+    assert_eq!(post.headers["from"], "oncall@example.com");
+    assert_eq!(post.body["note"]["content"], notes[0].as_str());
+    assert_eq!(post.headers["authorization"], "Token token=pd-test-token");
+    assert_eq!(
+        post.headers["accept"],
+        "application/vnd.pagerduty+json;version=2"
+    );
+
+    let episode = service.episode(&id).await;
+    assert_eq!(episode["external_refs"]["slack.ts"], parent.ts.as_str());
+    assert_eq!(episode["external_refs"]["pagerduty.incident"], "PINC1");
+    let metrics = service.metrics().await;
+    assert!(
+        metrics.contains(
+            "cabal_triage_deliveries_total{destination=\"slack\",outcome=\"delivered\"} 8"
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slack_429_retry_after_is_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let slack = FakeSlack::start().await;
+    slack.script(
+        "chat.postMessage",
+        Scripted::RateLimited {
+            retry_after_secs: 1,
+        },
+    );
+    let service = Service::start(dir.path(), &slack_env(&slack));
+    let id = first_episode(&service, "firing").await;
+    let rows = service.settled(&id, 2).await;
+    assert!(
+        rows.iter().all(|(_, _, state)| state == "delivered"),
+        "{rows:?}"
+    );
+    let posts = slack.requests("chat.postMessage");
+    assert_eq!(posts.len(), 2);
+    let waited = posts[1].at - posts[0].at;
+    assert!(
+        waited >= Duration::from_millis(1000),
+        "retried after {waited:?}"
+    );
+    assert_eq!(slack.parents().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slack_5xx_and_ratelimited_ok_false_are_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let slack = FakeSlack::start().await;
+    slack.script("chat.postMessage", Scripted::Status(500));
+    slack.script("chat.postMessage", Scripted::Status(503));
+    slack.script("chat.update", Scripted::OkFalse("ratelimited"));
+    let service = Service::start(dir.path(), &slack_env(&slack));
+    let id = first_episode(&service, "firing").await;
+    let rows = service.settled(&id, 2).await;
+    assert!(
+        rows.iter().all(|(_, _, state)| state == "delivered"),
+        "{rows:?}"
+    );
+    assert_eq!(slack.requests("chat.postMessage").len(), 3);
+    assert_eq!(slack.requests("chat.update").len(), 2);
+    assert_eq!(slack.parents().len(), 1);
+    let episode = service.episode(&id).await;
+    assert_eq!(episode["deliveries"][0]["attempts"], 3);
+    let metrics = service.metrics().await;
+    assert!(
+        metrics
+            .contains("cabal_triage_deliveries_total{destination=\"slack\",outcome=\"retry\"} 3"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slack_timeout_after_the_post_does_not_duplicate_the_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let slack = FakeSlack::start().await;
+    // Slack takes the post but answers after the client's 500 ms timeout.
+    slack.script(
+        "chat.postMessage",
+        Scripted::SlowAfterWork(Duration::from_secs(2)),
+    );
+    let service = Service::start(dir.path(), &slack_env(&slack));
+    let id = first_episode(&service, "firing").await;
+    let rows = service.settled(&id, 2).await;
+    assert!(
+        rows.iter().all(|(_, _, state)| state == "delivered"),
+        "{rows:?}"
+    );
+    assert_eq!(slack.parents().len(), 1, "{:?}", slack.messages());
+    assert_eq!(slack.requests("chat.postMessage").len(), 1);
+    assert!(!slack.requests("conversations.history").is_empty());
+    let episode = service.episode(&id).await;
+    assert!(episode["deliveries"][0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("timed out"));
+    assert_eq!(
+        episode["external_refs"]["slack.ts"],
+        slack.parents()[0].ts.as_str()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slack_ok_false_permanent_codes_fail_with_a_readable_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let slack = FakeSlack::start().await;
+    slack.script("chat.postMessage", Scripted::OkFalse("channel_not_found"));
+    slack.script("chat.postMessage", Scripted::OkFalse("not_in_channel"));
+    let service = Service::start(dir.path(), &slack_env(&slack));
+    let id = first_episode(&service, "firing").await;
+    service.settled(&id, 2).await;
+    let episode = service.episode(&id).await;
+    let rows = episode["deliveries"].as_array().unwrap();
+    assert_eq!(rows[0]["state"], "failed");
+    assert_eq!(rows[0]["attempts"], 1, "a permanent error is not retried");
+    assert!(rows[0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("channel_not_found"));
+    assert!(rows[0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("channel ID"));
+    assert_eq!(rows[1]["state"], "failed");
+    assert!(rows[1]["last_error"].as_str().unwrap().contains("/invite"));
+    assert_eq!(slack.requests("chat.postMessage").len(), 2);
+    let metrics = service.metrics().await;
+    assert!(
+        metrics
+            .contains("cabal_triage_deliveries_total{destination=\"slack\",outcome=\"failed\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pagerduty_note_waits_for_the_incident_to_appear() {
+    let dir = tempfile::tempdir().unwrap();
+    let pd = FakePagerDuty::start().await;
+    pd.add_incident("PLATE", &incident_key(), 3);
+    let service = Service::start(dir.path(), &pagerduty_env(&pd));
+    let id = first_episode(&service, "firing").await;
+    let rows = service.settled(&id, 1).await;
+    assert_eq!(rows, owned(&[("pagerduty", "verdict", "delivered")]));
+    let lookups = pd
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/incidents")
+        .count();
+    assert_eq!(lookups, 4);
+    assert_eq!(pd.notes("PLATE").len(), 1);
+    let episode = service.episode(&id).await;
+    assert_eq!(episode["deliveries"][0]["attempts"], 4);
+    assert!(episode["deliveries"][0]["external_ref"]
+        .as_str()
+        .unwrap()
+        .starts_with("PLATE/"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pagerduty_404_fails_with_advice_and_is_not_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let pd = FakePagerDuty::start().await;
+    pd.script("list", fake_pagerduty::Scripted::Status(404));
+    let service = Service::start(dir.path(), &pagerduty_env(&pd));
+    let id = first_episode(&service, "firing").await;
+    service.settled(&id, 1).await;
+    let episode = service.episode(&id).await;
+    let row = &episode["deliveries"][0];
+    assert_eq!(row["state"], "failed");
+    assert_eq!(row["attempts"], 1);
+    let error = row["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("HTTP 404") && error.contains("pagerduty.api_base_url"),
+        "{error}"
+    );
+    assert_eq!(pd.requests().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pagerduty_429_is_retried_and_the_note_is_not_added_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let pd = FakePagerDuty::start().await;
+    pd.add_incident("PINC2", &incident_key(), 0);
+    // The incident lookup is rate limited once (ratelimit-reset: 1 s), then succeeds.
+    pd.script(
+        "list",
+        fake_pagerduty::Scripted::RateLimited {
+            retry_after_secs: 1,
+        },
+    );
+    let service = Service::start(dir.path(), &pagerduty_env(&pd));
+    let id = first_episode(&service, "firing").await;
+    let rows = service.settled(&id, 1).await;
+    assert_eq!(rows, owned(&[("pagerduty", "verdict", "delivered")]));
+    assert_eq!(pd.notes("PINC2").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pagerduty_note_whose_answer_was_lost_is_not_added_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let pd = FakePagerDuty::start().await;
+    pd.add_incident("PINC3", &incident_key(), 0);
+    // PagerDuty stores the note but answers after the client's 500 ms timeout.
+    pd.script(
+        "notes_post",
+        fake_pagerduty::Scripted::SlowAfterWork(Duration::from_secs(2)),
+    );
+    let service = Service::start(dir.path(), &pagerduty_env(&pd));
+    let id = first_episode(&service, "firing").await;
+    let rows = service.settled(&id, 1).await;
+    assert_eq!(rows, owned(&[("pagerduty", "verdict", "delivered")]));
+    assert_eq!(
+        pd.notes("PINC3").len(),
+        1,
+        "the retry found the note by its marker"
+    );
+    let posts = pd.requests().iter().filter(|r| r.method == "POST").count();
+    assert_eq!(posts, 1);
+    let episode = service.episode(&id).await;
+    assert!(episode["deliveries"][0]["external_ref"]
+        .as_str()
+        .unwrap()
+        .contains("note already present"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_between_slack_post_and_ledger_update_then_restarted_posts_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let slack = FakeSlack::start().await;
+    let mut env = slack_env(&slack);
+    env.push(("CABAL_TRIAGE_TEST_FAILPOINT", "slack-after-post".into()));
+    let mut service = Service::start(dir.path(), &env);
+    let id = first_episode(&service, "firing").await;
+    wait_for("the first post", || {
+        slack.requests("chat.postMessage").len() == 1
+    })
+    .await;
+    wait_for("the failpoint", || {
+        service
+            .log_text()
+            .contains("failpoint slack-after-post reached")
+    })
+    .await;
+    service.kill();
+    assert_eq!(slack.parents().len(), 1);
+
+    let service = Service::start(dir.path(), &slack_env(&slack));
+    let rows = service.settled(&id, 2).await;
+    assert_eq!(
+        rows,
+        owned(&[
+            ("slack", "started", "delivered"),
+            ("slack", "verdict", "delivered")
+        ])
+    );
+    assert_eq!(slack.parents().len(), 1, "{:?}", slack.messages());
+    assert_eq!(slack.requests("chat.postMessage").len(), 1);
+    assert_eq!(slack.requests("conversations.history").len(), 1);
+    let ts = slack.parents()[0].ts.clone();
+    let episode = service.episode(&id).await;
+    assert_eq!(episode["external_refs"]["slack.ts"], ts.as_str());
+    assert_eq!(episode["deliveries"][0]["attempts"], 2);
+    // The verdict edited the one message.
+    let updates = slack.requests("chat.update");
+    assert!(updates.iter().all(|u| u.body["ts"] == ts.as_str()));
+    assert_eq!(
+        slack.parents()[0].blocks[0]["text"]["text"],
+        "CabalTriageTest: investigate (low confidence)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_content_is_sent_inert_and_within_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let slack = FakeSlack::start().await;
+    let service = Service::start(dir.path(), &slack_env(&slack));
+    let hostile = "<!channel> click <http://evil|here>";
+    let long_line = "x".repeat(100 * 1024);
+    let answer = service
+        .post_alert(&payload(
+            "firing",
+            &[],
+            &[
+                ("summary", hostile),
+                ("test_sample_1", hostile),
+                ("test_sample_2", &long_line),
+                ("runbook_url", "https://x.example/|<!channel>"),
+            ],
+        ))
+        .await;
+    let id = answer["episodes"][0]["id"].as_str().unwrap().to_string();
+    service.settled(&id, 2).await;
+    let update = slack
+        .requests("chat.update")
+        .pop()
+        .expect("the verdict edit");
+    let body = &update.body;
+    let blocks = body["blocks"].as_array().unwrap();
+    let marker = "… [truncated]";
+    let kept = "x".repeat(400 - marker.chars().count());
+    assert_eq!(
+        blocks[1]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .split_once("\n*Alert:* ")
+            .unwrap()
+            .1,
+        "&lt;!channel&gt; click &lt;http://evil|here&gt;"
+    );
+    let samples = blocks
+        .iter()
+        .find(|b| {
+            b["text"]["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("*Samples*"))
+        })
+        .expect("samples block");
+    assert_eq!(
+        samples,
+        &json!({"type": "section", "text": {"type": "mrkdwn", "verbatim": true, "text":
+            format!("*Samples*\n• smtp-out: `&lt;!channel&gt; click &lt;http://evil|here&gt;`\n• smtp-out: `{kept}{marker}`")}})
+    );
+    let context = blocks.last().unwrap();
+    assert_eq!(
+        context,
+        &json!({"type": "context", "elements": [{"type": "mrkdwn", "verbatim": true, "text":
+            format!("<https://triage.example/api/v1/episodes/{id}|Episode> · <http://127.0.0.1:9090/graph|Source> · episode `{id}`")}]})
+    );
+    // Nothing Slack would act on, no link_names / parse, and well within the limits.
+    let sent = body.to_string();
+    assert!(!sent.contains("<!channel>") && !sent.contains("<http://evil"));
+    assert!(body.get("link_names").is_none() && body.get("parse").is_none());
+    assert!(blocks.len() <= 50);
+    assert!(sent.len() < 13_000, "{} bytes", sent.len());
+    assert!(body["text"].as_str().unwrap().len() < 3000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn incoming_webhook_mode_posts_once_per_finished_triage() {
+    let dir = tempfile::tempdir().unwrap();
+    let slack = FakeSlack::start().await;
+    let env = vec![
+        ("CABAL_TRIAGE__SLACK__MODE", "webhook".to_string()),
+        ("CABAL_TRIAGE_SLACK_WEBHOOK_URL", slack.webhook_url()),
+    ];
+    let service = Service::start(dir.path(), &env);
+    let id = first_episode(&service, "firing").await;
+    let rows = service.settled(&id, 1).await;
+    assert_eq!(rows, owned(&[("slack-webhook", "verdict", "delivered")]));
+    service.post_alert(&payload("resolved", &[], &[])).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let posts = slack.requests("incoming-webhook");
+    assert_eq!(posts.len(), 1);
+    assert_eq!(
+        posts[0].body["blocks"][0]["text"]["text"],
+        "CabalTriageTest: investigate (low confidence)"
+    );
+    assert!(
+        !service.log_text().contains("XyZhookTOKEN123"),
+        "the webhook URL is a secret"
+    );
+}

@@ -1,0 +1,276 @@
+//! A fake Slack Web API on 127.0.0.1 for the notify tests: records every request, keeps the
+//! messages it accepted (with metadata, so `conversations.history` can find them), and answers
+//! scripted failures: 429 with Retry-After, HTTP errors, `ok:false` codes, slow answers.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+/// One recorded request.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub body: Value,
+    pub authorization: Option<String>,
+    pub content_type: Option<String>,
+    pub at: Instant,
+}
+
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub channel: String,
+    pub ts: String,
+    pub thread_ts: Option<String>,
+    pub text: String,
+    pub blocks: Value,
+    pub metadata: Value,
+}
+
+/// A scripted answer for the next call of a method.
+#[derive(Debug, Clone)]
+pub enum Scripted {
+    Status(u16),
+    RateLimited {
+        retry_after_secs: u64,
+    },
+    OkFalse(&'static str),
+    /// Do the work, then answer only after this long (the client times out first).
+    SlowAfterWork(Duration),
+}
+
+#[derive(Default)]
+struct SlackState {
+    requests: Vec<Recorded>,
+    messages: Vec<Message>,
+    script: VecDeque<(String, Scripted)>,
+    next_ts: u64,
+}
+
+#[derive(Clone)]
+pub struct FakeSlack {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<SlackState>>,
+}
+
+impl FakeSlack {
+    pub async fn start() -> FakeSlack {
+        let state = Arc::new(Mutex::new(SlackState::default()));
+        let app = Router::new()
+            .route("/api/{method}", post(handle_post).get(handle_get))
+            .route("/hooks/{*rest}", post(handle_hook))
+            .with_state(Arc::clone(&state));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeSlack { addr, state }
+    }
+
+    pub fn api_base_url(&self) -> String {
+        format!("http://{}/api", self.addr)
+    }
+
+    pub fn webhook_url(&self) -> String {
+        format!("http://{}/hooks/T000/B000/XyZhookTOKEN123", self.addr)
+    }
+
+    /// Scripts the next call of `method` (several entries for the same method apply in order).
+    pub fn script(&self, method: &str, answer: Scripted) {
+        self.state
+            .lock()
+            .unwrap()
+            .script
+            .push_back((method.to_string(), answer));
+    }
+
+    pub fn requests(&self, method: &str) -> Vec<Recorded> {
+        self.state
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .filter(|r| r.method == method)
+            .cloned()
+            .collect()
+    }
+
+    pub fn all_requests(&self) -> Vec<Recorded> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    pub fn messages(&self) -> Vec<Message> {
+        self.state.lock().unwrap().messages.clone()
+    }
+
+    /// Top-level messages (not thread replies).
+    pub fn parents(&self) -> Vec<Message> {
+        self.messages()
+            .into_iter()
+            .filter(|m| m.thread_ts.is_none())
+            .collect()
+    }
+
+    pub fn replies(&self) -> Vec<Message> {
+        self.messages()
+            .into_iter()
+            .filter(|m| m.thread_ts.is_some())
+            .collect()
+    }
+}
+
+fn take_script(state: &Mutex<SlackState>, method: &str) -> Option<Scripted> {
+    let mut state = state.lock().unwrap();
+    let index = state.script.iter().position(|(m, _)| m == method)?;
+    state.script.remove(index).map(|(_, s)| s)
+}
+
+fn record(state: &Mutex<SlackState>, method: &str, headers: &HeaderMap, body: Value) {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    state.lock().unwrap().requests.push(Recorded {
+        method: method.to_string(),
+        body,
+        authorization: header("authorization"),
+        content_type: header("content-type"),
+        at: Instant::now(),
+    });
+}
+
+fn scripted_failure(answer: &Scripted) -> Option<Response> {
+    match answer {
+        Scripted::Status(code) => Some(
+            (
+                StatusCode::from_u16(*code).unwrap(),
+                format!("fake slack says {code}"),
+            )
+                .into_response(),
+        ),
+        Scripted::RateLimited { retry_after_secs } => Some(
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", retry_after_secs.to_string())],
+                Json(json!({"ok": false, "error": "ratelimited"})),
+            )
+                .into_response(),
+        ),
+        Scripted::OkFalse(code) => Some(Json(json!({"ok": false, "error": code})).into_response()),
+        Scripted::SlowAfterWork(_) => None,
+    }
+}
+
+async fn handle_post(
+    State(state): State<Arc<Mutex<SlackState>>>,
+    Path(method): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    record(&state, &method, &headers, body.clone());
+    let script = take_script(&state, &method);
+    if let Some(response) = script.as_ref().and_then(scripted_failure) {
+        return response;
+    }
+    let answer = {
+        let mut state = state.lock().unwrap();
+        match method.as_str() {
+            "chat.postMessage" => {
+                state.next_ts += 1;
+                let ts = format!("1700000000.{:06}", state.next_ts);
+                let channel = body["channel"].as_str().unwrap_or("").to_string();
+                state.messages.push(Message {
+                    channel: channel.clone(),
+                    ts: ts.clone(),
+                    thread_ts: body["thread_ts"].as_str().map(str::to_string),
+                    text: body["text"].as_str().unwrap_or("").to_string(),
+                    blocks: body["blocks"].clone(),
+                    metadata: body["metadata"].clone(),
+                });
+                json!({"ok": true, "channel": channel, "ts": ts, "message": {}})
+            }
+            "chat.update" => {
+                let found = state
+                    .messages
+                    .iter_mut()
+                    .find(|m| body["channel"] == m.channel.as_str() && body["ts"] == m.ts.as_str());
+                match found {
+                    Some(message) => {
+                        message.text = body["text"].as_str().unwrap_or("").to_string();
+                        if !body["blocks"].is_null() {
+                            message.blocks = body["blocks"].clone();
+                        }
+                        json!({"ok": true, "channel": message.channel, "ts": message.ts})
+                    }
+                    None => json!({"ok": false, "error": "message_not_found"}),
+                }
+            }
+            _ => json!({"ok": false, "error": "unknown_method"}),
+        }
+    };
+    if let Some(Scripted::SlowAfterWork(delay)) = script {
+        tokio::time::sleep(delay).await;
+    }
+    Json(answer).into_response()
+}
+
+async fn handle_get(
+    State(state): State<Arc<Mutex<SlackState>>>,
+    Path(method): Path<String>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    record(&state, &method, &headers, json!(query));
+    if let Some(response) = take_script(&state, &method)
+        .as_ref()
+        .and_then(scripted_failure)
+    {
+        return response;
+    }
+    if method != "conversations.history" {
+        return Json(json!({"ok": false, "error": "unknown_method"})).into_response();
+    }
+    let channel = query.get("channel").cloned().unwrap_or_default();
+    let state = state.lock().unwrap();
+    let messages: Vec<Value> = state
+        .messages
+        .iter()
+        .rev()
+        .filter(|m| m.channel == channel && m.thread_ts.is_none())
+        .map(|m| {
+            let mut v = json!({"type": "message", "ts": m.ts, "text": m.text});
+            if query.get("include_all_metadata").map(String::as_str) == Some("true")
+                && !m.metadata.is_null()
+            {
+                v["metadata"] = m.metadata.clone();
+            }
+            v
+        })
+        .collect();
+    Json(json!({"ok": true, "messages": messages, "has_more": false})).into_response()
+}
+
+async fn handle_hook(
+    State(state): State<Arc<Mutex<SlackState>>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    record(&state, "incoming-webhook", &headers, body);
+    if let Some(response) = take_script(&state, "incoming-webhook")
+        .as_ref()
+        .and_then(scripted_failure)
+    {
+        return response;
+    }
+    "ok".into_response()
+}

@@ -11,7 +11,7 @@ use clap::Args;
 
 use super::CliError;
 use crate::aws::exec::{exec, EcsSessionStarter, ExecError, ExecOptions, ExecRequest};
-use crate::config::{AwsConfig, Config};
+use crate::config::Config;
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
@@ -62,7 +62,13 @@ pub fn run(args: ExecArgs) -> Result<(), CliError> {
         .build()
         .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
     let output = runtime.block_on(async {
-        let client = ecs_client(&config.aws).await;
+        let client = crate::aws::AwsClients::load(
+            &config.aws,
+            Duration::from_secs(config.probes.aws_connect_timeout_secs),
+            None,
+        )
+        .await
+        .ecs;
         let task = match args.task {
             Some(task) => task,
             None => first_running_task(&client, &config.cabalmail.cluster, &tier.service).await?,
@@ -102,25 +108,9 @@ pub fn run(args: ExecArgs) -> Result<(), CliError> {
 
 /// The ECS client from `[aws]` (region, profile, endpoint override) and the SDK's default
 /// credential chain.
-// Merge note: the aws-probes branch has the shared loader (`crate::aws::sdk`); use it here.
-async fn ecs_client(aws: &AwsConfig) -> aws_sdk_ecs::Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(region) = &aws.region {
-        loader = loader.region(aws_config::Region::new(region.clone()));
-    }
-    if let Some(profile) = &aws.profile {
-        loader = loader.profile_name(profile);
-    }
-    let sdk = loader.load().await;
-    let mut builder = aws_sdk_ecs::config::Builder::from(&sdk);
-    if let Some(endpoint) = aws.endpoint_for("ecs") {
-        builder = builder.endpoint_url(endpoint);
-    }
-    aws_sdk_ecs::Client::from_conf(builder.build())
-}
-
 /// The first running task of the tier's service (ARNs sorted, so the choice is stable).
-// Merge note: the aws-probes branch's task discovery (`crate::probe::tasks`) can replace this.
+// The runbooks use `probe::tasks` (every task, exec readiness); an operator naming no task
+// gets the first running one, which is all this command needs.
 async fn first_running_task(
     client: &aws_sdk_ecs::Client,
     cluster: &str,

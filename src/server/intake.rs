@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use time::OffsetDateTime;
 
 use super::{ApiError, AppState, Scope};
@@ -68,19 +68,18 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
             format!("body larger than the limit of {limit} bytes (server.body_limit_bytes); lower max_alerts on the webhook config"),
         )
     };
-    if let Some(length) = headers
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if length > limit as u64 {
-            return Err(too_large());
-        }
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > DISCARD_MAX_BYTES) {
+        // Far too large to be worth reading: answer at once (the connection is closed).
+        return Err(too_large());
     }
-    let bytes = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Err(error) => {
+    let bytes = match read_limited(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(BodyRead::TooLarge) => return Err(too_large()),
+        Err(BodyRead::Failed(error)) => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!("could not read the body: {error}"),
@@ -182,4 +181,42 @@ fn is_json(headers: &HeaderMap) -> bool {
         .to_ascii_lowercase();
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Bodies over the limit but under this are read to the end and discarded before the 413, so
+/// the sender sees the 413 rather than a connection reset mid-write (which Alertmanager would
+/// retry as a transport error).
+const DISCARD_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+enum BodyRead {
+    TooLarge,
+    Failed(String),
+}
+
+/// Reads the body up to `limit` bytes; past it, drains (up to `DISCARD_MAX_BYTES`) and reports
+/// `TooLarge`.
+async fn read_limited(mut body: Body, limit: usize) -> Result<bytes::Bytes, BodyRead> {
+    let mut collected = bytes::BytesMut::new();
+    let mut seen: u64 = 0;
+    let mut over = false;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyRead::Failed(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen += data.len() as u64;
+        if over || collected.len() + data.len() > limit {
+            over = true;
+            if seen > DISCARD_MAX_BYTES {
+                break;
+            }
+            continue;
+        }
+        collected.extend_from_slice(&data);
+    }
+    if over {
+        Err(BodyRead::TooLarge)
+    } else {
+        Ok(collected.freeze())
+    }
 }

@@ -6,14 +6,22 @@
 #   - POST at saturation (no pacing, 64 connections): durable alerts/s;
 #   - resident memory idle, and after 100,000 episodes.
 # Prints each result and the ratios alerts/healthz. Usage: bench/intake.sh [seconds-per-run]
+# (the triage jobs the alerts create run the test-only runbook, so the workers add their own
+# ledger writes to the load, as real triages would).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-15}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cabal-triage/target}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 
-cargo build --release --features test-runbook --quiet
-bin="$CARGO_TARGET_DIR/release/cabal-triage"
+# CABAL_TRIAGE_BIN: an already built binary with the test-runbook feature (e.g. the debug build
+# of `cargo build --all-features`), to skip the release build.
+if [ -n "${CABAL_TRIAGE_BIN:-}" ]; then
+  bin="$CABAL_TRIAGE_BIN"
+else
+  cargo build --release --features test-runbook --quiet
+  bin="$CARGO_TARGET_DIR/release/cabal-triage"
+fi
 work=$(mktemp -d)
 token="bench-secret-0123456789abcdef"
 cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }

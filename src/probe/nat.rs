@@ -143,27 +143,26 @@ impl AwsNatProbe {
         found: &mut Vec<NatEntry>,
     ) -> Result<(), AwsError> {
         let pattern = WildMatch::new(&self.tag_pattern);
-        let mut token: Option<String> = None;
-        loop {
-            let (page, next) = retry::call(DESCRIBE_INSTANCES, deadline, self.backoff, || {
-                describe_instances_page(
-                    &self.client,
-                    self.endpoint.as_deref(),
-                    &self.tag_pattern,
-                    token.clone(),
+        every_page(
+            |token| {
+                retry::call(DESCRIBE_INSTANCES, deadline, self.backoff, move || {
+                    describe_instances_page(
+                        &self.client,
+                        self.endpoint.as_deref(),
+                        &self.tag_pattern,
+                        token.clone(),
+                    )
+                })
+            },
+            |page| {
+                found.extend(
+                    page.into_iter()
+                        .filter(|i| name_matches(&pattern, i.name.as_deref()))
+                        .map(instance_entry),
                 )
-            })
-            .await?;
-            found.extend(
-                page.into_iter()
-                    .filter(|i| name_matches(&pattern, i.name.as_deref()))
-                    .map(instance_entry),
-            );
-            match next {
-                Some(next) if token.as_deref() != Some(next.as_str()) => token = Some(next),
-                _ => return Ok(()),
-            }
-        }
+            },
+        )
+        .await
     }
 
     async fn gateways(
@@ -172,27 +171,26 @@ impl AwsNatProbe {
         found: &mut Vec<NatEntry>,
     ) -> Result<(), AwsError> {
         let pattern = WildMatch::new(&self.tag_pattern);
-        let mut token: Option<String> = None;
-        loop {
-            let (page, next) = retry::call(DESCRIBE_NAT_GATEWAYS, deadline, self.backoff, || {
-                describe_nat_gateways_page(
-                    &self.client,
-                    self.endpoint.as_deref(),
-                    &self.tag_pattern,
-                    token.clone(),
+        every_page(
+            |token| {
+                retry::call(DESCRIBE_NAT_GATEWAYS, deadline, self.backoff, move || {
+                    describe_nat_gateways_page(
+                        &self.client,
+                        self.endpoint.as_deref(),
+                        &self.tag_pattern,
+                        token.clone(),
+                    )
+                })
+            },
+            |page| {
+                found.extend(
+                    page.into_iter()
+                        .filter(|g| name_matches(&pattern, g.name.as_deref()))
+                        .map(gateway_entry),
                 )
-            })
-            .await?;
-            found.extend(
-                page.into_iter()
-                    .filter(|g| name_matches(&pattern, g.name.as_deref()))
-                    .map(gateway_entry),
-            );
-            match next {
-                Some(next) if token.as_deref() != Some(next.as_str()) => token = Some(next),
-                _ => return Ok(()),
-            }
-        }
+            },
+        )
+        .await
     }
 }
 
@@ -232,6 +230,27 @@ impl NatProbe for AwsNatProbe {
             },
             error,
             elapsed: started.elapsed(),
+        }
+    }
+}
+
+/// Reads every page of a paginated call, handing each page to `on_page` as it arrives (so what
+/// was read before a failure is kept), and stops when the token ends or repeats.
+async fn every_page<P, F, Fut>(
+    mut fetch: F,
+    mut on_page: impl FnMut(Vec<P>),
+) -> Result<(), AwsError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<P>, Option<String>), AwsError>>,
+{
+    let mut token: Option<String> = None;
+    loop {
+        let (page, next) = fetch(token.clone()).await?;
+        on_page(page);
+        match next {
+            Some(next) if token.as_deref() != Some(next.as_str()) => token = Some(next),
+            _ => return Ok(()),
         }
     }
 }

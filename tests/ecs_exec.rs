@@ -543,9 +543,9 @@ async fn probe_deadline_is_per_task() {
 /// The `exec` subcommand, as a process, against the fakes: credentials and region from the
 /// environment, the ECS endpoint from `CABAL_TRIAGE_AWS_ENDPOINT_URL`.
 async fn cli_exec(ecs: &FakeEcs, args: &[&str]) -> std::process::Output {
-    // CABAL_TRIAGE_BIN: another build of the binary, for when several worktrees share one
+    // CABAL_TRIAGE_TEST_BIN: another build of the binary, for when several worktrees share one
     // target directory (its uplifted binary then belongs to whichever built last).
-    let binary = std::env::var("CABAL_TRIAGE_BIN")
+    let binary = std::env::var("CABAL_TRIAGE_TEST_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_cabal-triage").to_string());
     let mut command = tokio::process::Command::new(binary);
     command

@@ -21,7 +21,10 @@ pub struct Service {
 impl Service {
     /// Starts the binary with the ledger in `dir` and `env` on top of fast test settings.
     pub fn start(dir: &Path, env: &[(&str, String)]) -> Service {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_cabal-triage"));
+        let mut command = Command::new(
+            std::env::var("CABAL_TRIAGE_TEST_BIN")
+                .unwrap_or_else(|_| env!("CARGO_BIN_EXE_cabal-triage").to_string()),
+        );
         command
             .arg("serve")
             .env_clear()

@@ -9,8 +9,12 @@ use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "test-webhook-secret-0123456789";
 
-pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_cabal-triage")
+/// The binary under test. `CABAL_TRIAGE_TEST_BIN` overrides it: when several worktrees share one
+/// target directory, its uplifted binary belongs to whichever built last, so a copy taken right
+/// after the build keeps a test run on its own build.
+pub fn binary() -> String {
+    std::env::var("CABAL_TRIAGE_TEST_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_cabal-triage").to_string())
 }
 
 /// A running service process.

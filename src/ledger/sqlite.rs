@@ -23,7 +23,11 @@ use tokio::sync::{mpsc, oneshot};
 use super::*;
 use crate::alert::{pagerduty_dedup_key, AlertStatus, WebhookAlert};
 
+mod checkpoint;
 mod outbox;
+
+#[cfg(test)]
+pub(crate) const CHECKPOINT_INTERVAL: Duration = checkpoint::INTERVAL;
 
 use outbox::read_refs;
 
@@ -111,6 +115,7 @@ pub struct SqliteLedger {
     reader: Arc<Mutex<Connection>>,
     /// Destinations that get an outbox row per state change (empty: nothing to deliver).
     destinations: Arc<Vec<String>>,
+    _checkpointer: checkpoint::Checkpointer,
     _lock: File,
     path: PathBuf,
 }
@@ -137,9 +142,14 @@ impl SqliteLedger {
             .map_err(|e| LedgerError::Locked(format!("{} ({e})", lock_path.display())))?;
 
         let mut writer = open_connection(path)?;
+        // Checkpoints are the checkpoint thread's job (see checkpoint.rs).
+        writer
+            .execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .map_err(unavailable)?;
         migrate(&mut writer)?;
         reclaim_leases(&mut writer, &destinations, OffsetDateTime::now_utc())?;
         let reader = open_connection(path)?;
+        let checkpointer = checkpoint::spawn(path)?;
 
         let (sender, receiver) = mpsc::unbounded_channel();
         std::thread::Builder::new()
@@ -150,6 +160,7 @@ impl SqliteLedger {
             writer: sender,
             reader: Arc::new(Mutex::new(reader)),
             destinations: Arc::new(destinations),
+            _checkpointer: checkpointer,
             _lock: lock,
             path: path.to_path_buf(),
         })

@@ -754,3 +754,38 @@ async fn sqlite_size_cap_turns_growth_into_unavailable() {
         "{refused:?}"
     );
 }
+
+#[tokio::test]
+async fn sqlite_wal_is_checkpointed_off_the_commit_path_and_reused() {
+    // The writer's automatic checkpoint is off; the checkpoint thread must copy the WAL back so
+    // that later commits start it over instead of growing it without end.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let ledger = SqliteLedger::open(&path, Vec::new()).unwrap();
+    let wal = dir.path().join("ledger.db-wal");
+    let mut sizes = Vec::new();
+    for round in 0..3 {
+        let batch: Vec<IncomingAlert> = (0..300)
+            .map(|n| {
+                let mut big = incoming(
+                    &format!("{round:04x}{n:012x}"),
+                    T0,
+                    AlertStatus::Firing,
+                    true,
+                );
+                big.alert
+                    .annotations
+                    .insert("filler".into(), "x".repeat(3000));
+                big
+            })
+            .collect();
+        ledger.ingest(batch, T0).await.unwrap();
+        sizes.push(std::fs::metadata(&wal).unwrap().len());
+        tokio::time::sleep(super::sqlite::CHECKPOINT_INTERVAL * 3).await;
+    }
+    assert!(sizes[0] > 900_000, "the first round should fill the WAL: {sizes:?}");
+    assert!(
+        sizes[2] < sizes[0] * 3 / 2,
+        "the WAL grew round after round, so it is never checkpointed: {sizes:?}"
+    );
+}

@@ -8,6 +8,7 @@
 
 #[path = "support/alertmanager.rs"]
 mod alertmanager;
+#[allow(dead_code)]
 #[path = "support/fake_pagerduty.rs"]
 mod fake_pagerduty;
 #[allow(dead_code)]
@@ -166,14 +167,14 @@ where
 
 /// The one episode of `alert`, once the service holds exactly one and its deliveries settled.
 async fn the_episode(service: &Service, alert: &AlertSpec, deliveries: usize) -> Value {
-    let addr = service.addr.to_string();
-    let id = eventually("the episode", Duration::from_secs(30), || async {
-        let episodes = episodes_named(&addr, alert.alertname).await;
+    let addr = &service.addr.to_string();
+    let id = eventually("the episode", Duration::from_secs(30), || async move {
+        let episodes = episodes_named(addr, alert.alertname).await;
         episodes.first().map(|e| e["id"].as_str().unwrap().to_string())
     })
     .await;
     service.settled(&id, deliveries).await;
-    let episodes = episodes_named(&addr, alert.alertname).await;
+    let episodes = episodes_named(addr, alert.alertname).await;
     assert_eq!(episodes.len(), 1, "one episode per alert: {episodes:?}");
     service.episode(&id).await
 }
@@ -277,9 +278,9 @@ async fn alert_is_triaged_and_posted_once_across_repeat_intervals() {
     am.push(&TEST_ALERT.alerts(&now_rfc3339(), None)).await;
 
     // Keep the alert alive and let Alertmanager re-send it over several repeat intervals.
-    let addr = service.addr.to_string();
-    let repeats = eventually("three repeats", Duration::from_secs(40), || async {
-        let episodes = episodes_named(&addr, TEST_ALERT.alertname).await;
+    let addr = &service.addr.to_string();
+    let repeats = eventually("three repeats", Duration::from_secs(40), || async move {
+        let episodes = episodes_named(addr, TEST_ALERT.alertname).await;
         let repeats = episodes.first()?["repeats"].as_u64()?;
         (repeats >= 3).then_some(repeats)
     })
@@ -317,13 +318,10 @@ async fn resolve_updates_the_same_slack_message() {
 
     am.push(&TEST_ALERT.alerts(&starts_at, Some(&now_rfc3339())))
         .await;
-    let resolved = eventually("the resolved episode", Duration::from_secs(30), || {
-        let service = &service;
-        let id = id.clone();
-        async move {
-            let episode = service.episode(&id).await;
-            (episode["status"] == "resolved").then_some(episode)
-        }
+    let (service_ref, id_ref) = (&service, &id);
+    let resolved = eventually("the resolved episode", Duration::from_secs(30), || async move {
+        let episode = service_ref.episode(id_ref).await;
+        (episode["status"] == "resolved").then_some(episode)
     })
     .await;
     let settled = service.settled(&id, 4).await;
@@ -357,6 +355,15 @@ async fn resolve_updates_the_same_slack_message() {
         .events()
         .iter()
         .any(|e| e["event_action"] == "resolve" && e["dedup_key"] == dedup_key.as_str()));
+}
+
+/// How many webhook requests the service answered 503.
+async fn refused_503(service: &Service) -> u64 {
+    let metrics = service.metrics().await;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("cabal_triage_webhook_requests_total{code=\"503\"} "))
+        .map_or(0, |n| n.trim().parse().unwrap())
 }
 
 /// Posts a notification straight to the service and returns the HTTP status.
@@ -428,6 +435,7 @@ async fn retry_after_503_is_accepted_once_the_ledger_can_write_again() {
         big_bodies.clone(),
     ]);
     fill_ledger(&stack.listen).await;
+    let refused_before = refused_503(&capped).await;
 
     let timing = Timing {
         group_wait: Duration::from_millis(200),
@@ -436,17 +444,14 @@ async fn retry_after_503_is_accepted_once_the_ledger_can_write_again() {
     };
     let am = Alertmanager::start(&binary, "am", &stack.config(timing), None).await;
     am.push(&TEST_ALERT.alerts(&now_rfc3339(), None)).await;
-    eventually("Alertmanager to see 503s", Duration::from_secs(30), || async {
-        (am.counter("alertmanager_notification_requests_failed_total", "webhook")
-            .await
-            >= 2.0)
-            .then_some(())
+    let am_ref = &am;
+    eventually("Alertmanager to see 503s", Duration::from_secs(30), || async move {
+        (am_ref.webhook_failures().await >= 2.0).then_some(())
     })
     .await;
     assert!(
-        capped.log_text().contains("ledger cannot write"),
-        "the refusal names the ledger: {}",
-        capped.log_text()
+        refused_503(&capped).await >= refused_before + 2,
+        "the failures Alertmanager saw are cabal-triage's 503s"
     );
     assert!(episodes_named(&stack.listen, TEST_ALERT.alertname)
         .await
@@ -481,22 +486,24 @@ async fn two_clustered_alertmanagers_sending_the_same_group_give_one_annotation(
         peers: vec![peer],
         peer_timeout: Duration::from_millis(1),
     };
+    let (member_a, member_b) = (member(port_a, port_b), member(port_b, port_a));
     let (am_a, am_b) = tokio::join!(
-        Alertmanager::start(&binary, "am-a", &config, Some(&member(port_a, port_b))),
-        Alertmanager::start(&binary, "am-b", &config, Some(&member(port_b, port_a))),
+        Alertmanager::start(&binary, "am-a", &config, Some(&member_a)),
+        Alertmanager::start(&binary, "am-b", &config, Some(&member_b)),
     );
-    eventually("the gossip cluster", Duration::from_secs(30), || async {
-        (am_a.cluster_peers().await == 2 && am_b.cluster_peers().await == 2).then_some(())
+    let (a_ref, b_ref) = (&am_a, &am_b);
+    eventually("the gossip cluster", Duration::from_secs(30), || async move {
+        (a_ref.cluster_peers().await == 2 && b_ref.cluster_peers().await == 2).then_some(())
     })
     .await;
 
     // Prometheus sends every alert to every Alertmanager of the pair.
     let alerts = TEST_ALERT.alerts(&now_rfc3339(), None);
     tokio::join!(am_a.push(&alerts), am_b.push(&alerts));
-    let sent = eventually("both instances to notify", Duration::from_secs(30), || async {
+    let sent = eventually("both instances to notify", Duration::from_secs(30), || async move {
         let (a, b) = (
-            am_a.webhook_notifications().await,
-            am_b.webhook_notifications().await,
+            a_ref.webhook_notifications().await,
+            b_ref.webhook_notifications().await,
         );
         (a >= 1.0 && b >= 1.0).then_some((a, b))
     })

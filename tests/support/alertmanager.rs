@@ -279,15 +279,15 @@ impl Alertmanager {
         sum_counter(&text, name, integration)
     }
 
-    /// Webhook notifications this instance attempted to deliver (success or not).
+    /// Webhook notifications (flushes of a group) this instance attempted, retries not counted.
     pub async fn webhook_notifications(&self) -> f64 {
         self.counter("alertmanager_notifications_total", "webhook")
             .await
     }
 
-    /// Webhook notification attempts that failed (a 5xx answer among them).
+    /// Webhook requests that failed (5xx answers, refused connections), retries included.
     pub async fn webhook_failures(&self) -> f64 {
-        self.counter("alertmanager_notifications_failed_total", "webhook")
+        self.counter("alertmanager_notification_requests_failed_total", "webhook")
             .await
     }
 }

@@ -68,7 +68,11 @@ fn commented_keys(text: &str) -> BTreeSet<String> {
         if let Some(header) = candidate
             .strip_prefix("[[")
             .and_then(|h| h.strip_suffix("]]"))
-            .or_else(|| candidate.strip_prefix('[').and_then(|h| h.strip_suffix(']')))
+            .or_else(|| {
+                candidate
+                    .strip_prefix('[')
+                    .and_then(|h| h.strip_suffix(']'))
+            })
         {
             section = header.trim().to_string();
             continue;

@@ -80,7 +80,10 @@ fn terraform_receiver_template_renders_to_a_config_amtool_accepts() {
         "${webhook_url}",
         "http://triage.cabal.internal:9095/api/v1/alerts",
     );
-    assert!(!receiver.contains("${"), "unrendered placeholder: {receiver}");
+    assert!(
+        !receiver.contains("${"),
+        "unrendered placeholder: {receiver}"
+    );
     let config = format!(
         "route:\n  receiver: cabal-triage\n  group_by: [alertname, severity]\nreceivers:\n{receiver}"
     );
@@ -99,7 +102,10 @@ fn ecs_task_definition_is_valid_and_agrees_with_image_and_docs() {
     assert_eq!(container["user"], "65532:65532", "non-root, as the image");
     assert_eq!(container["readonlyRootFilesystem"], true);
     assert_eq!(container["portMappings"][0]["containerPort"], 9095);
-    assert!(container["stopTimeout"].as_u64().unwrap() > 20, "above shutdown_grace_secs");
+    assert!(
+        container["stopTimeout"].as_u64().unwrap() > 20,
+        "above shutdown_grace_secs"
+    );
     let docs = repo_file("docs/configuration.md");
     let mut names = Vec::new();
     for entry in container["environment"]

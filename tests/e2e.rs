@@ -170,7 +170,9 @@ async fn the_episode(service: &Service, alert: &AlertSpec, deliveries: usize) ->
     let addr = &service.addr.to_string();
     let id = eventually("the episode", Duration::from_secs(30), || async move {
         let episodes = episodes_named(addr, alert.alertname).await;
-        episodes.first().map(|e| e["id"].as_str().unwrap().to_string())
+        episodes
+            .first()
+            .map(|e| e["id"].as_str().unwrap().to_string())
     })
     .await;
     service.settled(&id, deliveries).await;
@@ -189,7 +191,10 @@ fn assert_one_annotation(
     service: &Service,
 ) {
     let log = service.log_text();
-    assert_eq!(episode["job"]["attempts"], 1, "triaged once: {episode}\n{log}");
+    assert_eq!(
+        episode["job"]["attempts"], 1,
+        "triaged once: {episode}\n{log}"
+    );
     assert_eq!(episode["group_key"], alert.group_key().as_str());
 
     let parents = slack.parents();
@@ -221,7 +226,9 @@ fn assert_one_annotation(
         .collect();
     assert!(!triggers.is_empty(), "Alertmanager paged");
     assert!(
-        triggers.iter().all(|e| e["dedup_key"] == dedup_key.as_str()),
+        triggers
+            .iter()
+            .all(|e| e["dedup_key"] == dedup_key.as_str()),
         "Alertmanager's dedup key is SHA-256 of the group key: {triggers:?}"
     );
     assert_eq!(episode["pagerduty_dedup_key"], dedup_key.as_str());
@@ -229,7 +236,10 @@ fn assert_one_annotation(
     assert_eq!(incidents.len(), 1, "{incidents:?}");
     let (incident, key) = &incidents[0];
     assert_eq!(key, &dedup_key);
-    assert_eq!(episode["external_refs"]["pagerduty.incident"], incident.as_str());
+    assert_eq!(
+        episode["external_refs"]["pagerduty.incident"],
+        incident.as_str()
+    );
     let notes = pd.notes(incident);
     assert_eq!(notes.len(), 1, "one note: {notes:?}");
     assert!(notes[0].contains(alert.alertname), "{}", notes[0]);
@@ -319,10 +329,14 @@ async fn resolve_updates_the_same_slack_message() {
     am.push(&TEST_ALERT.alerts(&starts_at, Some(&now_rfc3339())))
         .await;
     let (service_ref, id_ref) = (&service, &id);
-    let resolved = eventually("the resolved episode", Duration::from_secs(30), || async move {
-        let episode = service_ref.episode(id_ref).await;
-        (episode["status"] == "resolved").then_some(episode)
-    })
+    let resolved = eventually(
+        "the resolved episode",
+        Duration::from_secs(30),
+        || async move {
+            let episode = service_ref.episode(id_ref).await;
+            (episode["status"] == "resolved").then_some(episode)
+        },
+    )
     .await;
     let settled = service.settled(&id, 4).await;
     assert!(
@@ -419,7 +433,10 @@ async fn fill_ledger(addr: &str) {
                 break;
             }
         }
-        assert_eq!(refusals, 3, "the capped ledger did not fill ({count} x {filler})");
+        assert_eq!(
+            refusals, 3,
+            "the capped ledger did not fill ({count} x {filler})"
+        );
     }
 }
 
@@ -429,7 +446,10 @@ async fn retry_after_503_is_accepted_once_the_ledger_can_write_again() {
         return;
     };
     let stack = Stack::new().await;
-    let big_bodies = ("CABAL_TRIAGE__SERVER__BODY_LIMIT_BYTES", "16777216".to_string());
+    let big_bodies = (
+        "CABAL_TRIAGE__SERVER__BODY_LIMIT_BYTES",
+        "16777216".to_string(),
+    );
     let capped = stack.service(&[
         ("CABAL_TRIAGE__LEDGER__MAX_SIZE_MIB", "1".into()),
         big_bodies.clone(),
@@ -445,9 +465,11 @@ async fn retry_after_503_is_accepted_once_the_ledger_can_write_again() {
     let am = Alertmanager::start(&binary, "am", &stack.config(timing), None).await;
     am.push(&TEST_ALERT.alerts(&now_rfc3339(), None)).await;
     let am_ref = &am;
-    eventually("Alertmanager to see 503s", Duration::from_secs(30), || async move {
-        (am_ref.webhook_failures().await >= 2.0).then_some(())
-    })
+    eventually(
+        "Alertmanager to see 503s",
+        Duration::from_secs(30),
+        || async move { (am_ref.webhook_failures().await >= 2.0).then_some(()) },
+    )
     .await;
     assert!(
         refused_503(&capped).await >= refused_before + 2,
@@ -456,7 +478,10 @@ async fn retry_after_503_is_accepted_once_the_ledger_can_write_again() {
     assert!(episodes_named(&stack.listen, TEST_ALERT.alertname)
         .await
         .is_empty());
-    assert!(stack.slack.parents().is_empty(), "nothing posted while refused");
+    assert!(
+        stack.slack.parents().is_empty(),
+        "nothing posted while refused"
+    );
     drop(capped);
 
     // The operator raises the cap; Alertmanager's next attempt goes through, once.
@@ -466,6 +491,36 @@ async fn retry_after_503_is_accepted_once_the_ledger_can_write_again() {
     assert!(am.webhook_notifications().await >= 1.0);
 }
 
+/// A forwarder on 127.0.0.1 that holds each webhook request for `delay` before passing it (body
+/// and authorization) to `target` and relaying the answer: a slow network path, so a send takes
+/// longer than the cluster's peer timeout, the case where HA peers both deliver.
+async fn slow_forwarder(target: String, delay: Duration) -> String {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, StatusCode};
+    let client = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
+        let (client, target) = (client.clone(), target.clone());
+        async move {
+            tokio::time::sleep(delay).await;
+            let mut request = client
+                .post(&target)
+                .header("content-type", "application/json")
+                .body(body);
+            if let Some(authorization) = headers.get("authorization") {
+                request = request.header("authorization", authorization.as_bytes());
+            }
+            match request.send().await {
+                Ok(response) => StatusCode::from_u16(response.status().as_u16()).unwrap(),
+                Err(_) => StatusCode::BAD_GATEWAY,
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/api/v1/alerts")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn two_clustered_alertmanagers_sending_the_same_group_give_one_annotation() {
     let Some(binary) = alertmanager_binary("two_clustered_alertmanagers") else {
@@ -473,40 +528,66 @@ async fn two_clustered_alertmanagers_sending_the_same_group_give_one_annotation(
     };
     let stack = Stack::new().await;
     let service = stack.service(&[]);
-    let config = stack.config(Timing {
+    let timing = Timing {
         group_wait: Duration::from_millis(500),
-        group_interval: Duration::from_secs(2),
+        group_interval: Duration::from_secs(5),
         repeat_interval: Duration::from_secs(60),
-    });
+    };
+    // Each instance reaches cabal-triage through a path slower than the peer timeout: the later
+    // peer finds no notification of the earlier one in the gossiped log yet, and sends too.
+    let peer_timeout = Duration::from_millis(300);
+    let direct = format!("http://{}/api/v1/alerts", stack.listen);
+    let mut configs = Vec::new();
+    for _ in 0..2 {
+        let mut receivers = receivers(&stack.listen, &stack.pd);
+        receivers.webhook_url = slow_forwarder(direct.clone(), Duration::from_secs(2)).await;
+        configs.push(alertmanager::config_yaml(&receivers, timing));
+    }
     let (port_a, port_b) = (alertmanager::free_port(), alertmanager::free_port());
-    // A peer timeout far below a notification's round trip: the second peer does not wait for
-    // the first one's notification log, so both really send (HA is at-least-once).
     let member = |listen_port, peer| ClusterMember {
         listen_port,
         peers: vec![peer],
-        peer_timeout: Duration::from_millis(1),
+        peer_timeout,
     };
     let (member_a, member_b) = (member(port_a, port_b), member(port_b, port_a));
     let (am_a, am_b) = tokio::join!(
-        Alertmanager::start(&binary, "am-a", &config, Some(&member_a)),
-        Alertmanager::start(&binary, "am-b", &config, Some(&member_b)),
+        Alertmanager::start(&binary, "am-a", &configs[0], Some(&member_a)),
+        Alertmanager::start(&binary, "am-b", &configs[1], Some(&member_b)),
     );
     let (a_ref, b_ref) = (&am_a, &am_b);
-    eventually("the gossip cluster", Duration::from_secs(30), || async move {
-        (a_ref.cluster_peers().await == 2 && b_ref.cluster_peers().await == 2).then_some(())
-    })
+    eventually(
+        "the gossip cluster",
+        Duration::from_secs(30),
+        || async move {
+            (a_ref.cluster_peers().await == 2 && b_ref.cluster_peers().await == 2).then_some(())
+        },
+    )
     .await;
 
     // Prometheus sends every alert to every Alertmanager of the pair.
     let alerts = TEST_ALERT.alerts(&now_rfc3339(), None);
     tokio::join!(am_a.push(&alerts), am_b.push(&alerts));
-    let sent = eventually("both instances to notify", Duration::from_secs(30), || async move {
-        let (a, b) = (
-            a_ref.webhook_notifications().await,
-            b_ref.webhook_notifications().await,
-        );
-        (a >= 1.0 && b >= 1.0).then_some((a, b))
-    })
+    let sent = eventually(
+        "both instances to notify",
+        Duration::from_secs(30),
+        || async move {
+            let (a, b) = (
+                a_ref.webhook_notifications().await,
+                b_ref.webhook_notifications().await,
+            );
+            (a >= 1.0 && b >= 1.0).then_some((a, b))
+        },
+    )
+    .await;
+    let addr = &stack.listen;
+    eventually(
+        "the second notification",
+        Duration::from_secs(30),
+        || async move {
+            let episodes = episodes_named(addr, TEST_ALERT.alertname).await;
+            (episodes.first()?["repeats"].as_u64()? >= 1).then_some(())
+        },
+    )
     .await;
     let episode = the_episode(&service, &TEST_ALERT, 3).await;
     assert!(

@@ -214,7 +214,12 @@ impl Alertmanager {
     async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(response) = self.client.get(format!("{}/-/ready", self.base)).send().await {
+            if let Ok(response) = self
+                .client
+                .get(format!("{}/-/ready", self.base))
+                .send()
+                .await
+            {
                 if response.status().is_success() {
                     return;
                 }

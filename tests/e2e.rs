@@ -5,6 +5,13 @@
 //!
 //! The scenarios use the `CabalTriageTest` alert (feature `test-runbook`), defined once in
 //! [`TEST_ALERT`]; a scenario over another runbook defines its own [`AlertSpec`] and environment.
+//! For a greylist storm (`SendmailDeferredSpike`, severity `warning`): an `AlertSpec` for it, moto
+//! (`support/moto.rs`) and the fake ECS endpoint with its agent (`support/fake_ecs.rs`, which uses
+//! `support/fake_agent.rs` as `super::fake_agent`, so include them in a `mod` block mirroring
+//! `support/`) seeded with the storm, and their endpoints passed to `Stack::service` as extra
+//! environment (`CABAL_TRIAGE_AWS_ENDPOINT_URL`; the separate ECS endpoint is `aws.endpoints.ecs`,
+//! a file-only key, so `support/notify_service.rs` would need a config-file option for it).
+//! `assert_one_annotation` applies unchanged.
 
 #[path = "support/alertmanager.rs"]
 mod alertmanager;

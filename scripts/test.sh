@@ -24,6 +24,17 @@ if [ -f tests/requirements.txt ]; then
     exit 1
   fi
 fi
+# Debian's Alertmanager for tests/e2e.rs and amtool for tests/deploy.rs (binary:
+# /usr/bin/prometheus-alertmanager). The tests fail instead of skipping when it is missing.
+if ! command -v alertmanager >/dev/null 2>&1 && [ ! -x /usr/bin/prometheus-alertmanager ]; then
+  log "installing prometheus-alertmanager from Debian"
+  sudo_cmd=()
+  if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
+    prometheus-alertmanager >/dev/null
+fi
+export CABAL_TRIAGE_REQUIRE_ALERTMANAGER=1
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   log "installing cargo-nextest from crates.io"
   cargo install --locked cargo-nextest
@@ -40,3 +51,5 @@ log "cargo nextest run"
 cargo nextest run --all-features --no-fail-fast "$@"
 log "doc tests"
 cargo test --all-features --doc
+log "deploy/ checks"
+scripts/check-deploy.sh "$CARGO_TARGET_DIR/debug/cabal-triage"

@@ -178,10 +178,12 @@ impl Config {
                     ("slack", "webhook_url"),
                     ("pagerduty", "api_token"),
                 ] {
+                    // An empty list (`webhook_tokens = []`, as in the shipped file) holds no secret.
                     if table
                         .get(section)
                         .and_then(|s| s.as_table())
-                        .is_some_and(|s| s.contains_key(key))
+                        .and_then(|s| s.get(key))
+                        .is_some_and(|v| v.as_array().is_none_or(|items| !items.is_empty()))
                     {
                         warnings.push(format!(
                             "{section}.{key} is written in the config file in clear: move it to {section}.{key}_file or the environment"

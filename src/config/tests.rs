@@ -184,6 +184,13 @@ fn warns_about_clear_secrets_in_the_file() {
 }
 
 #[test]
+fn the_shipped_file_with_empty_secret_lists_gives_no_warning() {
+    let text = include_str!("../../config/cabal-triage.toml");
+    let config = load(text, &[]).unwrap();
+    assert_eq!(config.warnings(Some(text)), Vec::<String>::new());
+}
+
+#[test]
 fn probe_settings_have_the_issue_defaults_and_are_checked() {
     let config = load("", &[]).unwrap();
     assert_eq!(config.probes.log_max_events_per_tier, 20_000);

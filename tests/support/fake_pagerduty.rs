@@ -1,5 +1,7 @@
 //! A fake PagerDuty REST API on 127.0.0.1 for the notify tests: records every request, serves
 //! incidents that may appear only after some polls, keeps notes, and answers scripted failures.
+//! It also takes Events API v2 `POST /v2/enqueue` (what Alertmanager's `pagerduty_configs` send):
+//! a trigger opens one incident per `dedup_key`, as PagerDuty does.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -8,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
@@ -46,6 +48,8 @@ struct PdState {
     notes: HashMap<String, Vec<String>>,
     /// Scripted answers by route: "list", "notes_get", "notes_post".
     script: VecDeque<(String, Scripted)>,
+    /// Events API v2 bodies, in arrival order.
+    events: Vec<Value>,
 }
 
 #[derive(Clone)]
@@ -60,6 +64,7 @@ impl FakePagerDuty {
         let app = Router::new()
             .route("/incidents", get(list_incidents))
             .route("/incidents/{id}/notes", get(list_notes).post(add_note))
+            .route("/v2/enqueue", post(enqueue_event))
             .fallback(fallback)
             .with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -90,6 +95,30 @@ impl FakePagerDuty {
 
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.lock().unwrap().requests.clone()
+    }
+
+    /// The Events API v2 URL (`pagerduty_configs.url`).
+    #[allow(dead_code)]
+    pub fn events_url(&self) -> String {
+        format!("http://{}/v2/enqueue", self.addr)
+    }
+
+    /// Events API v2 bodies received so far.
+    #[allow(dead_code)]
+    pub fn events(&self) -> Vec<Value> {
+        self.state.lock().unwrap().events.clone()
+    }
+
+    /// Ids of the incidents opened so far with their incident keys.
+    #[allow(dead_code)]
+    pub fn incidents(&self) -> Vec<(String, String)> {
+        self.state
+            .lock()
+            .unwrap()
+            .incidents
+            .iter()
+            .map(|i| (i.id.clone(), i.key.clone()))
+            .collect()
     }
 
     pub fn notes(&self, incident: &str) -> Vec<String> {
@@ -253,6 +282,37 @@ async fn add_note(
         tokio::time::sleep(delay).await;
     }
     response
+}
+
+/// Events API v2: a `trigger` opens an incident for a `dedup_key` not seen before; every event
+/// is recorded. Answers like PagerDuty: 202 with the dedup key, 400 without a routing key.
+async fn enqueue_event(State(state): State<Arc<Mutex<PdState>>>, body: String) -> Response {
+    let event: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let mut state = state.lock().unwrap();
+    state.events.push(event.clone());
+    let (Some(_), Some(dedup_key)) = (
+        event["routing_key"].as_str(),
+        event["dedup_key"].as_str().map(str::to_string),
+    ) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"status": "invalid event", "message": "Event object is invalid"})),
+        )
+            .into_response();
+    };
+    if event["event_action"] == "trigger" && !state.incidents.iter().any(|i| i.key == dedup_key) {
+        let id = format!("PAM{}", state.incidents.len() + 1);
+        state.incidents.push(Incident {
+            id,
+            key: dedup_key.clone(),
+            appears_after_polls: 0,
+        });
+    }
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"status": "success", "message": "Event processed", "dedup_key": dedup_key})),
+    )
+        .into_response()
 }
 
 async fn fallback(

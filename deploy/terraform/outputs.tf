@@ -1,0 +1,36 @@
+/**
+* Outputs of the cabal-triage module, including the Alertmanager receiver to paste into the
+* Alertmanager configuration (deploy/alertmanager/alertmanager.yml shows it in context).
+*/
+
+output "service_name" {
+  value       = aws_ecs_service.triage.name
+  description = "ECS service name."
+}
+
+output "task_role_arn" {
+  value       = aws_iam_role.task.arn
+  description = "Role the probes run as."
+}
+
+output "security_group_id" {
+  value       = aws_security_group.triage.id
+  description = "Security group of the task."
+}
+
+output "log_group_name" {
+  value       = aws_cloudwatch_log_group.triage.name
+  description = "The service's own log group."
+}
+
+output "webhook_url" {
+  value       = local.webhook_url
+  description = "Webhook URL for Alertmanager (Cloud Map name), null without service discovery."
+}
+
+output "alertmanager_receiver" {
+  value = templatefile("${path.module}/alertmanager_receiver.yml.tftpl", {
+    webhook_url = coalesce(local.webhook_url, "http://CABAL_TRIAGE_ADDRESS:${var.port}/api/v1/alerts")
+  })
+  description = "Alertmanager receiver (webhook_configs + pagerduty_configs in one route) for cabal-triage."
+}

@@ -1,0 +1,14 @@
+/**
+* Provider requirements of the cabal-triage module.
+*/
+
+terraform {
+  required_version = ">= 1.5"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.0"
+    }
+  }
+}

@@ -1,0 +1,605 @@
+//! End to end against the real sender: Debian's Prometheus Alertmanager, configured like
+//! Cabalmail's (grouped by alertname and severity, bearer token, `send_resolved`, PagerDuty in the
+//! same route), pushes alerts to the real `cabal-triage` binary, whose annotations land in the
+//! local fake Slack and PagerDuty. Everything listens on 127.0.0.1.
+//!
+//! The scenarios use the `CabalTriageTest` alert (feature `test-runbook`), defined once in
+//! [`TEST_ALERT`]; a scenario over another runbook defines its own [`AlertSpec`] and environment.
+//! For a greylist storm (`SendmailDeferredSpike`, severity `warning`): an `AlertSpec` for it, moto
+//! (`support/moto.rs`) and the fake ECS endpoint with its agent (`support/fake_ecs.rs`, which uses
+//! `support/fake_agent.rs` as `super::fake_agent`, so include them in a `mod` block mirroring
+//! `support/`) seeded with the storm, and their endpoints passed to `Stack::service` as extra
+//! environment (`CABAL_TRIAGE_AWS_ENDPOINT_URL`; the separate ECS endpoint is `aws.endpoints.ecs`,
+//! a file-only key, so `support/notify_service.rs` would need a config-file option for it).
+//! `assert_one_annotation` applies unchanged.
+
+#[path = "support/alertmanager.rs"]
+mod alertmanager;
+#[allow(dead_code)]
+#[path = "support/fake_pagerduty.rs"]
+mod fake_pagerduty;
+#[allow(dead_code)]
+#[path = "support/fake_slack.rs"]
+mod fake_slack;
+#[allow(dead_code)]
+#[path = "support/notify_service.rs"]
+mod service;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use alertmanager::{Alertmanager, ClusterMember, Receivers, Timing};
+use fake_pagerduty::FakePagerDuty;
+use fake_slack::FakeSlack;
+use serde_json::{json, Value};
+use service::{Service, TOKEN};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// One alert as Prometheus would push it: the only place a scenario names its alert.
+struct AlertSpec {
+    alertname: &'static str,
+    severity: &'static str,
+    labels: &'static [(&'static str, &'static str)],
+    annotations: &'static [(&'static str, &'static str)],
+}
+
+/// The test runbook's alert: triaged without AWS, slow enough (200 ms) to overlap re-sends.
+const TEST_ALERT: AlertSpec = AlertSpec {
+    alertname: "CabalTriageTest",
+    severity: "critical",
+    labels: &[("test_sleep_ms", "200"), ("job", "cabal-triage-e2e")],
+    annotations: &[
+        ("summary", "end-to-end test alert"),
+        ("runbook_url", "https://example.invalid/runbooks/test"),
+    ],
+};
+
+impl AlertSpec {
+    /// `POST /api/v2/alerts` body; `ends_at` set (in the past) resolves the alert.
+    fn alerts(&self, starts_at: &str, ends_at: Option<&str>) -> Value {
+        let mut labels = json!({"alertname": self.alertname, "severity": self.severity});
+        for (name, value) in self.labels {
+            labels[*name] = json!(value);
+        }
+        let mut annotations = json!({});
+        for (name, value) in self.annotations {
+            annotations[*name] = json!(value);
+        }
+        let mut alert = json!({
+            "labels": labels,
+            "annotations": annotations,
+            "startsAt": starts_at,
+            "generatorURL": "http://127.0.0.1:9/graph",
+        });
+        if let Some(ends_at) = ends_at {
+            alert["endsAt"] = json!(ends_at);
+        }
+        json!([alert])
+    }
+
+    /// The group key Alertmanager builds for this alert on the root route grouped by
+    /// alertname and severity.
+    fn group_key(&self) -> String {
+        format!(
+            "{{}}:{{alertname=\"{}\", severity=\"{}\"}}",
+            self.alertname, self.severity
+        )
+    }
+}
+
+const ROUTING_KEY: &str = "R0UT1NGKEY0123456789abcdef0123456";
+
+fn fast_timing() -> Timing {
+    Timing {
+        group_wait: Duration::from_millis(500),
+        group_interval: Duration::from_secs(1),
+        repeat_interval: Duration::from_secs(2),
+    }
+}
+
+fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc().format(&Rfc3339).unwrap()
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// cabal-triage with Slack and PagerDuty pointed at the fakes, on `listen`, plus `extra` env.
+fn start_service(
+    dir: &Path,
+    slack: &FakeSlack,
+    pd: &FakePagerDuty,
+    listen: &str,
+    extra: &[(&str, String)],
+) -> Service {
+    let mut env = vec![
+        ("CABAL_TRIAGE_LISTEN", listen.to_string()),
+        ("CABAL_TRIAGE_SLACK_API_BASE_URL", slack.api_base_url()),
+        ("CABAL_TRIAGE_SLACK_BOT_TOKEN", "xoxb-e2e-token".into()),
+        ("CABAL_TRIAGE_SLACK_CHANNEL", "C0E2E".into()),
+        ("CABAL_TRIAGE_PAGERDUTY_API_BASE_URL", pd.base_url()),
+        ("CABAL_TRIAGE_PAGERDUTY_API_TOKEN", "pd-e2e-token".into()),
+        ("CABAL_TRIAGE_PAGERDUTY_FROM", "oncall@example.com".into()),
+    ];
+    env.extend(extra.iter().cloned());
+    Service::start(dir, &env)
+}
+
+fn receivers(service_addr: &str, pd: &FakePagerDuty) -> Receivers {
+    Receivers {
+        webhook_url: format!("http://{service_addr}/api/v1/alerts"),
+        bearer_token: TOKEN.into(),
+        pagerduty_events_url: pd.events_url(),
+        pagerduty_routing_key: ROUTING_KEY.into(),
+    }
+}
+
+async fn episodes_named(service_addr: &str, alertname: &str) -> Vec<Value> {
+    let listed: Value = reqwest::Client::new()
+        .get(format!("http://{service_addr}/api/v1/episodes?limit=1000"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    listed["episodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["alertname"] == alertname)
+        .cloned()
+        .collect()
+}
+
+/// Polls `probe` every 100 ms until it yields a value, failing with `what` after `within`.
+async fn eventually<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The one episode of `alert`, once the service holds exactly one and its deliveries settled.
+async fn the_episode(service: &Service, alert: &AlertSpec, deliveries: usize) -> Value {
+    let addr = &service.addr.to_string();
+    let id = eventually("the episode", Duration::from_secs(30), || async move {
+        let episodes = episodes_named(addr, alert.alertname).await;
+        episodes
+            .first()
+            .map(|e| e["id"].as_str().unwrap().to_string())
+    })
+    .await;
+    service.settled(&id, deliveries).await;
+    let episodes = episodes_named(addr, alert.alertname).await;
+    assert_eq!(episodes.len(), 1, "one episode per alert: {episodes:?}");
+    service.episode(&id).await
+}
+
+/// What every scenario checks at the end: one triage, one Slack message (edited, never
+/// re-posted), one PagerDuty note on the incident Alertmanager opened with its own dedup key.
+fn assert_one_annotation(
+    episode: &Value,
+    alert: &AlertSpec,
+    slack: &FakeSlack,
+    pd: &FakePagerDuty,
+    service: &Service,
+) {
+    let log = service.log_text();
+    assert_eq!(
+        episode["job"]["attempts"], 1,
+        "triaged once: {episode}\n{log}"
+    );
+    assert_eq!(episode["group_key"], alert.group_key().as_str());
+
+    let parents = slack.parents();
+    assert_eq!(parents.len(), 1, "one top-level Slack message: {parents:?}");
+    let parent = &parents[0];
+    assert_eq!(episode["external_refs"]["slack.ts"], parent.ts.as_str());
+    let verdict_updates: Vec<_> = slack
+        .requests("chat.update")
+        .into_iter()
+        .filter(|u| {
+            u.body["blocks"][0]["text"]["text"]
+                .as_str()
+                .is_some_and(|t| !t.contains("RESOLVED"))
+        })
+        .collect();
+    assert_eq!(verdict_updates.len(), 1, "one verdict edit");
+    assert_eq!(verdict_updates[0].body["ts"], parent.ts.as_str());
+    assert!(slack
+        .replies()
+        .iter()
+        .all(|r| r.thread_ts.as_deref() == Some(parent.ts.as_str())));
+
+    // PagerDuty: the incident Alertmanager's Events API trigger opened is the one annotated.
+    let dedup_key = sha256_hex(&alert.group_key());
+    let triggers: Vec<Value> = pd
+        .events()
+        .into_iter()
+        .filter(|e| e["event_action"] == "trigger")
+        .collect();
+    assert!(!triggers.is_empty(), "Alertmanager paged");
+    assert!(
+        triggers
+            .iter()
+            .all(|e| e["dedup_key"] == dedup_key.as_str()),
+        "Alertmanager's dedup key is SHA-256 of the group key: {triggers:?}"
+    );
+    assert_eq!(episode["pagerduty_dedup_key"], dedup_key.as_str());
+    let incidents = pd.incidents();
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    let (incident, key) = &incidents[0];
+    assert_eq!(key, &dedup_key);
+    assert_eq!(
+        episode["external_refs"]["pagerduty.incident"],
+        incident.as_str()
+    );
+    let notes = pd.notes(incident);
+    assert_eq!(notes.len(), 1, "one note: {notes:?}");
+    assert!(notes[0].contains(alert.alertname), "{}", notes[0]);
+}
+
+/// Starts the fakes and the service on a fixed loopback port (so a restart keeps the URL
+/// Alertmanager posts to).
+struct Stack {
+    dir: tempfile::TempDir,
+    slack: FakeSlack,
+    pd: FakePagerDuty,
+    listen: String,
+}
+
+impl Stack {
+    async fn new() -> Stack {
+        Stack {
+            dir: tempfile::tempdir().unwrap(),
+            slack: FakeSlack::start().await,
+            pd: FakePagerDuty::start().await,
+            listen: format!("127.0.0.1:{}", alertmanager::free_port()),
+        }
+    }
+
+    fn service(&self, extra: &[(&str, String)]) -> Service {
+        start_service(self.dir.path(), &self.slack, &self.pd, &self.listen, extra)
+    }
+
+    fn config(&self, timing: Timing) -> String {
+        alertmanager::config_yaml(&receivers(&self.listen, &self.pd), timing)
+    }
+}
+
+fn alertmanager_binary(test: &str) -> Option<PathBuf> {
+    alertmanager::binary_or_skip(test)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alert_is_triaged_and_posted_once_across_repeat_intervals() {
+    let Some(binary) = alertmanager_binary("alert_is_triaged_and_posted_once") else {
+        return;
+    };
+    let stack = Stack::new().await;
+    let service = stack.service(&[]);
+    let am = Alertmanager::start(&binary, "am", &stack.config(fast_timing()), None).await;
+    am.push(&TEST_ALERT.alerts(&now_rfc3339(), None)).await;
+
+    // Keep the alert alive and let Alertmanager re-send it over several repeat intervals.
+    let addr = &service.addr.to_string();
+    let repeats = eventually("three repeats", Duration::from_secs(40), || async move {
+        let episodes = episodes_named(addr, TEST_ALERT.alertname).await;
+        let repeats = episodes.first()?["repeats"].as_u64()?;
+        (repeats >= 3).then_some(repeats)
+    })
+    .await;
+    assert!(am.webhook_notifications().await >= 4.0);
+    let episode = the_episode(&service, &TEST_ALERT, 3).await;
+    assert!(episode["repeats"].as_u64().unwrap() >= repeats);
+    assert_eq!(episode["status"], "firing");
+    assert_eq!(episode["alert"]["labels"]["severity"], TEST_ALERT.severity);
+    assert_eq!(
+        episode["alert"]["annotations"]["runbook_url"],
+        "https://example.invalid/runbooks/test"
+    );
+    assert_one_annotation(&episode, &TEST_ALERT, &stack.slack, &stack.pd, &service);
+    for request in stack.slack.all_requests() {
+        assert_eq!(
+            request.authorization.as_deref(),
+            Some("Bearer xoxb-e2e-token")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resolve_updates_the_same_slack_message() {
+    let Some(binary) = alertmanager_binary("resolve_updates_the_same_slack_message") else {
+        return;
+    };
+    let stack = Stack::new().await;
+    let service = stack.service(&[]);
+    let am = Alertmanager::start(&binary, "am", &stack.config(fast_timing()), None).await;
+    let starts_at = now_rfc3339();
+    am.push(&TEST_ALERT.alerts(&starts_at, None)).await;
+    let firing = the_episode(&service, &TEST_ALERT, 3).await;
+    let id = firing["id"].as_str().unwrap().to_string();
+
+    am.push(&TEST_ALERT.alerts(&starts_at, Some(&now_rfc3339())))
+        .await;
+    let (service_ref, id_ref) = (&service, &id);
+    let resolved = eventually(
+        "the resolved episode",
+        Duration::from_secs(30),
+        || async move {
+            let episode = service_ref.episode(id_ref).await;
+            (episode["status"] == "resolved").then_some(episode)
+        },
+    )
+    .await;
+    let settled = service.settled(&id, 4).await;
+    assert!(
+        settled
+            .iter()
+            .any(|(d, kind, state)| d == "slack" && kind == "resolved" && state == "delivered"),
+        "{settled:?}"
+    );
+    let episode = service.episode(&id).await;
+    assert_one_annotation(&episode, &TEST_ALERT, &stack.slack, &stack.pd, &service);
+    assert_eq!(resolved["id"], firing["id"], "the same episode resolves");
+    let parent = &stack.slack.parents()[0];
+    let resolved_edits: Vec<_> = stack
+        .slack
+        .requests("chat.update")
+        .into_iter()
+        .filter(|u| {
+            u.body["blocks"][0]["text"]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("RESOLVED"))
+        })
+        .collect();
+    assert_eq!(resolved_edits.len(), 1, "{resolved_edits:?}");
+    assert_eq!(resolved_edits[0].body["ts"], parent.ts.as_str());
+    assert_eq!(resolved_edits[0].body["channel"], parent.channel.as_str());
+    // Alertmanager resolved the PagerDuty alert under the same dedup key.
+    let dedup_key = sha256_hex(&TEST_ALERT.group_key());
+    assert!(stack
+        .pd
+        .events()
+        .iter()
+        .any(|e| e["event_action"] == "resolve" && e["dedup_key"] == dedup_key.as_str()));
+}
+
+/// How many webhook requests the service answered 503.
+async fn refused_503(service: &Service) -> u64 {
+    let metrics = service.metrics().await;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("cabal_triage_webhook_requests_total{code=\"503\"} "))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// Posts a notification straight to the service and returns the HTTP status.
+async fn post_status(addr: &str, body: &Value) -> u16 {
+    reqwest::Client::new()
+        .post(format!("http://{addr}/api/v1/alerts"))
+        .bearer_auth(TOKEN)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// A notification of `count` alerts with no runbook, each with `filler` bytes of annotation.
+fn filler_notification(first: usize, count: usize, filler: usize) -> Value {
+    let alerts: Vec<Value> = (first..first + count)
+        .map(|n| {
+            json!({
+                "status": "firing",
+                "labels": {"alertname": "E2eFiller", "n": n.to_string()},
+                "annotations": {"filler": "x".repeat(filler)},
+                "startsAt": "2026-11-28T20:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "",
+                "fingerprint": format!("{n:016x}"),
+            })
+        })
+        .collect();
+    json!({
+        "version": "4", "groupKey": "{}:{alertname=\"E2eFiller\"}", "truncatedAlerts": 0,
+        "status": "firing", "receiver": "cabal-triage", "groupLabels": {"alertname": "E2eFiller"},
+        "commonLabels": {"alertname": "E2eFiller"}, "commonAnnotations": {},
+        "externalURL": "http://127.0.0.1:9", "alerts": alerts,
+    })
+}
+
+/// Fills the capped ledger until even a notification smaller than Alertmanager's is refused.
+async fn fill_ledger(addr: &str) {
+    let mut next = 0;
+    for (count, filler) in [(50, 4000), (1, 1000), (1, 0)] {
+        let mut refusals = 0;
+        for _ in 0..500 {
+            let status = post_status(addr, &filler_notification(next, count, filler)).await;
+            next += count;
+            match status {
+                503 => refusals += 1,
+                202 => refusals = 0,
+                other => panic!("filling the ledger: unexpected {other}"),
+            }
+            if refusals == 3 {
+                break;
+            }
+        }
+        assert_eq!(
+            refusals, 3,
+            "the capped ledger did not fill ({count} x {filler})"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_after_503_is_accepted_once_the_ledger_can_write_again() {
+    let Some(binary) = alertmanager_binary("retry_after_503") else {
+        return;
+    };
+    let stack = Stack::new().await;
+    let big_bodies = (
+        "CABAL_TRIAGE__SERVER__BODY_LIMIT_BYTES",
+        "16777216".to_string(),
+    );
+    let capped = stack.service(&[
+        ("CABAL_TRIAGE__LEDGER__MAX_SIZE_MIB", "1".into()),
+        big_bodies.clone(),
+    ]);
+    fill_ledger(&stack.listen).await;
+    let refused_before = refused_503(&capped).await;
+
+    let timing = Timing {
+        group_wait: Duration::from_millis(200),
+        group_interval: Duration::from_secs(1),
+        repeat_interval: Duration::from_secs(60),
+    };
+    let am = Alertmanager::start(&binary, "am", &stack.config(timing), None).await;
+    am.push(&TEST_ALERT.alerts(&now_rfc3339(), None)).await;
+    let am_ref = &am;
+    eventually(
+        "Alertmanager to see 503s",
+        Duration::from_secs(30),
+        || async move { (am_ref.webhook_failures().await >= 2.0).then_some(()) },
+    )
+    .await;
+    assert!(
+        refused_503(&capped).await >= refused_before + 2,
+        "the failures Alertmanager saw are cabal-triage's 503s"
+    );
+    assert!(episodes_named(&stack.listen, TEST_ALERT.alertname)
+        .await
+        .is_empty());
+    assert!(
+        stack.slack.parents().is_empty(),
+        "nothing posted while refused"
+    );
+    drop(capped);
+
+    // The operator raises the cap; Alertmanager's next attempt goes through, once.
+    let service = stack.service(&[big_bodies]);
+    let episode = the_episode(&service, &TEST_ALERT, 3).await;
+    assert_one_annotation(&episode, &TEST_ALERT, &stack.slack, &stack.pd, &service);
+    assert!(am.webhook_notifications().await >= 1.0);
+}
+
+/// A forwarder on 127.0.0.1 that holds each webhook request for `delay` before passing it (body
+/// and authorization) to `target` and relaying the answer: a slow network path, so a send takes
+/// longer than the cluster's peer timeout, the case where HA peers both deliver.
+async fn slow_forwarder(target: String, delay: Duration) -> String {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, StatusCode};
+    let client = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
+        let (client, target) = (client.clone(), target.clone());
+        async move {
+            tokio::time::sleep(delay).await;
+            let mut request = client
+                .post(&target)
+                .header("content-type", "application/json")
+                .body(body);
+            if let Some(authorization) = headers.get("authorization") {
+                request = request.header("authorization", authorization.as_bytes());
+            }
+            match request.send().await {
+                Ok(response) => StatusCode::from_u16(response.status().as_u16()).unwrap(),
+                Err(_) => StatusCode::BAD_GATEWAY,
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/api/v1/alerts")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_clustered_alertmanagers_sending_the_same_group_give_one_annotation() {
+    let Some(binary) = alertmanager_binary("two_clustered_alertmanagers") else {
+        return;
+    };
+    let stack = Stack::new().await;
+    let service = stack.service(&[]);
+    let timing = Timing {
+        group_wait: Duration::from_millis(500),
+        group_interval: Duration::from_secs(5),
+        repeat_interval: Duration::from_secs(60),
+    };
+    // Each instance reaches cabal-triage through a path slower than the peer timeout: the later
+    // peer finds no notification of the earlier one in the gossiped log yet, and sends too.
+    let peer_timeout = Duration::from_millis(300);
+    let direct = format!("http://{}/api/v1/alerts", stack.listen);
+    let mut configs = Vec::new();
+    for _ in 0..2 {
+        let mut receivers = receivers(&stack.listen, &stack.pd);
+        receivers.webhook_url = slow_forwarder(direct.clone(), Duration::from_secs(2)).await;
+        configs.push(alertmanager::config_yaml(&receivers, timing));
+    }
+    let (port_a, port_b) = (alertmanager::free_port(), alertmanager::free_port());
+    let member = |listen_port, peer| ClusterMember {
+        listen_port,
+        peers: vec![peer],
+        peer_timeout,
+    };
+    let (member_a, member_b) = (member(port_a, port_b), member(port_b, port_a));
+    let (am_a, am_b) = tokio::join!(
+        Alertmanager::start(&binary, "am-a", &configs[0], Some(&member_a)),
+        Alertmanager::start(&binary, "am-b", &configs[1], Some(&member_b)),
+    );
+    let (a_ref, b_ref) = (&am_a, &am_b);
+    eventually(
+        "the gossip cluster",
+        Duration::from_secs(30),
+        || async move {
+            (a_ref.cluster_peers().await == 2 && b_ref.cluster_peers().await == 2).then_some(())
+        },
+    )
+    .await;
+
+    // Prometheus sends every alert to every Alertmanager of the pair.
+    let alerts = TEST_ALERT.alerts(&now_rfc3339(), None);
+    tokio::join!(am_a.push(&alerts), am_b.push(&alerts));
+    let sent = eventually(
+        "both instances to notify",
+        Duration::from_secs(30),
+        || async move {
+            let (a, b) = (
+                a_ref.webhook_notifications().await,
+                b_ref.webhook_notifications().await,
+            );
+            (a >= 1.0 && b >= 1.0).then_some((a, b))
+        },
+    )
+    .await;
+    let addr = &stack.listen;
+    eventually(
+        "the second notification",
+        Duration::from_secs(30),
+        || async move {
+            let episodes = episodes_named(addr, TEST_ALERT.alertname).await;
+            (episodes.first()?["repeats"].as_u64()? >= 1).then_some(())
+        },
+    )
+    .await;
+    let episode = the_episode(&service, &TEST_ALERT, 3).await;
+    assert!(
+        episode["repeats"].as_u64().unwrap() >= 1,
+        "the second instance's notification is a recorded repeat: {sent:?} {episode}"
+    );
+    assert_one_annotation(&episode, &TEST_ALERT, &stack.slack, &stack.pd, &service);
+}

@@ -214,7 +214,9 @@ impl<R: Read> Reader<R> {
                 match memchr::memchr(b'\n', &batch.data[start..batch.len]) {
                     Some(newline) => {
                         // The over-long line ends here: keep what follows its newline.
-                        batch.data.copy_within(start + newline + 1..batch.len, start);
+                        batch
+                            .data
+                            .copy_within(start + newline + 1..batch.len, start);
                         batch.len -= newline + 1;
                         skipping = false;
                     }
@@ -458,7 +460,13 @@ mod tests {
         let small = &input[..300_000];
         let expected = sequential(small, 1 << 20);
         for (workers, batch_bytes) in [(1, 16), (2, 700), (3, 4096), (4, 100_000)] {
-            let out = batched(small, &[1, 7, 4096, 333, 65536], workers, 1 << 20, batch_bytes);
+            let out = batched(
+                small,
+                &[1, 7, 4096, 333, 65536],
+                workers,
+                1 << 20,
+                batch_bytes,
+            );
             assert!(out == expected, "{workers} {batch_bytes}");
         }
     }

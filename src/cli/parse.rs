@@ -46,7 +46,13 @@ pub fn run_maillog(file: &str, config: Option<&Path>) -> Result<(), CliError> {
     let input = open(file)?;
     let stdout = io::stdout().lock();
     let mut out = BufWriter::with_capacity(1 << 16, stdout);
-    let result = write_deliveries(input, &mut out, &providers, default_workers(), MAX_LINE_BYTES);
+    let result = write_deliveries(
+        input,
+        &mut out,
+        &providers,
+        default_workers(),
+        MAX_LINE_BYTES,
+    );
     let result = result.and_then(|()| out.flush().map_err(WriteOrRead::Write));
     match result {
         Ok(()) => Ok(()),

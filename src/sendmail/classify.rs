@@ -9,9 +9,7 @@ use serde::{Serialize, Serializer};
 
 use super::dsn::{dsn_for_smtp_code, reply_code, reply_enhanced_code, Category, Dsn, DsnClass};
 use super::implied::implied_by_text;
-use super::line::{
-    address_domain, parse_message, recipients, trim, DeliveryLine, SendmailMessage,
-};
+use super::line::{address_domain, parse_message, recipients, trim, DeliveryLine, SendmailMessage};
 use super::providers::ProviderTable;
 use super::syslog::parse_syslog;
 
@@ -237,10 +235,19 @@ pub fn classify<'a>(line: &DeliveryLine<'a>, providers: &'a ProviderTable) -> De
     };
     let dsn = logged.or_else(implied);
 
-    // One pass over the list for the first recipient and the count.
-    let mut all = recipients(line.to);
-    let first = all.next();
-    let count = usize::from(first.is_some()) + all.count();
+    // One pass over the list for the first recipient and the count; a list without a comma
+    // (the usual single recipient) is that recipient.
+    let (first, count) = if memchr::memchr(b',', line.to.as_bytes()).is_none() {
+        let only = trim(line.to);
+        (
+            Some(only).filter(|r| !r.is_empty()),
+            usize::from(!only.is_empty()),
+        )
+    } else {
+        let mut all = recipients(line.to);
+        let first = all.next();
+        (first, usize::from(first.is_some()) + all.count())
+    };
     let recipient_domain = first.and_then(address_domain).map(lowercase);
     let relay = line.relay.as_ref();
     let relay_host = relay.and_then(|r| r.host);

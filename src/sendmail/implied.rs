@@ -67,6 +67,19 @@ pub const TEXT_RULES: &[TextRule] = &[
     rule("I/O error", 4, 5, 0),
 ];
 
+/// The length of the shortest needle.
+const SHORTEST_NEEDLE: usize = {
+    let mut shortest = usize::MAX;
+    let mut i = 0;
+    while i < TEXT_RULES.len() {
+        if TEXT_RULES[i].needle.len() < shortest {
+            shortest = TEXT_RULES[i].needle.len();
+        }
+        i += 1;
+    }
+    shortest
+};
+
 /// Every rule's needle in one automaton (pattern index = rule index). Built once; the
 /// needles are fixed, so building cannot fail.
 static RULE_MATCHER: std::sync::LazyLock<aho_corasick::AhoCorasick> =
@@ -79,6 +92,10 @@ static RULE_MATCHER: std::sync::LazyLock<aho_corasick::AhoCorasick> =
 /// `transient` says whether the line was a deferral, which decides the class of rules that
 /// hold either way.
 pub fn implied_by_text(text: &str, transient: bool) -> Option<Dsn> {
+    // Most texts without a code are short (`queued`): shorter than every needle.
+    if text.len() < SHORTEST_NEEDLE {
+        return None;
+    }
     // One pass over the text for all needles; the first rule (not the first position) wins.
     RULE_MATCHER
         .find_overlapping_iter(text)

@@ -112,11 +112,10 @@ pub fn parse_message(message: &str) -> SendmailMessage<'_> {
 /// `5ASKE3aB000812: rest` -> (Some(id), rest); a message without a queue id is all body.
 fn split_queue_id(message: &str) -> (Option<&str>, &str) {
     let bytes = message.as_bytes();
-    let len = bytes
-        .iter()
-        .take(33)
-        .take_while(|b| b.is_ascii_alphanumeric())
-        .count();
+    let mut len = 0;
+    while len < 33 && len < bytes.len() && bytes[len].is_ascii_alphanumeric() {
+        len += 1;
+    }
     if (4..=32).contains(&len) && bytes.get(len) == Some(&b':') && bytes.get(len + 1) == Some(&b' ')
     {
         (Some(&message[..len]), &message[len + 2..])
@@ -476,9 +475,9 @@ mod tests {
                     text[comma + 2] = b',';
                 }
                 for from in 0..=len {
-                    let expected = (from <= comma).then_some(comma).or_else(|| {
-                        (comma + 2 < len && from <= comma + 2).then_some(comma + 2)
-                    });
+                    let expected = (from <= comma)
+                        .then_some(comma)
+                        .or_else(|| (comma + 2 < len && from <= comma + 2).then_some(comma + 2));
                     assert_eq!(find_comma(&text, from), expected, "{len} {comma} {from}");
                 }
             }

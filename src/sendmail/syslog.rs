@@ -236,9 +236,20 @@ mod tests {
     #[test]
     fn tag_end_edges() {
         for text in [
-            "", ":", "a:", "a: ", "a:b", ": x", "a :x", "a\x7f: x", "é[1]: x", "a: b: c",
-            &format!("{}: x", "t".repeat(64)), &format!("{}: x", "t".repeat(65)),
-            &format!("{}:", "t".repeat(64)), &format!("{}:", "t".repeat(65)),
+            "",
+            ":",
+            "a:",
+            "a: ",
+            "a:b",
+            ": x",
+            "a :x",
+            "a\x7f: x",
+            "é[1]: x",
+            "a: b: c",
+            &format!("{}: x", "t".repeat(64)),
+            &format!("{}: x", "t".repeat(65)),
+            &format!("{}:", "t".repeat(64)),
+            &format!("{}:", "t".repeat(65)),
         ] {
             assert_eq!(tag_end(text), tag_end_reference(text), "{text:?}");
         }

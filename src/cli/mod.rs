@@ -4,7 +4,8 @@
 
 mod check_config;
 mod exec;
-mod lines;
+mod maillog_json;
+mod maillog_pipeline;
 mod parse;
 mod serve;
 

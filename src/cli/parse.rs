@@ -1,43 +1,25 @@
 //! `cabal-triage parse maillog FILE` and `cabal-triage parse mailq FILE` (design.md, CLI and
 //! `parse maillog` contracts): read a file or standard input (`-`), print JSON. The maillog path
-//! streams: a reused read buffer, lossy UTF-8 per line, one JSON object per delivery line
-//! through a buffered writer.
+//! streams through `maillog_pipeline` (lossy UTF-8 per line, one JSON object per delivery line,
+//! classified on every core, written in input order).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 
-use serde::ser::SerializeStruct;
-use serde::{Serialize, Serializer};
-
-use super::lines::{for_each_line, LinesError};
+use super::maillog_pipeline::{default_workers, write_deliveries, WriteOrRead};
 use super::CliError;
 use crate::config::Config;
-use crate::sendmail::{classify_line, parse_mailq, redact_local_parts, Delivery, ProviderTable};
+use crate::sendmail::{parse_mailq, redact_local_parts, ProviderTable};
 
 /// Longest line read; the rest of a longer line is skipped (sendmail's own lines are < 2 KiB).
 pub const MAX_LINE_BYTES: usize = 4 << 20;
 /// Largest `mailq` output read.
 pub const MAX_MAILQ_BYTES: u64 = 64 << 20;
 
-/// One output record: the line number, then the delivery's contract fields.
-struct Numbered<'a, 'd> {
-    line: u64,
-    delivery: &'d Delivery<'a>,
-}
-
-impl Serialize for Numbered<'_, '_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut state = serializer.serialize_struct("Delivery", Delivery::FIELDS + 1)?;
-        state.serialize_field("line", &self.line)?;
-        self.delivery.serialize_fields(&mut state)?;
-        state.end()
-    }
-}
-
-fn open(file: &str) -> Result<Box<dyn Read>, CliError> {
+fn open(file: &str) -> Result<Box<dyn Read + Send>, CliError> {
     if file == "-" {
-        return Ok(Box::new(io::stdin().lock()));
+        return Ok(Box::new(io::stdin()));
     }
     let handle =
         File::open(file).map_err(|e| CliError::Input(format!("{file}: cannot open: {e}")))?;
@@ -64,7 +46,13 @@ pub fn run_maillog(file: &str, config: Option<&Path>) -> Result<(), CliError> {
     let input = open(file)?;
     let stdout = io::stdout().lock();
     let mut out = BufWriter::with_capacity(1 << 16, stdout);
-    let result = write_deliveries(input, &mut out, &providers);
+    let result = write_deliveries(
+        input,
+        &mut out,
+        &providers,
+        default_workers(),
+        MAX_LINE_BYTES,
+    );
     let result = result.and_then(|()| out.flush().map_err(WriteOrRead::Write));
     match result {
         Ok(()) => Ok(()),
@@ -76,49 +64,6 @@ pub fn run_maillog(file: &str, config: Option<&Path>) -> Result<(), CliError> {
         Err(WriteOrRead::Write(e)) => Err(CliError::Runtime(format!(
             "cannot write to standard output: {e}"
         ))),
-    }
-}
-
-pub(crate) enum WriteOrRead {
-    Read { line: u64, error: io::Error },
-    Write(io::Error),
-}
-
-/// The streaming core of `parse maillog`: every delivery line of `input` as a JSON line.
-pub(crate) fn write_deliveries<R: Read, W: Write>(
-    input: R,
-    out: &mut W,
-    providers: &ProviderTable,
-) -> Result<(), WriteOrRead> {
-    let finder = memchr::memmem::Finder::new(b"to=");
-    let outcome = for_each_line(input, MAX_LINE_BYTES, |line_no, bytes| {
-        // Most lines of a mail log are not delivery lines: skip them before decoding.
-        if finder.find(bytes).is_none() {
-            return Ok(());
-        }
-        // Valid UTF-8 (the usual case) is checked fast and borrowed; anything else is decoded
-        // lossily, per line.
-        let text = match std::str::from_utf8(bytes) {
-            Ok(text) => std::borrow::Cow::Borrowed(text),
-            Err(_) => String::from_utf8_lossy(bytes),
-        };
-        if let Some(delivery) = classify_line(&text, providers) {
-            let record = Numbered {
-                line: line_no,
-                delivery: &delivery,
-            };
-            serde_json::to_writer(&mut *out, &record).map_err(io::Error::from)?;
-            out.write_all(b"\n")?;
-        }
-        Ok::<(), io::Error>(())
-    });
-    match outcome {
-        Ok(_) => Ok(()),
-        Err(LinesError::Read(failure)) => Err(WriteOrRead::Read {
-            line: failure.line,
-            error: failure.error,
-        }),
-        Err(LinesError::Callback(e)) => Err(WriteOrRead::Write(e)),
     }
 }
 
@@ -174,7 +119,8 @@ mod tests {
     fn writes_one_json_line_per_delivery_line() {
         let input = b"Nov 28 20:14:03 h sm-mta[1]: Q0000001: to=<a@gmail.com>, delay=00:00:02, mailer=esmtp, pri=1, relay=gmail-smtp-in.l.google.com. [142.250.31.27], dsn=4.7.28, stat=Deferred: 421-4.7.28 x\nNov 28 20:14:04 h dovecot: imap-login: user=<a>\nQ0000002: to=<b@\xfe.example>, stat=Sent \xff\n\xffQ0000003: to=<c@d.example>, stat=Sent\n";
         let mut out = Vec::new();
-        assert!(write_deliveries(&input[..], &mut out, &ProviderTable::builtin()).is_ok());
+        let table = ProviderTable::builtin();
+        assert!(write_deliveries(&input[..], &mut out, &table, 2, MAX_LINE_BYTES).is_ok());
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<serde_json::Value> = text
             .lines()

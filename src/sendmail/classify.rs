@@ -9,7 +9,7 @@ use serde::{Serialize, Serializer};
 
 use super::dsn::{dsn_for_smtp_code, reply_code, reply_enhanced_code, Category, Dsn, DsnClass};
 use super::implied::implied_by_text;
-use super::line::{address_domain, parse_message, recipients, DeliveryLine, SendmailMessage};
+use super::line::{address_domain, parse_message, recipients, trim, DeliveryLine, SendmailMessage};
 use super::providers::ProviderTable;
 use super::syslog::parse_syslog;
 
@@ -138,6 +138,14 @@ static TO_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
 pub fn classify_line<'a>(line: &'a str, providers: &'a ProviderTable) -> Option<Delivery<'a>> {
     // Cheap rejection first: most lines of a mail log are not delivery lines.
     TO_FINDER.find(line.as_bytes())?;
+    classify_line_with_to(line, providers)
+}
+
+/// [`classify_line`] for a caller that has already found `to=` in the line.
+pub(crate) fn classify_line_with_to<'a>(
+    line: &'a str,
+    providers: &'a ProviderTable,
+) -> Option<Delivery<'a>> {
     let syslog = parse_syslog(line);
     if let Some(program) = syslog.program {
         if !is_sendmail_program(program) {
@@ -158,19 +166,26 @@ pub fn is_sendmail_program(program: &str) -> bool {
 
 /// Classifies a parsed delivery line.
 pub fn classify<'a>(line: &DeliveryLine<'a>, providers: &'a ProviderTable) -> Delivery<'a> {
-    let logged = line.dsn.and_then(|d| Dsn::parse(d.trim()));
-    let stat = line.stat.map(str::trim);
-    let stat_word = stat.map(|s| s.split([':', ' ', '(']).next().unwrap_or(""));
+    let logged = line.dsn.and_then(|d| Dsn::parse(trim(d)));
+    let stat = line.stat.map(trim);
+    let stat_word = stat.map(|s| {
+        // Byte search for ASCII characters: the offset is a character boundary.
+        let end = s
+            .bytes()
+            .position(|b| matches!(b, b':' | b' ' | b'('))
+            .unwrap_or(s.len());
+        &s[..end]
+    });
     let deferred_text = stat
         .and_then(|s| s.strip_prefix("Deferred"))
         .map(|rest| rest.trim_start_matches(':').trim_start());
     let sent_text = stat
         .and_then(|s| s.strip_prefix("Sent"))
-        .map(|rest| rest.trim().trim_start_matches('(').trim_end_matches(')'));
+        .map(|rest| trim(rest).trim_start_matches('(').trim_end_matches(')'));
 
     let reply = line
         .reply
-        .map(str::trim)
+        .map(trim)
         .or(deferred_text)
         .or(sent_text)
         .filter(|r| !r.is_empty());
@@ -220,7 +235,19 @@ pub fn classify<'a>(line: &DeliveryLine<'a>, providers: &'a ProviderTable) -> De
     };
     let dsn = logged.or_else(implied);
 
-    let first = recipients(line.to).next();
+    // One pass over the list for the first recipient and the count; a list without a comma
+    // (the usual single recipient) is that recipient.
+    let (first, count) = if memchr::memchr(b',', line.to.as_bytes()).is_none() {
+        let only = trim(line.to);
+        (
+            Some(only).filter(|r| !r.is_empty()),
+            usize::from(!only.is_empty()),
+        )
+    } else {
+        let mut all = recipients(line.to);
+        let first = all.next();
+        (first, usize::from(first.is_some()) + all.count())
+    };
     let recipient_domain = first.and_then(address_domain).map(lowercase);
     let relay = line.relay.as_ref();
     let relay_host = relay.and_then(|r| r.host);
@@ -235,7 +262,7 @@ pub fn classify<'a>(line: &DeliveryLine<'a>, providers: &'a ProviderTable) -> De
         reply,
         reply_dsn,
         recipient_domain,
-        recipients: recipients(line.to).count(),
+        recipients: count,
         provider,
         relay: relay.and_then(|r| r.display()),
         relay_addr: relay.and_then(|r| r.bracketed_addr),

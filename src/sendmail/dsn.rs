@@ -353,13 +353,10 @@ fn push_number(buf: &mut [u8; 12], mut at: usize, n: u16) -> usize {
     at + 1
 }
 
-/// Serializes without the formatting machinery: `parse maillog` writes millions of these.
-fn serialize_code<S: Serializer>(
-    serializer: S,
-    class: u8,
-    subject: u16,
-    detail: Option<u16>,
-) -> Result<S::Ok, S::Error> {
+/// The code's text (`4.7.28`, or `4.7` without a detail) in a small buffer, without the
+/// formatting machinery: `parse maillog` writes millions of these. Returns the buffer and the
+/// length used; only ASCII digits and dots are written.
+pub(crate) fn code_text(class: u8, subject: u16, detail: Option<u16>) -> ([u8; 12], usize) {
     let mut buf = [0u8; 12];
     buf[0] = b'0' + class.min(9);
     buf[1] = b'.';
@@ -368,7 +365,16 @@ fn serialize_code<S: Serializer>(
         buf[end] = b'.';
         end = push_number(&mut buf, end + 1, detail);
     }
-    // Only ASCII digits and dots were written.
+    (buf, end)
+}
+
+fn serialize_code<S: Serializer>(
+    serializer: S,
+    class: u8,
+    subject: u16,
+    detail: Option<u16>,
+) -> Result<S::Ok, S::Error> {
+    let (buf, end) = code_text(class, subject, detail);
     let text = std::str::from_utf8(&buf[..end]).map_err(serde::ser::Error::custom)?;
     serializer.serialize_str(text)
 }

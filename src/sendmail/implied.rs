@@ -67,13 +67,41 @@ pub const TEXT_RULES: &[TextRule] = &[
     rule("I/O error", 4, 5, 0),
 ];
 
+/// The length of the shortest needle.
+const SHORTEST_NEEDLE: usize = {
+    let mut shortest = usize::MAX;
+    let mut i = 0;
+    while i < TEXT_RULES.len() {
+        if TEXT_RULES[i].needle.len() < shortest {
+            shortest = TEXT_RULES[i].needle.len();
+        }
+        i += 1;
+    }
+    shortest
+};
+
+/// Every rule's needle in one automaton (pattern index = rule index). Built once; the
+/// needles are fixed, so building cannot fail.
+static RULE_MATCHER: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+    std::sync::LazyLock::new(|| {
+        aho_corasick::AhoCorasick::new(TEXT_RULES.iter().map(|rule| rule.needle))
+            .expect("the fixed needles build an automaton")
+    });
+
 /// The code implied by a status text (`stat=` without its `Deferred: ` prefix, or a reply).
 /// `transient` says whether the line was a deferral, which decides the class of rules that
 /// hold either way.
 pub fn implied_by_text(text: &str, transient: bool) -> Option<Dsn> {
-    TEXT_RULES
-        .iter()
-        .find(|rule| text.contains(rule.needle))
+    // Most texts without a code are short (`queued`): shorter than every needle.
+    if text.len() < SHORTEST_NEEDLE {
+        return None;
+    }
+    // One pass over the text for all needles; the first rule (not the first position) wins.
+    RULE_MATCHER
+        .find_overlapping_iter(text)
+        .map(|found| found.pattern().as_usize())
+        .min()
+        .map(|index| &TEXT_RULES[index])
         .map(|rule| {
             let class = match rule.class {
                 0 if transient => 4,
@@ -112,6 +140,47 @@ mod tests {
             Some("4.4.7")
         );
         assert_eq!(d("nothing known").as_deref(), None);
+    }
+
+    /// The definition the automaton implements: the first rule whose needle occurs.
+    fn by_rule_order(text: &str) -> Option<&'static TextRule> {
+        TEXT_RULES.iter().find(|rule| text.contains(rule.needle))
+    }
+
+    #[test]
+    fn the_first_rule_wins_not_the_first_position() {
+        // "Connection refused" (rule 8) comes first in the text, "host name lookup failure"
+        // (rule 0) wins.
+        let text = "Connection refused by x: host name lookup failure";
+        assert_eq!(implied_by_text(text, true), Some(Dsn::new(4, 4, 3)));
+        // Overlapping needles: "Host unknown" inside a longer text with "host not found".
+        let text = "Host unknown (Name server: nx.example: host not found)";
+        assert_eq!(implied_by_text(text, false), Some(Dsn::new(5, 1, 2)));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_rule_order(
+            picks in proptest::collection::vec((0..TEXT_RULES.len(), "\\PC{0,6}"), 0..4),
+            transient: bool,
+        ) {
+            // Texts made of needles (whole or cut) and filler, in any order.
+            let mut text = String::new();
+            for (index, filler) in &picks {
+                let needle = TEXT_RULES[*index].needle;
+                text.push_str(&needle[..needle.len() - filler.len() % 2]);
+                text.push_str(filler);
+            }
+            let expected = by_rule_order(&text).map(|rule| {
+                let class = match rule.class {
+                    0 if transient => 4,
+                    0 => 5,
+                    class => class,
+                };
+                Dsn::new(class, rule.subject, rule.detail)
+            });
+            proptest::prop_assert_eq!(implied_by_text(&text, transient), expected);
+        }
     }
 
     #[test]

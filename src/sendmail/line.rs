@@ -30,10 +30,11 @@ pub struct Relay<'a> {
 
 impl<'a> Relay<'a> {
     pub fn parse(raw: &'a str) -> Relay<'a> {
-        let text = raw.trim();
+        let text = trim(raw);
+        // Byte searches for ASCII characters: the offsets are character boundaries.
         let bracketed = |from: &'a str| -> Option<&'a str> {
-            let open = from.find('[')?;
-            let close = from[open..].find(']')? + open;
+            let open = memchr::memchr(b'[', from.as_bytes())?;
+            let close = memchr::memchr(b']', &from.as_bytes()[open..])? + open;
             Some(&from[open..=close])
         };
         if text.starts_with('[') {
@@ -43,7 +44,10 @@ impl<'a> Relay<'a> {
                 raw,
             };
         }
-        let (host, rest) = text.split_once(' ').unwrap_or((text, ""));
+        let (host, rest) = match memchr::memchr(b' ', text.as_bytes()) {
+            Some(space) => (&text[..space], &text[space + 1..]),
+            None => (text, ""),
+        };
         let host = host.trim_end_matches('.');
         Relay {
             host: (!host.is_empty()).then_some(host),
@@ -108,11 +112,10 @@ pub fn parse_message(message: &str) -> SendmailMessage<'_> {
 /// `5ASKE3aB000812: rest` -> (Some(id), rest); a message without a queue id is all body.
 fn split_queue_id(message: &str) -> (Option<&str>, &str) {
     let bytes = message.as_bytes();
-    let len = bytes
-        .iter()
-        .take(33)
-        .take_while(|b| b.is_ascii_alphanumeric())
-        .count();
+    let mut len = 0;
+    while len < 33 && len < bytes.len() && bytes[len].is_ascii_alphanumeric() {
+        len += 1;
+    }
     if (4..=32).contains(&len) && bytes.get(len) == Some(&b':') && bytes.get(len + 1) == Some(&b' ')
     {
         (Some(&message[..len]), &message[len + 2..])
@@ -181,27 +184,45 @@ fn strip_more(value: &str) -> (&str, bool) {
 /// and `reply=` runs to the first `, stat=`.
 struct Fields<'a> {
     rest: &'a str,
+    /// The length of the key that opens `rest`, when the separator search already measured it.
+    key_len: Option<usize>,
 }
 
 impl<'a> Fields<'a> {
     fn new(body: &'a str) -> Self {
-        Fields { rest: body }
+        Fields {
+            rest: body,
+            key_len: None,
+        }
     }
 }
+
+/// `, stat=`, where a `reply=` value ends; built once.
+static STAT_SEPARATOR: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b", stat="));
 
 impl<'a> Iterator for Fields<'a> {
     type Item = (&'a str, &'a str);
 
     fn next(&mut self) -> Option<Self::Item> {
         let rest = self.rest;
-        let key_len = key_length(rest.as_bytes())?;
+        let key_len = match self.key_len.take() {
+            Some(len) => len,
+            None => key_length(rest.as_bytes())?,
+        };
         let key = &rest[..key_len];
         let value_start = key_len + 1;
         let tail = &rest[value_start..];
         let value_len = match key {
             "stat" => tail.len(),
-            "reply" => tail.find(", stat=").unwrap_or(tail.len()),
-            _ => next_separator(tail).unwrap_or(tail.len()),
+            "reply" => STAT_SEPARATOR.find(tail.as_bytes()).unwrap_or(tail.len()),
+            _ => match next_separator(tail) {
+                Some((at, next_key_len)) => {
+                    self.key_len = Some(next_key_len);
+                    at
+                }
+                None => tail.len(),
+            },
         };
         let value = &tail[..value_len];
         // Skip the `, ` separator (or reach the end).
@@ -210,28 +231,73 @@ impl<'a> Iterator for Fields<'a> {
     }
 }
 
-/// Length of a `[a-z_]+` key followed by `=`, or None.
+/// Bytes allowed in a key: `a`-`z` and `_`.
+const KEY_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = b'a';
+    while b <= b'z' {
+        table[b as usize] = true;
+        b += 1;
+    }
+    table[b'_' as usize] = true;
+    table
+};
+
+/// Length of a `[a-z_]+` key (at most 24 bytes) followed by `=`, or None.
 fn key_length(bytes: &[u8]) -> Option<usize> {
-    let len = bytes
-        .iter()
-        .take(24)
-        .take_while(|b| b.is_ascii_lowercase() || **b == b'_')
-        .count();
+    let mut len = 0;
+    while len < 24 && len < bytes.len() && KEY_BYTE[usize::from(bytes[len])] {
+        len += 1;
+    }
     (len > 0 && bytes.get(len) == Some(&b'=')).then_some(len)
 }
 
-/// Offset of the next `, key=` in `text`.
-fn next_separator(text: &str) -> Option<usize> {
+/// Offset of the next `, key=` in `text`, and the length of that key.
+fn next_separator(text: &str) -> Option<(usize, usize)> {
     let bytes = text.as_bytes();
     let mut from = 0;
-    while let Some(found) = memchr::memchr(b',', &bytes[from..]) {
-        let at = from + found;
-        if bytes.get(at + 1) == Some(&b' ') && key_length(&bytes[at + 2..]).is_some() {
-            return Some(at);
+    while let Some(at) = find_comma(bytes, from) {
+        if bytes.get(at + 1) == Some(&b' ') {
+            if let Some(len) = key_length(&bytes[at + 2..]) {
+                return Some((at, len));
+            }
         }
         from = at + 1;
     }
     None
+}
+
+/// The first `,` at or after `from`. Eight bytes at a time without a call: the values between
+/// separators are mostly shorter than a vector search needs to pay off.
+fn find_comma(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut at = from;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let commas = u64::from_le_bytes(word) ^ (ONES * u64::from(b','));
+        // The lowest set bit marks the first zero byte exactly (borrows only run upwards).
+        let zeros = commas.wrapping_sub(ONES) & !commas & HIGHS;
+        if zeros != 0 {
+            return Some(at + zeros.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    bytes
+        .get(at..)?
+        .iter()
+        .position(|&b| b == b',')
+        .map(|offset| at + offset)
+}
+
+/// `str::trim`, with a fast path for the usual field that starts and ends with a visible ASCII
+/// character (nothing to trim; `trim` would decode characters at both ends to find that out).
+pub(crate) fn trim(text: &str) -> &str {
+    match (text.as_bytes().first(), text.as_bytes().last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
+        _ => text.trim(),
+    }
 }
 
 /// The recipients of a `to=` list: split on commas outside `<...>` and quotes.
@@ -256,7 +322,7 @@ pub fn recipients(to: &str) -> impl Iterator<Item = &str> {
                 _ => {}
             }
         }
-        let item = rest[..end].trim();
+        let item = trim(&rest[..end]);
         rest = rest.get(end + 1..).unwrap_or("");
         Some(item)
     })
@@ -266,13 +332,14 @@ pub fn recipients(to: &str) -> impl Iterator<Item = &str> {
 /// The domain of an address such as `<someone@Gmail.com>` or `someone@gmail.com.`, as logged
 /// (not lower-cased), without brackets or a trailing dot.
 pub fn address_domain(address: &str) -> Option<&str> {
-    let inner = address.trim();
+    let inner = trim(address);
     let inner = inner.strip_prefix('<').unwrap_or(inner);
-    let inner = match inner.find('>') {
+    // Byte searches for ASCII characters: the offsets are character boundaries.
+    let inner = match memchr::memchr(b'>', inner.as_bytes()) {
         Some(close) => &inner[..close],
         None => inner,
     };
-    let at = inner.rfind('@')?;
+    let at = memchr::memrchr(b'@', inner.as_bytes())?;
     let domain = inner[at + 1..].trim_end_matches('.');
     (!domain.is_empty()).then_some(domain)
 }
@@ -381,6 +448,39 @@ mod tests {
             "starting daemon (8.17.1.9): SMTP+queueing@00:25:00",
         ] {
             assert_eq!(parse_message(m), SendmailMessage::Other, "{m}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn find_comma_finds_the_first_comma(
+            text in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            from in 0usize..45,
+        ) {
+            let expected = text
+                .get(from..)
+                .and_then(|rest| rest.iter().position(|&b| b == b','))
+                .map(|offset| from + offset);
+            proptest::prop_assert_eq!(find_comma(&text, from), expected);
+        }
+    }
+
+    #[test]
+    fn find_comma_in_every_position() {
+        for len in 0..20 {
+            for comma in 0..len {
+                let mut text = vec![b'a'; len];
+                text[comma] = b',';
+                if comma + 2 < len {
+                    text[comma + 2] = b',';
+                }
+                for from in 0..=len {
+                    let expected = (from <= comma)
+                        .then_some(comma)
+                        .or_else(|| (comma + 2 < len && from <= comma + 2).then_some(comma + 2));
+                    assert_eq!(find_comma(&text, from), expected, "{len} {comma} {from}");
+                }
+            }
         }
     }
 

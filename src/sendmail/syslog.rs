@@ -20,6 +20,18 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
+/// The months as fixed-size byte arrays: compared inline, without a call per month.
+const MONTH_CODES: [[u8; 3]; 12] = {
+    let mut codes = [[0u8; 3]; 12];
+    let mut i = 0;
+    while i < 12 {
+        let name = MONTHS[i].as_bytes();
+        codes[i] = [name[0], name[1], name[2]];
+        i += 1;
+    }
+    codes
+};
+
 /// Splits a line (with or without its line end) into its syslog parts.
 pub fn parse_syslog(line: &str) -> SyslogLine<'_> {
     let line = line.trim_end_matches(['\n', '\r']);
@@ -45,7 +57,7 @@ pub fn parse_syslog(line: &str) -> SyslogLine<'_> {
             };
         }
     };
-    let Some((host, after_host)) = rest.split_once(' ') else {
+    let Some((host, after_host)) = split_at_space(rest) else {
         return SyslogLine {
             timestamp: Some(timestamp),
             message: rest,
@@ -73,13 +85,13 @@ pub fn parse_syslog(line: &str) -> SyslogLine<'_> {
 fn split_timestamp(line: &str) -> Option<(&str, &str)> {
     let bytes = line.as_bytes();
     if bytes.len() > 16
-        && MONTHS.iter().any(|m| line.starts_with(m))
         && bytes[3] == b' '
         && (bytes[4] == b' ' || bytes[4].is_ascii_digit())
         && bytes[5].is_ascii_digit()
         && bytes[6] == b' '
         && is_clock(&bytes[7..15])
         && bytes[15] == b' '
+        && MONTH_CODES.contains(&[bytes[0], bytes[1], bytes[2]])
     {
         return Some((&line[..15], &line[16..]));
     }
@@ -91,8 +103,7 @@ fn split_timestamp(line: &str) -> Option<(&str, &str)> {
         && bytes[10] == b'T'
         && is_clock(&bytes[11..19])
     {
-        let end = line.find(' ')?;
-        return Some((&line[..end], &line[end + 1..]));
+        return split_at_space(line);
     }
     None
 }
@@ -109,18 +120,22 @@ fn is_clock(b: &[u8]) -> bool {
         && b[7].is_ascii_digit()
 }
 
+/// `(before, after)` the first space. Byte search: a space is a character boundary.
+fn split_at_space(text: &str) -> Option<(&str, &str)> {
+    let space = memchr::memchr(b' ', text.as_bytes())?;
+    Some((&text[..space], &text[space + 1..]))
+}
+
+/// Longest tag accepted.
+const MAX_TAG: usize = 64;
+
 /// `prog[pid]: rest` or (when `need_pid` is false) `prog: rest`. The tag is one token of
 /// printable characters without `:`.
 fn split_tag(text: &str, need_pid: bool) -> Option<(&str, Option<&str>, &str)> {
-    let colon = text
-        .find(": ")
-        .or_else(|| text.strip_suffix(':').map(|t| t.len()))?;
+    let colon = tag_end(text)?;
     let tag = &text[..colon];
-    if tag.is_empty() || tag.len() > 64 || tag.bytes().any(|b| b <= b' ' || b == b'\x7f') {
-        return None;
-    }
     let message = text.get(colon + 2..).unwrap_or("");
-    if let Some(open) = tag.find('[') {
+    if let Some(open) = memchr::memchr(b'[', tag.as_bytes()) {
         let pid = tag[open + 1..].strip_suffix(']')?;
         if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) || open == 0 {
             return None;
@@ -131,6 +146,23 @@ fn split_tag(text: &str, need_pid: bool) -> Option<(&str, Option<&str>, &str)> {
     } else {
         Some((tag, None, message))
     }
+}
+
+/// The length of the tag: the text before the first `: ` (or before a final `:` when there is
+/// no `: `), when that is 1 to 64 bytes without spaces, control characters or DEL. Only the
+/// first 66 bytes are looked at: the first byte that may not be in a tag ends the search, and a
+/// valid tag is followed by `: `, so that byte must be the space right after the colon.
+fn tag_end(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let window = &bytes[..bytes.len().min(MAX_TAG + 2)];
+    let colon = match window.iter().position(|&b| b <= b' ' || b == b'\x7f') {
+        Some(stop) if stop > 0 && bytes[stop] == b' ' && bytes[stop - 1] == b':' => stop - 1,
+        Some(_) => return None,
+        // The whole text is one token: a tag only if it ends in `:`.
+        None if window.len() == bytes.len() => text.strip_suffix(':')?.len(),
+        None => return None,
+    };
+    (1..=MAX_TAG).contains(&colon).then_some(colon)
 }
 
 #[cfg(test)]
@@ -175,6 +207,52 @@ mod tests {
         let line = parse_syslog("5ASKE3aB000812: to=<a@b.c>, stat=Sent\r\n");
         assert_eq!(line.program, None);
         assert_eq!(line.message, "5ASKE3aB000812: to=<a@b.c>, stat=Sent");
+    }
+
+    /// The straightforward definition `tag_end` implements in one bounded pass.
+    fn tag_end_reference(text: &str) -> Option<usize> {
+        let colon = text
+            .find(": ")
+            .or_else(|| text.strip_suffix(':').map(|t| t.len()))?;
+        let tag = &text[..colon];
+        let bad = tag.bytes().any(|b| b <= b' ' || b == b'\x7f');
+        (!tag.is_empty() && tag.len() <= MAX_TAG && !bad).then_some(colon)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn tag_end_agrees_with_its_definition(
+            text in "([a-z:\\[\\] \\x00\\x7f\\t]{0,70}|[a-z]{60,70}(: |:)?[a-z :]{0,5})"
+        ) {
+            proptest::prop_assert_eq!(tag_end(&text), tag_end_reference(&text));
+        }
+
+        #[test]
+        fn tag_end_agrees_on_any_text(text in "\\PC{0,80}") {
+            proptest::prop_assert_eq!(tag_end(&text), tag_end_reference(&text));
+        }
+    }
+
+    #[test]
+    fn tag_end_edges() {
+        for text in [
+            "",
+            ":",
+            "a:",
+            "a: ",
+            "a:b",
+            ": x",
+            "a :x",
+            "a\x7f: x",
+            "é[1]: x",
+            "a: b: c",
+            &format!("{}: x", "t".repeat(64)),
+            &format!("{}: x", "t".repeat(65)),
+            &format!("{}:", "t".repeat(64)),
+            &format!("{}:", "t".repeat(65)),
+        ] {
+            assert_eq!(tag_end(text), tag_end_reference(text), "{text:?}");
+        }
     }
 
     #[test]

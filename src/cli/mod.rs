@@ -3,10 +3,12 @@
 //! 2 bad usage or bad input (with a one-line error on stderr).
 
 mod check_config;
+mod demo;
 mod exec;
 mod lines;
 mod parse;
 mod serve;
+pub mod triage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +34,9 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// The whole pipeline on this machine: the real intake and ledger, a bundled incident
+    /// replayed, the annotation printed. No AWS, no network, no configuration.
+    Demo,
     /// Validate the configuration and print it with secrets masked.
     CheckConfig {
         #[arg(long, value_name = "FILE")]
@@ -44,6 +49,8 @@ pub enum Command {
     },
     /// Run a command in a tier's container over ECS Exec; exits with the command's status.
     Exec(exec::ExecArgs),
+    /// One triage in the foreground; with --replay, from a snapshot and without AWS.
+    Triage(triage::TriageArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +109,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve { config } => serve::run(config.as_deref()),
+        Command::Demo => demo::run(),
         Command::CheckConfig { config } => check_config::run(config.as_deref()),
         Command::Parse {
             what:
@@ -119,6 +127,7 @@ pub fn main() -> ExitCode {
                 },
         } => parse::run_mailq(&file, show_local_parts),
         Command::Exec(args) => exec::run(args),
+        Command::Triage(args) => triage::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -188,3 +188,38 @@ fn bad_input_exits_2_with_one_line_naming_the_file() {
         assert!(output.stdout.is_empty());
     }
 }
+
+#[test]
+fn demo_runs_the_pipeline_with_nothing_set_up() {
+    let home = tempfile::tempdir().unwrap();
+    let output = Command::new(support::service::binary())
+        .arg("demo")
+        .env_clear()
+        .env("HOME", home.path())
+        .env("TMPDIR", home.path())
+        .current_dir(home.path())
+        .output()
+        .expect("run cabal-triage demo");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("POST /api/v1/alerts -> 202 episode ep-"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("episode state: triaged"), "{stdout}");
+    assert!(stdout.contains("[demo] step mailq smtp-out"), "{stdout}");
+    assert!(stdout.contains("[demo] step dnsbl"), "{stdout}");
+    assert!(stdout.contains("with its evidence snapshot"), "{stdout}");
+    assert!(
+        stdout.contains("SendmailDeferredSpike [firing]: blocklist-check (high confidence)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("concentrate on google"), "{stdout}");
+    // The temporary ledger is gone, and nothing was written where the demo ran.
+    let left: Vec<_> = std::fs::read_dir(home.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}

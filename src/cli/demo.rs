@@ -78,7 +78,10 @@ async fn demo(dir: PathBuf) -> Result<(), CliError> {
             config.ledger.path.display()
         ));
         say(&format!(
-            "[demo] replaying the incident captured at {captured_at} (a greylist storm at one provider on smtp-out)"
+            "[demo] replaying the incident captured at {} (a greylist storm at one provider on smtp-out)",
+            captured_at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
         ));
         let outcome = drive(&format!("http://{addr}"), &token, &config).await;
         shutdown.begin(Duration::from_secs(2));

@@ -107,7 +107,7 @@ async fn webhook_to_stored_report_with_moto_ecs_exec_and_dns() {
     let id = body["episodes"][0]["id"].as_str().unwrap().to_string();
     let episode = service
         .wait_for_states(
-            &[id.clone()],
+            std::slice::from_ref(&id),
             &["triaged", "failed"],
             Duration::from_secs(60),
         )

@@ -55,6 +55,7 @@ fn report(samples: Vec<String>, summary: String) -> Report {
             )]),
             nat: serde_json::Value::Null,
             dnsbl: serde_json::Value::Null,
+            tier_details: BTreeMap::new(),
         },
         steps: vec![Step {
             name: "mailq imap".into(),
@@ -64,6 +65,7 @@ fn report(samples: Vec<String>, summary: String) -> Report {
         }],
         started_at: OffsetDateTime::UNIX_EPOCH,
         finished_at: OffsetDateTime::UNIX_EPOCH,
+        evidence_snapshot: None,
     }
 }
 

@@ -3,11 +3,13 @@
 //! 2 bad usage or bad input (with a one-line error on stderr).
 
 mod check_config;
+mod demo;
 mod exec;
 mod maillog_json;
 mod maillog_pipeline;
 mod parse;
 mod serve;
+pub mod triage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +35,9 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// The whole pipeline on this machine: the real intake and ledger, a bundled incident
+    /// replayed, the annotation printed. No AWS, no network, no configuration.
+    Demo,
     /// Validate the configuration and print it with secrets masked.
     CheckConfig {
         #[arg(long, value_name = "FILE")]
@@ -45,6 +50,8 @@ pub enum Command {
     },
     /// Run a command in a tier's container over ECS Exec; exits with the command's status.
     Exec(exec::ExecArgs),
+    /// One triage in the foreground; with --replay, from a snapshot and without AWS.
+    Triage(triage::TriageArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +110,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve { config } => serve::run(config.as_deref()),
+        Command::Demo => demo::run(),
         Command::CheckConfig { config } => check_config::run(config.as_deref()),
         Command::Parse {
             what:
@@ -120,6 +128,7 @@ pub fn main() -> ExitCode {
                 },
         } => parse::run_mailq(&file, show_local_parts),
         Command::Exec(args) => exec::run(args),
+        Command::Triage(args) => triage::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,6 +15,8 @@ use crate::ledger::{
 };
 use crate::metrics::Metrics;
 use crate::notify::outbox::{configured_destinations, Outbox};
+use crate::probe::ProbeSet;
+use crate::runbook::environment::Environment;
 use crate::runbook::Registry;
 use crate::server::{self, AppState, Authenticator, Limits};
 use crate::shutdown::Shutdown;
@@ -35,7 +37,24 @@ pub fn run(path: Option<&Path>) -> Result<(), CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(serve(config))
+    runtime.block_on(async {
+        let shutdown = Shutdown::new();
+        shutdown.listen_for_signals(config.worker.shutdown_grace());
+        let config = Arc::new(config);
+        let clients = crate::aws::AwsClients::load(
+            &config.aws,
+            Duration::from_secs(config.probes.aws_connect_timeout_secs),
+            None,
+        )
+        .await;
+        let env = Environment::new(
+            ProbeSet::aws(&clients, &config),
+            Arc::clone(&config),
+            Environment::system_clock(),
+        );
+        let runbooks = Registry::with_sendmail(Arc::new(env));
+        serve_with(&config, runbooks, shutdown, None).await
+    })
 }
 
 /// The configured destinations, in the order deliveries are created.
@@ -53,11 +72,18 @@ fn destinations(config: &Config) -> Vec<String> {
     destinations
 }
 
-async fn serve(config: Config) -> Result<(), CliError> {
+/// Runs the service with `runbooks` until `shutdown`; `listening` learns the bound address
+/// (the port may have been 0). `demo` runs it in-process with replay runbooks.
+pub(crate) async fn serve_with(
+    config: &Config,
+    runbooks: Registry,
+    shutdown: Shutdown,
+    listening: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
+) -> Result<(), CliError> {
     let ledger: Arc<dyn Ledger> =
         match config.ledger.backend {
             LedgerBackend::Sqlite => {
-                let ledger = SqliteLedger::open(&config.ledger.path, destinations(&config))
+                let ledger = SqliteLedger::open(&config.ledger.path, destinations(config))
                     .map_err(|e| CliError::Runtime(e.to_string()))?;
                 if config.ledger.max_size_mib > 0 {
                     let cap = ledger
@@ -73,7 +99,7 @@ async fn serve(config: Config) -> Result<(), CliError> {
                     .into(),
             )),
         };
-    let runbooks = Arc::new(Registry::shipped());
+    let runbooks = Arc::new(runbooks);
     let metrics = Arc::new(Metrics::new());
     let work_available = Arc::new(Notify::new());
     let listen = config
@@ -98,15 +124,12 @@ async fn serve(config: Config) -> Result<(), CliError> {
             max_attempts: config.worker.max_attempts,
         },
     };
-    let shutdown = Shutdown::new();
-    shutdown.listen_for_signals(config.worker.shutdown_grace());
-
     // The outbox delivers to Slack / PagerDuty; it keeps going through the grace period (so
     // verdicts finished then still go out) and stops once the workers have.
     let outbox = Outbox::new(
         Arc::clone(&ledger),
-        configured_destinations(&config).map_err(CliError::Runtime)?,
-        &config,
+        configured_destinations(config).map_err(CliError::Runtime)?,
+        config,
         Arc::clone(&metrics),
         format!("{}:{}/outbox", hostname(), std::process::id()),
     );
@@ -131,7 +154,12 @@ async fn serve(config: Config) -> Result<(), CliError> {
 
     // The line tests and operators wait for: the actual address (the port may have been 0).
     tracing::info!(listen = %local, "cabal-triage listening");
-    eprintln!("cabal-triage listening on {local}");
+    match listening {
+        Some(tell) => {
+            let _ = tell.send(local);
+        }
+        None => eprintln!("cabal-triage listening on {local}"),
+    }
     let stop = shutdown.stop_intake.clone();
     axum::serve(listener, server::router(state))
         .with_graceful_shutdown(async move { stop.cancelled().await })

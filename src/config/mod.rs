@@ -7,12 +7,14 @@
 //! and reads secret files. Every key is documented, with its default, in `config/cabal-triage.toml`.
 
 mod env;
+mod runbooks;
 mod secret;
 mod sections;
 
 use std::path::{Path, PathBuf};
 
 pub use env::{apply_env_overrides, ENV_PREFIX};
+pub use runbooks::RunbooksConfig;
 pub use secret::Secret;
 pub use sections::*;
 
@@ -63,6 +65,7 @@ pub struct Config {
     pub providers: ProvidersConfig,
     pub exec: ExecConfig,
     pub delivery: DeliveryConfig,
+    pub runbooks: RunbooksConfig,
 }
 
 impl Config {
@@ -162,6 +165,7 @@ impl Config {
         self.providers.validate()?;
         self.exec.validate()?;
         self.delivery.validate()?;
+        self.runbooks.validate()?;
         Ok(())
     }
 

@@ -6,25 +6,38 @@
 //! - `LogScanProbe`: delivery lines (`stat=Deferred`, `dsn=5`) per tier from CloudWatch Logs.
 //! - `NatProbe`: the NAT instances / gateways in front of smtp-out, and their state.
 //! - `TaskDiscoveryProbe`: each tier's running ECS tasks and whether ECS Exec can reach them.
-//! - `dnsbl`: the NAT public IPs looked up in DNS blocklists.
+//! - `ExecProbe`: a command from configuration (`mailq`, the virtusertable check) in every
+//!   ready task of a tier, over ECS Exec.
+//! - `DnsblCheck`: the NAT public IPs looked up in DNS blocklists (`dnsbl`).
+//!
+//! `aws_impls` holds the ECS Exec and resolver implementations of the last two; `replay` holds
+//! the implementation of all five backed by a replay snapshot (`triage --replay`, `demo`).
 
+pub mod aws_impls;
 pub mod dnsbl;
 pub mod logs;
 pub mod nat;
+pub mod replay;
 pub mod snapshot;
 pub mod tasks;
 pub mod window;
 
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::aws::exec::probe::{ExecProbeResult, TierTargets};
 use crate::aws::{AwsError, Deadline};
 use crate::report::{Step, StepOutcome};
 
+pub use aws_impls::{AwsExecProbe, ResolverDnsbl};
+pub use dnsbl::DnsblOutcome;
 pub use logs::{AwsLogScan, LogScan, TierLogScan};
 pub use nat::{nat_state, AwsNatProbe, NatProbeResult};
+pub use replay::ReplayProbes;
 pub use snapshot::Snapshot;
 pub use tasks::{AwsTaskDiscovery, ExecReadiness, TaskDiscovery, TierTasks};
 pub use window::log_window;
@@ -83,4 +96,63 @@ pub trait NatProbe: Send + Sync {
 #[async_trait]
 pub trait TaskDiscoveryProbe: Send + Sync {
     async fn discover(&self, deadline: Deadline) -> TaskDiscovery;
+}
+
+/// A command from configuration in every given task of one tier, over ECS Exec. `probe` names the
+/// records (`mailq`, `virtusertable`); `command` never comes from an alert.
+#[async_trait]
+pub trait ExecProbe: Send + Sync {
+    async fn run(
+        &self,
+        probe: &str,
+        command: &str,
+        tier: &TierTargets,
+        deadline: Deadline,
+    ) -> Vec<ExecProbeResult>;
+}
+
+/// The DNSBL lookups of some IPs in the configured zones.
+#[async_trait]
+pub trait DnsblCheck: Send + Sync {
+    async fn check(&self, ips: &[IpAddr], deadline: Deadline) -> DnsblOutcome;
+}
+
+/// Every probe a runbook uses, behind its trait: AWS (`ProbeSet::aws`), a replay snapshot
+/// (`ProbeSet::replay`), or test fakes.
+#[derive(Clone)]
+pub struct ProbeSet {
+    pub tasks: Arc<dyn TaskDiscoveryProbe>,
+    pub exec: Arc<dyn ExecProbe>,
+    pub logs: Arc<dyn LogScanProbe>,
+    pub nat: Arc<dyn NatProbe>,
+    pub dnsbl: Arc<dyn DnsblCheck>,
+}
+
+impl ProbeSet {
+    /// The production probes: ECS, ECS Exec, CloudWatch Logs and EC2 through `clients`, DNSBL
+    /// through the configured resolver.
+    pub fn aws(clients: &crate::aws::AwsClients, config: &crate::config::Config) -> ProbeSet {
+        let starter = Arc::new(crate::aws::exec::EcsSessionStarter::new(
+            clients.ecs.clone(),
+        ));
+        ProbeSet {
+            tasks: Arc::new(AwsTaskDiscovery::new(clients, config)),
+            exec: Arc::new(AwsExecProbe::new(starter, config.exec.clone())),
+            logs: Arc::new(AwsLogScan::new(clients, config)),
+            nat: Arc::new(AwsNatProbe::new(clients, config)),
+            dnsbl: Arc::new(ResolverDnsbl::new(config.dnsbl.clone())),
+        }
+    }
+
+    /// Every probe answered from a replay snapshot.
+    pub fn replay(snapshot: snapshot::Snapshot, config: &crate::config::Config) -> ProbeSet {
+        let replay = Arc::new(ReplayProbes::new(snapshot, &config.cabalmail));
+        ProbeSet {
+            tasks: replay.clone(),
+            exec: replay.clone(),
+            logs: replay.clone(),
+            nat: replay.clone(),
+            dnsbl: replay,
+        }
+    }
 }

@@ -21,6 +21,10 @@ pub struct Report {
     pub started_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub finished_at: OffsetDateTime,
+    /// What the probes saw (design.md's replay snapshot), so the triage can be replayed;
+    /// `GET /api/v1/episodes/{id}` shows it as `evidence_snapshot`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence_snapshot: Option<serde_json::Value>,
 }
 
 /// The conclusion, in the runbook's terms.
@@ -90,6 +94,10 @@ pub struct Evidence {
     pub nat: serde_json::Value,
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub dnsbl: serde_json::Value,
+    /// Per tier, what backs the numbers: top DSN codes, domains, relays, replies, queue
+    /// answers, the virtusertable.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tier_details: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -150,6 +158,7 @@ mod tests {
             }],
             started_at: OffsetDateTime::UNIX_EPOCH,
             finished_at: OffsetDateTime::UNIX_EPOCH,
+            evidence_snapshot: None,
         };
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["verdict"]["offending_tier"], "smtp-out");

@@ -2,6 +2,13 @@
 //! time budget and returns a report; the registry maps an alertname to its runbook. An alert
 //! whose alertname has no runbook is recorded as `no_runbook` and never triaged.
 
+pub mod bounced;
+pub mod deferred;
+pub mod environment;
+pub mod evidence;
+pub mod gather;
+pub mod rules;
+pub mod spike;
 #[cfg(feature = "test-runbook")]
 mod test_runbook;
 
@@ -58,6 +65,20 @@ impl Registry {
         let mut registry = Registry::new();
         #[cfg(feature = "test-runbook")]
         registry.register(test_runbook::ALERTNAME, Arc::new(test_runbook::TestRunbook));
+        registry
+    }
+
+    /// The shipped registry plus the sendmail runbooks over `env`'s probes.
+    pub fn with_sendmail(env: Arc<environment::Environment>) -> Self {
+        let mut registry = Registry::shipped();
+        registry.register(
+            deferred::ALERTNAME,
+            Arc::new(deferred::DeferredSpike::new(Arc::clone(&env))),
+        );
+        registry.register(
+            bounced::ALERTNAME,
+            Arc::new(bounced::BouncedSpike::new(env)),
+        );
         registry
     }
 

@@ -69,6 +69,7 @@ impl Runbook for TestRunbook {
             }],
             started_at,
             finished_at: OffsetDateTime::now_utc(),
+            evidence_snapshot: None,
         })
     }
 }

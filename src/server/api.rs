@@ -99,9 +99,24 @@ pub async fn get_episode(
         return Err(ApiError::new(StatusCode::NOT_FOUND, "no such episode"));
     }
     match state.ledger.get_episode(&id).await.map_err(ledger_error)? {
-        Some(detail) => Ok(Json(detail).into_response()),
+        Some(detail) => Ok(Json(with_evidence_snapshot(detail)).into_response()),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, "no such episode")),
     }
+}
+
+/// The episode as the API shows it: the report's replay snapshot moves to the top level as
+/// `evidence_snapshot` (design.md), so it can be saved and given to `triage --replay`.
+fn with_evidence_snapshot(detail: crate::ledger::EpisodeDetail) -> serde_json::Value {
+    let mut value = serde_json::to_value(detail).unwrap_or(serde_json::Value::Null);
+    let snapshot = value
+        .get_mut("report")
+        .and_then(|r| r.as_object_mut())
+        .and_then(|r| r.remove("evidence_snapshot"))
+        .unwrap_or(serde_json::Value::Null);
+    if let Some(object) = value.as_object_mut() {
+        object.insert("evidence_snapshot".into(), snapshot);
+    }
+    value
 }
 
 pub async fn healthz() -> Response {

@@ -103,6 +103,9 @@ pub struct SessionPlan {
     pub token: String,
     pub command: String,
     pub script: AgentScript,
+    /// Environment of the command (the fake ECS names the task and container here, so one
+    /// configured command can print per-tier output in tests).
+    pub env: Vec<(String, String)>,
 }
 
 /// What happened in one session, for the tests.
@@ -405,7 +408,10 @@ impl AgentSession {
         }
 
         // The command runs while the session keeps answering the client (acks, input).
-        let command = tokio::spawn(run_command(self.plan.command.clone()));
+        let command = tokio::spawn(run_command(
+            self.plan.command.clone(),
+            self.plan.env.clone(),
+        ));
         while !command.is_finished() {
             self.pump_until(socket, Duration::from_millis(10), |_| false)
                 .await;
@@ -765,7 +771,7 @@ fn control_frame(message_type: MessageType, payload: Vec<u8>) -> Frame {
 
 /// Runs the command as the agent does in container mode: split with shell-like rules and
 /// executed without a shell; stdout and stderr merged; LF turned into CR LF as a pty does.
-async fn run_command(command: String) -> Vec<u8> {
+async fn run_command(command: String, env: Vec<(String, String)>) -> Vec<u8> {
     let Some(words) = shlex::split(&command) else {
         return b"Unable to start command: bad quoting\r\n".to_vec();
     };
@@ -779,6 +785,7 @@ async fn run_command(command: String) -> Vec<u8> {
         let (mut reader, writer) = std::io::pipe()?;
         let mut child = std::process::Command::new(&program)
             .args(&args)
+            .envs(env)
             .stdin(std::process::Stdio::null())
             .stdout(writer.try_clone()?)
             .stderr(writer)

@@ -194,6 +194,16 @@ async fn execute_command(
             token: token.clone(),
             command: command.to_string(),
             script,
+            env: vec![
+                (
+                    "FAKE_ECS_TASK".into(),
+                    task.rsplit('/').next().unwrap_or(task).into(),
+                ),
+                (
+                    "FAKE_ECS_CONTAINER".into(),
+                    request["container"].as_str().unwrap_or("").into(),
+                ),
+            ],
         },
     );
     let cluster = request["cluster"].as_str().unwrap_or("default");

@@ -3,6 +3,7 @@
 //! from a test file with `mod support;`.
 #![allow(dead_code)]
 
+pub mod aws_front;
 pub mod fake_aws;
 pub mod fake_dns;
 pub mod moto;

@@ -43,6 +43,10 @@ impl Default for ServiceOptions {
                     "CABAL_TRIAGE__WORKER__POLL_INTERVAL_MS".into(),
                     "100".into(),
                 ),
+                // `serve` builds its AWS clients at start: a region keeps the SDK from asking
+                // the instance metadata service (off loopback), and IMDS stays off.
+                ("CABAL_TRIAGE_AWS_REGION".into(), "us-east-1".into()),
+                ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
             ],
         }
     }

@@ -63,6 +63,7 @@ pub fn report(samples: Vec<String>) -> Report {
             )]),
             nat: serde_json::Value::Null,
             dnsbl: serde_json::Value::Null,
+            tier_details: BTreeMap::new(),
         },
         steps: vec![
             Step {
@@ -80,5 +81,6 @@ pub fn report(samples: Vec<String>) -> Report {
         ],
         started_at: datetime!(2026-11-28 20:00:31 UTC),
         finished_at: datetime!(2026-11-28 20:00:39 UTC),
+        evidence_snapshot: None,
     }
 }

@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""Writes the example incidents of examples/: for each, the Alertmanager payload, the replay
+snapshot (design.md's format, with sendmail lines in the format Cabalmail's tiers log) and the
+expected verdict. The files are committed; rerun this after changing an incident:
+
+    python3 examples/generate.py
+
+Deterministic: no clock, no randomness. Addresses use reserved names (example.org, cabal.example)
+or well-known provider domains, IPs come from documentation ranges where they are ours.
+"""
+import datetime as dt
+import json
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CAPTURED = dt.datetime(2026, 11, 28, 20, 15, 0, tzinfo=dt.timezone.utc)
+STARTS = CAPTURED - dt.timedelta(minutes=16, seconds=30)
+WINDOW_FROM = STARTS - dt.timedelta(minutes=15)
+ACCOUNT = "arn:aws:ecs:us-east-1:123456789012:task/cabal-mail/"
+TASKS = {
+    "imap": ["9f1c2d3e4a5b46c7a8b9c0d1e2f3a4b5"],
+    "smtp-in": ["1a2b3c4d5e6f47a8b9c0d1e2f3a4b5c6", "2b3c4d5e6f7a48b9c0d1e2f3a4b5c6d7"],
+    "smtp-out": ["3c4d5e6f7a8b49c0d1e2f3a4b5c6d7e8", "4d5e6f7a8b9c40d1e2f3a4b5c6d7e8f9"],
+}
+HOSTS = {"imap": "ip-10-0-1-23", "smtp-in": "ip-10-0-1-41", "smtp-out": "ip-10-0-2-17"}
+NAT_IP = "203.0.113.7"
+ZONES = ["zen.spamhaus.org", "bl.spamcop.net", "b.barracudacentral.org"]
+
+
+def rfc3339(t):
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ms(t):
+    return int(t.timestamp() * 1000)
+
+
+class Log:
+    """Sendmail lines of one tier, with CloudWatch timestamps and per-task streams."""
+
+    def __init__(self, tier):
+        self.tier = tier
+        self.events = []
+        self.n = 0
+
+    def line(self, at, text, pid=812):
+        task = TASKS[self.tier][self.n % len(TASKS[self.tier])]
+        self.n += 1
+        qid = f"5AS{at.strftime('%H%M')}{self.n:05d}"[:14]
+        prefix = f"{at.strftime('%b %d %H:%M:%S')} {HOSTS[self.tier]} sm-mta[{pid + self.n % 7}]"
+        self.events.append({
+            "timestamp": ms(at),
+            "message": f"{prefix}: {qid}: {text}",
+            "log_stream": f"{self.tier}/{self.tier}/{task}",
+        })
+
+
+def spread(start_min, end_min, count):
+    """`count` instants between `start_min` and `end_min` minutes before capture."""
+    step = (start_min - end_min) * 60 / max(count, 1)
+    return [CAPTURED - dt.timedelta(seconds=start_min * 60 - k * step) for k in range(count)]
+
+
+def mailq(tier, depths):
+    return [{"task": task, "probe": "mailq",
+             "output": f"\t\tTotal requests: {depth}\r\n" if depth else "Mail queue is empty\r\n",
+             "exit_status": 0, "error": None}
+            for task, depth in zip(TASKS[tier], depths)]
+
+
+def tier(tier_name, log, depths):
+    return {"tasks": [ACCOUNT + t for t in TASKS[tier_name]],
+            "exec": mailq(tier_name, depths),
+            "log_events": sorted(log.events, key=lambda e: e["timestamp"]),
+            "log_error": None}
+
+
+def nat(state="running", ip=NAT_IP):
+    return {"instances": [{"id": "i-0a1b2c3d4e5f60718", "name": "cabal-nat-0", "state": state,
+                           "public_ip": ip, "availability_zone": "us-east-1a",
+                           "launch_time": "2026-10-02T08:12:44Z"}],
+            "gateways": [], "error": None}
+
+
+def dnsbl(listed=None):
+    listed = listed or {}
+    return {NAT_IP: {zone: listed.get(zone, []) for zone in ZONES}}
+
+
+def snapshot(tiers, nat_record, dnsbl_record):
+    out = {"captured_at": rfc3339(CAPTURED),
+           "window": {"from": rfc3339(WINDOW_FROM), "to": rfc3339(CAPTURED)},
+           "tiers": tiers, "nat": nat_record}
+    if dnsbl_record is not None:
+        out["dnsbl"] = dnsbl_record
+    return out
+
+
+def payload(alertname="SendmailDeferredSpike", severity="warning"):
+    rule = {
+        "SendmailDeferredSpike": "more than 10 sendmail stat=Deferred lines across the mail tiers in 10 minutes, for 15 minutes",
+        "SendmailBouncedSpike": "more than 15 sendmail dsn=5 lines across the mail tiers in 30 minutes, for 15 minutes",
+    }[alertname]
+    group_key = f'{{}}:{{alertname="{alertname}", severity="{severity}"}}'
+    alert = {
+        "status": "firing",
+        "labels": {"alertname": alertname, "severity": severity, "job": "cloudwatch"},
+        "annotations": {"summary": rule,
+                        "runbook_url": "https://github.com/cabalmail/cabal-infra/blob/main/docs/operations/runbooks/"
+                                       + ("sendmail-deferred-spike.md" if "Deferred" in alertname else "sendmail-bounced-spike.md")},
+        "startsAt": rfc3339(STARTS),
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus:9090/graph?g0.expr=sum%28sendmail_deferred%29",
+        "fingerprint": "c3a1d2e4f5b60718" if "Deferred" in alertname else "b3a1d2e4f5b60719",
+    }
+    return {"receiver": "cabal-triage", "status": "firing", "alerts": [alert],
+            "groupLabels": {"alertname": alertname, "severity": severity},
+            "commonLabels": alert["labels"], "commonAnnotations": alert["annotations"],
+            "externalURL": "http://alertmanager:9093", "version": "4", "groupKey": group_key,
+            "truncatedAlerts": 0}
+
+
+def quiet(tier_name):
+    return tier(tier_name, Log(tier_name), [0] * len(TASKS[tier_name]))
+
+
+GMAIL = "relay=gmail-smtp-in.l.google.com. [142.250.31.27]"
+
+
+def greylist_storm():
+    out = Log("smtp-out")
+    users = ["anna", "ben", "chloe", "dev", "emma", "farid", "gus", "hana", "ivan", "jo"]
+    for k, at in enumerate(spread(28, 1, 90)):
+        user = users[k % len(users)]
+        if k % 6 == 5:
+            # Sendmail's host-status cache: a later message to the same host in the same run.
+            out.line(at, f"to=<{user}.{k}@gmail.com>, delay=00:{k % 50:02d}:10, xdelay=00:00:00, mailer=esmtp, pri={120000 + k * 30}, {GMAIL}, dsn=4.0.0, stat=Deferred")
+        else:
+            out.line(at, f"to=<{user}.{k}@gmail.com>, delay=00:{k % 50:02d}:02, xdelay=00:00:02, mailer=esmtp, pri={120000 + k * 30}, {GMAIL}, dsn=4.7.28, stat=Deferred: 421-4.7.28 [{NAT_IP}      15] Our system has detected an unusual rate of unsolicited mail originating from your IP address. To protect our users from spam, mail sent from your IP address has been temporarily rate limited.")
+    for k, at in enumerate(spread(20, 5, 6)):
+        out.line(at, f"to=<team{k}@outlook.com>, delay=00:0{k}:40, xdelay=00:00:01, mailer=esmtp, pri=90000, relay=outlook-com.olc.protection.outlook.com. [52.101.42.10], dsn=4.3.2, stat=Deferred: 451 4.3.2 Temporary server error. Please try again later. ATTR5 [DM6NAM10FT031.eop-nam10.prod.protection.outlook.com]")
+    tiers = {"imap": quiet("imap"), "smtp-in": quiet("smtp-in"), "smtp-out": tier("smtp-out", out, [42, 42])}
+    return snapshot(tiers, nat(), dnsbl())
+
+
+def nat_stopped():
+    out = Log("smtp-out")
+    domains = [("gmail.com", "gmail-smtp-in.l.google.com."), ("yahoo.com", "mta5.am0.yahoodns.net."),
+               ("example.org", "mx.example.org."), ("icloud.com", "mx01.mail.icloud.com."),
+               ("outlook.com", "outlook-com.olc.protection.outlook.com.")]
+    for k, at in enumerate(spread(14, 1, 70)):
+        domain, mx = domains[k % len(domains)]
+        if k % 3 == 0:
+            out.line(at, f"to=<person{k}@{domain}>, delay=00:0{k % 10}:00, xdelay=00:01:15, mailer=esmtp, pri={30000 + k * 90}, relay={mx}, dsn=4.4.1, stat=Deferred: Connection timed out with {mx}")
+        elif k % 3 == 1:
+            out.line(at, f"to=<person{k}@{domain}>, delay=00:0{k % 10}:30, xdelay=00:00:00, mailer=esmtp, pri={30000 + k * 90}, relay={domain}, dsn=4.4.3, stat=Deferred: Name server timeout")
+        else:
+            out.line(at, f"to=<person{k}@{domain}>, delay=00:0{k % 10}:45, xdelay=00:00:00, mailer=esmtp, pri={30000 + k * 90}, relay={domain}, dsn=4.4.3, stat=Deferred: {domain}: No route to host")
+    tiers = {"imap": quiet("imap"), "smtp-in": quiet("smtp-in"), "smtp-out": tier("smtp-out", out, [67, 67])}
+    # A stopped NAT instance keeps no public IP: nothing to check against blocklists.
+    return snapshot(tiers, nat(state="stopped", ip=None), None)
+
+
+def imap_local_delivery():
+    imap = Log("imap")
+    for k, at in enumerate(spread(29, 1, 48)):
+        user = ["chris", "dana", "eli"][k % 3]
+        if k % 4 == 3:
+            imap.line(at, f"to=<{user}@cabal.example>, delay=00:{k % 30:02d}:05, xdelay=00:00:00, mailer=local, pri={30000 + k * 90}, dsn=4.3.0, stat=Deferred: local mailer (/usr/bin/procmail) exited with EX_OSERR", pid=301)
+        else:
+            imap.line(at, f"to=<{user}@cabal.example>, delay=00:{k % 30:02d}:03, xdelay=00:00:01, mailer=local, pri={30000 + k * 90}, dsn=4.0.0, stat=Deferred: local mailer (/usr/bin/procmail) exited with EX_TEMPFAIL", pid=301)
+    tiers = {"imap": tier("imap", imap, [37]), "smtp-in": quiet("smtp-in"), "smtp-out": quiet("smtp-out")}
+    return snapshot(tiers, nat(), dnsbl())
+
+
+def smtp_in_relay():
+    inbound = Log("smtp-in")
+    for k, at in enumerate(spread(25, 1, 60)):
+        user = ["chris", "dana", "eli", "fern"][k % 4]
+        if k % 5 == 4:
+            inbound.line(at, f"to=<{user}@cabal.example>, delay=00:{k % 25:02d}:00, xdelay=00:00:00, mailer=relay, pri={30000 + k * 60}, relay=imap.cabal.internal., dsn=4.4.3, stat=Deferred: Name server: imap.cabal.internal.: host name lookup failure", pid=455)
+        else:
+            inbound.line(at, f"to=<{user}@cabal.example>, delay=00:{k % 25:02d}:01, xdelay=00:00:00, mailer=relay, pri={30000 + k * 60}, relay=imap.cabal.internal. [10.0.1.23], dsn=4.0.0, stat=Deferred: Connection refused by imap.cabal.internal.", pid=455)
+    tiers = {"imap": quiet("imap"), "smtp-in": tier("smtp-in", inbound, [31, 33]), "smtp-out": quiet("smtp-out")}
+    return snapshot(tiers, nat(), dnsbl())
+
+
+def remote_congestion():
+    out = Log("smtp-out")
+    for k, at in enumerate(spread(27, 2, 36)):
+        if k % 3 == 0:
+            out.line(at, f"to=<friend{k}@icloud.com>, delay=00:{k % 20:02d}:04, xdelay=00:00:01, mailer=esmtp, pri={60000 + k * 90}, relay=mx01.mail.icloud.com. [17.57.154.6], dsn=4.3.0, reply=451 4.3.0 Temporary server error. Please try again later, stat=Deferred: 451 4.3.0 Temporary server error. Please try again later")
+        elif k % 3 == 1:
+            out.line(at, f"to=<colleague{k}@example.org>, delay=00:{k % 20:02d}:09, xdelay=00:00:02, mailer=esmtp, pri={60000 + k * 90}, relay=mx.example.org. [198.51.100.25], dsn=4.3.2, stat=Deferred: 421 4.3.2 System not accepting network messages")
+        else:
+            out.line(at, f"to=<client{k}@example.net>, delay=00:{k % 20:02d}:11, xdelay=00:00:05, mailer=esmtp, pri={60000 + k * 90}, relay=mail.example.net. [198.51.100.80], dsn=4.5.0, stat=Deferred: 421 4.5.0 Too many concurrent SMTP connections; please try again later")
+    tiers = {"imap": quiet("imap"), "smtp-in": quiet("smtp-in"), "smtp-out": tier("smtp-out", out, [18, 18])}
+    return snapshot(tiers, nat(), dnsbl())
+
+
+def spike_over():
+    out = Log("smtp-out")
+    for k, at in enumerate(spread(31, 17, 40)):
+        out.line(at, f"to=<reader{k}@gmail.com>, delay=00:{k % 14:02d}:02, xdelay=00:00:01, mailer=esmtp, pri={90000 + k * 30}, {GMAIL}, dsn=4.7.28, stat=Deferred: 421-4.7.28 [{NAT_IP}      15] Our system has detected an unusual rate of unsolicited mail originating from your IP address.")
+    tiers = {"imap": quiet("imap"), "smtp-in": quiet("smtp-in"), "smtp-out": tier("smtp-out", out, [0, 0])}
+    return snapshot(tiers, nat(), dnsbl())
+
+
+def address_map_stale():
+    inbound = Log("smtp-in")
+    for k, at in enumerate(spread(29, 1, 24)):
+        user = ["newhire", "sales", "jobs"][k % 3]
+        inbound.line(at, f"to=<{user}@cabal.example>, delay=00:00:00, xdelay=00:00:00, mailer=local, pri=30000, dsn=5.1.1, stat=User unknown", pid=455)
+    snap_in = tier("smtp-in", inbound, [0, 0])
+    modified = int((CAPTURED - dt.timedelta(hours=6, minutes=12)).timestamp())
+    snap_in["exec"] = [{"task": t, "probe": "virtusertable",
+                        "output": f"214 /etc/mail/virtusertable\r\n{modified}\r\n",
+                        "exit_status": 0, "error": None} for t in TASKS["smtp-in"]]
+    tiers = {"imap": quiet("imap"), "smtp-in": snap_in, "smtp-out": quiet("smtp-out")}
+    for name in ("imap", "smtp-out"):
+        tiers[name].pop("exec")
+    return snapshot(tiers, nat(), dnsbl())
+
+
+INCIDENTS = {
+    "greylist-storm-one-provider": (greylist_storm, "SendmailDeferredSpike",
+        {"offending_tier": "smtp-out", "dsn_class": "4.7", "nat_state": "running",
+         "action": "blocklist-check", "confidence": "high"}),
+    "nat-stopped-4.4-wave": (nat_stopped, "SendmailDeferredSpike",
+        {"offending_tier": "smtp-out", "dsn_class": "4.4", "nat_state": "stopped",
+         "action": "nat-replace", "confidence": "high"}),
+    "imap-local-delivery-failing": (imap_local_delivery, "SendmailDeferredSpike",
+        {"offending_tier": "imap", "dsn_class": "4.0", "nat_state": "running",
+         "action": "imap-local-delivery", "confidence": "high"}),
+    "smtp-in-cannot-relay-to-imap": (smtp_in_relay, "SendmailDeferredSpike",
+        {"offending_tier": "smtp-in", "dsn_class": "4.4", "nat_state": "running",
+         "action": "inbound-relay", "confidence": "high"}),
+    "remote-congestion": (remote_congestion, "SendmailDeferredSpike",
+        {"offending_tier": "smtp-out", "dsn_class": "4.3", "nat_state": "running",
+         "action": "remote-congestion", "confidence": "high"}),
+    "spike-already-over": (spike_over, "SendmailDeferredSpike",
+        {"offending_tier": "none", "dsn_class": None, "nat_state": "running",
+         "action": "investigate", "confidence": "high"}),
+    "bounced-address-map-stale": (address_map_stale, "SendmailBouncedSpike",
+        {"offending_tier": "smtp-in", "dsn_class": "5.1", "nat_state": "running",
+         "action": "address-map-stale", "confidence": "high"}),
+}
+
+
+def main():
+    for name, (build, alertname, verdict) in INCIDENTS.items():
+        folder = os.path.join(HERE, name)
+        os.makedirs(folder, exist_ok=True)
+        severity = "critical" if "Bounced" in alertname else "warning"
+        files = {"payload.json": payload(alertname, severity), "snapshot.json": build(),
+                 "expected.json": {"verdict": verdict}}
+        for file, content in files.items():
+            with open(os.path.join(folder, file), "w") as f:
+                json.dump(content, f, indent=1)
+                f.write("\n")
+
+
+if __name__ == "__main__":
+    main()

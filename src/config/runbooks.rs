@@ -1,0 +1,130 @@
+//! `[runbooks]`: the thresholds of the verdict rules (`runbook::rules`) and the fixed command the
+//! bounced runbook runs over ECS Exec. Every rule reads its numbers from here, so an operator can
+//! tune what "stands out" without a rebuild; `docs/runbooks.md` explains each one.
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+
+/// `[runbooks]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunbooksConfig {
+    /// A tier's queue stands out from this many requests (`mailq`'s `Total requests`).
+    pub queue_threshold: u64,
+    /// A tier's deferred lines in the window stand out from this many.
+    pub deferred_threshold: u64,
+    /// A tier's bounced (`dsn=5`) lines in the window stand out from this many.
+    pub bounced_threshold: u64,
+    /// The dominant DSN class is "clear" (full confidence) from this share of failing lines.
+    pub dominant_share: f64,
+    /// 4.7 deferrals (or smtp-out bounces) are concentrated on one provider from this share...
+    pub provider_concentration: f64,
+    /// ...and this many lines at that provider.
+    pub provider_min_lines: u64,
+    /// Remote replies that say they greylist (`Greylisted`, postgrey's text) decide the action
+    /// from this share of the tier's deferred lines, whatever their code.
+    pub greylist_reply_share: f64,
+    /// 4.7 deferrals are "short" (greylisting) while their longest `delay=` stays under this.
+    pub greylist_max_delay_secs: u64,
+    /// smtp-out shows a 4.4 wave (a NAT problem) from this share of its failing lines...
+    pub nat_wave_share: f64,
+    /// ...and this many 4.4 lines.
+    pub nat_wave_min_lines: u64,
+    /// Shell text run in each smtp-in task by the bounced runbook: it must print the line count
+    /// of the virtusertable, then its modification time in epoch seconds. Only this setting
+    /// chooses the command; no alert field can.
+    pub virtusertable_command: String,
+    /// The virtusertable is stale (the reconfigure loop is stuck) past this age.
+    pub virtusertable_max_age_secs: u64,
+}
+
+impl Default for RunbooksConfig {
+    fn default() -> Self {
+        RunbooksConfig {
+            queue_threshold: 5,
+            deferred_threshold: 10,
+            bounced_threshold: 5,
+            dominant_share: 0.6,
+            provider_concentration: 0.6,
+            provider_min_lines: 5,
+            greylist_reply_share: 0.5,
+            greylist_max_delay_secs: 1800,
+            nat_wave_share: 0.5,
+            nat_wave_min_lines: 10,
+            virtusertable_command:
+                "wc -l /etc/mail/virtusertable && date -r /etc/mail/virtusertable +%s".into(),
+            virtusertable_max_age_secs: 7200,
+        }
+    }
+}
+
+impl RunbooksConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("runbooks.dominant_share", self.dominant_share),
+            (
+                "runbooks.provider_concentration",
+                self.provider_concentration,
+            ),
+            ("runbooks.greylist_reply_share", self.greylist_reply_share),
+            ("runbooks.nat_wave_share", self.nat_wave_share),
+        ] {
+            if !(value > 0.0 && value <= 1.0) {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must be a share greater than 0 and at most 1 (0.6 means 60 %)",
+                ));
+            }
+        }
+        for (key, value) in [
+            ("runbooks.deferred_threshold", self.deferred_threshold),
+            ("runbooks.bounced_threshold", self.bounced_threshold),
+            (
+                "runbooks.virtusertable_max_age_secs",
+                self.virtusertable_max_age_secs,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
+            }
+        }
+        if self.virtusertable_command.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "runbooks.virtusertable_command",
+                "must not be empty; the default is \"wc -l /etc/mail/virtusertable && date -r /etc/mail/virtusertable +%s\"",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_bad_values_name_the_key() {
+        RunbooksConfig::default().validate().unwrap();
+        let bad = RunbooksConfig {
+            provider_concentration: 1.5,
+            ..RunbooksConfig::default()
+        };
+        let error = bad.validate().unwrap_err().to_string();
+        assert!(error.contains("runbooks.provider_concentration"), "{error}");
+        let bad = RunbooksConfig {
+            virtusertable_command: " ".into(),
+            ..RunbooksConfig::default()
+        };
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("runbooks.virtusertable_command"));
+        let bad = RunbooksConfig {
+            nat_wave_share: f64::NAN,
+            ..RunbooksConfig::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+}

@@ -1,0 +1,487 @@
+//! The verdict rules of `SendmailDeferredSpike` (pure): which tier stands out, which DSN class
+//! dominates it, what to do, how sure we are. Each rule is a function over the typed evidence;
+//! `docs/runbooks.md` states them next to the human runbook's steps.
+
+use super::super::evidence::{TierFacts, TriageEvidence};
+use super::super::rules::{
+    combine, concentration, confidence, count_measure, dominant_class, missing_pieces, offending,
+    percent, ConfidenceInputs, TierStanding,
+};
+use crate::config::RunbooksConfig;
+use crate::report::{Action, NatState, OffendingTier, Verdict};
+
+/// A tier stands out when its queue and its deferred lines both reach their thresholds; when one
+/// of the two is unknown the other decides alone (partial evidence).
+pub fn tier_standing(facts: &TierFacts, t: &RunbooksConfig) -> TierStanding {
+    combine(&[
+        count_measure(facts.queue, facts.queue_partial, t.queue_threshold),
+        count_measure(
+            facts.deferred_lines(),
+            !facts.logs_known(),
+            t.deferred_threshold,
+        ),
+    ])
+}
+
+/// Whether the NAT is known not to be running.
+pub fn nat_down(state: NatState) -> bool {
+    !matches!(state, NatState::Running | NatState::Unknown)
+}
+
+/// A wave of 4.4 deferrals on smtp-out: outbound connections and DNS failing, the NAT's mark.
+pub fn nat_wave(smtp_out: &TierFacts, t: &RunbooksConfig) -> Option<(u64, f64)> {
+    let count = smtp_out
+        .summary
+        .dsn_classes
+        .get("4.4")
+        .copied()
+        .unwrap_or(0);
+    let failing: u64 = smtp_out
+        .summary
+        .dsn_classes
+        .iter()
+        .filter(|(c, _)| c.starts_with("4."))
+        .map(|(_, n)| *n)
+        .sum();
+    if failing == 0 {
+        return None;
+    }
+    let share = count as f64 / failing as f64;
+    (count >= t.nat_wave_min_lines && share >= t.nat_wave_share).then_some((count, share))
+}
+
+/// The action for the tier that offends (the one with most deferred lines when several do), with
+/// the reason in words. `offending` is the tier verdict; `primary` the tier the action is about.
+pub fn action(
+    offending: OffendingTier,
+    primary: Option<&TierFacts>,
+    evidence: &TriageEvidence,
+    t: &RunbooksConfig,
+) -> (Action, String) {
+    let nat_matters = !matches!(offending, OffendingTier::Imap | OffendingTier::SmtpIn);
+    if nat_matters && nat_down(evidence.nat_state) {
+        return (
+            Action::NatReplace,
+            format!(
+                "the NAT in front of smtp-out is {}: replace it; deferrals should stop within minutes",
+                crate::report::render::kebab(&evidence.nat_state)
+            ),
+        );
+    }
+    let Some(primary) = primary else {
+        return match offending {
+            OffendingTier::None => (
+                Action::Investigate,
+                "no tier's queue and deferrals stand out now: the spike has passed".into(),
+            ),
+            _ => (
+                Action::Investigate,
+                "the evidence needed to find the tier is missing".into(),
+            ),
+        };
+    };
+    match primary.tier.as_str() {
+        "imap" => (
+            Action::ImapLocalDelivery,
+            "imap is deferring local delivery (LDA -> procmail -> Maildir): check procmail, EFS space and the user sync (ecs-reconfigure heartbeat)".into(),
+        ),
+        "smtp-in" => (
+            Action::InboundRelay,
+            "smtp-in cannot relay to imap: imap.cabal.internal must resolve inside smtp-in and imap must accept connections on port 25".into(),
+        ),
+        _ => smtp_out_action(primary, evidence, t),
+    }
+}
+
+fn smtp_out_action(
+    facts: &TierFacts,
+    evidence: &TriageEvidence,
+    t: &RunbooksConfig,
+) -> (Action, String) {
+    if let Some((count, share)) = nat_wave(facts, t) {
+        return (
+            Action::NatReplace,
+            format!(
+                "a wave of {count} 4.4 deferrals ({} of smtp-out's) says outbound connections fail: replace the NAT",
+                percent(share)
+            ),
+        );
+    }
+    let listed = evidence.listed_ips();
+    if !listed.is_empty() {
+        return (
+            Action::BlocklistCheck,
+            format!("the NAT public IP {} is on a blocklist", listed.join(", ")),
+        );
+    }
+    let deferred = facts.summary.deferred_lines;
+    if deferred > 0 && facts.greylist_lines as f64 / deferred as f64 >= t.greylist_reply_share {
+        return (
+            Action::GreylistingTransient,
+            format!(
+                "{} of {deferred} deferrals are remote servers saying they greylist: they clear on retry",
+                facts.greylist_lines
+            ),
+        );
+    }
+    match dominant_class(facts, 4) {
+        Some((class, _, _)) if class == "4.7" => policy_action(facts, t),
+        Some((class, _, _)) if class == "4.5" || class == "4.3" => (
+            Action::RemoteCongestion,
+            "the remote servers are congested or failing (4.3 mail system, 4.5 protocol): nothing to fix here, sendmail retries".into(),
+        ),
+        _ => (
+            Action::Investigate,
+            "no known pattern in smtp-out's deferrals".into(),
+        ),
+    }
+}
+
+/// 4.7 on smtp-out: concentrated on one provider -> that provider blocks us (check our IP's
+/// reputation); spread thin and short -> greylisting; spread but long-lasting -> reputation.
+fn policy_action(facts: &TierFacts, t: &RunbooksConfig) -> (Action, String) {
+    if let Some((provider, share, count)) = concentration(facts, "4.7") {
+        if share >= t.provider_concentration && count >= t.provider_min_lines {
+            return (
+                Action::BlocklistCheck,
+                format!(
+                    "4.7 deferrals concentrate on {provider} ({count}, {}): check the NAT IP's reputation there",
+                    percent(share)
+                ),
+            );
+        }
+    }
+    match facts.longest_policy_delay_secs {
+        Some(secs) if secs > t.greylist_max_delay_secs => (
+            Action::BlocklistCheck,
+            format!(
+                "4.7 deferrals across providers have lasted up to {} min: our IP's reputation is suspect",
+                secs / 60
+            ),
+        ),
+        _ => (
+            Action::GreylistingTransient,
+            "4.7 deferrals are spread thin across providers and short: greylisting, watch".into(),
+        ),
+    }
+}
+
+/// The whole verdict.
+pub fn verdict(evidence: &TriageEvidence, t: &RunbooksConfig) -> Verdict {
+    let standings: Vec<(&str, TierStanding)> = evidence
+        .tiers
+        .iter()
+        .map(|f| (f.tier.as_str(), tier_standing(f, t)))
+        .collect();
+    let (offending_tier, standing_out) = offending(&standings);
+    let primary = standing_out
+        .iter()
+        .filter_map(|name| evidence.tier(name))
+        .max_by_key(|f| (f.summary.deferred_lines, f.queue.unwrap_or(0)));
+    let (action, reason) = action(offending_tier, primary, evidence, t);
+    let class = primary.and_then(|f| dominant_class(f, 4));
+    let partial = offending_tier == OffendingTier::Multiple
+        || standings
+            .iter()
+            .any(|(name, s)| standing_out.contains(name) && s.partial);
+    let mut missing = missing_pieces(evidence, true);
+    if primary.is_some_and(|f| f.tier == "smtp-out") && evidence.dnsbl_incomplete() {
+        missing += 1;
+    }
+    let confidence = confidence(ConfidenceInputs {
+        tier_decided: offending_tier != OffendingTier::Unknown,
+        conclusive: action != Action::Investigate || offending_tier == OffendingTier::None,
+        partial,
+        class_clear: primary.is_none() || class.as_ref().is_some_and(|c| c.1 >= t.dominant_share),
+        missing,
+    });
+    let mut summary = match (&class, primary) {
+        (Some((class, share, count)), Some(f)) => format!(
+            "{}: {} deferred, queue {}; {class} dominates ({count}, {}). {reason}",
+            f.tier,
+            f.summary.deferred_lines,
+            f.queue.map_or_else(|| "unknown".into(), |q| q.to_string()),
+            percent(*share)
+        ),
+        (None, Some(f)) => format!(
+            "{}: {} deferred, queue {}. {reason}",
+            f.tier,
+            f.summary.deferred_lines,
+            f.queue.map_or_else(|| "unknown".into(), |q| q.to_string())
+        ),
+        _ => reason,
+    };
+    if standing_out.len() > 1 {
+        summary.push_str(&format!(
+            " Tiers standing out: {}.",
+            standing_out.join(", ")
+        ));
+    }
+    if missing > 0 {
+        summary.push_str(&format!(" {missing} piece(s) of evidence missing."));
+    }
+    Verdict {
+        offending_tier,
+        dsn_class: class.map(|c| c.0),
+        nat_state: evidence.nat_state,
+        action,
+        confidence,
+        summary,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dnsbl::{Listing, ZoneVerdict};
+    use crate::probe::snapshot::NatSnapshot;
+    use crate::report::Confidence;
+    use crate::sendmail::NamedCount;
+    use std::collections::BTreeMap;
+    use time::macros::datetime;
+
+    fn t() -> RunbooksConfig {
+        RunbooksConfig::default()
+    }
+
+    fn tier(name: &str, queue: Option<u64>, deferred: u64, classes: &[(&str, u64)]) -> TierFacts {
+        let mut f = TierFacts {
+            tier: name.into(),
+            queue,
+            queue_tasks: 1,
+            queue_tasks_answered: usize::from(queue.is_some()),
+            queue_partial: queue.is_none(),
+            ..TierFacts::default()
+        };
+        f.summary.deferred_lines = deferred;
+        f.summary.dsn_classes = classes.iter().map(|(c, n)| (c.to_string(), *n)).collect();
+        f
+    }
+
+    fn quiet(name: &str) -> TierFacts {
+        tier(name, Some(0), 0, &[])
+    }
+
+    fn evidence(tiers: Vec<TierFacts>, nat: NatState) -> TriageEvidence {
+        TriageEvidence {
+            captured_at: datetime!(2026-11-28 20:15 UTC),
+            tiers,
+            nat: NatSnapshot::default(),
+            nat_state: nat,
+            nat_ips: vec!["203.0.113.7".into()],
+            dnsbl: BTreeMap::from([(
+                "203.0.113.7".to_string(),
+                vec![ZoneVerdict {
+                    zone: "zen.spamhaus.org".into(),
+                    listing: Listing::NotListed,
+                    codes: vec![],
+                    meanings: vec![],
+                }],
+            )]),
+            dnsbl_checked: true,
+        }
+    }
+
+    fn provider(name: &str, n: u64) -> NamedCount {
+        NamedCount {
+            name: name.into(),
+            lines: n,
+            deferred: n,
+            dsn_classes: BTreeMap::from([("4.7".to_string(), n)]),
+            ..NamedCount::default()
+        }
+    }
+
+    #[test]
+    fn a_tier_stands_out_on_queue_and_deferrals() {
+        assert_eq!(
+            tier_standing(&tier("smtp-out", Some(42), 118, &[]), &t()).standing,
+            super::super::super::rules::Standing::Stands
+        );
+        // Queue empty now: the spike has passed.
+        assert_eq!(
+            tier_standing(&tier("smtp-out", Some(0), 118, &[]), &t()).standing,
+            super::super::super::rules::Standing::Quiet
+        );
+        // Exec failed: the deferrals decide alone, partially.
+        let s = tier_standing(&tier("smtp-out", None, 118, &[]), &t());
+        assert!(s.partial);
+    }
+
+    #[test]
+    fn greylist_storm_at_one_provider_is_a_blocklist_check() {
+        let mut out = tier("smtp-out", Some(42), 110, &[("4.7", 100), ("4.4", 10)]);
+        out.summary.top_providers = vec![provider("google", 90), provider("microsoft", 10)];
+        let e = evidence(
+            vec![quiet("imap"), quiet("smtp-in"), out],
+            NatState::Running,
+        );
+        let v = verdict(&e, &t());
+        assert_eq!(v.offending_tier, OffendingTier::SmtpOut);
+        assert_eq!(v.dsn_class.as_deref(), Some("4.7"));
+        assert_eq!(v.action, Action::BlocklistCheck);
+        assert_eq!(v.confidence, Confidence::High);
+        assert!(v.summary.contains("google"), "{}", v.summary);
+    }
+
+    #[test]
+    fn spread_thin_and_short_4_7_is_greylisting() {
+        let mut out = tier("smtp-out", Some(12), 40, &[("4.7", 40)]);
+        out.summary.top_providers = vec![
+            provider("google", 10),
+            provider("microsoft", 10),
+            provider("yahoo", 10),
+            provider("apple", 10),
+        ];
+        out.longest_policy_delay_secs = Some(600);
+        let e = evidence(
+            vec![quiet("imap"), quiet("smtp-in"), out.clone()],
+            NatState::Running,
+        );
+        assert_eq!(verdict(&e, &t()).action, Action::GreylistingTransient);
+        // Long-lasting: reputation.
+        out.longest_policy_delay_secs = Some(4 * 3600);
+        let e = evidence(
+            vec![quiet("imap"), quiet("smtp-in"), out],
+            NatState::Running,
+        );
+        assert_eq!(verdict(&e, &t()).action, Action::BlocklistCheck);
+    }
+
+    #[test]
+    fn greylisting_replies_decide_whatever_their_code() {
+        let mut out = tier("smtp-out", Some(20), 30, &[("4.2", 20), ("4.7", 10)]);
+        out.greylist_lines = 20;
+        let e = evidence(
+            vec![quiet("imap"), quiet("smtp-in"), out],
+            NatState::Running,
+        );
+        assert_eq!(verdict(&e, &t()).action, Action::GreylistingTransient);
+    }
+
+    #[test]
+    fn listed_nat_ip_is_a_blocklist_check() {
+        let out = tier("smtp-out", Some(20), 30, &[("4.7", 30)]);
+        let mut e = evidence(
+            vec![quiet("imap"), quiet("smtp-in"), out],
+            NatState::Running,
+        );
+        e.dnsbl.get_mut("203.0.113.7").unwrap()[0].listing = Listing::Listed;
+        let v = verdict(&e, &t());
+        assert_eq!(v.action, Action::BlocklistCheck);
+        assert!(v.summary.contains("203.0.113.7"));
+    }
+
+    #[test]
+    fn nat_stopped_or_4_4_wave_is_nat_replace() {
+        let out = tier("smtp-out", Some(80), 90, &[("4.4", 85), ("4.7", 5)]);
+        let e = evidence(
+            vec![quiet("imap"), quiet("smtp-in"), out.clone()],
+            NatState::Running,
+        );
+        let v = verdict(&e, &t());
+        assert_eq!(
+            (v.action, v.dsn_class.as_deref()),
+            (Action::NatReplace, Some("4.4"))
+        );
+        let calm = tier("smtp-out", Some(0), 0, &[]);
+        let e = evidence(
+            vec![quiet("imap"), quiet("smtp-in"), calm],
+            NatState::Stopped,
+        );
+        assert_eq!(verdict(&e, &t()).action, Action::NatReplace);
+        assert_eq!(verdict(&e, &t()).nat_state, NatState::Stopped);
+    }
+
+    #[test]
+    fn congestion_imap_and_smtp_in() {
+        let out = tier(
+            "smtp-out",
+            Some(15),
+            25,
+            &[("4.3", 15), ("4.5", 8), ("4.7", 2)],
+        );
+        let e = evidence(
+            vec![quiet("imap"), quiet("smtp-in"), out],
+            NatState::Running,
+        );
+        assert_eq!(verdict(&e, &t()).action, Action::RemoteCongestion);
+
+        let imap = tier("imap", Some(30), 40, &[("4.0", 40)]);
+        let e = evidence(
+            vec![imap, quiet("smtp-in"), quiet("smtp-out")],
+            NatState::Running,
+        );
+        let v = verdict(&e, &t());
+        assert_eq!(
+            (v.offending_tier, v.action),
+            (OffendingTier::Imap, Action::ImapLocalDelivery)
+        );
+        // 4.0 is the whole of it: the class is clear.
+        assert_eq!(v.confidence, Confidence::High);
+
+        let smtp_in = tier("smtp-in", Some(50), 60, &[("4.4", 60)]);
+        // Even with the NAT stopped, smtp-in's problem is the relay to imap.
+        let e = evidence(
+            vec![quiet("imap"), smtp_in, quiet("smtp-out")],
+            NatState::Stopped,
+        );
+        let v = verdict(&e, &t());
+        assert_eq!(
+            (v.offending_tier, v.action),
+            (OffendingTier::SmtpIn, Action::InboundRelay)
+        );
+    }
+
+    #[test]
+    fn spike_over_multiple_and_unknown() {
+        let over = tier("smtp-out", Some(0), 60, &[("4.7", 60)]);
+        let e = evidence(
+            vec![quiet("imap"), quiet("smtp-in"), over],
+            NatState::Running,
+        );
+        let v = verdict(&e, &t());
+        assert_eq!(
+            (v.offending_tier, v.action),
+            (OffendingTier::None, Action::Investigate)
+        );
+        assert!(v.summary.contains("spike has passed"));
+        assert_eq!(v.confidence, Confidence::High);
+        assert_eq!(v.dsn_class, None);
+
+        let imap = tier("imap", Some(30), 40, &[("4.0", 40)]);
+        let smtp_in = tier("smtp-in", Some(50), 60, &[("4.4", 60)]);
+        let e = evidence(vec![imap, smtp_in, quiet("smtp-out")], NatState::Running);
+        let v = verdict(&e, &t());
+        assert_eq!(
+            (v.offending_tier, v.action),
+            (OffendingTier::Multiple, Action::InboundRelay)
+        );
+        assert_eq!(v.confidence, Confidence::Medium);
+
+        let mut lost = tier("imap", None, 0, &[]);
+        lost.log_error = Some("AccessDeniedException".into());
+        let e = evidence(
+            vec![lost, quiet("smtp-in"), quiet("smtp-out")],
+            NatState::Running,
+        );
+        let v = verdict(&e, &t());
+        assert_eq!(v.offending_tier, OffendingTier::Unknown);
+        assert_eq!(v.confidence, Confidence::Low);
+    }
+
+    #[test]
+    fn missing_evidence_lowers_confidence() {
+        let mut out = tier("smtp-out", None, 110, &[("4.7", 100), ("4.4", 10)]);
+        out.summary.top_providers = vec![provider("google", 90)];
+        let e = evidence(
+            vec![quiet("imap"), quiet("smtp-in"), out],
+            NatState::Unknown,
+        );
+        let v = verdict(&e, &t());
+        assert_eq!(v.offending_tier, OffendingTier::SmtpOut);
+        assert_eq!(v.action, Action::BlocklistCheck);
+        assert_eq!(v.confidence, Confidence::Medium);
+        assert!(v.summary.contains("missing"));
+    }
+}

@@ -1,0 +1,280 @@
+//! Gathering the evidence: every probe at once, each under its own deadline cut to what is left
+//! of the overall budget, and the results written into a replay snapshot. The chains of
+//! dependent calls run side by side:
+//!
+//! - task discovery, then each configured command over ECS Exec in every ready task of a tier;
+//! - the CloudWatch Logs scan of every tier;
+//! - the NAT lookup, then the DNSBL check of the NAT's public IPs.
+//!
+//! Nothing here decides: the snapshot goes to `evidence` and the rules. The probes are injected
+//! (`probe::ProbeSet`), so the same code runs against AWS, a replay snapshot, or test fakes.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use futures::future::join_all;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::aws::exec::probe::{TaskTarget, TierTargets};
+use crate::aws::Deadline;
+use crate::config::Config;
+use crate::probe::snapshot::{ExecRecord, Snapshot, Window};
+use crate::probe::{step, ExecProbe, ProbeError, ProbeSet as Probes, TierTasks};
+use crate::report::{Step, StepOutcome};
+
+/// One command to run over ECS Exec on some tiers (from configuration only).
+#[derive(Debug, Clone)]
+pub struct ExecPlan {
+    /// The record name in the snapshot (`mailq`, `virtusertable`).
+    pub probe: &'static str,
+    pub command: String,
+    pub tiers: Vec<String>,
+}
+
+/// What the probes saw and how each step went.
+#[derive(Debug, Clone)]
+pub struct Gathered {
+    pub snapshot: Snapshot,
+    pub steps: Vec<Step>,
+}
+
+/// Time kept back from the budget to build and store the report.
+pub const REPORT_MARGIN: Duration = Duration::from_millis(500);
+
+/// A deadline of `own` from now, never past `overall`.
+fn within(own: Duration, overall: &Deadline) -> Deadline {
+    Deadline::after(own.min(overall.remaining()))
+}
+
+/// Runs every probe for `window` and the exec `plans`, within `budget`.
+pub async fn gather(
+    probes: &Probes,
+    config: &Config,
+    plans: &[ExecPlan],
+    window: Window,
+    captured_at: OffsetDateTime,
+    budget: Duration,
+) -> Gathered {
+    let overall = Deadline::after(budget.saturating_sub(REPORT_MARGIN));
+    let overall = &overall;
+    let exec_chain = async {
+        let discovery = probes
+            .tasks
+            .discover(within(config.probes.task_discovery_deadline(), overall))
+            .await;
+        let mut runs = Vec::new();
+        for plan in plans {
+            for tier in &plan.tiers {
+                if let Some(found) = discovery.tier(tier) {
+                    runs.push(run_plan(
+                        probes.exec.as_ref(),
+                        config,
+                        plan,
+                        found.clone(),
+                        overall,
+                    ));
+                }
+            }
+        }
+        let runs = join_all(runs).await;
+        (discovery, runs)
+    };
+    let log_chain = probes
+        .logs
+        .scan(window, within(config.probes.log_scan_deadline(), overall));
+    let nat_chain = async {
+        let nat = probes
+            .nat
+            .describe(within(config.probes.nat_deadline(), overall))
+            .await;
+        let ips = nat_public_ips(&nat.nat);
+        let started = Instant::now();
+        let dnsbl = if ips.is_empty() {
+            None
+        } else {
+            Some(
+                probes
+                    .dnsbl
+                    .check(&ips, within(config.dnsbl.timeout(), overall))
+                    .await,
+            )
+        };
+        (nat, dnsbl, started.elapsed())
+    };
+    let ((discovery, runs), logs, (nat, dnsbl, dnsbl_elapsed)) =
+        tokio::join!(exec_chain, log_chain, nat_chain);
+
+    let mut snapshot = Snapshot::new(captured_at);
+    let mut steps = discovery.steps();
+    discovery.record(&mut snapshot);
+    for run in runs {
+        steps.push(run.step);
+        let tier = snapshot.tier_mut(&run.tier);
+        tier.exec.get_or_insert_with(Vec::new).extend(run.records);
+    }
+    steps.extend(logs.steps());
+    logs.record(&mut snapshot);
+    steps.push(nat.step());
+    nat.record(&mut snapshot);
+    match dnsbl {
+        None => steps.push(Step {
+            name: "dnsbl".into(),
+            outcome: StepOutcome::Skipped,
+            ms: 0,
+            error: Some("no NAT public IP to check".into()),
+        }),
+        Some(outcome) => {
+            let mut problems: Vec<String> = outcome
+                .errors
+                .iter()
+                .flat_map(|(ip, zones)| {
+                    zones
+                        .iter()
+                        .map(move |(zone, error)| format!("{ip} in {zone}: {error}"))
+                })
+                .collect();
+            problems.extend(
+                outcome
+                    .skipped
+                    .iter()
+                    .map(|(ip, why)| format!("{ip} skipped: {why}")),
+            );
+            let error = (!outcome.errors.is_empty()).then(|| ProbeError {
+                timed_out: outcome
+                    .errors
+                    .values()
+                    .flat_map(|z| z.values())
+                    .all(|e| e.contains("timed out")),
+                message: problems.join("; "),
+            });
+            steps.push(step("dnsbl".into(), dnsbl_elapsed, error.as_ref()));
+            snapshot.dnsbl = Some(outcome.answers);
+        }
+    }
+    Gathered { snapshot, steps }
+}
+
+/// The public IPs of the NAT instances and gateways, in order, without repeats.
+pub fn nat_public_ips(nat: &crate::probe::snapshot::NatSnapshot) -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = Vec::new();
+    for entry in nat.instances.iter().chain(nat.gateways.iter()) {
+        if let Some(ip) = entry.public_ip.as_deref().and_then(|t| t.parse().ok()) {
+            if !ips.contains(&ip) {
+                ips.push(ip);
+            }
+        }
+    }
+    ips
+}
+
+struct PlanRun {
+    tier: String,
+    records: Vec<ExecRecord>,
+    step: Step,
+}
+
+/// One command on one tier: every ready task in parallel; tasks ECS Exec cannot reach are
+/// recorded with the reason, and make the step fail (the operator can fix them).
+async fn run_plan(
+    exec: &dyn ExecProbe,
+    config: &Config,
+    plan: &ExecPlan,
+    found: TierTasks,
+    overall: &Deadline,
+) -> PlanRun {
+    let started = Instant::now();
+    let name = format!("{} {}", plan.probe, found.tier);
+    let targets = TierTargets {
+        tier: found.tier.clone(),
+        cluster: config.cabalmail.cluster.clone(),
+        container: found.container.clone(),
+        tasks: found
+            .exec_ready()
+            .map(|task| TaskTarget {
+                task: task.arn.clone(),
+                exec_enabled: true,
+            })
+            .collect(),
+    };
+    let mut records: Vec<ExecRecord> = Vec::new();
+    let mut problems: Vec<String> = Vec::new();
+    for task in &found.tasks {
+        if let Some(problem) = crate::probe::tasks::readiness_problem(
+            &found.tier,
+            &found.service,
+            task,
+            &found.container,
+        ) {
+            records.push(ExecRecord {
+                task: task.id.clone(),
+                probe: plan.probe.to_string(),
+                output: None,
+                exit_status: None,
+                error: Some(problem.clone()),
+            });
+            problems.push(problem);
+        }
+    }
+    let readiness_problems = problems.len();
+    let mut exec_errors = 0usize;
+    let mut exec_timeouts = 0usize;
+    if !targets.tasks.is_empty() {
+        let results = exec
+            .run(
+                plan.probe,
+                &plan.command,
+                &targets,
+                within(config.exec.task_deadline(), overall),
+            )
+            .await;
+        for result in results {
+            if let Some(error) = &result.error {
+                exec_errors += 1;
+                exec_timeouts += usize::from(result.timed_out);
+                problems.push(format!("task {}: {error}", result.task));
+            }
+            records.push(ExecRecord {
+                task: result.task,
+                probe: result.probe,
+                output: result.output,
+                exit_status: result.exit_status,
+                error: result.error,
+            });
+        }
+    }
+    let elapsed = started.elapsed();
+    let step = if found.tasks.is_empty() {
+        Step {
+            name,
+            outcome: if found.error.is_some() {
+                StepOutcome::Failed
+            } else {
+                StepOutcome::Skipped
+            },
+            ms: 0,
+            error: Some(match &found.error {
+                Some(e) => format!("task discovery failed: {e}"),
+                None => format!("no running task of {} found", found.service),
+            }),
+        }
+    } else if problems.is_empty() {
+        step(name, elapsed, None)
+    } else {
+        step(
+            name,
+            elapsed,
+            Some(&ProbeError {
+                timed_out: readiness_problems == 0
+                    && exec_errors > 0
+                    && exec_timeouts == exec_errors,
+                message: problems.join("; "),
+            }),
+        )
+    };
+    PlanRun {
+        tier: found.tier,
+        records,
+        step,
+    }
+}

@@ -1,0 +1,265 @@
+//! The flow both sendmail runbooks share: gather every probe concurrently within the budget,
+//! turn the snapshot into typed evidence, apply the runbook's pure verdict rules, and assemble
+//! the report (evidence per tier, every step, the snapshot itself for replay).
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use super::environment::Environment;
+use super::evidence::{self, TierFacts, TriageEvidence};
+use super::gather::{gather, ExecPlan};
+use super::{RunbookError, TriageRequest};
+use crate::config::RunbooksConfig;
+use crate::probe::log_window;
+use crate::report::{Evidence, Report, TierEvidence, Verdict};
+
+/// A runbook's own parts: its names, its exec commands and its rules.
+pub struct SpikeSpec {
+    pub alertname: &'static str,
+    pub runbook: &'static str,
+    pub plans: Vec<ExecPlan>,
+    pub verdict: fn(&TriageEvidence, &RunbooksConfig) -> Verdict,
+}
+
+/// Runs the whole flow.
+pub async fn run(
+    env: &Environment,
+    spec: &SpikeSpec,
+    request: TriageRequest,
+) -> Result<Report, RunbookError> {
+    let started_at = OffsetDateTime::now_utc();
+    let now = (env.clock)();
+    let window = log_window(now, Some(request.alert.starts_at), &env.config.probes);
+    let gathered = gather(
+        &env.probes,
+        &env.config,
+        &spec.plans,
+        window,
+        now,
+        request.budget,
+    )
+    .await;
+    let evidence = evidence::build(&gathered.snapshot, &env.config, &env.providers);
+    let verdict = (spec.verdict)(&evidence, &env.config.runbooks);
+    let snapshot = serde_json::to_value(&gathered.snapshot).map_err(|e| {
+        RunbookError::Failed(format!("cannot serialize the evidence snapshot: {e}"))
+    })?;
+    Ok(Report {
+        episode: request.episode_id,
+        alertname: spec.alertname.into(),
+        runbook: spec.runbook.into(),
+        verdict,
+        evidence: report_evidence(&evidence),
+        steps: gathered.steps,
+        started_at,
+        finished_at: OffsetDateTime::now_utc(),
+        evidence_snapshot: Some(snapshot),
+    })
+}
+
+/// The report's evidence: the contract's per-tier numbers, plus the details a reader needs
+/// (codes, domains, relays, replies, queue answers, virtusertable) under `tier_details`.
+pub fn report_evidence(evidence: &TriageEvidence) -> Evidence {
+    let mut tiers = BTreeMap::new();
+    let mut details = BTreeMap::new();
+    for facts in &evidence.tiers {
+        tiers.insert(facts.tier.clone(), tier_evidence(facts));
+        details.insert(facts.tier.clone(), tier_details(facts));
+    }
+    Evidence {
+        tiers,
+        nat: json!({
+            "state": evidence.nat_state,
+            "public_ips": evidence.nat_ips,
+            "instances": evidence.nat.instances,
+            "gateways": evidence.nat.gateways,
+            "error": evidence.nat.error,
+        }),
+        dnsbl: if evidence.dnsbl_checked && evidence.dnsbl.is_empty() {
+            Value::Null
+        } else {
+            json!({
+                "listed": evidence.listed_ips(),
+                "checked": evidence.dnsbl_checked,
+                "ips": evidence.dnsbl,
+            })
+        },
+        tier_details: details,
+    }
+}
+
+fn tier_evidence(facts: &TierFacts) -> TierEvidence {
+    TierEvidence {
+        queue_requests: facts.queue,
+        deferred_lines: facts.deferred_lines(),
+        bounced_lines: facts.bounced_lines(),
+        dsn_classes: facts.summary.dsn_classes.clone(),
+        top_providers: facts
+            .summary
+            .top_providers
+            .iter()
+            .filter_map(|p| serde_json::to_value(p).ok())
+            .collect(),
+        samples: facts.summary.samples.clone(),
+    }
+}
+
+fn tier_details(facts: &TierFacts) -> Value {
+    let mut codes: Vec<(&String, &u64)> = facts.summary.dsn_codes.iter().collect();
+    codes.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    codes.truncate(5);
+    json!({
+        "top_dsn_codes": codes.into_iter().map(|(c, n)| json!({"code": c, "lines": n})).collect::<Vec<_>>(),
+        "top_domains": facts.summary.top_domains,
+        "top_relays": facts.summary.top_relays,
+        "top_replies": facts.summary.top_replies,
+        "greylist_lines": facts.greylist_lines,
+        "longest_policy_delay_secs": facts.longest_policy_delay_secs,
+        "queue_tasks": facts.queue_tasks,
+        "queue_tasks_answered": facts.queue_tasks_answered,
+        "queue_problems": facts.queue_problems,
+        "log_error": facts.log_error,
+        "log_truncated": facts.log_truncated,
+        "virtusertable": facts.virtusertable,
+        "virtusertable_problems": facts.virtusertable_problems,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::super::deferred::DeferredSpike;
+    use super::super::environment::Environment;
+    use super::super::{Runbook, TriageRequest};
+    use crate::alert::parse_webhook;
+    use crate::config::Config;
+    use crate::probe::snapshot::{ContainerInfo, Snapshot, TaskInfo};
+    use crate::probe::ProbeSet;
+    use crate::report::{Action, Confidence, OffendingTier, StepOutcome};
+
+    const PAYLOAD: &str = include_str!("../../examples/greylist-storm-one-provider/payload.json");
+    const SNAPSHOT: &str = include_str!("../../examples/greylist-storm-one-provider/snapshot.json");
+
+    async fn triage(snapshot: Snapshot) -> crate::report::Report {
+        let config = Arc::new(Config::default());
+        let at = snapshot.captured_at;
+        let env = Environment::new(
+            ProbeSet::replay(snapshot, &config),
+            Arc::clone(&config),
+            Environment::fixed_clock(at),
+        );
+        let payload = parse_webhook(PAYLOAD.as_bytes()).unwrap();
+        DeferredSpike::new(Arc::new(env))
+            .triage(TriageRequest {
+                episode_id: "ep-test".into(),
+                group_key: payload.group_key.clone(),
+                alert: payload.alerts[0].clone(),
+                attempt: 1,
+                budget: Duration::from_secs(25),
+            })
+            .await
+            .unwrap()
+    }
+
+    fn step_outcome(report: &crate::report::Report, name: &str) -> (StepOutcome, String) {
+        let step = report
+            .steps
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no step {name}: {:?}", report.steps));
+        (step.outcome, step.error.clone().unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn complete_evidence_gives_a_confident_verdict_and_every_step() {
+        let report = triage(serde_json::from_str(SNAPSHOT).unwrap()).await;
+        assert_eq!(report.verdict.offending_tier, OffendingTier::SmtpOut);
+        assert_eq!(report.verdict.action, Action::BlocklistCheck);
+        assert_eq!(report.verdict.confidence, Confidence::High);
+        let names: Vec<&str> = report.steps.iter().map(|s| s.name.as_str()).collect();
+        for name in [
+            "tasks imap",
+            "tasks smtp-in",
+            "tasks smtp-out",
+            "mailq imap",
+            "mailq smtp-in",
+            "mailq smtp-out",
+            "log scan imap",
+            "log scan smtp-in",
+            "log scan smtp-out",
+            "nat",
+            "dnsbl",
+        ] {
+            assert!(names.contains(&name), "{name} missing from {names:?}");
+        }
+        assert!(
+            report.steps.iter().all(|s| s.outcome == StepOutcome::Ok),
+            "{:?}",
+            report.steps
+        );
+        let out = &report.evidence.tiers["smtp-out"];
+        assert_eq!(out.queue_requests, Some(42));
+        assert_eq!(out.deferred_lines, Some(96));
+        assert!(report.evidence_snapshot.is_some());
+    }
+
+    #[tokio::test]
+    async fn exec_disabled_logs_denied_and_nat_down_still_give_a_report() {
+        let mut snapshot: Snapshot = serde_json::from_str(SNAPSHOT).unwrap();
+        // ECS Exec not enabled on smtp-in's tasks.
+        let smtp_in = snapshot.tiers.get_mut("smtp-in").unwrap();
+        smtp_in.task_details = Some(
+            smtp_in
+                .tasks
+                .clone()
+                .unwrap()
+                .into_iter()
+                .map(|arn| TaskInfo {
+                    id: arn.rsplit('/').next().unwrap().to_string(),
+                    arn,
+                    last_status: Some("RUNNING".into()),
+                    exec_enabled: false,
+                    containers: vec![ContainerInfo {
+                        name: "smtp-in".into(),
+                        last_status: Some("RUNNING".into()),
+                        exec_agent: None,
+                    }],
+                })
+                .collect(),
+        );
+        // CloudWatch Logs denied on imap.
+        let imap = snapshot.tiers.get_mut("imap").unwrap();
+        imap.log_events = Some(Vec::new());
+        imap.log_error = Some("logs:FilterLogEvents on /ecs/cabal-imap: access denied (AccessDeniedException): grant it to the role".into());
+        // EC2 unreachable.
+        let nat = snapshot.nat.as_mut().unwrap();
+        nat.instances.clear();
+        nat.error = Some("ec2:DescribeInstances: cannot reach https://ec2.us-east-1.amazonaws.com: connection refused".into());
+        snapshot.dnsbl = None;
+
+        let report = triage(snapshot).await;
+        assert_eq!(report.verdict.offending_tier, OffendingTier::SmtpOut);
+        assert_eq!(report.verdict.nat_state, crate::report::NatState::Unknown);
+        assert_eq!(
+            report.verdict.confidence,
+            Confidence::Low,
+            "{}",
+            report.verdict.summary
+        );
+        let (outcome, error) = step_outcome(&report, "mailq smtp-in");
+        assert_eq!(outcome, StepOutcome::Failed);
+        assert!(error.contains("ECS Exec not enabled on smtp-in"), "{error}");
+        let (outcome, error) = step_outcome(&report, "log scan imap");
+        assert_eq!(outcome, StepOutcome::Failed);
+        assert!(error.contains("AccessDenied"), "{error}");
+        let (outcome, _) = step_outcome(&report, "nat");
+        assert_eq!(outcome, StepOutcome::Failed);
+        assert_eq!(step_outcome(&report, "dnsbl").0, StepOutcome::Skipped);
+        assert_eq!(report.evidence.tiers["smtp-in"].queue_requests, None);
+        assert_eq!(report.evidence.tiers["imap"].deferred_lines, None);
+    }
+}

@@ -1,0 +1,225 @@
+//! The example incidents of `examples/` through the real binary: `triage --alert payload.json
+//! --replay snapshot.json --format json` must reach each incident's expected verdict, and the
+//! other formats and the error paths must behave as design.md's CLI contract says.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn examples() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("examples/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("expected.json").is_file())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn triage(dir: &Path, format: &str) -> (Option<i32>, String, String) {
+    let output = Command::new(support::service::binary())
+        .args(["triage", "--alert"])
+        .arg(dir.join("payload.json"))
+        .arg("--replay")
+        .arg(dir.join("snapshot.json"))
+        .args(["--format", format])
+        .env_clear()
+        .output()
+        .expect("run cabal-triage");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_example_reaches_its_expected_verdict() {
+    let dirs = examples();
+    assert!(dirs.len() >= 6, "six incidents at least: {dirs:?}");
+    for dir in dirs {
+        let (code, stdout, stderr) = triage(&dir, "json");
+        assert_eq!(code, Some(0), "{}: {stderr}", dir.display());
+        let report: serde_json::Value = serde_json::from_str(&stdout).expect("report JSON");
+        let expected: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap())
+                .unwrap();
+        for (field, want) in expected["verdict"].as_object().unwrap() {
+            assert_eq!(
+                &report["verdict"][field],
+                want,
+                "{}: verdict.{field}; summary: {}",
+                dir.display(),
+                report["verdict"]["summary"]
+            );
+        }
+        // The report of design.md: verdict at the top level, every step, the evidence snapshot.
+        for key in [
+            "episode",
+            "alertname",
+            "runbook",
+            "evidence",
+            "steps",
+            "started_at",
+        ] {
+            assert!(
+                report.get(key).is_some(),
+                "{}: {key} missing",
+                dir.display()
+            );
+        }
+        assert!(
+            report["steps"].as_array().unwrap().len() >= 8,
+            "{}",
+            dir.display()
+        );
+        let snapshot: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("snapshot.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            report["evidence_snapshot"]["captured_at"],
+            snapshot["captured_at"],
+            "{}",
+            dir.display()
+        );
+    }
+}
+
+#[test]
+fn a_replay_of_the_recorded_snapshot_reaches_the_same_report() {
+    let dir = examples()
+        .into_iter()
+        .find(|d| d.ends_with("greylist-storm-one-provider"))
+        .unwrap();
+    let (_, first, _) = triage(&dir, "json");
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let recorded = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(recorded.path(), first["evidence_snapshot"].to_string()).unwrap();
+    let output = Command::new(support::service::binary())
+        .args(["triage", "--format", "json", "--alert"])
+        .arg(dir.join("payload.json"))
+        .arg("--replay")
+        .arg(recorded.path())
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let second: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(first["verdict"], second["verdict"]);
+    assert_eq!(first["evidence"], second["evidence"]);
+}
+
+#[test]
+fn text_slack_and_pagerduty_formats() {
+    let dir = examples()
+        .into_iter()
+        .find(|d| d.ends_with("greylist-storm-one-provider"))
+        .unwrap();
+    let (code, text, _) = triage(&dir, "text");
+    assert_eq!(code, Some(0));
+    assert!(
+        text.contains("action:     blocklist-check (high confidence)"),
+        "{text}"
+    );
+    assert!(text.contains("tier:       smtp-out"), "{text}");
+    // Local parts are redacted by default.
+    assert!(!text.contains("anna.0@gmail.com"), "{text}");
+    let (code, slack, _) = triage(&dir, "slack");
+    assert_eq!(code, Some(0));
+    let slack: serde_json::Value = serde_json::from_str(&slack).unwrap();
+    assert!(slack["blocks"].is_array(), "{slack}");
+    let (code, note, _) = triage(&dir, "pagerduty");
+    assert_eq!(code, Some(0));
+    assert!(note.contains("blocklist-check"), "{note}");
+    assert!(note.trim_end().ends_with(']'), "{note}");
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = examples().into_iter().next().unwrap();
+    let bad_snapshot = dir.path().join("bad.json");
+    std::fs::write(&bad_snapshot, "{\n \"captured_at\": \"yesterday\"\n}").unwrap();
+    let not_v4 = dir.path().join("v3.json");
+    std::fs::write(&not_v4, r#"{"version": "3", "alerts": []}"#).unwrap();
+    let huge = dir.path().join("huge.json");
+    std::fs::write(&huge, vec![b' '; 17 * 1024 * 1024]).unwrap();
+    let no_runbook = dir.path().join("other.json");
+    let mut payload: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(example.join("payload.json")).unwrap())
+            .unwrap();
+    payload["alerts"][0]["labels"]["alertname"] = "IMAPAuthFailureSpike".into();
+    std::fs::write(&no_runbook, payload.to_string()).unwrap();
+    let cases: Vec<(PathBuf, PathBuf, &str)> = vec![
+        (
+            example.join("payload.json"),
+            bad_snapshot.clone(),
+            "bad.json:2",
+        ),
+        (not_v4.clone(), example.join("snapshot.json"), "v3.json"),
+        (huge.clone(), example.join("snapshot.json"), "huge.json"),
+        (
+            no_runbook,
+            example.join("snapshot.json"),
+            "no alert in the payload has a runbook",
+        ),
+        (
+            dir.path().join("absent.json"),
+            example.join("snapshot.json"),
+            "absent.json",
+        ),
+    ];
+    for (alert, snapshot, needle) in cases {
+        let output = Command::new(support::service::binary())
+            .arg("triage")
+            .arg("--alert")
+            .arg(&alert)
+            .arg("--replay")
+            .arg(&snapshot)
+            .env_clear()
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{needle}: {stderr}");
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(output.stdout.is_empty());
+    }
+}
+
+#[test]
+fn demo_runs_the_pipeline_with_nothing_set_up() {
+    let home = tempfile::tempdir().unwrap();
+    let output = Command::new(support::service::binary())
+        .arg("demo")
+        .env_clear()
+        .env("HOME", home.path())
+        .env("TMPDIR", home.path())
+        .current_dir(home.path())
+        .output()
+        .expect("run cabal-triage demo");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("POST /api/v1/alerts -> 202 episode ep-"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("episode state: triaged"), "{stdout}");
+    assert!(stdout.contains("[demo] step mailq smtp-out"), "{stdout}");
+    assert!(stdout.contains("[demo] step dnsbl"), "{stdout}");
+    assert!(stdout.contains("with its evidence snapshot"), "{stdout}");
+    assert!(
+        stdout.contains("SendmailDeferredSpike [firing]: blocklist-check (high confidence)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("concentrate on google"), "{stdout}");
+    // The temporary ledger is gone, and nothing was written where the demo ran.
+    let left: Vec<_> = std::fs::read_dir(home.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -1,0 +1,171 @@
+//! The measurement behind `bench/triage-latency.sh` (ignored in normal runs): one real
+//! `cabal-triage triage` (the binary, against AWS endpoints) with every AWS call delayed by
+//! `BENCH_LATENCY_MS` at the loopback front and every output frame of the fake ECS Exec agent
+//! delayed as much. It prints one JSON line (`BENCH {...}`) with the triage's wall time and, per
+//! chain of dependent calls, how many delayed calls and frames it took in this run; the script
+//! turns those into the critical path and the sequential sum and prints the ratios.
+
+mod support;
+
+#[path = "support/fake_agent.rs"]
+mod fake_agent;
+#[path = "support/fake_ecs.rs"]
+mod fake_ecs;
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::aws_front::AwsFront;
+use support::fake_aws::{FakeEcs as EcsControlPlane, FakeTask};
+use support::fake_dns::FakeDns;
+use support::moto::Moto;
+use support::payload::{alert, notification};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "benchmark: run by bench/triage-latency.sh"]
+async fn triage_latency() {
+    let latency = Duration::from_millis(env_number("BENCH_LATENCY_MS", 50));
+    let counts = [
+        ("imap", 1u64),
+        ("smtp-in", env_number("BENCH_SMTP_IN_TASKS", 2)),
+        ("smtp-out", env_number("BENCH_SMTP_OUT_TASKS", 3)),
+    ];
+    let moto = tokio::task::spawn_blocking(Moto::start).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    moto.seed("full", (now.unix_timestamp_nanos() / 1_000_000) as i64);
+
+    let dir = tempfile::tempdir().unwrap();
+    for (tier, depth) in [("smtp-out", 42), ("smtp-in", 0), ("imap", 0)] {
+        std::fs::write(
+            dir.path().join(format!("mailq-{tier}")),
+            format!("Total requests: {depth}\n"),
+        )
+        .unwrap();
+    }
+    let mut task_tier: HashMap<String, String> = HashMap::new();
+    let mut services = BTreeMap::new();
+    for (tier, n) in counts {
+        let tasks: Vec<FakeTask> = (0..n)
+            .map(|k| {
+                let id = format!("{}{k:04x}", tier.replace('-', ""));
+                task_tier.insert(id.clone(), tier.to_string());
+                FakeTask {
+                    id,
+                    desired_status: "RUNNING",
+                    exec_enabled: true,
+                    container: tier.into(),
+                    agent: Some("RUNNING"),
+                }
+            })
+            .collect();
+        services.insert(format!("cabal-{tier}"), tasks);
+    }
+    let control = EcsControlPlane {
+        region_account: "us-east-1:123456789012",
+        cluster: "cabal-mail".into(),
+        page_size: 100,
+        services,
+    };
+    let behaviour = fake_ecs::EcsBehaviour {
+        script: fake_agent::AgentScript {
+            latency,
+            ..fake_agent::AgentScript::default()
+        },
+        ..fake_ecs::EcsBehaviour::default()
+    };
+    let exec = fake_ecs::FakeEcs::start(behaviour).await;
+    let front = AwsFront::start(&moto.endpoint, &exec.endpoint, control, latency).await;
+    let dns = FakeDns::start(HashMap::new()).await;
+
+    let starts_at = (now - time::Duration::minutes(5)).format(&Rfc3339).unwrap();
+    let payload = notification(
+        "{}:{alertname=\"SendmailDeferredSpike\"}",
+        vec![alert(
+            "SendmailDeferredSpike",
+            "0d0e0f1011121314",
+            &starts_at,
+            "firing",
+            &[],
+        )],
+    );
+    let payload_file = dir.path().join("payload.json");
+    std::fs::write(&payload_file, &payload).unwrap();
+    let mailq = format!("cat {}/mailq-$FAKE_ECS_CONTAINER", dir.path().display());
+    let started = Instant::now();
+    let output = Command::new(support::service::binary())
+        .args(["triage", "--format", "json", "--alert"])
+        .arg(&payload_file)
+        .env_clear()
+        .env("CABAL_TRIAGE_AWS_ENDPOINT_URL", &front.endpoint)
+        .env("CABAL_TRIAGE_AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("CABAL_TRIAGE__EXEC__MAILQ_COMMAND", &mailq)
+        .env("CABAL_TRIAGE_DNSBL_NAMESERVERS", dns.addr.to_string())
+        .output()
+        .unwrap();
+    let process_ms = started.elapsed().as_millis();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        report["verdict"]["offending_tier"], "smtp-out",
+        "{}",
+        report["verdict"]
+    );
+    let at = |key: &str| OffsetDateTime::parse(report[key].as_str().unwrap(), &Rfc3339).unwrap();
+    let wall_ms = (at("finished_at") - at("started_at")).whole_milliseconds();
+
+    // Delayed calls per chain of this run.
+    let calls = front.calls();
+    let count = |action: &str| calls.iter().filter(|c| c.action == action).count() as u64;
+    let frames: Vec<u64> = exec
+        .agent
+        .records()
+        .iter()
+        .map(|r| r.output_frames_sent)
+        .collect();
+    let max_frames = frames.iter().copied().max().unwrap_or(0);
+    let tiers = counts.len() as u64;
+    // Per tier: ListTasks pages, then DescribeTasks, then ExecuteCommand and the session's output
+    // frames (every task of a tier in parallel). The front cannot tell tiers apart in ListTasks
+    // answers, so pages are averaged per tier (one page each here: page_size 100).
+    let exec_chain = count("ecs:ListTasks").div_ceil(tiers)
+        + count("ecs:DescribeTasks").div_ceil(tiers)
+        + 1
+        + max_frames;
+    let logs_chain = count("logs:FilterLogEvents").div_ceil(tiers);
+    let nat_chain = count("ec2:DescribeInstances").max(count("ec2:DescribeNatGateways"));
+    let delayed_total = calls.len() as u64 + frames.iter().sum::<u64>();
+    println!(
+        "BENCH {}",
+        serde_json::json!({
+            "latency_ms": latency.as_millis() as u64,
+            "tasks": counts.iter().map(|(t, n)| (t.to_string(), *n)).collect::<BTreeMap<_, _>>(),
+            "wall_ms": wall_ms,
+            "process_ms": process_ms,
+            "chains": {"tasks_then_exec": exec_chain, "logs": logs_chain, "nat_then_dnsbl": nat_chain},
+            "delayed_total": delayed_total,
+            "calls": calls.iter().fold(BTreeMap::<String, u64>::new(), |mut m, c| {
+                *m.entry(c.action.clone()).or_default() += 1;
+                m
+            }),
+            "exec_sessions": frames.len(),
+            "frames_per_session": frames,
+        })
+    );
+    let _ = task_tier;
+}

@@ -5,16 +5,20 @@
 //!
 //! The scenarios use the `CabalTriageTest` alert (feature `test-runbook`), defined once in
 //! [`TEST_ALERT`]; a scenario over another runbook defines its own [`AlertSpec`] and environment.
-//! For a greylist storm (`SendmailDeferredSpike`, severity `warning`): an `AlertSpec` for it, moto
-//! (`support/moto.rs`) and the fake ECS endpoint with its agent (`support/fake_ecs.rs`, which uses
-//! `support/fake_agent.rs` as `super::fake_agent`, so include them in a `mod` block mirroring
-//! `support/`) seeded with the storm, and their endpoints passed to `Stack::service` as extra
-//! environment (`CABAL_TRIAGE_AWS_ENDPOINT_URL`; the separate ECS endpoint is `aws.endpoints.ecs`,
-//! a file-only key, so `support/notify_service.rs` would need a config-file option for it).
+//! The greylist storm ([`GREYLIST_STORM`], the real `SendmailDeferredSpike` runbook) adds moto
+//! seeded with the storm, the fake ECS control plane, ECS Exec endpoint and agent, all behind one
+//! loopback AWS endpoint (`support/aws_front.rs`), and a fake DNS server for the blocklists.
 //! `assert_one_annotation` applies unchanged.
 
 #[path = "support/alertmanager.rs"]
 mod alertmanager;
+#[allow(dead_code)]
+#[path = "support/fake_agent.rs"]
+mod fake_agent;
+#[allow(dead_code)]
+#[path = "support/fake_ecs.rs"]
+mod fake_ecs;
+mod support;
 #[allow(dead_code)]
 #[path = "support/fake_pagerduty.rs"]
 mod fake_pagerduty;
@@ -602,4 +606,123 @@ async fn two_clustered_alertmanagers_sending_the_same_group_give_one_annotation(
         "the second instance's notification is a recorded repeat: {sent:?} {episode}"
     );
     assert_one_annotation(&episode, &TEST_ALERT, &stack.slack, &stack.pd, &service);
+}
+
+/// Gmail rate-limiting smtp-out (`421-4.7.28`, 150 deferrals in the window: the `full` scenario
+/// of `support/seed_moto.py`), as Prometheus's `SendmailDeferredSpike` would fire it.
+const GREYLIST_STORM: AlertSpec = AlertSpec {
+    alertname: "SendmailDeferredSpike",
+    severity: "warning",
+    labels: &[("job", "sendmail-exporter")],
+    annotations: &[("summary", "smtp-out deferrals spiking")],
+};
+
+/// The AWS side of a greylist storm: moto seeded with it, ECS tasks with ECS Exec, `mailq`
+/// answering from files, and a DNS server that lists nothing.
+struct StormEnvironment {
+    _moto: support::moto::Moto,
+    _exec: fake_ecs::FakeEcs,
+    _front: support::aws_front::AwsFront,
+    _dns: support::fake_dns::FakeDns,
+    env: Vec<(&'static str, String)>,
+}
+
+async fn storm_environment(dir: &Path) -> StormEnvironment {
+    use std::collections::{BTreeMap, HashMap};
+    use support::fake_aws::{FakeEcs as ControlPlane, FakeTask};
+
+    let moto = tokio::task::spawn_blocking(support::moto::Moto::start)
+        .await
+        .unwrap();
+    let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let seeded = moto.seed("full", now_ms);
+    assert_eq!(seeded["smtp-out"]["deferred"], 170);
+    for (tier, text) in [
+        ("smtp-out", "\t\tTotal requests: 42\n"),
+        ("smtp-in", "Mail queue is empty\n"),
+        ("imap", "Mail queue is empty\n"),
+    ] {
+        std::fs::write(dir.join(format!("mailq-{tier}")), text).unwrap();
+    }
+    let task = |id: &str, container: &str| FakeTask {
+        id: id.into(),
+        desired_status: "RUNNING",
+        exec_enabled: true,
+        container: container.into(),
+        agent: Some("RUNNING"),
+    };
+    let control = ControlPlane {
+        region_account: "us-east-1:123456789012",
+        cluster: "cabal-mail".into(),
+        page_size: 100,
+        services: BTreeMap::from([
+            ("cabal-imap".into(), vec![task("1a1a", "imap")]),
+            ("cabal-smtp-in".into(), vec![task("2a2a", "smtp-in")]),
+            (
+                "cabal-smtp-out".into(),
+                vec![task("3a3a", "smtp-out"), task("3b3b", "smtp-out")],
+            ),
+        ]),
+    };
+    let exec = fake_ecs::FakeEcs::start(fake_ecs::EcsBehaviour::default()).await;
+    let front =
+        support::aws_front::AwsFront::start(&moto.endpoint, &exec.endpoint, control, Duration::ZERO)
+            .await;
+    let dns = support::fake_dns::FakeDns::start(HashMap::new()).await;
+    let env = vec![
+        ("CABAL_TRIAGE_AWS_ENDPOINT_URL", front.endpoint.clone()),
+        ("CABAL_TRIAGE_AWS_REGION", "us-east-1".to_string()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+        (
+            "CABAL_TRIAGE__EXEC__MAILQ_COMMAND",
+            format!("cat {}/mailq-$FAKE_ECS_CONTAINER", dir.display()),
+        ),
+        ("CABAL_TRIAGE_DNSBL_NAMESERVERS", dns.addr.to_string()),
+    ];
+    StormEnvironment {
+        _moto: moto,
+        _exec: exec,
+        _front: front,
+        _dns: dns,
+        env,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn greylist_storm_is_triaged_and_annotated_once_across_repeat_intervals() {
+    let Some(binary) = alertmanager_binary("greylist_storm_is_triaged_and_annotated_once") else {
+        return;
+    };
+    let stack = Stack::new().await;
+    let environment = storm_environment(stack.dir.path()).await;
+    let extra: Vec<(&str, String)> = environment.env.clone();
+    let service = stack.service(&extra);
+    let am = Alertmanager::start(&binary, "am", &stack.config(fast_timing()), None).await;
+    am.push(&GREYLIST_STORM.alerts(&now_rfc3339(), None)).await;
+
+    let addr = &service.addr.to_string();
+    eventually("three repeats", Duration::from_secs(60), || async move {
+        let episodes = episodes_named(addr, GREYLIST_STORM.alertname).await;
+        let repeats = episodes.first()?["repeats"].as_u64()?;
+        (repeats >= 3).then_some(repeats)
+    })
+    .await;
+    let episode = the_episode(&service, &GREYLIST_STORM, 3).await;
+    assert_eq!(episode["state"], "triaged", "{episode}");
+    let verdict = &episode["report"]["verdict"];
+    assert_eq!(verdict["offending_tier"], "smtp-out", "{verdict}");
+    assert_eq!(verdict["dsn_class"], "4.7", "{verdict}");
+    assert_eq!(verdict["nat_state"], "running", "{verdict}");
+    assert_eq!(verdict["action"], "blocklist-check", "{verdict}");
+    assert_eq!(
+        episode["report"]["evidence"]["tiers"]["smtp-out"]["queue_requests"],
+        42
+    );
+    assert_one_annotation(&episode, &GREYLIST_STORM, &stack.slack, &stack.pd, &service);
+    // The annotation carries the verdict, escaped for Slack, with no address in clear.
+    let parent_text = stack.slack.requests("chat.update")[0].body.to_string();
+    assert!(parent_text.contains("blocklist-check"), "{parent_text}");
+    assert!(!parent_text.contains("user1@gmail.com"), "{parent_text}");
 }

@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use super::CliError;
 use crate::config::{Config, LedgerBackend, SlackMode};
 use crate::ledger::{
-    Ledger, SqliteLedger, DESTINATION_PAGERDUTY, DESTINATION_SLACK, DESTINATION_SLACK_WEBHOOK,
+    DynamoLedger, Ledger, SqliteLedger, DESTINATION_PAGERDUTY, DESTINATION_SLACK, DESTINATION_SLACK_WEBHOOK,
 };
 use crate::metrics::Metrics;
 use crate::notify::outbox::{configured_destinations, Outbox};
@@ -68,10 +68,20 @@ async fn serve(config: Config) -> Result<(), CliError> {
                 }
                 Arc::new(ledger)
             }
-            LedgerBackend::Dynamodb => return Err(CliError::Input(
-                "ledger.backend = \"dynamodb\" is not available in this build yet; use \"sqlite\""
-                    .into(),
-            )),
+            LedgerBackend::Dynamodb => {
+                let ledger = DynamoLedger::connect(
+                    &config.aws,
+                    &config.ledger.table,
+                    config.ledger.create_table,
+                    destinations(&config),
+                    config.ledger.retention(),
+                    None,
+                )
+                .await
+                .map_err(|e| CliError::Runtime(e.to_string()))?;
+                tracing::info!(table = %ledger.table(), "ledger on DynamoDB");
+                Arc::new(ledger)
+            }
         };
     let runbooks = Arc::new(Registry::shipped());
     let metrics = Arc::new(Metrics::new());

@@ -10,6 +10,7 @@
 //! - **Outbox**: a delivery row is written in the same transaction as the state change that
 //!   causes it (see `notify`).
 
+mod dynamodb;
 mod model;
 mod sqlite;
 
@@ -19,6 +20,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 pub use model::*;
+pub use dynamodb::DynamoLedger;
 pub use sqlite::SqliteLedger;
 
 /// A ledger failure. `Unavailable` is the one the webhook turns into 503.

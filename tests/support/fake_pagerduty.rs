@@ -46,6 +46,8 @@ struct PdState {
     notes: HashMap<String, Vec<String>>,
     /// Scripted answers by route: "list", "notes_get", "notes_post".
     script: VecDeque<(String, Scripted)>,
+    /// Every call of a route answers this until the instant (an outage).
+    outages: Vec<(String, Scripted, std::time::Instant)>,
 }
 
 #[derive(Clone)]
@@ -88,6 +90,15 @@ impl FakePagerDuty {
             .push_back((route.to_string(), answer));
     }
 
+    /// Every call of `route` answers `answer` until `until` (an outage window).
+    pub fn fail_until(&self, route: &str, answer: Scripted, until: std::time::Instant) {
+        self.state
+            .lock()
+            .unwrap()
+            .outages
+            .push((route.to_string(), answer, until));
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.lock().unwrap().requests.clone()
     }
@@ -126,6 +137,14 @@ fn record(
 
 fn take(state: &Mutex<PdState>, route: &str) -> Option<Scripted> {
     let mut state = state.lock().unwrap();
+    let now = std::time::Instant::now();
+    if let Some((_, answer, _)) = state
+        .outages
+        .iter()
+        .find(|(r, _, until)| r == route && now < *until)
+    {
+        return Some(answer.clone());
+    }
     let index = state.script.iter().position(|(r, _)| r == route)?;
     state.script.remove(index).map(|(_, answer)| answer)
 }

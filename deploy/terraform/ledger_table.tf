@@ -51,6 +51,14 @@ resource "aws_dynamodb_table" "ledger" {
     type = "S"
   }
   attribute {
+    name = "outbox_pk"
+    type = "S"
+  }
+  attribute {
+    name = "outbox_sk"
+    type = "S"
+  }
+  attribute {
     name = "list_pk"
     type = "S"
   }
@@ -59,11 +67,19 @@ resource "aws_dynamodb_table" "ledger" {
     type = "S"
   }
 
-  # Due work: queued or leased jobs (J#<shard>) and unfinished delivery rows (D#<shard>).
+  # Due triage jobs: queued, or leased (due when the lease expires).
   global_secondary_index {
     name            = "queue"
     hash_key        = "queue_pk"
     range_key       = "queue_sk"
+    projection_type = "KEYS_ONLY"
+  }
+
+  # Episodes with unfinished delivery rows, by when the next one is due.
+  global_secondary_index {
+    name            = "outbox"
+    hash_key        = "outbox_pk"
+    range_key       = "outbox_sk"
     projection_type = "KEYS_ONLY"
   }
 
@@ -73,7 +89,7 @@ resource "aws_dynamodb_table" "ledger" {
     hash_key           = "list_pk"
     range_key          = "list_sk"
     projection_type    = "INCLUDE"
-    non_key_attributes = ["episode_id", "alertname", "status", "state", "group_key", "fingerprint", "starts_at", "ends_at", "first_seen_ms", "last_seen_ms", "repeats", "deliveries"]
+    non_key_attributes = ["episode_id", "alertname", "status", "state", "group_key", "fingerprint", "starts_at", "ends_at", "first_seen_ms", "last_seen_ms", "repeats"]
   }
 
   # Retention backstop; the service purges explicitly (ledger.retention_days).
@@ -99,6 +115,6 @@ output "ledger_table_name" {
 }
 
 output "ledger_table_arn" {
-  description = "For the service's IAM policy: dynamodb:GetItem, PutItem, UpdateItem, BatchGetItem, BatchWriteItem, Query, TransactWriteItems, DescribeTable on this ARN and on <arn>/index/*."
+  description = "For the service's IAM policy: dynamodb:GetItem, PutItem, UpdateItem, BatchGetItem, BatchWriteItem, Query, DescribeTable (and CreateTable, UpdateTimeToLive with ledger.create_table) on this ARN and on <arn>/index/*."
   value       = aws_dynamodb_table.ledger.arn
 }

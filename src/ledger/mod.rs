@@ -19,8 +19,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-pub use model::*;
 pub use dynamodb::DynamoLedger;
+pub use model::*;
 pub use sqlite::SqliteLedger;
 
 /// A ledger failure. `Unavailable` is the one the webhook turns into 503.

@@ -806,9 +806,9 @@ async fn dynamodb_replicas_share_one_table_without_duplicates() {
     for replica in [&a, &b, &a, &b] {
         let replica = Arc::clone(replica);
         let batch = batch.clone();
-        posts.push(tokio::spawn(
-            async move { replica.ingest(batch, T0).await.unwrap() },
-        ));
+        posts.push(tokio::spawn(async move {
+            replica.ingest(batch, T0).await.unwrap()
+        }));
     }
     let mut created = 0;
     for post in posts {
@@ -842,11 +842,7 @@ async fn dynamodb_replicas_share_one_table_without_duplicates() {
         triaged.extend(worker.await.unwrap());
     }
     let distinct: std::collections::HashSet<_> = triaged.iter().collect();
-    assert_eq!(
-        (triaged.len(), distinct.len()),
-        (40, 40),
-        "every job once"
-    );
+    assert_eq!((triaged.len(), distinct.len()), (40, 40), "every job once");
 
     let mut dispatchers = Vec::new();
     for (index, replica) in [&a, &b, &a, &b].into_iter().enumerate() {
@@ -855,7 +851,10 @@ async fn dynamodb_replicas_share_one_table_without_duplicates() {
             let owner = format!("d{index}");
             let mut sent = Vec::new();
             loop {
-                let claimed = replica.claim_deliveries(&owner, LEASE, T0, 7).await.unwrap();
+                let claimed = replica
+                    .claim_deliveries(&owner, LEASE, T0, 7)
+                    .await
+                    .unwrap();
                 if claimed.is_empty() {
                     return sent;
                 }
@@ -883,7 +882,10 @@ async fn dynamodb_replicas_share_one_table_without_duplicates() {
 
     // Replica a takes a job and dies; b takes it over once the lease expired, not before.
     let id = a
-        .ingest(vec![incoming("dead0001", T0, AlertStatus::Firing, true)], T0)
+        .ingest(
+            vec![incoming("dead0001", T0, AlertStatus::Firing, true)],
+            T0,
+        )
         .await
         .unwrap()[0]
         .id

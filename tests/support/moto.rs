@@ -47,7 +47,10 @@ impl Moto {
     /// tests need, because DynamoDB applies each conditional write atomically and moto's
     /// threaded server does not.
     pub fn start_serialized() -> Moto {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/moto_serialized.py");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/moto_serialized.py"
+        );
         Moto::start_with(&[script])
     }
 
@@ -59,7 +62,12 @@ impl Moto {
             if program.len() == 1 {
                 args.extend(["127.0.0.1".to_string(), port.to_string()]);
             } else {
-                args.extend(["-H".into(), "127.0.0.1".into(), "-p".into(), port.to_string()]);
+                args.extend([
+                    "-H".into(),
+                    "127.0.0.1".into(),
+                    "-p".into(),
+                    port.to_string(),
+                ]);
             }
             let child = Command::new("python3")
                 .args(&args)
@@ -144,7 +152,10 @@ impl Moto {
 
     fn signal(&self, signal: &str) {
         let pid = self.child.as_ref().expect("moto runs").id().to_string();
-        let status = Command::new("kill").args([signal, &pid]).status().expect("kill");
+        let status = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill");
         assert!(status.success(), "kill {signal} {pid}");
     }
 

@@ -103,7 +103,6 @@ impl Change {
     pub fn attribute_values(&self) -> Option<HashMap<String, AttributeValue>> {
         (!self.values.is_empty()).then(|| self.values.clone())
     }
-
 }
 
 #[cfg(test)]
@@ -133,7 +132,10 @@ mod tests {
     #[test]
     fn map_keys_with_dots_go_through_a_placeholder() {
         let change = Change::new().set_map_key("refs", "slack.ts", s("1.2"));
-        assert_eq!(change.update_expression(), "SET #refs.#map_key = :map_value");
+        assert_eq!(
+            change.update_expression(),
+            "SET #refs.#map_key = :map_value"
+        );
         assert_eq!(change.attribute_names()["#map_key"], "slack.ts");
     }
 }

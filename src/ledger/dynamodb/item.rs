@@ -19,7 +19,7 @@ pub type Item = HashMap<String, AttributeValue>;
 
 /// Partitions of the two sharded indexes. Writes to one index key value are limited per
 /// partition in DynamoDB, so queues and the recency list are spread over this many values.
-pub const SHARDS: u32 = 4;
+pub const SHARDS: u32 = 2;
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
@@ -110,7 +110,12 @@ pub fn list_sk(last_seen_ms: i64, first_seen_ms: i64, id: &str) -> String {
 
 /// The key of a delivery row in the episode's `rows` map: the episode version that created it,
 /// then the destination's position in the configuration, so that keys sort in write order.
-pub fn row_key(version: i64, destination_index: usize, destination: &str, kind: DeliveryKind) -> String {
+pub fn row_key(
+    version: i64,
+    destination_index: usize,
+    destination: &str,
+    kind: DeliveryKind,
+) -> String {
     format!(
         "{version:010}#{destination_index:02}#{destination}#{}",
         kind.as_str()
@@ -345,7 +350,8 @@ pub fn summary(item: &Item) -> Result<EpisodeSummary, LedgerError> {
         id: require_s(item, "episode_id")?.to_string(),
         alertname: require_s(item, "alertname")?.to_string(),
         status,
-        state: EpisodeState::parse(state_text).ok_or_else(|| corrupt("episode state", state_text))?,
+        state: EpisodeState::parse(state_text)
+            .ok_or_else(|| corrupt("episode state", state_text))?,
         group_key: require_s(item, "group_key")?.to_string(),
         fingerprint: require_s(item, "fingerprint")?.to_string(),
         starts_at: parse_rfc3339(require_s(item, "starts_at")?)?,
@@ -387,9 +393,18 @@ mod tests {
     #[test]
     fn rows_round_trip_sort_in_write_order_and_have_one_head_per_destination() {
         let mut rows = Rows::new();
-        rows.insert(row_key(10, 0, "slack", DeliveryKind::Repeat), Row::new("slack", DeliveryKind::Repeat, 5));
-        rows.insert(row_key(2, 1, "pagerduty", DeliveryKind::Verdict), Row::new("pagerduty", DeliveryKind::Verdict, 3));
-        rows.insert(row_key(2, 0, "slack", DeliveryKind::Verdict), Row::new("slack", DeliveryKind::Verdict, 2));
+        rows.insert(
+            row_key(10, 0, "slack", DeliveryKind::Repeat),
+            Row::new("slack", DeliveryKind::Repeat, 5),
+        );
+        rows.insert(
+            row_key(2, 1, "pagerduty", DeliveryKind::Verdict),
+            Row::new("pagerduty", DeliveryKind::Verdict, 3),
+        );
+        rows.insert(
+            row_key(2, 0, "slack", DeliveryKind::Verdict),
+            Row::new("slack", DeliveryKind::Verdict, 2),
+        );
         let mut started = Row::new("slack", DeliveryKind::Started, 1);
         started.state = DeliveryState::Sending;
         started.lease_owner = Some("w".into());
@@ -399,7 +414,12 @@ mod tests {
         let kinds: Vec<DeliveryKind> = rows.values().map(|r| r.kind).collect();
         assert_eq!(
             kinds,
-            vec![DeliveryKind::Started, DeliveryKind::Verdict, DeliveryKind::Verdict, DeliveryKind::Repeat]
+            vec![
+                DeliveryKind::Started,
+                DeliveryKind::Verdict,
+                DeliveryKind::Verdict,
+                DeliveryKind::Repeat
+            ]
         );
         let item: Item = HashMap::from([("rows".to_string(), rows_value(&rows))]);
         assert_eq!(rows_of(&item).unwrap(), rows);
@@ -445,7 +465,10 @@ mod tests {
     fn missing_or_wrong_attributes_are_corrupt_not_panics() {
         let item: Item = HashMap::from([("status".to_string(), s("sideways"))]);
         assert!(matches!(summary(&item), Err(LedgerError::Corrupt(_))));
-        assert!(matches!(summary(&Item::new()), Err(LedgerError::Corrupt(_))));
+        assert!(matches!(
+            summary(&Item::new()),
+            Err(LedgerError::Corrupt(_))
+        ));
         let job: Item = HashMap::from([("job_state".to_string(), s("odd"))]);
         assert!(matches!(job_view(&job), Err(LedgerError::Corrupt(_))));
         assert!(job_view(&Item::new()).unwrap().is_none());

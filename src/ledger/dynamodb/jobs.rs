@@ -128,7 +128,10 @@ async fn try_lease(
         );
     }
     if announce {
-        change = change.set("announced", aws_sdk_dynamodb::types::AttributeValue::Bool(true));
+        change = change.set(
+            "announced",
+            aws_sdk_dynamodb::types::AttributeValue::Bool(true),
+        );
     }
     if announced_now {
         change = DynamoLedger::with_rows(change, id, &rows);

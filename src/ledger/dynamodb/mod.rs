@@ -55,7 +55,7 @@ const CONFLICT_RETRIES: usize = 12;
 const QUERY_LIMIT: i32 = 50;
 /// After a queue query found nothing, the next one waits this long (unless this process wrote
 /// new work meanwhile), so idle workers do not hammer the index.
-const EMPTY_REQUERY: Duration = Duration::from_millis(250);
+const EMPTY_REQUERY: Duration = Duration::from_secs(1);
 /// Alerts of one notification recorded at the same time.
 const INGEST_CONCURRENCY: usize = 16;
 
@@ -107,8 +107,7 @@ impl DynamoLedger {
         retention: Duration,
         credentials: Option<SharedCredentialsProvider>,
     ) -> Result<DynamoLedger, LedgerError> {
-        let sdk =
-            crate::aws::sdk::load_sdk_config(aws, Duration::from_secs(3), credentials).await;
+        let sdk = crate::aws::sdk::load_sdk_config(aws, Duration::from_secs(3), credentials).await;
         let mut config = aws_sdk_dynamodb::config::Builder::from(&sdk)
             // A few quick retries of throttled or failed calls; every write is conditional or
             // idempotent, so a retried call cannot apply twice.
@@ -167,7 +166,9 @@ impl DynamoLedger {
             }
             if kind == DeliveryKind::Repeat
                 && rows.values().any(|row| {
-                    row.is_open() && row.destination == *destination && row.kind == DeliveryKind::Repeat
+                    row.is_open()
+                        && row.destination == *destination
+                        && row.kind == DeliveryKind::Repeat
                 })
             {
                 continue;
@@ -327,7 +328,11 @@ impl DynamoLedger {
         partition: (&str, String),
         range: Option<(&str, &str, String)>,
         forward: bool,
-        filter: Option<(String, HashMap<String, String>, HashMap<String, AttributeValue>)>,
+        filter: Option<(
+            String,
+            HashMap<String, String>,
+            HashMap<String, AttributeValue>,
+        )>,
         limit: Option<usize>,
     ) -> Result<Vec<Item>, LedgerError> {
         let mut items = Vec::new();
@@ -541,14 +546,23 @@ impl DynamoLedger {
                     None => change.remove("ends_at"),
                 };
                 let change = Self::with_rows(change, id, &rows);
-                (IngestOutcome::Resolved, Self::versioned(change, version), added)
+                (
+                    IngestOutcome::Resolved,
+                    Self::versioned(change, version),
+                    added,
+                )
             } else {
                 let change = seen.add("repeats", n(1));
                 let wants_row = status == "firing"
                     && !matches!(state, EpisodeState::NoRunbook | EpisodeState::Skipped);
-                if wants_row && self.add_rows(&mut rows, DeliveryKind::Repeat, version + 1, now_ms) {
+                if wants_row && self.add_rows(&mut rows, DeliveryKind::Repeat, version + 1, now_ms)
+                {
                     let change = Self::with_rows(change, id, &rows);
-                    (IngestOutcome::Repeat, Self::versioned(change, version), true)
+                    (
+                        IngestOutcome::Repeat,
+                        Self::versioned(change, version),
+                        true,
+                    )
                 } else {
                     // Only counters: no need to serialize with other writers of the episode.
                     (
@@ -564,7 +578,9 @@ impl DynamoLedger {
                 }
                 return Ok(IngestResult {
                     id: id.to_string(),
-                    alertname: get_s(existing, "alertname").unwrap_or(&alertname).to_string(),
+                    alertname: get_s(existing, "alertname")
+                        .unwrap_or(&alertname)
+                        .to_string(),
                     state,
                     outcome,
                 });
@@ -595,7 +611,10 @@ impl DynamoLedger {
             (SK.to_string(), s(EPISODE_SK)),
             ("episode_id".to_string(), s(id)),
             ("group_key".to_string(), s(incoming.key.group_key.clone())),
-            ("fingerprint".to_string(), s(incoming.key.fingerprint.clone())),
+            (
+                "fingerprint".to_string(),
+                s(incoming.key.fingerprint.clone()),
+            ),
             ("starts_at".to_string(), s(incoming.key.starts_at_text())),
             ("alertname".to_string(), s(incoming.alert.alertname())),
             ("status".to_string(), s(incoming.alert.status.as_str())),
@@ -646,10 +665,9 @@ impl DynamoLedger {
             filter_names.insert("#status".to_string(), "status".to_string());
             filter_values.insert(":status".to_string(), s(status.as_str()));
         }
-        let filter = (!filters.is_empty()).then(|| (filters.join(" AND "), filter_names, filter_values));
-        let queries = (0..SHARDS).map(|shard| {
-            self.list_shard(shard, filter.clone(), query.limit)
-        });
+        let filter =
+            (!filters.is_empty()).then(|| (filters.join(" AND "), filter_names, filter_values));
+        let queries = (0..SHARDS).map(|shard| self.list_shard(shard, filter.clone(), query.limit));
         let mut episodes = Vec::new();
         for result in futures::future::join_all(queries).await {
             for item in result? {
@@ -669,7 +687,11 @@ impl DynamoLedger {
     async fn list_shard(
         &self,
         shard: u32,
-        filter: Option<(String, HashMap<String, String>, HashMap<String, AttributeValue>)>,
+        filter: Option<(
+            String,
+            HashMap<String, String>,
+            HashMap<String, AttributeValue>,
+        )>,
         limit: usize,
     ) -> Result<Vec<Item>, LedgerError> {
         // With a filter, a page may hold fewer matches than asked: keep reading pages until
@@ -816,7 +838,9 @@ impl DynamoLedger {
                             .set_key(Some(key.clone()))
                             .build()
                             .map(|delete| WriteRequest::builder().delete_request(delete).build())
-                            .map_err(|e| LedgerError::Corrupt(format!("cannot build a delete: {e}")))
+                            .map_err(|e| {
+                                LedgerError::Corrupt(format!("cannot build a delete: {e}"))
+                            })
                     })
                     .collect::<Result<_, _>>()?;
                 let mut rounds = 0;

@@ -92,10 +92,8 @@ async fn claim_episode(
             row.lease_owner = Some(owner.to_string());
             row.lease_expires_ms = Some(expires);
         }
-        let change = DynamoLedger::versioned(
-            DynamoLedger::with_rows(Change::new(), id, &rows),
-            version,
-        );
+        let change =
+            DynamoLedger::versioned(DynamoLedger::with_rows(Change::new(), id, &rows), version);
         if !ledger.update(episode_key(id), change).await? {
             continue;
         }
@@ -111,7 +109,12 @@ async fn claim_episode(
     Ok(Vec::new())
 }
 
-fn to_claimed(episode: &Item, row: &Row, id: &str, key: &str) -> Result<ClaimedDelivery, LedgerError> {
+fn to_claimed(
+    episode: &Item,
+    row: &Row,
+    id: &str,
+    key: &str,
+) -> Result<ClaimedDelivery, LedgerError> {
     let alert: WebhookAlert = serde_json::from_str(require_s(episode, "alert_json")?)
         .map_err(|e| LedgerError::Corrupt(format!("stored alert: {e}")))?;
     Ok(ClaimedDelivery {
@@ -187,10 +190,8 @@ pub(super) async fn record(
                 true
             }
         };
-        let change = DynamoLedger::versioned(
-            DynamoLedger::with_rows(Change::new(), &id, &rows),
-            version,
-        );
+        let change =
+            DynamoLedger::versioned(DynamoLedger::with_rows(Change::new(), &id, &rows), version);
         if ledger.update(episode_key(&id), change).await? {
             if finished {
                 ledger
@@ -216,9 +217,11 @@ pub(super) async fn set_ref(
     value: &str,
     _now_ms: i64,
 ) -> Result<(), LedgerError> {
-    let change = Change::new()
-        .set_map_key("refs", key, s(value))
-        .when("attribute_exists(#pk)", &[PK], Vec::new());
+    let change = Change::new().set_map_key("refs", key, s(value)).when(
+        "attribute_exists(#pk)",
+        &[PK],
+        Vec::new(),
+    );
     if !ledger.update(episode_key(episode_id), change).await? {
         tracing::debug!(episode = %episode_id, "reference not stored: the episode was purged");
     }

@@ -102,7 +102,9 @@ async fn create_table(client: &Client, table: &str) -> Result<(), LedgerError> {
         .global_secondary_indexes(queue)
         .global_secondary_indexes(outbox)
         .global_secondary_indexes(recent);
-    for name in [PK, SK, QUEUE_PK, QUEUE_SK, OUTBOX_PK, OUTBOX_SK, LIST_PK, LIST_SK] {
+    for name in [
+        PK, SK, QUEUE_PK, QUEUE_SK, OUTBOX_PK, OUTBOX_SK, LIST_PK, LIST_SK,
+    ] {
         request = request.attribute_definitions(string_attribute(name)?);
     }
     match request.send().await {

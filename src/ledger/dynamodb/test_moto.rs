@@ -24,7 +24,10 @@ impl Moto {
             .expect("no free loopback port");
         // moto with one request at a time: DynamoDB's conditional writes are atomic, moto's
         // threaded ones are not (tests/support/moto_serialized.py says more).
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/moto_serialized.py");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/moto_serialized.py"
+        );
         let mut child = Command::new("python3")
             .args([script, "127.0.0.1", &port.to_string()])
             .stdin(Stdio::null())
@@ -34,7 +37,9 @@ impl Moto {
             .expect("cannot run python3 -m moto.server: install tests/requirements.txt (scripts/test.sh does)");
         let started = Instant::now();
         while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
-            if started.elapsed() > Duration::from_secs(60) || child.try_wait().ok().flatten().is_some() {
+            if started.elapsed() > Duration::from_secs(60)
+                || child.try_wait().ok().flatten().is_some()
+            {
                 let _ = child.kill();
                 panic!("moto did not start on 127.0.0.1:{port}");
             }
@@ -54,7 +59,11 @@ impl Moto {
             ..AwsConfig::default()
         };
         let credentials = SharedCredentialsProvider::new(Credentials::new(
-            "AKIDTEST", "test-secret", None, None, "static",
+            "AKIDTEST",
+            "test-secret",
+            None,
+            None,
+            "static",
         ));
         DynamoLedger::connect(
             &aws,

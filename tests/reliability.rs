@@ -655,13 +655,10 @@ async fn crash_kill_9_every_few_seconds_every_episode_once() {
     .await;
     cluster.add_incidents(&storm);
     let targets = Arc::clone(&cluster.targets);
-    let driver = {
-        let storm = storm;
-        tokio::spawn(async move {
-            let stats = drive(&storm, targets, 2, deadline).await;
-            (storm, stats)
-        })
-    };
+    let driver = tokio::spawn(async move {
+        let stats = drive(&storm, targets, 2, deadline).await;
+        (storm, stats)
+    });
     let mut kills = 0;
     while !driver.is_finished() || kills < 3 {
         tokio::time::sleep(Duration::from_millis(2500)).await;

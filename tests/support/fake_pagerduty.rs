@@ -91,6 +91,7 @@ impl FakePagerDuty {
     }
 
     /// Every call of `route` answers `answer` until `until` (an outage window).
+    #[allow(dead_code)] // used by tests/reliability.rs, not by every includer
     pub fn fail_until(&self, route: &str, answer: Scripted, until: std::time::Instant) {
         self.state
             .lock()

@@ -93,6 +93,7 @@ impl FakeSlack {
     }
 
     /// Every call of `method` answers `answer` until `until` (a rate limit or outage window).
+    #[allow(dead_code)] // used by tests/reliability.rs, not by every includer
     pub fn fail_until(&self, method: &str, answer: Scripted, until: Instant) {
         self.state
             .lock()

@@ -38,6 +38,13 @@ use change::Change;
 use futures::StreamExt;
 use item::*;
 
+/// A query filter: the expression, its `#names` and its `:values`.
+type Filter = (
+    String,
+    HashMap<String, String>,
+    HashMap<String, AttributeValue>,
+);
+
 /// What ingest reads of existing episodes.
 const SNAPSHOT_ATTRIBUTES: &[&str] = &[
     "episode_id",
@@ -328,11 +335,7 @@ impl DynamoLedger {
         partition: (&str, String),
         range: Option<(&str, &str, String)>,
         forward: bool,
-        filter: Option<(
-            String,
-            HashMap<String, String>,
-            HashMap<String, AttributeValue>,
-        )>,
+        filter: Option<Filter>,
         limit: Option<usize>,
     ) -> Result<Vec<Item>, LedgerError> {
         let mut items = Vec::new();
@@ -687,11 +690,7 @@ impl DynamoLedger {
     async fn list_shard(
         &self,
         shard: u32,
-        filter: Option<(
-            String,
-            HashMap<String, String>,
-            HashMap<String, AttributeValue>,
-        )>,
+        filter: Option<Filter>,
         limit: usize,
     ) -> Result<Vec<Item>, LedgerError> {
         // With a filter, a page may hold fewer matches than asked: keep reading pages until

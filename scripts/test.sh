@@ -35,6 +35,15 @@ if ! command -v alertmanager >/dev/null 2>&1 && [ ! -x /usr/bin/prometheus-alert
     prometheus-alertmanager >/dev/null
 fi
 export CABAL_TRIAGE_REQUIRE_ALERTMANAGER=1
+# tests/reliability.rs puts a SQLite ledger on a small ext4 loop device (disk full, read-only).
+debs=()
+command -v mkfs.ext4 >/dev/null 2>&1 || debs+=(e2fsprogs)
+command -v findmnt >/dev/null 2>&1 || debs+=(util-linux)
+command -v mount >/dev/null 2>&1 || debs+=(mount)
+if [ "${#debs[@]}" -gt 0 ]; then
+  log "installing ${debs[*]} from Debian"
+  apt-get update -qq && apt-get install -y -qq "${debs[@]}" >/dev/null
+fi
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   log "installing cargo-nextest from crates.io"
   cargo install --locked cargo-nextest

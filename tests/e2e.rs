@@ -12,13 +12,10 @@
 
 #[path = "support/alertmanager.rs"]
 mod alertmanager;
-#[allow(dead_code)]
 #[path = "support/fake_agent.rs"]
 mod fake_agent;
-#[allow(dead_code)]
 #[path = "support/fake_ecs.rs"]
 mod fake_ecs;
-mod support;
 #[allow(dead_code)]
 #[path = "support/fake_pagerduty.rs"]
 mod fake_pagerduty;
@@ -28,6 +25,7 @@ mod fake_slack;
 #[allow(dead_code)]
 #[path = "support/notify_service.rs"]
 mod service;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -665,9 +663,13 @@ async fn storm_environment(dir: &Path) -> StormEnvironment {
         ]),
     };
     let exec = fake_ecs::FakeEcs::start(fake_ecs::EcsBehaviour::default()).await;
-    let front =
-        support::aws_front::AwsFront::start(&moto.endpoint, &exec.endpoint, control, Duration::ZERO)
-            .await;
+    let front = support::aws_front::AwsFront::start(
+        &moto.endpoint,
+        &exec.endpoint,
+        control,
+        Duration::ZERO,
+    )
+    .await;
     let dns = support::fake_dns::FakeDns::start(HashMap::new()).await;
     let env = vec![
         ("CABAL_TRIAGE_AWS_ENDPOINT_URL", front.endpoint.clone()),

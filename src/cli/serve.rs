@@ -11,7 +11,8 @@ use tokio::sync::Notify;
 use super::CliError;
 use crate::config::{Config, LedgerBackend, SlackMode};
 use crate::ledger::{
-    Ledger, SqliteLedger, DESTINATION_PAGERDUTY, DESTINATION_SLACK, DESTINATION_SLACK_WEBHOOK,
+    DynamoLedger, Ledger, SqliteLedger, DESTINATION_PAGERDUTY, DESTINATION_SLACK,
+    DESTINATION_SLACK_WEBHOOK,
 };
 use crate::metrics::Metrics;
 use crate::notify::outbox::{configured_destinations, Outbox};
@@ -80,25 +81,34 @@ pub(crate) async fn serve_with(
     shutdown: Shutdown,
     listening: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
 ) -> Result<(), CliError> {
-    let ledger: Arc<dyn Ledger> =
-        match config.ledger.backend {
-            LedgerBackend::Sqlite => {
-                let ledger = SqliteLedger::open(&config.ledger.path, destinations(config))
+    let ledger: Arc<dyn Ledger> = match config.ledger.backend {
+        LedgerBackend::Sqlite => {
+            let ledger = SqliteLedger::open(&config.ledger.path, destinations(config))
+                .map_err(|e| CliError::Runtime(e.to_string()))?;
+            if config.ledger.max_size_mib > 0 {
+                let cap = ledger
+                    .limit_size(config.ledger.max_size_mib * 1024 * 1024)
+                    .await
                     .map_err(|e| CliError::Runtime(e.to_string()))?;
-                if config.ledger.max_size_mib > 0 {
-                    let cap = ledger
-                        .limit_size(config.ledger.max_size_mib * 1024 * 1024)
-                        .await
-                        .map_err(|e| CliError::Runtime(e.to_string()))?;
-                    tracing::info!(cap_bytes = cap, "ledger size capped");
-                }
-                Arc::new(ledger)
+                tracing::info!(cap_bytes = cap, "ledger size capped");
             }
-            LedgerBackend::Dynamodb => return Err(CliError::Input(
-                "ledger.backend = \"dynamodb\" is not available in this build yet; use \"sqlite\""
-                    .into(),
-            )),
-        };
+            Arc::new(ledger)
+        }
+        LedgerBackend::Dynamodb => {
+            let ledger = DynamoLedger::connect(
+                &config.aws,
+                &config.ledger.table,
+                config.ledger.create_table,
+                destinations(config),
+                config.ledger.retention(),
+                None,
+            )
+            .await
+            .map_err(|e| CliError::Runtime(e.to_string()))?;
+            tracing::info!(table = %ledger.table(), "ledger on DynamoDB");
+            Arc::new(ledger)
+        }
+    };
     let runbooks = Arc::new(runbooks);
     let metrics = Arc::new(Metrics::new());
     let work_available = Arc::new(Notify::new());

@@ -10,6 +10,7 @@
 //! - **Outbox**: a delivery row is written in the same transaction as the state change that
 //!   causes it (see `notify`).
 
+mod dynamodb;
 mod model;
 mod sqlite;
 
@@ -18,6 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+pub use dynamodb::DynamoLedger;
 pub use model::*;
 pub use sqlite::SqliteLedger;
 

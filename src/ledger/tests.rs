@@ -783,9 +783,157 @@ async fn sqlite_wal_is_checkpointed_off_the_commit_path_and_reused() {
         sizes.push(std::fs::metadata(&wal).unwrap().len());
         tokio::time::sleep(super::sqlite::CHECKPOINT_INTERVAL * 3).await;
     }
-    assert!(sizes[0] > 900_000, "the first round should fill the WAL: {sizes:?}");
+    assert!(
+        sizes[0] > 900_000,
+        "the first round should fill the WAL: {sizes:?}"
+    );
     assert!(
         sizes[2] < sizes[0] * 3 / 2,
         "the WAL grew round after round, so it is never checkpointed: {sizes:?}"
     );
+}
+
+#[tokio::test]
+async fn dynamodb_passes_the_suite() {
+    let moto = super::dynamodb::test_moto::Moto::start();
+    let destinations = SUITE_DESTINATIONS.map(String::from).to_vec();
+    let ledger = moto.ledger("suite", destinations).await;
+    suite(Arc::new(ledger)).await;
+}
+
+#[tokio::test]
+async fn dynamodb_without_its_table_says_how_to_create_it() {
+    let moto = super::dynamodb::test_moto::Moto::start();
+    let aws = crate::config::AwsConfig {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(moto.endpoint.clone()),
+        ..Default::default()
+    };
+    let credentials = aws_credential_types::provider::SharedCredentialsProvider::new(
+        aws_credential_types::Credentials::new("AKIDTEST", "test-secret", None, None, "static"),
+    );
+    let result = DynamoLedger::connect(
+        &aws,
+        "absent",
+        false,
+        Vec::new(),
+        Duration::from_secs(86_400),
+        Some(credentials),
+    )
+    .await;
+    match result {
+        Err(LedgerError::Unavailable(message)) => {
+            assert!(message.contains("ledger.create_table"), "{message}")
+        }
+        other => panic!("{:?}", other.err()),
+    }
+}
+
+/// Two replicas on one table: HA duplicates create one episode, each job is leased once, each
+/// delivery row is claimed once, and a dead replica's lease is taken over when it expires.
+#[tokio::test]
+async fn dynamodb_replicas_share_one_table_without_duplicates() {
+    let moto = super::dynamodb::test_moto::Moto::start();
+    let destinations = vec!["pagerduty".to_string()];
+    let a = Arc::new(moto.ledger("replicas", destinations.clone()).await);
+    let b = Arc::new(moto.ledger("replicas", destinations).await);
+    let batch: Vec<IncomingAlert> = (0..40)
+        .map(|i| incoming(&format!("{i:016x}"), T0, AlertStatus::Firing, true))
+        .collect();
+    let mut posts = Vec::new();
+    for replica in [&a, &b, &a, &b] {
+        let replica = Arc::clone(replica);
+        let batch = batch.clone();
+        posts.push(tokio::spawn(async move {
+            replica.ingest(batch, T0).await.unwrap()
+        }));
+    }
+    let mut created = 0;
+    for post in posts {
+        created += post
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.outcome == IngestOutcome::Created)
+            .count();
+    }
+    assert_eq!(created, 40, "one episode per alert, whoever got it first");
+
+    let mut workers = Vec::new();
+    for (index, replica) in [&a, &b, &a, &b, &a, &b].into_iter().enumerate() {
+        let replica = Arc::clone(replica);
+        workers.push(tokio::spawn(async move {
+            let owner = format!("w{index}");
+            let mut done = Vec::new();
+            while let Some(job) = replica.lease_next(&owner, LEASE, T0).await.unwrap() {
+                assert!(replica
+                    .complete_job(job.job_id, &owner, "{}".into(), T0)
+                    .await
+                    .unwrap());
+                done.push(job.episode_id);
+            }
+            done
+        }));
+    }
+    let mut triaged = Vec::new();
+    for worker in workers {
+        triaged.extend(worker.await.unwrap());
+    }
+    let distinct: std::collections::HashSet<_> = triaged.iter().collect();
+    assert_eq!((triaged.len(), distinct.len()), (40, 40), "every job once");
+
+    let mut dispatchers = Vec::new();
+    for (index, replica) in [&a, &b, &a, &b].into_iter().enumerate() {
+        let replica = Arc::clone(replica);
+        dispatchers.push(tokio::spawn(async move {
+            let owner = format!("d{index}");
+            let mut sent = Vec::new();
+            loop {
+                let claimed = replica
+                    .claim_deliveries(&owner, LEASE, T0, 7)
+                    .await
+                    .unwrap();
+                if claimed.is_empty() {
+                    return sent;
+                }
+                for row in claimed {
+                    assert!(replica
+                        .record_delivery(
+                            row.id,
+                            &owner,
+                            DeliveryResult::Delivered { external_ref: None },
+                            T0
+                        )
+                        .await
+                        .unwrap());
+                    sent.push(row.episode.id);
+                }
+            }
+        }));
+    }
+    let mut sent = Vec::new();
+    for dispatcher in dispatchers {
+        sent.extend(dispatcher.await.unwrap());
+    }
+    let distinct: std::collections::HashSet<_> = sent.iter().collect();
+    assert_eq!((sent.len(), distinct.len()), (40, 40), "every verdict once");
+
+    // Replica a takes a job and dies; b takes it over once the lease expired, not before.
+    let id = a
+        .ingest(
+            vec![incoming("dead0001", T0, AlertStatus::Firing, true)],
+            T0,
+        )
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    let job = a.lease_next("a-w0", LEASE, T0).await.unwrap().unwrap();
+    assert_eq!(job.episode_id, id);
+    drop(a);
+    let early = T0 + LEASE - Duration::from_secs(1);
+    assert!(b.lease_next("b-w0", LEASE, early).await.unwrap().is_none());
+    let late = T0 + LEASE + Duration::from_secs(1);
+    let taken = b.lease_next("b-w0", LEASE, late).await.unwrap().unwrap();
+    assert_eq!((taken.episode_id.as_str(), taken.attempt), (id.as_str(), 2));
 }

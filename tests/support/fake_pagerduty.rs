@@ -50,6 +50,8 @@ struct PdState {
     script: VecDeque<(String, Scripted)>,
     /// Events API v2 bodies, in arrival order.
     events: Vec<Value>,
+    /// Every call of a route answers this until the instant (an outage).
+    outages: Vec<(String, Scripted, std::time::Instant)>,
 }
 
 #[derive(Clone)]
@@ -91,6 +93,16 @@ impl FakePagerDuty {
             .unwrap()
             .script
             .push_back((route.to_string(), answer));
+    }
+
+    /// Every call of `route` answers `answer` until `until` (an outage window).
+    #[allow(dead_code)] // used by tests/reliability.rs, not by every includer
+    pub fn fail_until(&self, route: &str, answer: Scripted, until: std::time::Instant) {
+        self.state
+            .lock()
+            .unwrap()
+            .outages
+            .push((route.to_string(), answer, until));
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -155,6 +167,14 @@ fn record(
 
 fn take(state: &Mutex<PdState>, route: &str) -> Option<Scripted> {
     let mut state = state.lock().unwrap();
+    let now = std::time::Instant::now();
+    if let Some((_, answer, _)) = state
+        .outages
+        .iter()
+        .find(|(r, _, until)| r == route && now < *until)
+    {
+        return Some(answer.clone());
+    }
     let index = state.script.iter().position(|(r, _)| r == route)?;
     state.script.remove(index).map(|(_, answer)| answer)
 }

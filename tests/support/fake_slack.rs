@@ -51,6 +51,8 @@ struct SlackState {
     requests: Vec<Recorded>,
     messages: Vec<Message>,
     script: VecDeque<(String, Scripted)>,
+    /// Every call of a method answers this until the instant (an outage).
+    outages: Vec<(String, Scripted, Instant)>,
     next_ts: u64,
 }
 
@@ -90,6 +92,16 @@ impl FakeSlack {
             .push_back((method.to_string(), answer));
     }
 
+    /// Every call of `method` answers `answer` until `until` (a rate limit or outage window).
+    #[allow(dead_code)] // used by tests/reliability.rs, not by every includer
+    pub fn fail_until(&self, method: &str, answer: Scripted, until: Instant) {
+        self.state
+            .lock()
+            .unwrap()
+            .outages
+            .push((method.to_string(), answer, until));
+    }
+
     pub fn requests(&self, method: &str) -> Vec<Recorded> {
         self.state
             .lock()
@@ -127,6 +139,14 @@ impl FakeSlack {
 
 fn take_script(state: &Mutex<SlackState>, method: &str) -> Option<Scripted> {
     let mut state = state.lock().unwrap();
+    let now = Instant::now();
+    if let Some((_, answer, _)) = state
+        .outages
+        .iter()
+        .find(|(m, _, until)| m == method && now < *until)
+    {
+        return Some(answer.clone());
+    }
     let index = state.script.iter().position(|(m, _)| m == method)?;
     state.script.remove(index).map(|(_, s)| s)
 }

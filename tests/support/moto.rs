@@ -40,11 +40,37 @@ pub fn http_status(port: u16, method: &str, path: &str, body: &str) -> Option<u1
 impl Moto {
     /// Starts a fresh moto server and waits (up to 60 s) until it answers.
     pub fn start() -> Moto {
+        Moto::start_with(&["-m", "moto.server"])
+    }
+
+    /// Starts moto handling one request at a time (`moto_serialized.py`): what the ledger's
+    /// tests need, because DynamoDB applies each conditional write atomically and moto's
+    /// threaded server does not.
+    pub fn start_serialized() -> Moto {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/moto_serialized.py"
+        );
+        Moto::start_with(&[script])
+    }
+
+    fn start_with(program: &[&str]) -> Moto {
         for _ in 0..3 {
             let port = free_port();
             let log = tempfile::NamedTempFile::new().expect("temp file");
+            let mut args: Vec<String> = program.iter().map(|a| a.to_string()).collect();
+            if program.len() == 1 {
+                args.extend(["127.0.0.1".to_string(), port.to_string()]);
+            } else {
+                args.extend([
+                    "-H".into(),
+                    "127.0.0.1".into(),
+                    "-p".into(),
+                    port.to_string(),
+                ]);
+            }
             let child = Command::new("python3")
-                .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+                .args(&args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log.reopen().expect("reopen log"))
@@ -112,6 +138,25 @@ impl Moto {
             .lines()
             .filter(|l| l.contains("\"POST / HTTP/1.1\""))
             .count()
+    }
+
+    /// Stops the server (SIGSTOP): connections are accepted by the kernel but never answered,
+    /// as with a hung dependency. `resume` continues it with its data.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("moto runs").id().to_string();
+        let status = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal} {pid}");
     }
 
     /// Kills the server (SIGKILL) and waits for it.

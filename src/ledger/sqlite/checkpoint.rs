@@ -27,14 +27,12 @@ pub(super) fn spawn(path: &Path) -> Result<Checkpointer, LedgerError> {
     let (stop, stopped) = mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("ledger-checkpoint".into())
-        .spawn(move || loop {
-            match stopped.recv_timeout(INTERVAL) {
-                Err(RecvTimeoutError::Timeout) => {
-                    if let Err(error) = checkpoint(&connection) {
-                        tracing::warn!(%error, "ledger checkpoint failed; will retry");
-                    }
+        .spawn(move || {
+            // Until the ledger is dropped (the sender goes away) or says stop.
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
+                if let Err(error) = checkpoint(&connection) {
+                    tracing::warn!(%error, "ledger checkpoint failed; will retry");
                 }
-                Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
             }
         })
         .map_err(|e| LedgerError::Unavailable(format!("cannot start checkpoint thread: {e}")))?;

@@ -1,0 +1,348 @@
+//! Triage jobs in the DynamoDB ledger: the job lives on its episode item; leasing, completing,
+//! failing and releasing are conditional writes of that item under its `version` (together with
+//! the delivery rows they cause); renewing is conditioned on the lease owner.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::change::Change;
+use super::item::*;
+use super::{DynamoLedger, CONFLICT_RETRIES};
+use crate::ledger::{DeliveryKind, EpisodeState, JobState, LeasedJob, LedgerError};
+
+/// What one try at leasing a candidate found.
+enum Try {
+    Leased(Box<LeasedJob>),
+    /// Not runnable (any more): someone else has it, it is done, or not due yet.
+    NotRunnable,
+    Conflict,
+}
+
+pub(super) async fn lease_next(
+    ledger: &DynamoLedger,
+    owner: &str,
+    lease: Duration,
+    now_ms: i64,
+) -> Result<Option<LeasedJob>, LedgerError> {
+    let generation = ledger.job_generation.load(Ordering::Relaxed);
+    let mut refilled = false;
+    loop {
+        let Some(candidate) = ledger
+            .next_candidate(
+                &ledger.jobs_queue,
+                (QUEUE_INDEX, QUEUE_PK, QUEUE_SK),
+                "J",
+                generation,
+                now_ms,
+                &mut refilled,
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(id) = get_s(&candidate, PK).and_then(episode_id_of_pk) else {
+            continue;
+        };
+        for _ in 0..CONFLICT_RETRIES {
+            let Some(item) = ledger.get_episode_item(id).await? else {
+                break;
+            };
+            match try_lease(ledger, &item, id, owner, lease, now_ms).await? {
+                Try::Leased(job) => {
+                    ledger
+                        .leased_jobs
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(job.job_id, id.to_string());
+                    return Ok(Some(*job));
+                }
+                Try::NotRunnable => break,
+                Try::Conflict => continue,
+            }
+        }
+    }
+}
+
+async fn try_lease(
+    ledger: &DynamoLedger,
+    item: &Item,
+    id: &str,
+    owner: &str,
+    lease: Duration,
+    now_ms: i64,
+) -> Result<Try, LedgerError> {
+    let job_state = get_s(item, "job_state").and_then(JobState::parse);
+    let attempts = get_n(item, "attempts").unwrap_or(0);
+    let max_attempts = get_n(item, "max_attempts").unwrap_or(1);
+    let expired = job_state == Some(JobState::Leased)
+        && get_n(item, "lease_expires_ms").is_some_and(|expires| expires < now_ms);
+    let due = job_state == Some(JobState::Queued)
+        && get_n(item, "not_before_ms").is_some_and(|not_before| not_before <= now_ms);
+    if !expired && !due {
+        return Ok(Try::NotRunnable);
+    }
+    let version = require_n(item, "version")?;
+    let previous_owner = get_s(item, "lease_owner").unwrap_or_default();
+    if expired && attempts >= max_attempts {
+        // The last attempt's holder vanished: the job fails, and says so.
+        let error = format!(
+            "attempt {attempts} lost: the lease of worker {previous_owner} expired (crashed or stalled); no attempt left"
+        );
+        let mut rows = rows_of(item)?;
+        ledger.add_rows(&mut rows, DeliveryKind::TriageFailed, version + 1, now_ms);
+        let change = end_lease(Change::new())
+            .set("job_state", s(JobState::Failed.as_str()))
+            .set("state", s(EpisodeState::Failed.as_str()))
+            .set("last_error", s(error))
+            .set("not_before_ms", n(now_ms))
+            .remove(QUEUE_PK)
+            .remove(QUEUE_SK);
+        let change = DynamoLedger::versioned(DynamoLedger::with_rows(change, id, &rows), version);
+        return if ledger.update(episode_key(id), change).await? {
+            ledger.row_generation.fetch_add(1, Ordering::Relaxed);
+            Ok(Try::NotRunnable)
+        } else {
+            Ok(Try::Conflict)
+        };
+    }
+    let attempt = attempts + 1;
+    let announce = attempt == 1 && !get_bool(item, "announced");
+    let mut rows = rows_of(item)?;
+    let announced_now =
+        announce && ledger.add_rows(&mut rows, DeliveryKind::Started, version + 1, now_ms);
+    let expires = now_ms + lease.as_millis() as i64;
+    let mut change = Change::new()
+        .set("job_state", s(JobState::Leased.as_str()))
+        .set("attempts", n(attempt))
+        .set("lease_owner", s(owner))
+        .set("lease_expires_ms", n(expires))
+        .set("leased_ms", n(now_ms))
+        .set("state", s(EpisodeState::Running.as_str()))
+        .set(QUEUE_SK, s(job_queue_sk(expires, id)));
+    if expired {
+        change = change.set(
+            "last_error",
+            s(format!(
+                "previous attempt lost: the lease of worker {previous_owner} expired (crashed or stalled)"
+            )),
+        );
+    }
+    if announce {
+        change = change.set(
+            "announced",
+            aws_sdk_dynamodb::types::AttributeValue::Bool(true),
+        );
+    }
+    if announced_now {
+        change = DynamoLedger::with_rows(change, id, &rows);
+    }
+    if !ledger
+        .update(episode_key(id), DynamoLedger::versioned(change, version))
+        .await?
+    {
+        return Ok(Try::Conflict);
+    }
+    if announced_now {
+        ledger.row_generation.fetch_add(1, Ordering::Relaxed);
+    }
+    let alert = serde_json::from_str(require_s(item, "alert_json")?)
+        .map_err(|e| LedgerError::Corrupt(format!("stored alert: {e}")))?;
+    Ok(Try::Leased(Box::new(LeasedJob {
+        job_id: stable_id(id),
+        episode_id: id.to_string(),
+        group_key: require_s(item, "group_key")?.to_string(),
+        alert,
+        attempt: attempt.max(0) as u32,
+        max_attempts: max_attempts.max(0) as u32,
+    })))
+}
+
+fn end_lease(change: Change) -> Change {
+    change.remove("lease_owner").remove("lease_expires_ms")
+}
+
+/// The episode id of a job this process leased.
+fn episode_of(ledger: &DynamoLedger, job_id: i64) -> Option<String> {
+    ledger
+        .leased_jobs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&job_id)
+        .cloned()
+}
+
+fn forget(ledger: &DynamoLedger, job_id: i64) {
+    ledger
+        .leased_jobs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&job_id);
+}
+
+/// The episode item when `owner` holds its job's lease.
+async fn held(ledger: &DynamoLedger, id: &str, owner: &str) -> Result<Option<Item>, LedgerError> {
+    Ok(ledger.get_episode_item(id).await?.filter(|item| {
+        get_s(item, "job_state") == Some(JobState::Leased.as_str())
+            && get_s(item, "lease_owner") == Some(owner)
+    }))
+}
+
+pub(super) async fn renew(
+    ledger: &DynamoLedger,
+    job_id: i64,
+    owner: &str,
+    lease: Duration,
+    now_ms: i64,
+) -> Result<bool, LedgerError> {
+    let Some(id) = episode_of(ledger, job_id) else {
+        return Ok(false);
+    };
+    let expires = now_ms + lease.as_millis() as i64;
+    let change = Change::new()
+        .set("lease_expires_ms", n(expires))
+        .set(QUEUE_SK, s(job_queue_sk(expires, &id)))
+        .when(
+            "#job_state = :leased AND #lease_owner = :owner",
+            &["job_state", "lease_owner"],
+            vec![
+                (":leased", s(JobState::Leased.as_str())),
+                (":owner", s(owner)),
+            ],
+        );
+    ledger.update(episode_key(&id), change).await
+}
+
+pub(super) async fn complete(
+    ledger: &DynamoLedger,
+    job_id: i64,
+    owner: &str,
+    report_json: String,
+    now_ms: i64,
+) -> Result<bool, LedgerError> {
+    let Some(id) = episode_of(ledger, job_id) else {
+        return Ok(false);
+    };
+    for _ in 0..CONFLICT_RETRIES {
+        let Some(item) = held(ledger, &id, owner).await? else {
+            return Ok(false);
+        };
+        let version = require_n(&item, "version")?;
+        let leased_ms = get_n(&item, "leased_ms").unwrap_or(now_ms);
+        let mut rows = rows_of(&item)?;
+        ledger.add_rows(&mut rows, DeliveryKind::Verdict, version + 1, now_ms);
+        let change = end_lease(Change::new())
+            .set("job_state", s(JobState::Done.as_str()))
+            .set("duration_ms", n((now_ms - leased_ms).max(0)))
+            .set("state", s(EpisodeState::Triaged.as_str()))
+            .set("report_json", s(report_json.clone()))
+            .remove(QUEUE_PK)
+            .remove(QUEUE_SK);
+        let change = DynamoLedger::versioned(DynamoLedger::with_rows(change, &id, &rows), version);
+        if ledger.update(episode_key(&id), change).await? {
+            forget(ledger, job_id);
+            ledger.row_generation.fetch_add(1, Ordering::Relaxed);
+            return Ok(true);
+        }
+    }
+    Err(contention(&id))
+}
+
+fn contention(id: &str) -> LedgerError {
+    LedgerError::Unavailable(format!(
+        "episode {id} kept changing under concurrent writers; the lease stays until it expires"
+    ))
+}
+
+pub(super) async fn fail(
+    ledger: &DynamoLedger,
+    job_id: i64,
+    owner: &str,
+    error: String,
+    retry_after: Duration,
+    now_ms: i64,
+) -> Result<JobState, LedgerError> {
+    let Some(id) = episode_of(ledger, job_id) else {
+        return Ok(JobState::Leased);
+    };
+    for _ in 0..CONFLICT_RETRIES {
+        let Some(item) = held(ledger, &id, owner).await? else {
+            // The lease was lost meanwhile; whoever holds the job now decides.
+            return Ok(JobState::Leased);
+        };
+        let version = require_n(&item, "version")?;
+        let attempts = get_n(&item, "attempts").unwrap_or(0);
+        let max_attempts = get_n(&item, "max_attempts").unwrap_or(1);
+        let message = format!("attempt {attempts} of {max_attempts}: {error}");
+        let exhausted = attempts >= max_attempts;
+        let mut rows = rows_of(&item)?;
+        if exhausted {
+            ledger.add_rows(&mut rows, DeliveryKind::TriageFailed, version + 1, now_ms);
+        }
+        let change = end_lease(Change::new()).set("last_error", s(message));
+        let (change, outcome) = if exhausted {
+            (
+                change
+                    .set("job_state", s(JobState::Failed.as_str()))
+                    .set("state", s(EpisodeState::Failed.as_str()))
+                    .set("not_before_ms", n(now_ms))
+                    .remove(QUEUE_PK)
+                    .remove(QUEUE_SK),
+                JobState::Failed,
+            )
+        } else {
+            let not_before = now_ms + retry_after.as_millis() as i64;
+            (
+                change
+                    .set("job_state", s(JobState::Queued.as_str()))
+                    .set("state", s(EpisodeState::Queued.as_str()))
+                    .set("not_before_ms", n(not_before))
+                    .set(QUEUE_SK, s(job_queue_sk(not_before, &id))),
+                JobState::Queued,
+            )
+        };
+        let change = DynamoLedger::versioned(DynamoLedger::with_rows(change, &id, &rows), version);
+        if ledger.update(episode_key(&id), change).await? {
+            forget(ledger, job_id);
+            if exhausted {
+                ledger.row_generation.fetch_add(1, Ordering::Relaxed);
+            } else {
+                ledger.job_generation.fetch_add(1, Ordering::Relaxed);
+            }
+            return Ok(outcome);
+        }
+    }
+    Err(contention(&id))
+}
+
+pub(super) async fn release(
+    ledger: &DynamoLedger,
+    job_id: i64,
+    owner: &str,
+    now_ms: i64,
+) -> Result<(), LedgerError> {
+    let Some(id) = episode_of(ledger, job_id) else {
+        return Ok(());
+    };
+    for _ in 0..CONFLICT_RETRIES {
+        let Some(item) = held(ledger, &id, owner).await? else {
+            return Ok(());
+        };
+        let version = require_n(&item, "version")?;
+        let attempts = get_n(&item, "attempts").unwrap_or(0);
+        let change = end_lease(Change::new())
+            .set("attempts", n((attempts - 1).max(0)))
+            .set("job_state", s(JobState::Queued.as_str()))
+            .set("state", s(EpisodeState::Queued.as_str()))
+            .set("not_before_ms", n(now_ms))
+            .set(QUEUE_SK, s(job_queue_sk(now_ms, &id)));
+        if ledger
+            .update(episode_key(&id), DynamoLedger::versioned(change, version))
+            .await?
+        {
+            forget(ledger, job_id);
+            ledger.job_generation.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+    }
+    Err(contention(&id))
+}

@@ -1,0 +1,997 @@
+//! The DynamoDB ledger: one table shared by several replicas (`ledger.backend = "dynamodb"`).
+//!
+//! Each episode is one item that also carries its triage job and its delivery rows (the outbox
+//! `rows` map), so every state change and the rows it causes are one conditional `UpdateItem`
+//! (conditioned on the episode's `version`): atomic without multi-item transactions. Episode
+//! creation is a conditional put (`attribute_not_exists`), so HA duplicates and retries cannot
+//! create a second job; jobs and delivery rows are taken under leases (owner and expiry) by
+//! conditional updates, found through the sparse `queue` and `outbox` indexes. Layout and
+//! reasons: `docs/architecture.md`, "The DynamoDB ledger".
+//!
+//! The trait's integer job and delivery ids are stable hashes of the item keys; this process
+//! remembers which key each id it handed out stands for (only the lease holder uses an id).
+
+mod change;
+mod item;
+mod jobs;
+mod outbox;
+mod table;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeysAndAttributes, Select, WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+use time::OffsetDateTime;
+
+use super::*;
+use crate::alert::{pagerduty_dedup_key, AlertStatus};
+use crate::config::AwsConfig;
+use change::Change;
+use futures::StreamExt;
+use item::*;
+
+/// A query filter: the expression, its `#names` and its `:values`.
+type Filter = (
+    String,
+    HashMap<String, String>,
+    HashMap<String, AttributeValue>,
+);
+
+/// What ingest reads of existing episodes.
+const SNAPSHOT_ATTRIBUTES: &[&str] = &[
+    "episode_id",
+    "status",
+    "state",
+    "version",
+    "first_seen_ms",
+    "rows",
+    "alertname",
+];
+
+/// How often a state change is retried when a concurrent writer changed the episode first.
+const CONFLICT_RETRIES: usize = 12;
+/// Candidates fetched per shard from the `queue` index at once.
+const QUERY_LIMIT: i32 = 50;
+/// After a queue query found nothing, the next one waits this long (unless this process wrote
+/// new work meanwhile), so idle workers do not hammer the index.
+const EMPTY_REQUERY: Duration = Duration::from_secs(1);
+/// Alerts of one notification recorded at the same time.
+const INGEST_CONCURRENCY: usize = 16;
+
+/// The DynamoDB implementation of [`Ledger`].
+pub struct DynamoLedger {
+    client: Client,
+    table: String,
+    destinations: Vec<String>,
+    retention: Duration,
+    /// Job ids this process leased, to their episode ids.
+    leased_jobs: Mutex<HashMap<i64, String>>,
+    /// Delivery ids this process claimed, to (episode id, row sort key).
+    claimed_rows: Mutex<HashMap<i64, (String, String)>>,
+    jobs_queue: tokio::sync::Mutex<Candidates>,
+    rows_queue: tokio::sync::Mutex<Candidates>,
+    /// Bumped when this process creates runnable jobs / due delivery rows.
+    job_generation: AtomicU64,
+    row_generation: AtomicU64,
+}
+
+/// Keys of due items read from the `queue` index, tried one by one.
+#[derive(Default)]
+struct Candidates {
+    keys: VecDeque<Item>,
+    /// When the last query found nothing: (wall clock, the `now` it asked for, generation).
+    empty: Option<(Instant, i64, u64)>,
+}
+
+/// An SDK error as a ledger error an operator can act on.
+pub(crate) fn sdk_error<E, R>(operation: &str, table: &str, error: SdkError<E, R>) -> LedgerError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    LedgerError::Unavailable(format!(
+        "DynamoDB {operation} on table {table} failed: {}; check aws.endpoint_url / aws.region, credentials and the IAM policy",
+        DisplayErrorContext(&error)
+    ))
+}
+
+impl DynamoLedger {
+    /// Connects to `table` (creating it when `create_table`), with the `[aws]` settings.
+    /// `credentials` replaces the default chain (tests pass static keys).
+    pub async fn connect(
+        aws: &AwsConfig,
+        table: &str,
+        create_table: bool,
+        destinations: Vec<String>,
+        retention: Duration,
+        credentials: Option<SharedCredentialsProvider>,
+    ) -> Result<DynamoLedger, LedgerError> {
+        let sdk = crate::aws::sdk::load_sdk_config(aws, Duration::from_secs(3), credentials).await;
+        let mut config = aws_sdk_dynamodb::config::Builder::from(&sdk)
+            // A few quick retries of throttled or failed calls; every write is conditional or
+            // idempotent, so a retried call cannot apply twice.
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(Duration::from_secs(5))
+                    .operation_timeout(Duration::from_secs(12))
+                    .build(),
+            );
+        if let Some(url) = aws.endpoint_for(crate::aws::sdk::SERVICE_DYNAMODB) {
+            config = config.endpoint_url(url);
+        }
+        let client = Client::from_conf(config.build());
+        table::ensure(&client, table, create_table).await?;
+        Ok(DynamoLedger {
+            client,
+            table: table.to_string(),
+            destinations,
+            retention,
+            leased_jobs: Mutex::new(HashMap::new()),
+            claimed_rows: Mutex::new(HashMap::new()),
+            jobs_queue: tokio::sync::Mutex::new(Candidates::default()),
+            rows_queue: tokio::sync::Mutex::new(Candidates::default()),
+            job_generation: AtomicU64::new(0),
+            row_generation: AtomicU64::new(0),
+        })
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn unavailable<E, R>(&self, operation: &str, error: SdkError<E, R>) -> LedgerError
+    where
+        E: std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        sdk_error(operation, &self.table, error)
+    }
+
+    fn expires_at(&self, now_ms: i64) -> AttributeValue {
+        n(now_ms / 1000 + self.retention.as_secs() as i64)
+    }
+
+    /// Adds rows of `kind` for the destinations that want it, created at `version` (the
+    /// episode's version after this change); false when none was added. Repeats coalesce: no
+    /// new repeat row while one of the same destination is unfinished (it renders the latest
+    /// count when it goes out).
+    fn add_rows(&self, rows: &mut Rows, kind: DeliveryKind, version: i64, now_ms: i64) -> bool {
+        let mut added = false;
+        for (index, destination) in self.destinations.iter().enumerate() {
+            if !destination_wants(destination, kind) {
+                continue;
+            }
+            if kind == DeliveryKind::Repeat
+                && rows.values().any(|row| {
+                    row.is_open()
+                        && row.destination == *destination
+                        && row.kind == DeliveryKind::Repeat
+                })
+            {
+                continue;
+            }
+            rows.insert(
+                row_key(version, index, destination, kind),
+                Row::new(destination, kind, now_ms),
+            );
+            added = true;
+        }
+        added
+    }
+
+    /// Writes the rows with a change, and the episode's place in the `outbox` index.
+    fn with_rows(change: Change, id: &str, rows: &Rows) -> Change {
+        let change = change.set("rows", rows_value(rows));
+        match outbox_due(rows) {
+            Some(due) => change
+                .set(OUTBOX_PK, s(outbox_pk(id)))
+                .set(OUTBOX_SK, s(outbox_sk(due, id))),
+            None => change.remove(OUTBOX_PK).remove(OUTBOX_SK),
+        }
+    }
+
+    /// Conditions a change on the episode's `version` still being the one read, and bumps it.
+    fn versioned(change: Change, version: i64) -> Change {
+        change.set("version", n(version + 1)).when(
+            "#version = :expected_version",
+            &["version"],
+            vec![(":expected_version", n(version))],
+        )
+    }
+
+    async fn get_episode_item(&self, id: &str) -> Result<Option<Item>, LedgerError> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(episode_key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map(|out| out.item)
+            .map_err(|e| self.unavailable("GetItem", e))
+    }
+
+    /// Puts a new item; false when its key exists already.
+    async fn put_new(&self, item: Item) -> Result<bool, LedgerError> {
+        match self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(self.unavailable("PutItem", error)),
+        }
+    }
+
+    /// Runs a single-item conditional update; false when its condition failed.
+    async fn update(&self, key: Item, change: Change) -> Result<bool, LedgerError> {
+        match self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .update_expression(change.update_expression())
+            .set_condition_expression(change.condition_expression())
+            .set_expression_attribute_names(Some(change.attribute_names()))
+            .set_expression_attribute_values(change.attribute_values())
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(self.unavailable("UpdateItem", error)),
+        }
+    }
+
+    /// Reads items by key (consistent), any number of them.
+    async fn batch_get(
+        &self,
+        keys: Vec<Item>,
+        projection: Option<&[&str]>,
+    ) -> Result<Vec<Item>, LedgerError> {
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let mut pending = Some(chunk.to_vec());
+            let mut rounds = 0;
+            while let Some(keys) = pending.take().filter(|k| !k.is_empty()) {
+                rounds += 1;
+                if rounds > 20 {
+                    return Err(LedgerError::Unavailable(format!(
+                        "DynamoDB BatchGetItem on table {} keeps leaving keys unprocessed (throttled); retry later",
+                        self.table
+                    )));
+                }
+                let mut request = KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true);
+                if let Some(attributes) = projection {
+                    let expression = attributes
+                        .iter()
+                        .map(|a| format!("#{a}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    request = request
+                        .projection_expression(expression)
+                        .set_expression_attribute_names(Some(names(attributes)));
+                }
+                let request = request
+                    .build()
+                    .map_err(|e| LedgerError::Corrupt(format!("cannot build a read: {e}")))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| self.unavailable("BatchGetItem", e))?;
+                if let Some(mut responses) = out.responses {
+                    found.extend(responses.remove(&self.table).unwrap_or_default());
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut left| left.remove(&self.table))
+                    .map(|left| left.keys);
+                if pending.as_ref().is_some_and(|k| !k.is_empty()) {
+                    tokio::time::sleep(Duration::from_millis(20 * rounds)).await;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Queries one partition of an index (all pages, or up to `limit` items).
+    #[allow(clippy::too_many_arguments)]
+    async fn query_index(
+        &self,
+        index: &str,
+        partition: (&str, String),
+        range: Option<(&str, &str, String)>,
+        forward: bool,
+        filter: Option<Filter>,
+        limit: Option<usize>,
+    ) -> Result<Vec<Item>, LedgerError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut condition = "#ipk = :ipk".to_string();
+            let mut names = HashMap::from([("#ipk".to_string(), partition.0.to_string())]);
+            let mut values = HashMap::from([(":ipk".to_string(), s(partition.1.clone()))]);
+            if let Some((attribute, operator, value)) = &range {
+                condition.push_str(&format!(" AND #isk {operator} :isk"));
+                names.insert("#isk".into(), attribute.to_string());
+                values.insert(":isk".into(), s(value.clone()));
+            }
+            let mut request = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression(condition)
+                .scan_index_forward(forward)
+                .set_exclusive_start_key(start.take());
+            if let Some((expression, filter_names, filter_values)) = &filter {
+                request = request.filter_expression(expression);
+                names.extend(filter_names.clone());
+                values.extend(filter_values.clone());
+            }
+            if let Some(limit) = limit {
+                request = request.limit((limit.saturating_sub(items.len())).clamp(1, 1000) as i32);
+            }
+            let out = request
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .send()
+                .await
+                .map_err(|e| self.unavailable("Query", e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(next) if limit.is_none_or(|l| items.len() < l) => start = Some(next),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// The next due candidate key from the `queue` index, refilling at most once per call.
+    #[allow(clippy::too_many_arguments)]
+    async fn next_candidate(
+        &self,
+        queue: &tokio::sync::Mutex<Candidates>,
+        (index, pk_attribute, sk_attribute): (&str, &str, &str),
+        prefix: &str,
+        generation: u64,
+        now_ms: i64,
+        refilled: &mut bool,
+    ) -> Result<Option<Item>, LedgerError> {
+        let mut candidates = queue.lock().await;
+        if let Some(key) = candidates.keys.pop_front() {
+            return Ok(Some(key));
+        }
+        if *refilled {
+            return Ok(None);
+        }
+        if let Some((at, asked_ms, seen_generation)) = candidates.empty {
+            if seen_generation == generation
+                && at.elapsed() < EMPTY_REQUERY
+                && now_ms.saturating_sub(asked_ms) < EMPTY_REQUERY.as_millis() as i64
+                && now_ms >= asked_ms
+            {
+                return Ok(None);
+            }
+        }
+        *refilled = true;
+        let queries = (0..SHARDS).map(|shard| {
+            self.query_index(
+                index,
+                (pk_attribute, format!("{prefix}#{shard}")),
+                Some((sk_attribute, "<=", due_bound(now_ms))),
+                true,
+                None,
+                Some(QUERY_LIMIT as usize),
+            )
+        });
+        let mut found = Vec::new();
+        for result in futures::future::join_all(queries).await {
+            found.extend(result?);
+        }
+        if found.is_empty() {
+            candidates.empty = Some((Instant::now(), now_ms, generation));
+            return Ok(None);
+        }
+        candidates.empty = None;
+        // Oldest first, but replicas start at different places so that they do not all race
+        // for the same item.
+        found.sort_by(|a, b| get_s(a, sk_attribute).cmp(&get_s(b, sk_attribute)));
+        let offset = (rand::random::<u64>() % found.len() as u64) as usize;
+        let half = found.len() / 2;
+        found.rotate_left(offset.min(half));
+        candidates.keys.extend(found);
+        Ok(candidates.keys.pop_front())
+    }
+
+    async fn ingest_all(
+        &self,
+        alerts: Vec<IncomingAlert>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<IngestResult>, LedgerError> {
+        let now_ms = unix_ms(now);
+        let ids: Vec<String> = alerts.iter().map(|a| a.key.id()).collect();
+        let mut snapshots = self.read_snapshots(&ids).await?;
+        // The alerts of one episode in order (a notification may name one twice), episodes
+        // side by side.
+        let mut by_episode: Vec<(String, Vec<usize>)> = Vec::new();
+        for (index, id) in ids.iter().enumerate() {
+            match by_episode.iter_mut().find(|(known, _)| known == id) {
+                Some((_, indexes)) => indexes.push(index),
+                None => by_episode.push((id.clone(), vec![index])),
+            }
+        }
+        let alerts = &alerts;
+        let outcomes: Vec<Result<Vec<(usize, IngestResult)>, LedgerError>> =
+            futures::stream::iter(by_episode.into_iter().map(|(id, indexes)| {
+                let snapshot = snapshots.remove(&id);
+                async move {
+                    let mut snapshot = snapshot;
+                    let mut done = Vec::with_capacity(indexes.len());
+                    for index in indexes {
+                        let result = self
+                            .ingest_one(&alerts[index], &id, snapshot.take(), now_ms)
+                            .await?;
+                        done.push((index, result));
+                    }
+                    Ok(done)
+                }
+            }))
+            .buffer_unordered(INGEST_CONCURRENCY)
+            .collect()
+            .await;
+        let mut results: Vec<Option<IngestResult>> = vec![None; alerts.len()];
+        for outcome in outcomes {
+            for (index, result) in outcome? {
+                results[index] = Some(result);
+            }
+        }
+        Ok(results.into_iter().flatten().collect())
+    }
+
+    /// What ingest needs to know of existing episodes, by id.
+    async fn read_snapshots(&self, ids: &[String]) -> Result<HashMap<String, Item>, LedgerError> {
+        let keys: Vec<Item> = ids
+            .iter()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .map(|id| episode_key(id))
+            .collect();
+        let items = self.batch_get(keys, Some(SNAPSHOT_ATTRIBUTES)).await?;
+        Ok(items
+            .into_iter()
+            .filter_map(|item| get_s(&item, "episode_id").map(|id| (id.to_string(), item.clone())))
+            .collect())
+    }
+
+    /// Records one alert: creates its episode, or records a repeat or the resolution.
+    /// `snapshot` is what a read just before found (None: not there then).
+    async fn ingest_one(
+        &self,
+        incoming: &IncomingAlert,
+        id: &str,
+        mut snapshot: Option<Item>,
+        now_ms: i64,
+    ) -> Result<IngestResult, LedgerError> {
+        let alertname = incoming.alert.alertname().to_string();
+        for attempt in 0..CONFLICT_RETRIES {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 10)).await;
+                snapshot = self.get_episode_item(id).await?;
+            }
+            let Some(existing) = &snapshot else {
+                let (item, state) = self.new_episode(incoming, id, now_ms)?;
+                if self.put_new(item).await? {
+                    if state == EpisodeState::Queued {
+                        self.job_generation.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return Ok(IngestResult {
+                        id: id.to_string(),
+                        alertname,
+                        state,
+                        outcome: IngestOutcome::Created,
+                    });
+                }
+                // Another replica created it first (an HA duplicate): a repeat after all.
+                continue;
+            };
+            let state_text = require_s(existing, "state")?;
+            let state = EpisodeState::parse(state_text)
+                .ok_or_else(|| LedgerError::Corrupt(format!("episode state: {state_text}")))?;
+            let status = require_s(existing, "status")?;
+            let version = require_n(existing, "version")?;
+            let first_seen_ms = require_n(existing, "first_seen_ms")?;
+            let mut rows = rows_of(existing)?;
+            let seen = Change::new()
+                .set("last_seen_ms", n(now_ms))
+                .set(LIST_SK, s(list_sk(now_ms, first_seen_ms, id)))
+                .set(EXPIRES_AT, self.expires_at(now_ms));
+            let resolves = incoming.alert.status == AlertStatus::Resolved && status == "firing";
+            let (outcome, change, new_rows) = if resolves {
+                // A resolution is news, not a repeat. Once resolved an episode stays resolved:
+                // in HA, a firing notification from a slower peer can arrive after it.
+                let added = self.add_rows(&mut rows, DeliveryKind::Resolved, version + 1, now_ms);
+                let change = seen.set("status", s(AlertStatus::Resolved.as_str()));
+                let change = match incoming.alert.ends_at {
+                    Some(ends_at) => change.set("ends_at", s(rfc3339(ends_at))),
+                    None => change.remove("ends_at"),
+                };
+                let change = Self::with_rows(change, id, &rows);
+                (
+                    IngestOutcome::Resolved,
+                    Self::versioned(change, version),
+                    added,
+                )
+            } else {
+                let change = seen.add("repeats", n(1));
+                let wants_row = status == "firing"
+                    && !matches!(state, EpisodeState::NoRunbook | EpisodeState::Skipped);
+                if wants_row && self.add_rows(&mut rows, DeliveryKind::Repeat, version + 1, now_ms)
+                {
+                    let change = Self::with_rows(change, id, &rows);
+                    (
+                        IngestOutcome::Repeat,
+                        Self::versioned(change, version),
+                        true,
+                    )
+                } else {
+                    // Only counters: no need to serialize with other writers of the episode.
+                    (
+                        IngestOutcome::Repeat,
+                        change.when("attribute_exists(#pk)", &[PK], Vec::new()),
+                        false,
+                    )
+                }
+            };
+            if self.update(episode_key(id), change).await? {
+                if new_rows {
+                    self.row_generation.fetch_add(1, Ordering::Relaxed);
+                }
+                return Ok(IngestResult {
+                    id: id.to_string(),
+                    alertname: get_s(existing, "alertname")
+                        .unwrap_or(&alertname)
+                        .to_string(),
+                    state,
+                    outcome,
+                });
+            }
+        }
+        Err(LedgerError::Unavailable(format!(
+            "episode {id} kept changing under concurrent writers; not recorded, retry"
+        )))
+    }
+
+    /// A new episode item (with its job when it has a runbook and fires).
+    fn new_episode(
+        &self,
+        incoming: &IncomingAlert,
+        id: &str,
+        now_ms: i64,
+    ) -> Result<(Item, EpisodeState), LedgerError> {
+        let firing = incoming.alert.status == AlertStatus::Firing;
+        let state = match (incoming.has_runbook, firing) {
+            (false, _) => EpisodeState::NoRunbook,
+            (true, true) => EpisodeState::Queued,
+            (true, false) => EpisodeState::Skipped,
+        };
+        let alert_json = serde_json::to_string(&incoming.alert)
+            .map_err(|e| LedgerError::Corrupt(format!("alert: {e}")))?;
+        let mut episode: Item = HashMap::from([
+            (PK.to_string(), s(episode_pk(id))),
+            (SK.to_string(), s(EPISODE_SK)),
+            ("episode_id".to_string(), s(id)),
+            ("group_key".to_string(), s(incoming.key.group_key.clone())),
+            (
+                "fingerprint".to_string(),
+                s(incoming.key.fingerprint.clone()),
+            ),
+            ("starts_at".to_string(), s(incoming.key.starts_at_text())),
+            ("alertname".to_string(), s(incoming.alert.alertname())),
+            ("status".to_string(), s(incoming.alert.status.as_str())),
+            ("state".to_string(), s(state.as_str())),
+            ("first_seen_ms".to_string(), n(now_ms)),
+            ("last_seen_ms".to_string(), n(now_ms)),
+            ("repeats".to_string(), n(0)),
+            ("alert_json".to_string(), s(alert_json)),
+            ("receiver".to_string(), s(incoming.receiver.clone())),
+            ("external_url".to_string(), s(incoming.external_url.clone())),
+            ("version".to_string(), n(0)),
+            ("refs".to_string(), AttributeValue::M(HashMap::new())),
+            ("rows".to_string(), AttributeValue::M(HashMap::new())),
+            (LIST_PK.to_string(), s(list_pk(id))),
+            (LIST_SK.to_string(), s(list_sk(now_ms, now_ms, id))),
+            (EXPIRES_AT.to_string(), self.expires_at(now_ms)),
+        ]);
+        if let Some(ends_at) = incoming.alert.ends_at {
+            episode.insert("ends_at".into(), s(rfc3339(ends_at)));
+        }
+        if state == EpisodeState::Queued {
+            episode.extend([
+                ("job_state".to_string(), s(JobState::Queued.as_str())),
+                ("attempts".to_string(), n(0)),
+                (
+                    "max_attempts".to_string(),
+                    n(i64::from(incoming.max_attempts)),
+                ),
+                ("not_before_ms".to_string(), n(now_ms)),
+                (QUEUE_PK.to_string(), s(job_queue_pk(id))),
+                (QUEUE_SK.to_string(), s(job_queue_sk(now_ms, id))),
+            ]);
+        }
+        Ok((episode, state))
+    }
+
+    async fn list(&self, query: EpisodeQuery) -> Result<Vec<EpisodeSummary>, LedgerError> {
+        let mut filters = Vec::new();
+        let mut filter_names = HashMap::new();
+        let mut filter_values = HashMap::new();
+        if let Some(state) = query.state {
+            filters.push("#state = :state");
+            filter_names.insert("#state".to_string(), "state".to_string());
+            filter_values.insert(":state".to_string(), s(state.as_str()));
+        }
+        if let Some(status) = query.status {
+            filters.push("#status = :status");
+            filter_names.insert("#status".to_string(), "status".to_string());
+            filter_values.insert(":status".to_string(), s(status.as_str()));
+        }
+        let filter =
+            (!filters.is_empty()).then(|| (filters.join(" AND "), filter_names, filter_values));
+        let queries = (0..SHARDS).map(|shard| self.list_shard(shard, filter.clone(), query.limit));
+        let mut episodes = Vec::new();
+        for result in futures::future::join_all(queries).await {
+            for item in result? {
+                episodes.push(summary(&item)?);
+            }
+        }
+        episodes.sort_by(|a, b| {
+            b.last_seen
+                .cmp(&a.last_seen)
+                .then(b.first_seen.cmp(&a.first_seen))
+                .then(a.id.cmp(&b.id))
+        });
+        episodes.truncate(query.limit);
+        Ok(episodes)
+    }
+
+    async fn list_shard(
+        &self,
+        shard: u32,
+        filter: Option<Filter>,
+        limit: usize,
+    ) -> Result<Vec<Item>, LedgerError> {
+        // With a filter, a page may hold fewer matches than asked: keep reading pages until
+        // `limit` matched or the shard is done.
+        let mut matched = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut names = HashMap::from([("#ipk".to_string(), LIST_PK.to_string())]);
+            let mut values = HashMap::from([(":ipk".to_string(), s(format!("L#{shard}")))]);
+            let mut request = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(RECENT_INDEX)
+                .key_condition_expression("#ipk = :ipk")
+                .scan_index_forward(false)
+                .limit(limit.clamp(1, 1000) as i32)
+                .set_exclusive_start_key(start.take());
+            if let Some((expression, filter_names, filter_values)) = &filter {
+                request = request.filter_expression(expression);
+                names.extend(filter_names.clone());
+                values.extend(filter_values.clone());
+            }
+            let out = request
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .send()
+                .await
+                .map_err(|e| self.unavailable("Query", e))?;
+            matched.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(next) if matched.len() < limit => start = Some(next),
+                _ => return Ok(matched),
+            }
+        }
+    }
+
+    async fn detail(&self, id: &str) -> Result<Option<EpisodeDetail>, LedgerError> {
+        let Some(item) = self.get_episode_item(id).await? else {
+            return Ok(None);
+        };
+        let summary = summary(&item)?;
+        let alert = serde_json::from_str(require_s(&item, "alert_json")?)
+            .map_err(|e| LedgerError::Corrupt(format!("stored alert: {e}")))?;
+        let report = get_s(&item, "report_json")
+            .map(|text| {
+                serde_json::from_str(text)
+                    .map_err(|e| LedgerError::Corrupt(format!("stored report: {e}")))
+            })
+            .transpose()?;
+        let deliveries = rows_of(&item)?.values().map(Row::view).collect();
+        Ok(Some(EpisodeDetail {
+            external_refs: get_map(&item, "refs"),
+            pagerduty_dedup_key: pagerduty_dedup_key(&summary.group_key),
+            job: job_view(&item)?,
+            summary,
+            alert,
+            report,
+            deliveries,
+        }))
+    }
+
+    async fn counts(&self, now: OffsetDateTime) -> Result<LedgerStats, LedgerError> {
+        let mut by_state: HashMap<EpisodeState, u64> = HashMap::new();
+        let shards = (0..SHARDS).map(|shard| {
+            self.query_index(
+                RECENT_INDEX,
+                (LIST_PK, format!("L#{shard}")),
+                None,
+                true,
+                None,
+                None,
+            )
+        });
+        for result in futures::future::join_all(shards).await {
+            for item in result? {
+                if let Some(state) = get_s(&item, "state").and_then(EpisodeState::parse) {
+                    *by_state.entry(state).or_default() += 1;
+                }
+            }
+        }
+        let mut queue_depth = 0u64;
+        for shard in 0..SHARDS {
+            let mut start: Option<Item> = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(QUEUE_INDEX)
+                    .key_condition_expression("#ipk = :ipk AND #isk <= :isk")
+                    .expression_attribute_names("#ipk", QUEUE_PK)
+                    .expression_attribute_names("#isk", QUEUE_SK)
+                    .expression_attribute_values(":ipk", s(format!("J#{shard}")))
+                    .expression_attribute_values(":isk", s(due_bound(unix_ms(now))))
+                    .select(Select::Count)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|e| self.unavailable("Query", e))?;
+                queue_depth += out.count.max(0) as u64;
+                match out.last_evaluated_key {
+                    Some(next) => start = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(LedgerStats {
+            episodes_by_state: EpisodeState::ALL
+                .into_iter()
+                .map(|state| (state, by_state.get(&state).copied().unwrap_or(0)))
+                .collect(),
+            queue_depth,
+        })
+    }
+
+    async fn purge_before(&self, cutoff: OffsetDateTime) -> Result<u64, LedgerError> {
+        let bound = ms_key(unix_ms(cutoff));
+        let mut purged = 0u64;
+        for shard in 0..SHARDS {
+            let old = self
+                .query_index(
+                    RECENT_INDEX,
+                    (LIST_PK, format!("L#{shard}")),
+                    Some((LIST_SK, "<", bound.clone())),
+                    true,
+                    None,
+                    None,
+                )
+                .await?;
+            let mut deletes = Vec::new();
+            for item in &old {
+                let Some(id) = get_s(item, "episode_id") else {
+                    continue;
+                };
+                deletes.push(episode_key(id));
+                purged += 1;
+            }
+            for chunk in deletes.chunks(25) {
+                let mut requests: Vec<WriteRequest> = chunk
+                    .iter()
+                    .map(|key| {
+                        DeleteRequest::builder()
+                            .set_key(Some(key.clone()))
+                            .build()
+                            .map(|delete| WriteRequest::builder().delete_request(delete).build())
+                            .map_err(|e| {
+                                LedgerError::Corrupt(format!("cannot build a delete: {e}"))
+                            })
+                    })
+                    .collect::<Result<_, _>>()?;
+                let mut rounds = 0;
+                while !requests.is_empty() {
+                    rounds += 1;
+                    if rounds > 20 {
+                        return Err(LedgerError::Unavailable(format!(
+                            "DynamoDB BatchWriteItem on table {} keeps leaving deletes unprocessed (throttled); the next purge continues",
+                            self.table
+                        )));
+                    }
+                    let out = self
+                        .client
+                        .batch_write_item()
+                        .request_items(&self.table, requests)
+                        .send()
+                        .await
+                        .map_err(|e| self.unavailable("BatchWriteItem", e))?;
+                    requests = out
+                        .unprocessed_items
+                        .and_then(|mut left| left.remove(&self.table))
+                        .unwrap_or_default();
+                    if !requests.is_empty() {
+                        tokio::time::sleep(Duration::from_millis(20 * rounds)).await;
+                    }
+                }
+            }
+        }
+        Ok(purged)
+    }
+}
+
+#[async_trait]
+impl Ledger for DynamoLedger {
+    async fn ingest(
+        &self,
+        alerts: Vec<IncomingAlert>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<IngestResult>, LedgerError> {
+        self.ingest_all(alerts, now).await
+    }
+
+    async fn lease_next(
+        &self,
+        owner: &str,
+        lease: Duration,
+        now: OffsetDateTime,
+    ) -> Result<Option<LeasedJob>, LedgerError> {
+        jobs::lease_next(self, owner, lease, unix_ms(now)).await
+    }
+
+    async fn renew_lease(
+        &self,
+        job_id: i64,
+        owner: &str,
+        lease: Duration,
+        now: OffsetDateTime,
+    ) -> Result<bool, LedgerError> {
+        jobs::renew(self, job_id, owner, lease, unix_ms(now)).await
+    }
+
+    async fn complete_job(
+        &self,
+        job_id: i64,
+        owner: &str,
+        report_json: String,
+        now: OffsetDateTime,
+    ) -> Result<bool, LedgerError> {
+        jobs::complete(self, job_id, owner, report_json, unix_ms(now)).await
+    }
+
+    async fn fail_attempt(
+        &self,
+        job_id: i64,
+        owner: &str,
+        error: String,
+        retry_after: Duration,
+        now: OffsetDateTime,
+    ) -> Result<JobState, LedgerError> {
+        jobs::fail(self, job_id, owner, error, retry_after, unix_ms(now)).await
+    }
+
+    async fn release(
+        &self,
+        job_id: i64,
+        owner: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), LedgerError> {
+        jobs::release(self, job_id, owner, unix_ms(now)).await
+    }
+
+    async fn list_episodes(&self, query: EpisodeQuery) -> Result<Vec<EpisodeSummary>, LedgerError> {
+        self.list(query).await
+    }
+
+    async fn get_episode(&self, id: &str) -> Result<Option<EpisodeDetail>, LedgerError> {
+        self.detail(id).await
+    }
+
+    async fn stats(&self, now: OffsetDateTime) -> Result<LedgerStats, LedgerError> {
+        self.counts(now).await
+    }
+
+    async fn purge(&self, cutoff: OffsetDateTime) -> Result<u64, LedgerError> {
+        self.purge_before(cutoff).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        owner: &str,
+        lease: Duration,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<ClaimedDelivery>, LedgerError> {
+        outbox::claim(self, owner, lease, unix_ms(now), limit).await
+    }
+
+    async fn record_delivery(
+        &self,
+        delivery_id: i64,
+        owner: &str,
+        result: DeliveryResult,
+        now: OffsetDateTime,
+    ) -> Result<bool, LedgerError> {
+        outbox::record(self, delivery_id, owner, result, unix_ms(now)).await
+    }
+
+    async fn set_episode_ref(
+        &self,
+        episode_id: &str,
+        key: &str,
+        value: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), LedgerError> {
+        outbox::set_ref(self, episode_id, key, value, unix_ms(now)).await
+    }
+
+    async fn check_writable(&self, now: OffsetDateTime) -> Result<(), LedgerError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(HashMap::from([
+                (PK.to_string(), s("META")),
+                (SK.to_string(), s("write-check")),
+                ("at".to_string(), s(rfc3339(now))),
+            ])))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.unavailable("PutItem", e))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_moto;

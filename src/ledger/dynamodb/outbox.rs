@@ -1,0 +1,229 @@
+//! The outbox side of the DynamoDB ledger. Delivery rows live in their episode item (`rows`), so
+//! claiming a row and recording its outcome are conditional updates of that item under its
+//! `version`: a row is taken when it is the oldest unfinished row of its destination and either
+//! pending and due or sending with an expired lease. The episode's `outbox_sk` (in the sparse
+//! `outbox` index) says when its next row is due. References (Slack `ts`, ...) are a map on the
+//! same item, written without the version (they do not race with anything).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::change::Change;
+use super::item::*;
+use super::{DynamoLedger, CONFLICT_RETRIES};
+use crate::alert::WebhookAlert;
+use crate::ledger::{from_unix_ms, ClaimedDelivery, DeliveryResult, DeliveryState, LedgerError};
+
+pub(super) async fn claim(
+    ledger: &DynamoLedger,
+    owner: &str,
+    lease: Duration,
+    now_ms: i64,
+    limit: usize,
+) -> Result<Vec<ClaimedDelivery>, LedgerError> {
+    let generation = ledger.row_generation.load(Ordering::Relaxed);
+    let mut refilled = false;
+    let mut claimed: Vec<(i64, String, ClaimedDelivery)> = Vec::new();
+    let mut visited: HashMap<String, ()> = HashMap::new();
+    while claimed.len() < limit {
+        let Some(candidate) = ledger
+            .next_candidate(
+                &ledger.rows_queue,
+                (OUTBOX_INDEX, OUTBOX_PK, OUTBOX_SK),
+                "D",
+                generation,
+                now_ms,
+                &mut refilled,
+            )
+            .await?
+        else {
+            break;
+        };
+        let Some(id) = get_s(&candidate, PK).and_then(episode_id_of_pk) else {
+            continue;
+        };
+        if visited.insert(id.to_string(), ()).is_some() {
+            continue;
+        }
+        let taken = claim_episode(ledger, id, owner, lease, now_ms, limit - claimed.len()).await?;
+        for (key, delivery) in taken {
+            ledger
+                .claimed_rows
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(delivery.id, (id.to_string(), key.clone()));
+            claimed.push((crate::ledger::unix_ms(delivery.created_at), key, delivery));
+        }
+    }
+    claimed.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    Ok(claimed.into_iter().map(|(_, _, d)| d).collect())
+}
+
+/// Takes the due head rows of one episode (at most `limit`), in one conditional write.
+async fn claim_episode(
+    ledger: &DynamoLedger,
+    id: &str,
+    owner: &str,
+    lease: Duration,
+    now_ms: i64,
+    limit: usize,
+) -> Result<Vec<(String, ClaimedDelivery)>, LedgerError> {
+    for _ in 0..CONFLICT_RETRIES {
+        let Some(episode) = ledger.get_episode_item(id).await? else {
+            return Ok(Vec::new());
+        };
+        let version = require_n(&episode, "version")?;
+        let mut rows = rows_of(&episode)?;
+        let due: Vec<String> = heads(&rows)
+            .into_iter()
+            .filter(|key| rows[*key].due_ms() <= now_ms)
+            .take(limit)
+            .map(str::to_string)
+            .collect();
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let expires = now_ms + lease.as_millis() as i64;
+        for key in &due {
+            let row = rows.get_mut(key).expect("a head is a row");
+            row.state = DeliveryState::Sending;
+            row.attempts += 1;
+            row.lease_owner = Some(owner.to_string());
+            row.lease_expires_ms = Some(expires);
+        }
+        let change =
+            DynamoLedger::versioned(DynamoLedger::with_rows(Change::new(), id, &rows), version);
+        if !ledger.update(episode_key(id), change).await? {
+            continue;
+        }
+        return due
+            .into_iter()
+            .map(|key| {
+                let delivery = to_claimed(&episode, &rows[&key], id, &key)?;
+                Ok((key, delivery))
+            })
+            .collect();
+    }
+    // Busy episode: leave it to the next round rather than fail the whole claim.
+    Ok(Vec::new())
+}
+
+fn to_claimed(
+    episode: &Item,
+    row: &Row,
+    id: &str,
+    key: &str,
+) -> Result<ClaimedDelivery, LedgerError> {
+    let alert: WebhookAlert = serde_json::from_str(require_s(episode, "alert_json")?)
+        .map_err(|e| LedgerError::Corrupt(format!("stored alert: {e}")))?;
+    Ok(ClaimedDelivery {
+        id: stable_id(&format!("{id}\u{0}{key}")),
+        destination: row.destination.clone(),
+        kind: row.kind,
+        attempt: row.attempts.max(1),
+        created_at: from_unix_ms(row.created_ms),
+        episode: summary(episode)?,
+        alert,
+        report_json: get_s(episode, "report_json").map(str::to_string),
+        job_error: get_s(episode, "last_error").map(str::to_string),
+        refs: get_map(episode, "refs"),
+    })
+}
+
+pub(super) async fn record(
+    ledger: &DynamoLedger,
+    delivery_id: i64,
+    owner: &str,
+    result: DeliveryResult,
+    now_ms: i64,
+) -> Result<bool, LedgerError> {
+    let Some((id, key)) = ledger
+        .claimed_rows
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&delivery_id)
+        .cloned()
+    else {
+        return Ok(false);
+    };
+    for _ in 0..CONFLICT_RETRIES {
+        let Some(episode) = ledger.get_episode_item(&id).await? else {
+            return Ok(false);
+        };
+        let version = require_n(&episode, "version")?;
+        let mut rows = rows_of(&episode)?;
+        let Some(row) = rows.get_mut(&key) else {
+            return Ok(false);
+        };
+        if row.state != DeliveryState::Sending || row.lease_owner.as_deref() != Some(owner) {
+            // The lease expired and someone else has the row: they decide.
+            return Ok(false);
+        }
+        row.lease_owner = None;
+        row.lease_expires_ms = None;
+        let finished = match &result {
+            DeliveryResult::Retry { error, not_before } => {
+                row.state = DeliveryState::Pending;
+                row.last_error = Some(error.clone());
+                row.next_attempt_ms = crate::ledger::unix_ms(*not_before);
+                false
+            }
+            DeliveryResult::Delivered { external_ref } => {
+                row.state = DeliveryState::Delivered;
+                row.next_attempt_ms = now_ms;
+                if external_ref.is_some() {
+                    row.external_ref = external_ref.clone();
+                }
+                true
+            }
+            DeliveryResult::Skipped { reason } => {
+                row.state = DeliveryState::Skipped;
+                row.next_attempt_ms = now_ms;
+                row.last_error = Some(reason.clone());
+                true
+            }
+            DeliveryResult::Failed { error } => {
+                row.state = DeliveryState::Failed;
+                row.next_attempt_ms = now_ms;
+                row.last_error = Some(error.clone());
+                true
+            }
+        };
+        let change =
+            DynamoLedger::versioned(DynamoLedger::with_rows(Change::new(), &id, &rows), version);
+        if ledger.update(episode_key(&id), change).await? {
+            if finished {
+                ledger
+                    .claimed_rows
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&delivery_id);
+            }
+            ledger.row_generation.fetch_add(1, Ordering::Relaxed);
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 10)).await;
+    }
+    Err(LedgerError::Unavailable(format!(
+        "episode {id} kept changing under concurrent writers; the delivery is retried when its lease expires"
+    )))
+}
+
+pub(super) async fn set_ref(
+    ledger: &DynamoLedger,
+    episode_id: &str,
+    key: &str,
+    value: &str,
+    _now_ms: i64,
+) -> Result<(), LedgerError> {
+    let change = Change::new().set_map_key("refs", key, s(value)).when(
+        "attribute_exists(#pk)",
+        &[PK],
+        Vec::new(),
+    );
+    if !ledger.update(episode_key(episode_id), change).await? {
+        tracing::debug!(episode = %episode_id, "reference not stored: the episode was purged");
+    }
+    Ok(())
+}

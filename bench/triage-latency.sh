@@ -25,7 +25,7 @@ for shape in "2 3" "2 8" "6 8"; do
   read -r smtp_in smtp_out <<<"$shape"
   line=$(BENCH_LATENCY_MS=$LATENCY_MS BENCH_SMTP_IN_TASKS=$smtp_in BENCH_SMTP_OUT_TASKS=$smtp_out \
     cargo test --all-features --test triage_latency -- --ignored --nocapture --test-threads 1 2>/dev/null \
-    | sed -n 's/^BENCH //p')
+    | sed -n 's/^.*BENCH //p')
   python3 - "$line" <<'PY'
 import json, sys
 r = json.loads(sys.argv[1])

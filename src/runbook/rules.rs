@@ -176,6 +176,22 @@ pub fn missing_pieces(evidence: &TriageEvidence, need_queue: bool) -> usize {
 }
 
 /// `0.873` -> `87 %`.
+/// What every verdict's summary ends with: the other tiers that stood out (when more than one
+/// did) and how many pieces of evidence were missing; empty when neither applies.
+pub fn summary_tail(standing_out: &[&str], missing: usize) -> String {
+    let mut tail = String::new();
+    if standing_out.len() > 1 {
+        tail.push_str(&format!(
+            " Tiers standing out: {}.",
+            standing_out.join(", ")
+        ));
+    }
+    if missing > 0 {
+        tail.push_str(&format!(" {missing} piece(s) of evidence missing."));
+    }
+    tail
+}
+
 pub fn percent(share: f64) -> String {
     format!("{:.0} %", share * 100.0)
 }

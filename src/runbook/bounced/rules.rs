@@ -7,7 +7,7 @@
 use super::super::evidence::{TierFacts, TriageEvidence};
 use super::super::rules::{
     combine, concentration, confidence, count_measure, dominant_class, missing_pieces, offending,
-    percent, ConfidenceInputs, TierStanding,
+    percent, summary_tail, ConfidenceInputs, TierStanding,
 };
 use crate::config::RunbooksConfig;
 use crate::report::{Action, OffendingTier, Verdict};
@@ -181,15 +181,7 @@ pub fn verdict(evidence: &TriageEvidence, t: &RunbooksConfig) -> Verdict {
         }
         None => reason,
     };
-    if standing_out.len() > 1 {
-        summary.push_str(&format!(
-            " Tiers standing out: {}.",
-            standing_out.join(", ")
-        ));
-    }
-    if missing > 0 {
-        summary.push_str(&format!(" {missing} piece(s) of evidence missing."));
-    }
+    summary.push_str(&summary_tail(&standing_out, missing));
     Verdict {
         offending_tier,
         dsn_class: class.map(|c| c.0),

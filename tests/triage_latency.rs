@@ -52,13 +52,11 @@ async fn triage_latency() {
         )
         .unwrap();
     }
-    let mut task_tier: HashMap<String, String> = HashMap::new();
     let mut services = BTreeMap::new();
     for (tier, n) in counts {
         let tasks: Vec<FakeTask> = (0..n)
             .map(|k| {
                 let id = format!("{}{k:04x}", tier.replace('-', ""));
-                task_tier.insert(id.clone(), tier.to_string());
                 FakeTask {
                     id,
                     desired_status: "RUNNING",
@@ -112,6 +110,10 @@ async fn triage_latency() {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("CABAL_TRIAGE__EXEC__MAILQ_COMMAND", &mailq)
         .env("CABAL_TRIAGE_DNSBL_NAMESERVERS", dns.addr.to_string())
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .output()
         .unwrap();
     let process_ms = started.elapsed().as_millis();
@@ -167,5 +169,36 @@ async fn triage_latency() {
             "frames_per_session": frames,
         })
     );
-    let _ = task_tier;
+    if std::env::var_os("BENCH_TIMELINE").is_some() {
+        // Where the time went: every delayed call and exec session relative to the process
+        // start, and the report's own steps.
+        let at = |t: Instant| t.saturating_duration_since(started).as_millis();
+        let mut lines: Vec<(u128, String)> = calls
+            .iter()
+            .map(|c| (at(c.started), format!("{} -> {} ms", c.action, at(c.ended))))
+            .collect();
+        for r in exec.agent.records() {
+            if let (Some(open), Some(end)) = (r.opened_at, r.finished_at) {
+                lines.push((
+                    at(open),
+                    format!(
+                        "exec session ({} frames) -> {} ms",
+                        r.output_frames_sent,
+                        at(end)
+                    ),
+                ));
+            }
+        }
+        lines.sort();
+        for (start, line) in lines {
+            eprintln!("TIMELINE {start:>6} ms  {line}");
+        }
+        eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+        for step in report["steps"].as_array().into_iter().flatten() {
+            eprintln!(
+                "STEP {} {} {} ms",
+                step["name"], step["outcome"], step["ms"]
+            );
+        }
+    }
 }

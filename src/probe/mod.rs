@@ -92,10 +92,24 @@ pub trait NatProbe: Send + Sync {
     async fn describe(&self, deadline: Deadline) -> NatProbeResult;
 }
 
-/// Each tier's running tasks and their ECS Exec readiness.
+/// Each tier's running tasks and their ECS Exec readiness. Tiers are discovered one by one so
+/// that a runbook can start a tier's ECS Exec commands as soon as that tier's tasks are known.
 #[async_trait]
 pub trait TaskDiscoveryProbe: Send + Sync {
-    async fn discover(&self, deadline: Deadline) -> TaskDiscovery;
+    /// The configured tiers, in report order.
+    fn tiers(&self) -> Vec<String>;
+
+    /// One tier's tasks (a tier that is not configured: no tasks, and an error saying so).
+    async fn discover_tier(&self, tier: &str, deadline: Deadline) -> TierTasks;
+
+    /// Every tier, concurrently, in report order.
+    async fn discover(&self, deadline: Deadline) -> TaskDiscovery {
+        let tiers = self.tiers();
+        let found =
+            futures::future::join_all(tiers.iter().map(|tier| self.discover_tier(tier, deadline)))
+                .await;
+        TaskDiscovery { tiers: found }
+    }
 }
 
 /// A command from configuration in every given task of one tier, over ECS Exec. `probe` names the

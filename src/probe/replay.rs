@@ -18,7 +18,7 @@ use super::dnsbl::DnsblOutcome;
 use super::logs::{LogScan, TierLogScan};
 use super::nat::NatProbeResult;
 use super::snapshot::{ContainerInfo, NatSnapshot, Snapshot, TaskInfo, Window};
-use super::tasks::{TaskDiscovery, TierTasks};
+use super::tasks::TierTasks;
 use super::{DnsblCheck, ExecProbe, LogScanProbe, NatProbe, ProbeError, TaskDiscoveryProbe};
 use crate::aws::exec::probe::{task_id, ExecProbeResult, TierTargets};
 use crate::aws::Deadline;
@@ -103,25 +103,27 @@ fn recorded_tasks(snapshot: &Snapshot, tier: &str, container: &str) -> Vec<TaskI
 
 #[async_trait]
 impl TaskDiscoveryProbe for ReplayProbes {
-    async fn discover(&self, _deadline: Deadline) -> TaskDiscovery {
-        TaskDiscovery {
-            tiers: self
+    fn tiers(&self) -> Vec<String> {
+        self.tiers.iter().map(|(tier, ..)| tier.clone()).collect()
+    }
+
+    async fn discover_tier(&self, tier: &str, _deadline: Deadline) -> TierTasks {
+        let Some((tier, service, container, _)) = self.tiers.iter().find(|(t, ..)| t == tier)
+        else {
+            return TierTasks::not_configured(tier);
+        };
+        TierTasks {
+            tier: tier.clone(),
+            service: service.clone(),
+            container: container.clone(),
+            tasks: recorded_tasks(&self.snapshot, tier, container),
+            error: self
+                .snapshot
                 .tiers
-                .iter()
-                .map(|(tier, service, container, _)| TierTasks {
-                    tier: tier.clone(),
-                    service: service.clone(),
-                    container: container.clone(),
-                    tasks: recorded_tasks(&self.snapshot, tier, container),
-                    error: self
-                        .snapshot
-                        .tiers
-                        .get(tier)
-                        .and_then(|t| t.tasks_error.as_deref())
-                        .map(recorded_error),
-                    elapsed: Duration::ZERO,
-                })
-                .collect(),
+                .get(tier)
+                .and_then(|t| t.tasks_error.as_deref())
+                .map(recorded_error),
+            elapsed: Duration::ZERO,
         }
     }
 }

@@ -85,6 +85,21 @@ pub struct TierTasks {
 }
 
 impl TierTasks {
+    /// The answer for a tier missing from `[cabalmail.tiers]`.
+    pub fn not_configured(tier: &str) -> TierTasks {
+        TierTasks {
+            tier: tier.to_string(),
+            service: String::new(),
+            container: String::new(),
+            tasks: Vec::new(),
+            error: Some(ProbeError {
+                message: format!("tier {tier} is not configured in [cabalmail.tiers]"),
+                timed_out: false,
+            }),
+            elapsed: Duration::ZERO,
+        }
+    }
+
     /// Tasks that ECS Exec can reach.
     pub fn exec_ready(&self) -> impl Iterator<Item = &TaskInfo> {
         self.tasks
@@ -187,7 +202,7 @@ impl AwsTaskDiscovery {
         }
     }
 
-    async fn discover_tier(
+    async fn discover_configured(
         &self,
         tier: &str,
         service: &str,
@@ -275,12 +290,17 @@ impl AwsTaskDiscovery {
 
 #[async_trait]
 impl TaskDiscoveryProbe for AwsTaskDiscovery {
-    async fn discover(&self, deadline: Deadline) -> TaskDiscovery {
-        let tiers = self.tiers.iter().map(|(tier, service, container)| {
-            self.discover_tier(tier, service, container, deadline)
-        });
-        TaskDiscovery {
-            tiers: futures::future::join_all(tiers).await,
+    fn tiers(&self) -> Vec<String> {
+        self.tiers.iter().map(|(tier, _, _)| tier.clone()).collect()
+    }
+
+    async fn discover_tier(&self, tier: &str, deadline: Deadline) -> TierTasks {
+        match self.tiers.iter().find(|(name, _, _)| name == tier) {
+            Some((tier, service, container)) => {
+                self.discover_configured(tier, service, container, deadline)
+                    .await
+            }
+            None => TierTasks::not_configured(tier),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! of the overall budget, and the results written into a replay snapshot. The chains of
 //! dependent calls run side by side:
 //!
-//! - task discovery, then each configured command over ECS Exec in every ready task of a tier;
+//! - per tier, task discovery, then each configured command over ECS Exec in every ready task of
+//!   that tier (a tier's commands start as soon as its own tasks are known);
 //! - the CloudWatch Logs scan of every tier;
 //! - the NAT lookup, then the DNSBL check of the NAT's public IPs.
 //!
@@ -20,7 +21,7 @@ use crate::aws::exec::probe::{TaskTarget, TierTargets};
 use crate::aws::Deadline;
 use crate::config::Config;
 use crate::probe::snapshot::{ExecRecord, Snapshot, Window};
-use crate::probe::{step, ExecProbe, ProbeError, ProbeSet as Probes, TierTasks};
+use crate::probe::{step, ExecProbe, ProbeError, ProbeSet as Probes, TaskDiscovery, TierTasks};
 use crate::report::{Step, StepOutcome};
 
 /// One command to run over ECS Exec on some tiers (from configuration only).
@@ -58,27 +59,34 @@ pub async fn gather(
 ) -> Gathered {
     let overall = Deadline::after(budget.saturating_sub(REPORT_MARGIN));
     let overall = &overall;
+    // Per tier: discovery, then that tier's commands at once (a slow tier holds up no other).
+    let discovery_deadline = within(config.probes.task_discovery_deadline(), overall);
     let exec_chain = async {
-        let discovery = probes
-            .tasks
-            .discover(within(config.probes.task_discovery_deadline(), overall))
-            .await;
+        let per_tier = probes.tasks.tiers().into_iter().map(|tier| async move {
+            let found = probes.tasks.discover_tier(&tier, discovery_deadline).await;
+            let runs = plans.iter().enumerate().flat_map(|(plan_index, plan)| {
+                let position = plan.tiers.iter().position(|t| *t == tier);
+                let found = &found;
+                position.map(|position| async move {
+                    let run =
+                        run_plan(probes.exec.as_ref(), config, plan, found.clone(), overall).await;
+                    ((plan_index, position), run)
+                })
+            });
+            let runs = join_all(runs).await;
+            (found, runs)
+        });
+        let per_tier = join_all(per_tier).await;
         let mut runs = Vec::new();
-        for plan in plans {
-            for tier in &plan.tiers {
-                if let Some(found) = discovery.tier(tier) {
-                    runs.push(run_plan(
-                        probes.exec.as_ref(),
-                        config,
-                        plan,
-                        found.clone(),
-                        overall,
-                    ));
-                }
-            }
+        let mut tiers = Vec::new();
+        for (found, tier_runs) in per_tier {
+            tiers.push(found);
+            runs.extend(tier_runs);
         }
-        let runs = join_all(runs).await;
-        (discovery, runs)
+        // The report lists the runs plan by plan, each in the plan's tier order.
+        runs.sort_by_key(|(order, _)| *order);
+        let runs: Vec<PlanRun> = runs.into_iter().map(|(_, run)| run).collect();
+        (TaskDiscovery { tiers }, runs)
     };
     let log_chain = probes
         .logs

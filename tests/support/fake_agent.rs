@@ -125,6 +125,9 @@ pub struct SessionRecord {
     pub pings: u64,
     pub violations: Vec<String>,
     pub finished: bool,
+    /// When the WebSocket upgrade was accepted and when the session ended (timelines).
+    pub opened_at: Option<Instant>,
+    pub finished_at: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -216,6 +219,7 @@ impl FakeAgent {
             shared.records.push(SessionRecord {
                 session_id: session_id.clone(),
                 request_target: target.clone(),
+                opened_at: Some(Instant::now()),
                 ..Default::default()
             });
             shared.active += 1;
@@ -279,6 +283,7 @@ impl FakeAgent {
         let mut shared = self.shared.lock().unwrap();
         shared.active -= 1;
         shared.records[index].finished = true;
+        shared.records[index].finished_at = Some(Instant::now());
     }
 }
 

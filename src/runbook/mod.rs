@@ -9,6 +9,9 @@ pub mod evidence;
 pub mod gather;
 pub mod rules;
 pub mod spike;
+
+#[cfg(test)]
+mod replay_proptests;
 #[cfg(feature = "test-runbook")]
 mod test_runbook;
 

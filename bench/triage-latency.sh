@@ -8,36 +8,61 @@
 #                   a human who runs them one after the other),
 # and prints wall / critical path (target <= 1.3) and sequential / wall.
 #
-# Usage: bench/triage-latency.sh            (runs with 3 and then 8 smtp-out tasks)
-# Env: LATENCY_MS, CABAL_TRIAGE_TEST_BIN (the binary under test; built here when unset).
+# Both the service and the fakes are release builds: the fakes (front, fake ECS, fake agent) run
+# in the test process, and a debug build of them spends more CPU per session than the service
+# does, which would be measured as the service's time. moto (Python) still answers the CloudWatch
+# Logs and EC2 calls and takes its own time for them. Each shape runs RUNS times (default 5); the
+# best and the median are printed (these machines are noisy: other processes' CPU lands in the
+# wall time).
+#
+# Usage: bench/triage-latency.sh            (1 imap task; smtp-in/smtp-out tasks: 2/3, 2/8, 6/8)
+# Env: LATENCY_MS, RUNS, CABAL_TRIAGE_TEST_BIN (the service binary under test; built here when
+#      unset), BENCH_TIMELINE=1 (print every delayed call and exec session of the last run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/root/.cache/cabal-triage/target}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/cabal-triage/target}
 LATENCY_MS=${LATENCY_MS:-50}
+RUNS=${RUNS:-5}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 if [[ -z "${CABAL_TRIAGE_TEST_BIN:-}" ]]; then
   cargo build --release --all-features --bin cabal-triage >&2
-  export CABAL_TRIAGE_TEST_BIN=/tmp/triage-latency-bin
+  export CABAL_TRIAGE_TEST_BIN=$work/cabal-triage
   cp "$CARGO_TARGET_DIR/release/cabal-triage" "$CABAL_TRIAGE_TEST_BIN"
 fi
-cargo test --all-features --test triage_latency --no-run >&2
+# The fakes, in release too; copied at once (the build directory may be shared).
+harness=$(cargo test --release --all-features --test triage_latency --no-run --message-format json 2>/dev/null |
+  python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "triage_latency" and m.get("executable"):
+        print(m["executable"])')
+cp "$harness" "$work/triage_latency"
 
 for shape in "2 3" "2 8" "6 8"; do
   read -r smtp_in smtp_out <<<"$shape"
-  line=$(BENCH_LATENCY_MS=$LATENCY_MS BENCH_SMTP_IN_TASKS=$smtp_in BENCH_SMTP_OUT_TASKS=$smtp_out \
-    cargo test --all-features --test triage_latency -- --ignored --nocapture --test-threads 1 2>/dev/null \
-    | sed -n 's/^.*BENCH //p')
-  python3 - "$line" <<'PY'
-import json, sys
-r = json.loads(sys.argv[1])
+  : >"$work/runs"
+  for _ in $(seq "$RUNS"); do
+    BENCH_LATENCY_MS=$LATENCY_MS BENCH_SMTP_IN_TASKS=$smtp_in BENCH_SMTP_OUT_TASKS=$smtp_out \
+      "$work/triage_latency" --ignored --nocapture --test-threads 1 >"$work/out" 2>&1
+    sed -n 's/^.*BENCH //p' "$work/out" >>"$work/runs"
+  done
+  if [[ -n "${BENCH_TIMELINE:-}" ]]; then grep -E 'TIMELINE|STEP' "$work/out" || true; fi
+  python3 - "$work/runs" <<'PY'
+import json, statistics, sys
+runs = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+if not runs:
+    sys.exit("no BENCH line: the measurement failed (run the test by hand to see why)")
+r = runs[-1]
 lat = r["latency_ms"]
-chains = r["chains"]
-critical = lat * max(chains.values())
-sequential = lat * r["delayed_total"]
-wall = r["wall_ms"]
+critical = lat * max(max(x["chains"].values()) for x in runs)
+sequential = lat * max(x["delayed_total"] for x in runs)
+walls = sorted(x["wall_ms"] for x in runs)
+best, median = walls[0], statistics.median(walls)
 tasks = ", ".join(f"{t} {n}" for t, n in r["tasks"].items())
-print(f"tasks: {tasks}; latency {lat} ms per AWS call and per exec output frame")
-print(f"  chains (delayed steps): {chains}; calls: {r['calls']}; frames/session: {r['frames_per_session']}")
-print(f"  triage wall {wall} ms (process {r['process_ms']} ms); critical path {critical} ms; sequential sum {sequential} ms")
-print(f"  wall / critical path = {wall / critical:.2f} (target <= 1.30); sequential / wall = {sequential / wall:.1f}x")
+print(f"tasks: {tasks}; latency {lat} ms per AWS call and per exec output frame; {len(runs)} runs")
+print(f"  chains (delayed steps): {r['chains']}; calls: {r['calls']}; frames/session: {r['frames_per_session']}")
+print(f"  triage wall best {best} ms, median {median:.0f} ms (all: {walls}); critical path {critical} ms; sequential sum {sequential} ms")
+print(f"  wall / critical path = {best / critical:.2f} best, {median / critical:.2f} median (target <= 1.30); sequential / wall = {sequential / best:.1f}x")
 PY
 done

@@ -112,10 +112,7 @@ pub fn parse_message(message: &str) -> SendmailMessage<'_> {
 /// `5ASKE3aB000812: rest` -> (Some(id), rest); a message without a queue id is all body.
 fn split_queue_id(message: &str) -> (Option<&str>, &str) {
     let bytes = message.as_bytes();
-    let mut len = 0;
-    while len < 33 && len < bytes.len() && bytes[len].is_ascii_alphanumeric() {
-        len += 1;
-    }
+    let len = alphanumeric_prefix(bytes, 33);
     if (4..=32).contains(&len) && bytes.get(len) == Some(&b':') && bytes.get(len + 1) == Some(&b' ')
     {
         (Some(&message[..len]), &message[len + 2..])
@@ -124,31 +121,135 @@ fn split_queue_id(message: &str) -> (Option<&str>, &str) {
     }
 }
 
+/// The delivery-status fields, walked as [`Fields`] walks them (the tests hold the two to the
+/// same answers) but without the iterator: each key is read as one word and matched against
+/// the words of the known keys, which costs far less than comparing strings field by field on
+/// the command's innermost path.
 fn parse_delivery_body<'a>(queue_id: Option<&'a str>, body: &'a str) -> DeliveryLine<'a> {
     let mut line = DeliveryLine {
         queue_id,
         ..DeliveryLine::default()
     };
-    for (key, value) in Fields::new(body) {
+    let bytes = body.as_bytes();
+    let Some(mut key_len) = key_length(bytes) else {
+        return line;
+    };
+    let mut key_at = 0;
+    loop {
+        let key = key_word(&bytes[key_at..key_at + key_len]);
+        let value_at = key_at + key_len + 1;
+        let tail = &bytes[value_at..];
+        let mut next_key_len = None;
+        let value_len = match key {
+            STAT => tail.len(),
+            REPLY => find_stat_separator(tail).unwrap_or(tail.len()),
+            _ => match next_separator(tail) {
+                Some((at, len)) => {
+                    next_key_len = Some(len);
+                    at
+                }
+                None => tail.len(),
+            },
+        };
+        let value = &body[value_at..value_at + value_len];
         match key {
-            "to" => {
+            TO => {
                 let (to, more) = strip_more(value);
                 line.to = to;
                 line.more_recipients = more;
             }
-            "ctladdr" => line.ctladdr = Some(value),
-            "delay" => line.delay = Some(value),
-            "xdelay" => line.xdelay = Some(value),
-            "mailer" => line.mailer = Some(value),
-            "pri" => line.pri = Some(value),
-            "relay" => line.relay = Some(Relay::parse(value)),
-            "dsn" => line.dsn = Some(value),
-            "reply" => line.reply = Some(value),
-            "stat" => line.stat = Some(value),
+            CTLADDR => line.ctladdr = Some(value),
+            DELAY => line.delay = Some(value),
+            XDELAY => line.xdelay = Some(value),
+            MAILER => line.mailer = Some(value),
+            PRI => line.pri = Some(value),
+            RELAY => line.relay = Some(Relay::parse(value)),
+            DSN => line.dsn = Some(value),
+            REPLY => line.reply = Some(value),
+            STAT => line.stat = Some(value),
             _ => {}
         }
+        // The next key follows the `, ` after the value.
+        key_at = value_at + value_len + 2;
+        key_len = match next_key_len {
+            Some(len) => len,
+            None => match bytes.get(key_at..).and_then(key_length) {
+                Some(len) => len,
+                None => return line,
+            },
+        };
     }
-    line
+}
+
+/// A key of at most eight bytes as a little-endian word, zero-padded (keys hold no zero byte,
+/// so the word names the key); 0 for a longer key, which is no key sendmail logs.
+fn key_word(key: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    match word.get_mut(..key.len()) {
+        Some(start) => start.copy_from_slice(key),
+        None => return 0,
+    }
+    u64::from_le_bytes(word)
+}
+
+/// [`key_word`] of a key known at compile time.
+const fn word_of(key: &[u8]) -> u64 {
+    let mut word = 0u64;
+    let mut i = 0;
+    while i < key.len() {
+        word |= (key[i] as u64) << (8 * i);
+        i += 1;
+    }
+    word
+}
+
+const TO: u64 = word_of(b"to");
+const CTLADDR: u64 = word_of(b"ctladdr");
+const DELAY: u64 = word_of(b"delay");
+const XDELAY: u64 = word_of(b"xdelay");
+const MAILER: u64 = word_of(b"mailer");
+const PRI: u64 = word_of(b"pri");
+const RELAY: u64 = word_of(b"relay");
+const DSN: u64 = word_of(b"dsn");
+const REPLY: u64 = word_of(b"reply");
+const STAT: u64 = word_of(b"stat");
+
+/// The number of ASCII letters and digits `bytes` opens with, counting up to `max`. A word at a
+/// time: queue ids are 14 to 18 bytes, and a byte loop mispredicts its end on every line.
+fn alphanumeric_prefix(bytes: &[u8], max: usize) -> usize {
+    let mut len = 0;
+    while len < max {
+        let Some(chunk) = bytes.get(len..len + 8) else {
+            break;
+        };
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let others = non_alphanumeric_bytes(u64::from_le_bytes(word));
+        if others != 0 {
+            return (len + others.trailing_zeros() as usize / 8).min(max);
+        }
+        len += 8;
+    }
+    while len < max && len < bytes.len() && bytes[len].is_ascii_alphanumeric() {
+        len += 1;
+    }
+    len.min(max)
+}
+
+/// The high bit of each byte of `word` that is not an ASCII letter or digit, all others clear.
+/// Exact per byte, as [`non_key_bytes`].
+const fn non_alphanumeric_bytes(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = ONES * 0x80;
+    /// The high bit of each byte whose low seven bits are at least `from`.
+    const fn at_least(low: u64, from: u8) -> u64 {
+        (low + ONES * (0x80 - from as u64)) & HIGHS
+    }
+    let low = word & !HIGHS;
+    let digit = at_least(low, b'0') & !at_least(low, b'9' + 1);
+    let upper = at_least(low, b'A') & !at_least(low, b'Z' + 1);
+    let lower = at_least(low, b'a') & !at_least(low, b'z' + 1);
+    !((digit | upper | lower) & !word) & HIGHS
 }
 
 fn parse_sender_body<'a>(queue_id: Option<&'a str>, body: &'a str) -> SenderLine<'a> {
@@ -197,10 +298,6 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// `, stat=`, where a `reply=` value ends; built once.
-static STAT_SEPARATOR: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b", stat="));
-
 impl<'a> Iterator for Fields<'a> {
     type Item = (&'a str, &'a str);
 
@@ -215,8 +312,8 @@ impl<'a> Iterator for Fields<'a> {
         let tail = &rest[value_start..];
         let value_len = match key {
             "stat" => tail.len(),
-            "reply" => STAT_SEPARATOR.find(tail.as_bytes()).unwrap_or(tail.len()),
-            _ => match next_separator(tail) {
+            "reply" => find_stat_separator(tail.as_bytes()).unwrap_or(tail.len()),
+            _ => match next_separator(tail.as_bytes()) {
                 Some((at, next_key_len)) => {
                     self.key_len = Some(next_key_len);
                     at
@@ -245,6 +342,16 @@ const KEY_BYTE: [bool; 256] = {
 
 /// Length of a `[a-z_]+` key (at most 24 bytes) followed by `=`, or None.
 fn key_length(bytes: &[u8]) -> Option<usize> {
+    // Every key sendmail logs is shorter than eight bytes: its end is found in one word.
+    if let Some(chunk) = bytes.get(..8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let others = non_key_bytes(u64::from_le_bytes(word));
+        if others != 0 {
+            let len = others.trailing_zeros() as usize / 8;
+            return (len > 0 && bytes[len] == b'=').then_some(len);
+        }
+    }
     let mut len = 0;
     while len < 24 && len < bytes.len() && KEY_BYTE[usize::from(bytes[len])] {
         len += 1;
@@ -252,9 +359,33 @@ fn key_length(bytes: &[u8]) -> Option<usize> {
     (len > 0 && bytes.get(len) == Some(&b'=')).then_some(len)
 }
 
+/// The high bit of each byte of `word` that is not a key byte (`a`-`z`, `_`), all others
+/// clear. Exact per byte: no sum below carries from one byte into the next.
+const fn non_key_bytes(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = ONES * 0x80;
+    let low = word & !HIGHS; // each byte's low seven bits
+    let at_least_a = (low + ONES * (0x80 - b'a' as u64)) & HIGHS;
+    let above_z = (low + ONES * (0x80 - b'{' as u64)) & HIGHS;
+    let not_underscore = ((low ^ (ONES * b'_' as u64)) + ONES * 0x7f) & HIGHS;
+    let key = ((at_least_a & !above_z) | !not_underscore) & !word & HIGHS;
+    !key & HIGHS
+}
+
+/// The offset of the first `, stat=` in `bytes` (where a `reply=` value ends).
+fn find_stat_separator(bytes: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(at) = find_comma(bytes, from) {
+        if bytes.get(at..at + 7) == Some(b", stat=") {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
 /// Offset of the next `, key=` in `text`, and the length of that key.
-fn next_separator(text: &str) -> Option<(usize, usize)> {
-    let bytes = text.as_bytes();
+fn next_separator(bytes: &[u8]) -> Option<(usize, usize)> {
     let mut from = 0;
     while let Some(at) = find_comma(bytes, from) {
         if bytes.get(at + 1) == Some(&b' ') {
@@ -462,6 +593,215 @@ mod tests {
                 .and_then(|rest| rest.iter().position(|&b| b == b','))
                 .map(|offset| from + offset);
             proptest::prop_assert_eq!(find_comma(&text, from), expected);
+        }
+    }
+
+    /// The definition `parse_delivery_body` implements: every field as [`Fields`] yields it.
+    fn delivery_by_fields<'a>(queue_id: Option<&'a str>, body: &'a str) -> DeliveryLine<'a> {
+        let mut line = DeliveryLine {
+            queue_id,
+            ..DeliveryLine::default()
+        };
+        for (key, value) in Fields::new(body) {
+            match key {
+                "to" => {
+                    let (to, more) = strip_more(value);
+                    line.to = to;
+                    line.more_recipients = more;
+                }
+                "ctladdr" => line.ctladdr = Some(value),
+                "delay" => line.delay = Some(value),
+                "xdelay" => line.xdelay = Some(value),
+                "mailer" => line.mailer = Some(value),
+                "pri" => line.pri = Some(value),
+                "relay" => line.relay = Some(Relay::parse(value)),
+                "dsn" => line.dsn = Some(value),
+                "reply" => line.reply = Some(value),
+                "stat" => line.stat = Some(value),
+                _ => {}
+            }
+        }
+        line
+    }
+
+    /// Bodies made of sendmail's keys, near misses and long keys, with separators, values that
+    /// hold commas, `, stat=` and `[more]`, and arbitrary text.
+    fn body_strategy() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let key = prop_oneof![
+            proptest::sample::select(vec![
+                "to",
+                "ctladdr",
+                "delay",
+                "xdelay",
+                "mailer",
+                "pri",
+                "relay",
+                "dsn",
+                "reply",
+                "stat",
+                "st",
+                "stats",
+                "tox",
+                "relays",
+                "dsn_",
+                "a",
+                "abcdefgh",
+                "abcdefghi",
+                "_",
+                "xxxxxxxxxxxxxxxxxxxxxxxx",
+                "xxxxxxxxxxxxxxxxxxxxxxxxx",
+                "Stat",
+                "",
+            ])
+            .prop_map(str::to_string),
+            "[a-z_]{1,10}",
+        ];
+        let value = prop_oneof![
+            "[a-z<>@. \\[\\]0-9]{0,12}",
+            Just(", stat=".to_string()),
+            Just(",".to_string()),
+            Just(", ".to_string()),
+            Just(" [more]".to_string()),
+            Just(",, [more]".to_string()),
+            "\\PC{0,6}",
+        ];
+        let field = (key, prop::collection::vec(value, 0..3), any::<bool>());
+        (prop::collection::vec(field, 0..8), any::<bool>()).prop_map(|(fields, to_first)| {
+            let mut body = String::new();
+            if to_first {
+                body.push_str("to=");
+            }
+            for (i, (key, values, comma)) in fields.iter().enumerate() {
+                if i > 0 || to_first {
+                    body.push_str(if *comma { ", " } else { "," });
+                }
+                body.push_str(key);
+                body.push('=');
+                body.extend(values.iter().map(String::as_str));
+            }
+            body
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn delivery_fields_agree_with_the_field_iterator(body in body_strategy()) {
+            proptest::prop_assert_eq!(
+                parse_delivery_body(Some("QID"), &body),
+                delivery_by_fields(Some("QID"), &body)
+            );
+        }
+
+        #[test]
+        fn delivery_fields_agree_on_any_text(body in "\\PC{0,60}") {
+            proptest::prop_assert_eq!(
+                parse_delivery_body(None, &body),
+                delivery_by_fields(None, &body)
+            );
+        }
+
+        #[test]
+        fn alphanumeric_prefix_agrees_with_its_definition(
+            text in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            alnum in "[A-Za-z0-9]{0,40}",
+            max in 0usize..40,
+        ) {
+            let mut bytes = alnum.into_bytes();
+            bytes.extend(text);
+            let expected = bytes
+                .iter()
+                .take(max)
+                .take_while(|b| b.is_ascii_alphanumeric())
+                .count();
+            proptest::prop_assert_eq!(alphanumeric_prefix(&bytes, max), expected);
+        }
+    }
+
+    #[test]
+    fn delivery_fields_agree_on_the_fixture_corpus() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/maillog");
+        let mut bodies = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            for line in text.lines() {
+                let message = crate::sendmail::parse_syslog(line).message;
+                let (queue_id, body) = split_queue_id(message);
+                if let Some(at) = body.find("to=") {
+                    let body = &body[at..];
+                    assert_eq!(
+                        parse_delivery_body(queue_id, body),
+                        delivery_by_fields(queue_id, body),
+                        "{line}"
+                    );
+                    bodies += 1;
+                }
+            }
+        }
+        assert!(bodies > 200, "{bodies}");
+    }
+
+    #[test]
+    fn alphanumeric_bytes_in_every_position() {
+        for byte in 0..=255u8 {
+            for at in 0..12 {
+                let mut text = vec![b'Q'; 12];
+                text[at] = byte;
+                let expected = if byte.is_ascii_alphanumeric() { 12 } else { at };
+                assert_eq!(alphanumeric_prefix(&text, 33), expected, "{byte} {at}");
+            }
+        }
+    }
+
+    /// The definitions the word-at-a-time scanners implement.
+    fn key_length_reference(bytes: &[u8]) -> Option<usize> {
+        let len = bytes
+            .iter()
+            .take(24)
+            .take_while(|&&b| b.is_ascii_lowercase() || b == b'_')
+            .count();
+        (len > 0 && bytes.get(len) == Some(&b'=')).then_some(len)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn key_length_agrees_with_its_definition(
+            text in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::any::<u8>(),
+                    proptest::sample::select(b"az_=`{^@ ,".to_vec()),
+                    b'a'..=b'z',
+                ],
+                0..32,
+            ),
+        ) {
+            proptest::prop_assert_eq!(key_length(&text), key_length_reference(&text));
+        }
+
+        #[test]
+        fn stat_separator_is_the_first_one(text in "[a-z ,=]{0,40}") {
+            proptest::prop_assert_eq!(find_stat_separator(text.as_bytes()), text.find(", stat="));
+        }
+    }
+
+    #[test]
+    fn key_length_on_every_byte_in_every_position() {
+        for len in 0..28 {
+            for at in 0..=len {
+                for byte in 0..=255u8 {
+                    let mut text = vec![b'k'; len];
+                    if at < len {
+                        text[at] = byte;
+                    }
+                    text.push(b'=');
+                    assert_eq!(
+                        key_length(&text),
+                        key_length_reference(&text),
+                        "{len} {at} {byte}"
+                    );
+                }
+            }
         }
     }
 

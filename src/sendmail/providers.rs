@@ -94,6 +94,44 @@ pub struct ProviderTable {
     exact: Table,
     subdomains: Table,
     any_tld: Table,
+    /// The last labels (`com`, `ru`) of the `exact` keys, and of the `subdomains` keys: a domain
+    /// under any other top-level domain cannot match there, and most domains of a mail log
+    /// (the operator's own, `localhost`, customers' `.org`) are ruled out without hashing.
+    exact_tlds: TldFilter,
+    subdomain_tlds: TldFilter,
+}
+
+/// A small set of last labels, compared in turn (cheaper than hashing for the handful a table
+/// has); a set grown large stops filtering rather than slowing every lookup.
+#[derive(Debug, Clone, Default)]
+struct TldFilter {
+    tlds: Vec<Box<str>>,
+}
+
+impl TldFilter {
+    /// Beyond this many labels every domain passes.
+    const MAX: usize = 16;
+
+    fn of<'k>(keys: impl Iterator<Item = &'k Box<str>>) -> TldFilter {
+        let mut tlds: Vec<Box<str>> = keys.map(|key| last_label(key).into()).collect();
+        tlds.sort_unstable();
+        tlds.dedup();
+        TldFilter { tlds }
+    }
+
+    /// Whether a domain under `tld` may be in the table.
+    fn may_hold(&self, tld: &str) -> bool {
+        self.tlds.len() > Self::MAX || self.tlds.iter().any(|known| **known == *tld)
+    }
+}
+
+/// The text after the last dot, or all of it.
+fn last_label(domain: &str) -> &str {
+    // Byte search: a dot is a character boundary.
+    match memchr::memrchr(b'.', domain.as_bytes()) {
+        Some(dot) => &domain[dot + 1..],
+        None => domain,
+    }
 }
 
 impl Default for ProviderTable {
@@ -109,6 +147,8 @@ impl ProviderTable {
             exact: Table::default(),
             subdomains: Table::default(),
             any_tld: Table::default(),
+            exact_tlds: TldFilter::default(),
+            subdomain_tlds: TldFilter::default(),
         };
         for (pattern, provider) in BUILTIN {
             let (map, key) = match pattern {
@@ -118,7 +158,14 @@ impl ProviderTable {
             };
             map.insert((*key).into(), (*provider).into());
         }
+        table.index();
         table
+    }
+
+    /// Rebuilds the last-label filters after the tables changed.
+    fn index(&mut self) {
+        self.exact_tlds = TldFilter::of(self.exact.keys());
+        self.subdomain_tlds = TldFilter::of(self.subdomains.keys());
     }
 
     /// The built-ins plus extras: `"example.net" = "name"` (that domain) or
@@ -139,6 +186,7 @@ impl ProviderTable {
             }
             map.insert(domain.into(), provider.into());
         }
+        table.index();
         Ok(table)
     }
 
@@ -155,20 +203,26 @@ impl ProviderTable {
     }
 
     fn lookup_lower(&self, domain: &str) -> Option<&str> {
-        if let Some(p) = self.exact.get(domain) {
-            return Some(p);
-        }
-        // Every parent domain, nearest first: a.b.google.com -> b.google.com -> google.com -> com.
-        let mut rest = domain;
-        // Byte search: a dot is a character boundary.
-        while let Some(dot) = memchr::memchr(b'.', rest.as_bytes()) {
-            rest = &rest[dot + 1..];
-            if let Some(p) = self.subdomains.get(rest) {
+        // Every key a domain can match ends in the domain's own last label.
+        let last = last_label(domain);
+        if self.exact_tlds.may_hold(last) {
+            if let Some(p) = self.exact.get(domain) {
                 return Some(p);
             }
         }
+        if self.subdomain_tlds.may_hold(last) {
+            // Every parent domain, nearest first: a.b.google.com -> b.google.com -> google.com
+            // -> com.
+            let mut rest = domain;
+            // Byte search: a dot is a character boundary.
+            while let Some(dot) = memchr::memchr(b'.', rest.as_bytes()) {
+                rest = &rest[dot + 1..];
+                if let Some(p) = self.subdomains.get(rest) {
+                    return Some(p);
+                }
+            }
+        }
         let (label, tld) = domain.split_once('.')?;
-        let provider = self.any_tld.get(label)?;
         // `hotmail.com`, `hotmail.fr`, `hotmail.co.uk`, `yahoo.co.jp`; not `yahoo.evil.example`.
         let ok = match tld.split_once('.') {
             None => !tld.is_empty(),
@@ -176,7 +230,10 @@ impl ProviderTable {
                 (1..=3).contains(&second.len()) && !top.is_empty() && !top.contains('.')
             }
         };
-        ok.then_some(provider)
+        if !ok {
+            return None;
+        }
+        self.any_tld.get(label).map(|provider| &**provider)
     }
 
     /// The provider for a delivery: the recipient domain's, else the relay host's.
@@ -274,6 +331,97 @@ mod tests {
         );
         assert_eq!(t.lookup(Some("gmail.com"), None), Some("google"));
         assert_eq!(t.lookup(None, None), None);
+    }
+
+    /// The lookup without the last-label filters: every table consulted.
+    fn lookup_unfiltered<'t>(table: &'t ProviderTable, domain: &str) -> Option<&'t str> {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        if domain.is_empty() || domain.len() > 253 {
+            return None;
+        }
+        if let Some(p) = table.exact.get(domain.as_str()) {
+            return Some(p);
+        }
+        let mut rest = domain.as_str();
+        while let Some(dot) = rest.find('.') {
+            rest = &rest[dot + 1..];
+            if let Some(p) = table.subdomains.get(rest) {
+                return Some(p);
+            }
+        }
+        let (label, tld) = domain.split_once('.')?;
+        let provider = table.any_tld.get(label)?;
+        let ok = match tld.split_once('.') {
+            None => !tld.is_empty(),
+            Some((second, top)) => {
+                (1..=3).contains(&second.len()) && !top.is_empty() && !top.contains('.')
+            }
+        };
+        ok.then_some(provider)
+    }
+
+    /// Domains near the table's keys: labels of the built-ins, their parents and children,
+    /// other top-level domains, odd case and dots.
+    fn near_domain() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let label = prop_oneof![
+            Just("gmail"),
+            Just("google"),
+            Just("com"),
+            Just("l"),
+            Just("hotmail"),
+            Just("co"),
+            Just("uk"),
+            Just("yahoodns"),
+            Just("net"),
+            Just("mail"),
+            Just("ru"),
+            Just("example"),
+            Just("org"),
+            Just("test"),
+            Just("Gmail"),
+            Just(""),
+            Just("x1"),
+            Just("zz"),
+        ];
+        (prop::collection::vec(label, 1..5), any::<bool>()).prop_map(|(labels, dot)| {
+            let mut domain = labels.join(".");
+            if dot {
+                domain.push('.');
+            }
+            domain
+        })
+    }
+
+    /// Extras under many top-level domains (more than the filter holds) and a bare `*.com`.
+    fn many_extras() -> ProviderTable {
+        let tlds = [
+            "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q",
+        ];
+        let patterns: Vec<String> = tlds.iter().map(|tld| format!("mx.{tld}")).collect();
+        let mut extras: Vec<(&str, &str)> = patterns.iter().map(|p| (p.as_str(), "many")).collect();
+        extras.push(("*.com", "anycom"));
+        extras.push(("*.org", "anyorg"));
+        ProviderTable::with_extra(extras).unwrap()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn filters_change_no_answer(domain in near_domain(), any in "\\PC{0,20}") {
+            let builtin = ProviderTable::builtin();
+            let many = many_extras();
+            assert!(many.exact_tlds.tlds.len() > TldFilter::MAX);
+            for table in [&builtin, &many] {
+                for domain in [domain.as_str(), any.as_str()] {
+                    proptest::prop_assert_eq!(
+                        table.lookup_domain(domain),
+                        lookup_unfiltered(table, domain),
+                        "{}",
+                        domain
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -9,7 +9,9 @@ use serde::{Serialize, Serializer};
 
 use super::dsn::{dsn_for_smtp_code, reply_code, reply_enhanced_code, Category, Dsn, DsnClass};
 use super::implied::implied_by_text;
-use super::line::{address_domain, parse_message, recipients, trim, DeliveryLine, SendmailMessage};
+use super::line::{
+    address_domain, find_byte, parse_message, recipients, trim, DeliveryLine, SendmailMessage,
+};
 use super::providers::ProviderTable;
 use super::syslog::parse_syslog;
 
@@ -24,7 +26,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Status::Sent => "sent",
             Status::Deferred => "deferred",
@@ -237,7 +239,7 @@ pub fn classify<'a>(line: &DeliveryLine<'a>, providers: &'a ProviderTable) -> De
 
     // One pass over the list for the first recipient and the count; a list without a comma
     // (the usual single recipient) is that recipient.
-    let (first, count) = if memchr::memchr(b',', line.to.as_bytes()).is_none() {
+    let (first, count) = if find_byte(line.to.as_bytes(), b',').is_none() {
         let only = trim(line.to);
         (
             Some(only).filter(|r| !r.is_empty()),

@@ -33,8 +33,8 @@ impl<'a> Relay<'a> {
         let text = trim(raw);
         // Byte searches for ASCII characters: the offsets are character boundaries.
         let bracketed = |from: &'a str| -> Option<&'a str> {
-            let open = memchr::memchr(b'[', from.as_bytes())?;
-            let close = memchr::memchr(b']', &from.as_bytes()[open..])? + open;
+            let open = find_byte(from.as_bytes(), b'[')?;
+            let close = find_byte_from(from.as_bytes(), open, b']')?;
             Some(&from[open..=close])
         };
         if text.starts_with('[') {
@@ -44,7 +44,7 @@ impl<'a> Relay<'a> {
                 raw,
             };
         }
-        let (host, rest) = match memchr::memchr(b' ', text.as_bytes()) {
+        let (host, rest) = match find_byte(text.as_bytes(), b' ') {
             Some(space) => (&text[..space], &text[space + 1..]),
             None => (text, ""),
         };
@@ -136,7 +136,7 @@ fn parse_delivery_body<'a>(queue_id: Option<&'a str>, body: &'a str) -> Delivery
     };
     let mut key_at = 0;
     loop {
-        let key = key_word(&bytes[key_at..key_at + key_len]);
+        let key = key_word(bytes, key_at, key_len);
         let value_at = key_at + key_len + 1;
         let tail = &bytes[value_at..];
         let mut next_key_len = None;
@@ -181,15 +181,29 @@ fn parse_delivery_body<'a>(queue_id: Option<&'a str>, body: &'a str) -> Delivery
     }
 }
 
-/// A key of at most eight bytes as a little-endian word, zero-padded (keys hold no zero byte,
-/// so the word names the key); 0 for a longer key, which is no key sendmail logs.
-fn key_word(key: &[u8]) -> u64 {
-    let mut word = [0u8; 8];
-    match word.get_mut(..key.len()) {
-        Some(start) => start.copy_from_slice(key),
-        None => return 0,
+/// The key of `len` bytes at `bytes[at..]`, when it is at most eight bytes long, as a
+/// little-endian word, zero-padded (keys hold no zero byte, so the word names the key); 0 for
+/// a longer key, which is no key sendmail logs.
+#[inline(always)]
+fn key_word(bytes: &[u8], at: usize, len: usize) -> u64 {
+    if len > 8 {
+        return 0;
     }
-    u64::from_le_bytes(word)
+    let mut word = [0u8; 8];
+    match bytes.get(at..at + 8) {
+        // Eight bytes at once (the key and what follows it), the rest masked off.
+        Some(chunk) => word.copy_from_slice(chunk),
+        None => {
+            for (to, from) in word.iter_mut().zip(&bytes[at..at + len]) {
+                *to = *from;
+            }
+        }
+    }
+    let word = u64::from_le_bytes(word);
+    match len {
+        8 => word,
+        _ => word & ((1u64 << (8 * len)) - 1),
+    }
 }
 
 /// [`key_word`] of a key known at compile time.
@@ -341,6 +355,7 @@ const KEY_BYTE: [bool; 256] = {
 };
 
 /// Length of a `[a-z_]+` key (at most 24 bytes) followed by `=`, or None.
+#[inline(always)]
 fn key_length(bytes: &[u8]) -> Option<usize> {
     // Every key sendmail logs is shorter than eight bytes: its end is found in one word.
     if let Some(chunk) = bytes.get(..8) {
@@ -385,6 +400,7 @@ fn find_stat_separator(bytes: &[u8]) -> Option<usize> {
 }
 
 /// Offset of the next `, key=` in `text`, and the length of that key.
+#[inline(always)]
 fn next_separator(bytes: &[u8]) -> Option<(usize, usize)> {
     let mut from = 0;
     while let Some(at) = find_comma(bytes, from) {
@@ -398,18 +414,25 @@ fn next_separator(bytes: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
-/// The first `,` at or after `from`. Eight bytes at a time without a call: the values between
-/// separators are mostly shorter than a vector search needs to pay off.
+/// The first `,` at or after `from`.
+#[inline(always)]
 fn find_comma(bytes: &[u8], from: usize) -> Option<usize> {
+    find_byte_from(bytes, from, b',')
+}
+
+/// The first `needle` at or after `from`. Eight bytes at a time without a call: the fields and
+/// names searched on the parse path are mostly shorter than a vector search needs to pay off.
+#[inline(always)]
+pub(crate) fn find_byte_from(bytes: &[u8], from: usize, needle: u8) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let mut at = from;
     while let Some(chunk) = bytes.get(at..at + 8) {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        let commas = u64::from_le_bytes(word) ^ (ONES * u64::from(b','));
+        let matches = u64::from_le_bytes(word) ^ (ONES * u64::from(needle));
         // The lowest set bit marks the first zero byte exactly (borrows only run upwards).
-        let zeros = commas.wrapping_sub(ONES) & !commas & HIGHS;
+        let zeros = matches.wrapping_sub(ONES) & !matches & HIGHS;
         if zeros != 0 {
             return Some(at + zeros.trailing_zeros() as usize / 8);
         }
@@ -418,8 +441,21 @@ fn find_comma(bytes: &[u8], from: usize) -> Option<usize> {
     bytes
         .get(at..)?
         .iter()
-        .position(|&b| b == b',')
+        .position(|&b| b == needle)
         .map(|offset| at + offset)
+}
+
+/// The first `needle` in `bytes`.
+#[inline(always)]
+pub(crate) fn find_byte(bytes: &[u8], needle: u8) -> Option<usize> {
+    find_byte_from(bytes, 0, needle)
+}
+
+/// The last `needle` in `bytes`; short texts (names, domains) are searched from the end a byte
+/// at a time.
+#[inline(always)]
+pub(crate) fn rfind_byte(bytes: &[u8], needle: u8) -> Option<usize> {
+    bytes.iter().rposition(|&b| b == needle)
 }
 
 /// `str::trim`, with a fast path for the usual field that starts and ends with a visible ASCII
@@ -466,11 +502,11 @@ pub fn address_domain(address: &str) -> Option<&str> {
     let inner = trim(address);
     let inner = inner.strip_prefix('<').unwrap_or(inner);
     // Byte searches for ASCII characters: the offsets are character boundaries.
-    let inner = match memchr::memchr(b'>', inner.as_bytes()) {
+    let inner = match find_byte(inner.as_bytes(), b'>') {
         Some(close) => &inner[..close],
         None => inner,
     };
-    let at = memchr::memrchr(b'@', inner.as_bytes())?;
+    let at = rfind_byte(inner.as_bytes(), b'@')?;
     let domain = inner[at + 1..].trim_end_matches('.');
     (!domain.is_empty()).then_some(domain)
 }
@@ -583,6 +619,18 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn byte_searches_agree_with_memchr(
+            text in proptest::collection::vec(
+                proptest::sample::select(b"ab.@ [],".to_vec()),
+                0..40,
+            ),
+            needle in proptest::sample::select(b".@ [],x".to_vec()),
+        ) {
+            proptest::prop_assert_eq!(find_byte(&text, needle), memchr::memchr(needle, &text));
+            proptest::prop_assert_eq!(rfind_byte(&text, needle), memchr::memrchr(needle, &text));
+        }
+
         #[test]
         fn find_comma_finds_the_first_comma(
             text in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),

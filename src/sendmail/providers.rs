@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 
+use super::line::{find_byte, rfind_byte};
+
 /// The table is fixed after construction (nothing from the logs is inserted, so no hash
 /// flooding), and lookups of short domain names run for every delivery line: a fast
 /// non-cryptographic hash.
@@ -128,7 +130,7 @@ impl TldFilter {
 /// The text after the last dot, or all of it.
 fn last_label(domain: &str) -> &str {
     // Byte search: a dot is a character boundary.
-    match memchr::memrchr(b'.', domain.as_bytes()) {
+    match rfind_byte(domain.as_bytes(), b'.') {
         Some(dot) => &domain[dot + 1..],
         None => domain,
     }
@@ -215,7 +217,7 @@ impl ProviderTable {
             // -> com.
             let mut rest = domain;
             // Byte search: a dot is a character boundary.
-            while let Some(dot) = memchr::memchr(b'.', rest.as_bytes()) {
+            while let Some(dot) = find_byte(rest.as_bytes(), b'.') {
                 rest = &rest[dot + 1..];
                 if let Some(p) = self.subdomains.get(rest) {
                     return Some(p);

@@ -3,6 +3,8 @@
 //! rsyslog may be configured for RFC 3339 timestamps. This parser accepts all three and never
 //! fails: a line it does not recognise is all message.
 
+use super::line::find_byte;
+
 /// One syslog line split into its parts; every part borrows from the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SyslogLine<'a> {
@@ -122,7 +124,7 @@ fn is_clock(b: &[u8]) -> bool {
 
 /// `(before, after)` the first space. Byte search: a space is a character boundary.
 fn split_at_space(text: &str) -> Option<(&str, &str)> {
-    let space = memchr::memchr(b' ', text.as_bytes())?;
+    let space = find_byte(text.as_bytes(), b' ')?;
     Some((&text[..space], &text[space + 1..]))
 }
 
@@ -135,7 +137,7 @@ fn split_tag(text: &str, need_pid: bool) -> Option<(&str, Option<&str>, &str)> {
     let colon = tag_end(text)?;
     let tag = &text[..colon];
     let message = text.get(colon + 2..).unwrap_or("");
-    if let Some(open) = memchr::memchr(b'[', tag.as_bytes()) {
+    if let Some(open) = find_byte(tag.as_bytes(), b'[') {
         let pid = tag[open + 1..].strip_suffix(']')?;
         if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) || open == 0 {
             return None;

@@ -26,7 +26,7 @@ pub(crate) fn push_record(out: &mut Vec<u8>, line: u64, delivery: &Delivery<'_>)
     push_optional_str(out, delivery.queue_id);
     // From `status` to the `recipient_domain` key: enumerations and codes only, put together
     // on the stack and appended at once.
-    let mut fixed = Scratch::new();
+    let mut fixed = Scratch::<128>::new();
     fixed.put(b",\"status\":\"");
     fixed.put_short(&STATUS_TEXT[delivery.status as usize]);
     fixed.put(b"\",\"dsn\":");
@@ -44,7 +44,7 @@ pub(crate) fn push_record(out: &mut Vec<u8>, line: u64, delivery: &Delivery<'_>)
     push_optional_str(out, delivery.relay);
     out.extend_from_slice(b",\"reply\":");
     push_optional_str(out, delivery.reply);
-    let mut fixed = Scratch::new();
+    let mut fixed = Scratch::<32>::new();
     fixed.put(b",\"reply_dsn\":");
     fixed.put_code(
         delivery
@@ -97,24 +97,25 @@ const CATEGORY_TEXT: [Short; 9] = [
     short(Category::Unknown.as_str()),
 ];
 
-/// A stack buffer for the fixed parts of a record (at most about 130 bytes are put, each
-/// `put_short` and code copies 16 or 12 bytes whatever its length).
-struct Scratch {
-    buf: [u8; 192],
+/// A stack buffer of `N` bytes for the fixed parts of a record. `put_short` and codes copy 16
+/// or 12 bytes whatever their length: the part from `status` to the `recipient_domain` key
+/// needs at most 106 bytes of room, the `reply_dsn` part 27 (the tests write the longest ones).
+struct Scratch<const N: usize> {
+    buf: [u8; N],
     len: usize,
 }
 
-impl Scratch {
+impl<const N: usize> Scratch<N> {
     fn new() -> Self {
         Scratch {
-            buf: [0; 192],
+            buf: [0; N],
             len: 0,
         }
     }
 
-    fn put<const N: usize>(&mut self, bytes: &[u8; N]) {
-        self.buf[self.len..self.len + N].copy_from_slice(bytes);
-        self.len += N;
+    fn put<const LEN: usize>(&mut self, bytes: &[u8; LEN]) {
+        self.buf[self.len..self.len + LEN].copy_from_slice(bytes);
+        self.len += LEN;
     }
 
     fn put_short(&mut self, text: &Short) {
@@ -249,7 +250,7 @@ mod tests {
     use serde::{Serialize, Serializer};
 
     use super::*;
-    use crate::sendmail::{classify_line, ProviderTable};
+    use crate::sendmail::{classify_line, Dsn, ProviderTable};
 
     /// The reference: the record as serde_json writes it (the command's output before this
     /// writer existed).
@@ -283,6 +284,25 @@ mod tests {
         let mut out = Vec::new();
         push_str(&mut out, text);
         out
+    }
+
+    /// The longest status, codes and category fit the stack buffers.
+    #[test]
+    fn longest_fixed_parts_fit() {
+        let table = ProviderTable::builtin();
+        let line = "Q0000001: to=<a@b>, dsn=4.999.999, reply=421 4.999.999 x, stat=Deferred: 4";
+        let mut d = classify_line(line, &table).unwrap();
+        assert_eq!(d.category(), Category::Unknown);
+        assert_eq!(d.status, Status::Deferred);
+        let mut out = Vec::new();
+        push_record(&mut out, u64::MAX, &d);
+        assert_eq!(out, by_serde(u64::MAX, &d));
+        d.dsn = Some(Dsn::new(5, 3, 999));
+        d.reply_dsn = Some(Dsn::new(5, 999, 999));
+        assert_eq!(d.category(), Category::MailSystem);
+        out.clear();
+        push_record(&mut out, u64::MAX, &d);
+        assert_eq!(out, by_serde(u64::MAX, &d));
     }
 
     #[test]

@@ -99,32 +99,58 @@ pub struct ProviderTable {
     /// The last labels (`com`, `ru`) of the `exact` keys, and of the `subdomains` keys: a domain
     /// under any other top-level domain cannot match there, and most domains of a mail log
     /// (the operator's own, `localhost`, customers' `.org`) are ruled out without hashing.
-    exact_tlds: TldFilter,
-    subdomain_tlds: TldFilter,
+    exact_tlds: LabelFilter,
+    subdomain_tlds: LabelFilter,
+    /// The `any_tld` keys (`hotmail`, `yahoo`): the first label of a domain must be one.
+    any_tld_labels: LabelFilter,
 }
 
-/// A small set of last labels, compared in turn (cheaper than hashing for the handful a table
-/// has); a set grown large stops filtering rather than slowing every lookup.
+/// A small set of labels, each of up to eight bytes held as one word and compared in turn
+/// (cheaper than hashing for the handful a table has). A longer label, or a set grown large,
+/// passes: the filter only ever rules out what cannot match.
 #[derive(Debug, Clone, Default)]
-struct TldFilter {
-    tlds: Vec<Box<str>>,
+struct LabelFilter {
+    words: Vec<u64>,
 }
 
-impl TldFilter {
-    /// Beyond this many labels every domain passes.
+impl LabelFilter {
+    /// Beyond this many labels every label passes.
     const MAX: usize = 16;
 
-    fn of<'k>(keys: impl Iterator<Item = &'k Box<str>>) -> TldFilter {
-        let mut tlds: Vec<Box<str>> = keys.map(|key| last_label(key).into()).collect();
-        tlds.sort_unstable();
-        tlds.dedup();
-        TldFilter { tlds }
+    fn of<'k>(labels: impl Iterator<Item = &'k str>) -> LabelFilter {
+        let mut words: Vec<u64> = labels.map(|label| label_word(label).unwrap_or(0)).collect();
+        words.sort_unstable();
+        words.dedup();
+        LabelFilter { words }
     }
 
-    /// Whether a domain under `tld` may be in the table.
-    fn may_hold(&self, tld: &str) -> bool {
-        self.tlds.len() > Self::MAX || self.tlds.iter().any(|known| **known == *tld)
+    /// Whether a key with this label may be in the table.
+    fn may_hold(&self, label: &str) -> bool {
+        match label_word(label) {
+            Some(word) => self.words.len() > Self::MAX || self.words.contains(&word),
+            None => true,
+        }
     }
+}
+
+/// A label of one to eight bytes as a little-endian word, zero-padded (a domain label holds no
+/// zero byte, so the word names the label); 0 for an empty label. None when longer.
+fn label_word(label: &str) -> Option<u64> {
+    let bytes = label.as_bytes();
+    if bytes.len() > 8 {
+        return None;
+    }
+    let mut word = [0u8; 8];
+    for (to, from) in word.iter_mut().zip(bytes) {
+        *to = *from;
+    }
+    Some(u64::from_le_bytes(word))
+}
+
+/// `str::split_once('.')` by a byte search (a dot is a character boundary).
+fn split_at_dot(text: &str) -> Option<(&str, &str)> {
+    let dot = find_byte(text.as_bytes(), b'.')?;
+    Some((&text[..dot], &text[dot + 1..]))
 }
 
 /// The text after the last dot, or all of it.
@@ -149,8 +175,9 @@ impl ProviderTable {
             exact: Table::default(),
             subdomains: Table::default(),
             any_tld: Table::default(),
-            exact_tlds: TldFilter::default(),
-            subdomain_tlds: TldFilter::default(),
+            exact_tlds: LabelFilter::default(),
+            subdomain_tlds: LabelFilter::default(),
+            any_tld_labels: LabelFilter::default(),
         };
         for (pattern, provider) in BUILTIN {
             let (map, key) = match pattern {
@@ -166,8 +193,9 @@ impl ProviderTable {
 
     /// Rebuilds the last-label filters after the tables changed.
     fn index(&mut self) {
-        self.exact_tlds = TldFilter::of(self.exact.keys());
-        self.subdomain_tlds = TldFilter::of(self.subdomains.keys());
+        self.exact_tlds = LabelFilter::of(self.exact.keys().map(|key| last_label(key)));
+        self.subdomain_tlds = LabelFilter::of(self.subdomains.keys().map(|key| last_label(key)));
+        self.any_tld_labels = LabelFilter::of(self.any_tld.keys().map(|key| &**key));
     }
 
     /// The built-ins plus extras: `"example.net" = "name"` (that domain) or
@@ -224,12 +252,17 @@ impl ProviderTable {
                 }
             }
         }
-        let (label, tld) = domain.split_once('.')?;
+        let (label, tld) = split_at_dot(domain)?;
+        if !self.any_tld_labels.may_hold(label) {
+            return None;
+        }
         // `hotmail.com`, `hotmail.fr`, `hotmail.co.uk`, `yahoo.co.jp`; not `yahoo.evil.example`.
-        let ok = match tld.split_once('.') {
+        let ok = match split_at_dot(tld) {
             None => !tld.is_empty(),
             Some((second, top)) => {
-                (1..=3).contains(&second.len()) && !top.is_empty() && !top.contains('.')
+                (1..=3).contains(&second.len())
+                    && !top.is_empty()
+                    && find_byte(top.as_bytes(), b'.').is_none()
             }
         };
         if !ok {
@@ -384,6 +417,11 @@ mod tests {
             Just("Gmail"),
             Just(""),
             Just("x1"),
+            Just("googlemail"),
+            Just("protection"),
+            Just("outlook"),
+            Just("yahoo"),
+            Just("averylongtld"),
             Just("zz"),
         ];
         (prop::collection::vec(label, 1..5), any::<bool>()).prop_map(|(labels, dot)| {
@@ -403,6 +441,7 @@ mod tests {
         let patterns: Vec<String> = tlds.iter().map(|tld| format!("mx.{tld}")).collect();
         let mut extras: Vec<(&str, &str)> = patterns.iter().map(|p| (p.as_str(), "many")).collect();
         extras.push(("*.com", "anycom"));
+        extras.push(("mx.averylongtld", "long"));
         extras.push(("*.org", "anyorg"));
         ProviderTable::with_extra(extras).unwrap()
     }
@@ -412,7 +451,7 @@ mod tests {
         fn filters_change_no_answer(domain in near_domain(), any in "\\PC{0,20}") {
             let builtin = ProviderTable::builtin();
             let many = many_extras();
-            assert!(many.exact_tlds.tlds.len() > TldFilter::MAX);
+            assert!(many.exact_tlds.words.len() > LabelFilter::MAX);
             for table in [&builtin, &many] {
                 for domain in [domain.as_str(), any.as_str()] {
                     proptest::prop_assert_eq!(

@@ -157,7 +157,7 @@ fn split_tag(text: &str, need_pid: bool) -> Option<(&str, Option<&str>, &str)> {
 fn tag_end(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
     let window = &bytes[..bytes.len().min(MAX_TAG + 2)];
-    let colon = match window.iter().position(|&b| b <= b' ' || b == b'\x7f') {
+    let colon = match first_space_or_control(window) {
         Some(stop) if stop > 0 && bytes[stop] == b' ' && bytes[stop - 1] == b':' => stop - 1,
         Some(_) => return None,
         // The whole text is one token: a tag only if it ends in `:`.
@@ -165,6 +165,32 @@ fn tag_end(text: &str) -> Option<usize> {
         None => return None,
     };
     (1..=MAX_TAG).contains(&colon).then_some(colon)
+}
+
+/// The first byte of `bytes` that is a space, a control character or DEL. Eight bytes at a
+/// time: a tag is ten to twenty bytes long, and a byte loop mispredicts its end on every line.
+fn first_space_or_control(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        // Bytes up to 0x20, and DEL (zero after the xor); the lowest flag of each test is exact.
+        let low = word.wrapping_sub(ONES * 0x21) & !word & HIGHS;
+        let del = word ^ (ONES * 0x7f);
+        let del = del.wrapping_sub(ONES) & !del & HIGHS;
+        let found = low | del;
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    bytes[at..]
+        .iter()
+        .position(|&b| b <= b' ' || b == b'\x7f')
+        .map(|offset| at + offset)
 }
 
 #[cfg(test)]
@@ -232,6 +258,22 @@ mod tests {
         #[test]
         fn tag_end_agrees_on_any_text(text in "\\PC{0,80}") {
             proptest::prop_assert_eq!(tag_end(&text), tag_end_reference(&text));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn first_space_or_control_agrees_with_a_byte_loop(
+            text in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::any::<u8>(),
+                    proptest::sample::select(vec![b' ', b'!', 0x1f, 0x7f, 0x80, 0xff, b'a']),
+                ],
+                0..40,
+            ),
+        ) {
+            let expected = text.iter().position(|&b| b <= b' ' || b == 0x7f);
+            proptest::prop_assert_eq!(first_space_or_control(&text), expected);
         }
     }
 

@@ -9,9 +9,7 @@ use serde::{Serialize, Serializer};
 
 use super::dsn::{dsn_for_smtp_code, reply_code, reply_enhanced_code, Category, Dsn, DsnClass};
 use super::implied::implied_by_text;
-use super::line::{
-    address_domain, find_byte, parse_message, recipients, trim, DeliveryLine, SendmailMessage,
-};
+use super::line::{address_domain, find_byte, parse_delivery, recipients, trim, DeliveryLine};
 use super::providers::ProviderTable;
 use super::syslog::parse_syslog;
 
@@ -154,10 +152,7 @@ pub(crate) fn classify_line_with_to<'a>(
             return None;
         }
     }
-    match parse_message(syslog.message) {
-        SendmailMessage::Delivery(delivery) => Some(classify(&delivery, providers)),
-        _ => None,
-    }
+    parse_delivery(syslog.message).map(|delivery| classify(&delivery, providers))
 }
 
 /// Whether a syslog tag is sendmail's: `sm-mta`, `sendmail`, `sm-msp-queue`, or a custom

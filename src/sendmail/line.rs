@@ -109,6 +109,14 @@ pub fn parse_message(message: &str) -> SendmailMessage<'_> {
     }
 }
 
+/// The delivery line a message is, if it is one: `parse_message`'s `Delivery`, without the
+/// enum around it (the delivery line is large, and the command's innermost loop moves it).
+pub(crate) fn parse_delivery(message: &str) -> Option<DeliveryLine<'_>> {
+    let (queue_id, body) = split_queue_id(message);
+    body.starts_with("to=")
+        .then(|| parse_delivery_body(queue_id, body))
+}
+
 /// `5ASKE3aB000812: rest` -> (Some(id), rest); a message without a queue id is all body.
 fn split_queue_id(message: &str) -> (Option<&str>, &str) {
     let bytes = message.as_bytes();
@@ -131,28 +139,27 @@ fn parse_delivery_body<'a>(queue_id: Option<&'a str>, body: &'a str) -> Delivery
         ..DeliveryLine::default()
     };
     let bytes = body.as_bytes();
-    let Some(mut key_len) = key_length(bytes) else {
+    let Some(mut key) = key_at_start(bytes) else {
         return line;
     };
     let mut key_at = 0;
     loop {
-        let key = key_word(bytes, key_at, key_len);
-        let value_at = key_at + key_len + 1;
+        let value_at = key_at + key.len + 1;
         let tail = &bytes[value_at..];
-        let mut next_key_len = None;
-        let value_len = match key {
+        let mut next_key = None;
+        let value_len = match key.word {
             STAT => tail.len(),
             REPLY => find_stat_separator(tail).unwrap_or(tail.len()),
             _ => match next_separator(tail) {
-                Some((at, len)) => {
-                    next_key_len = Some(len);
+                Some((at, found)) => {
+                    next_key = Some(found);
                     at
                 }
                 None => tail.len(),
             },
         };
         let value = &body[value_at..value_at + value_len];
-        match key {
+        match key.word {
             TO => {
                 let (to, more) = strip_more(value);
                 line.to = to;
@@ -171,10 +178,10 @@ fn parse_delivery_body<'a>(queue_id: Option<&'a str>, body: &'a str) -> Delivery
         }
         // The next key follows the `, ` after the value.
         key_at = value_at + value_len + 2;
-        key_len = match next_key_len {
-            Some(len) => len,
-            None => match bytes.get(key_at..).and_then(key_length) {
-                Some(len) => len,
+        key = match next_key {
+            Some(found) => found,
+            None => match bytes.get(key_at..).and_then(key_at_start) {
+                Some(found) => found,
                 None => return line,
             },
         };
@@ -328,8 +335,8 @@ impl<'a> Iterator for Fields<'a> {
             "stat" => tail.len(),
             "reply" => find_stat_separator(tail.as_bytes()).unwrap_or(tail.len()),
             _ => match next_separator(tail.as_bytes()) {
-                Some((at, next_key_len)) => {
-                    self.key_len = Some(next_key_len);
+                Some((at, next_key)) => {
+                    self.key_len = Some(next_key.len);
                     at
                 }
                 None => tail.len(),
@@ -357,21 +364,41 @@ const KEY_BYTE: [bool; 256] = {
 /// Length of a `[a-z_]+` key (at most 24 bytes) followed by `=`, or None.
 #[inline(always)]
 fn key_length(bytes: &[u8]) -> Option<usize> {
-    // Every key sendmail logs is shorter than eight bytes: its end is found in one word.
+    key_at_start(bytes).map(|key| key.len)
+}
+
+/// A key found in the text: its length, and its bytes as a word (see [`key_word`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key {
+    len: usize,
+    word: u64,
+}
+
+/// The `[a-z_]+` key (at most 24 bytes) followed by `=` that opens `bytes`, or None.
+#[inline(always)]
+fn key_at_start(bytes: &[u8]) -> Option<Key> {
+    // Every key sendmail logs is shorter than eight bytes: its end is found in one word, which
+    // also holds the key.
     if let Some(chunk) = bytes.get(..8) {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        let others = non_key_bytes(u64::from_le_bytes(word));
+        let word = u64::from_le_bytes(word);
+        let others = non_key_bytes(word);
         if others != 0 {
+            // 0 to 7: the key's bytes are the word's low `len` bytes.
             let len = others.trailing_zeros() as usize / 8;
-            return (len > 0 && bytes[len] == b'=').then_some(len);
+            let word = word & ((1u64 << (8 * len)) - 1);
+            return (len > 0 && bytes[len] == b'=').then_some(Key { len, word });
         }
     }
     let mut len = 0;
     while len < 24 && len < bytes.len() && KEY_BYTE[usize::from(bytes[len])] {
         len += 1;
     }
-    (len > 0 && bytes.get(len) == Some(&b'=')).then_some(len)
+    (len > 0 && bytes.get(len) == Some(&b'=')).then(|| Key {
+        len,
+        word: key_word(bytes, 0, len),
+    })
 }
 
 /// The high bit of each byte of `word` that is not a key byte (`a`-`z`, `_`), all others
@@ -401,12 +428,12 @@ fn find_stat_separator(bytes: &[u8]) -> Option<usize> {
 
 /// Offset of the next `, key=` in `text`, and the length of that key.
 #[inline(always)]
-fn next_separator(bytes: &[u8]) -> Option<(usize, usize)> {
+fn next_separator(bytes: &[u8]) -> Option<(usize, Key)> {
     let mut from = 0;
     while let Some(at) = find_comma(bytes, from) {
         if bytes.get(at + 1) == Some(&b' ') {
-            if let Some(len) = key_length(&bytes[at + 2..]) {
-                return Some((at, len));
+            if let Some(key) = key_at_start(&bytes[at + 2..]) {
+                return Some((at, key));
             }
         }
         from = at + 1;
@@ -775,6 +802,11 @@ mod tests {
             let text = String::from_utf8_lossy(&bytes);
             for line in text.lines() {
                 let message = crate::sendmail::parse_syslog(line).message;
+                let expected = match parse_message(message) {
+                    SendmailMessage::Delivery(delivery) => Some(delivery),
+                    _ => None,
+                };
+                assert_eq!(parse_delivery(message), expected, "{line}");
                 let (queue_id, body) = split_queue_id(message);
                 if let Some(at) = body.find("to=") {
                     let body = &body[at..];
@@ -825,6 +857,14 @@ mod tests {
             ),
         ) {
             proptest::prop_assert_eq!(key_length(&text), key_length_reference(&text));
+            let word = key_length_reference(&text).map(|len| {
+                let mut word = [0u8; 8];
+                if len <= 8 {
+                    word[..len].copy_from_slice(&text[..len]);
+                }
+                u64::from_le_bytes(word)
+            });
+            proptest::prop_assert_eq!(key_at_start(&text).map(|key| key.word), word);
         }
 
         #[test]

@@ -6,7 +6,7 @@
 //! backslashes, any Unicode), and skips over runs of plain bytes eight at a time.
 
 use crate::sendmail::dsn::code_text;
-use crate::sendmail::{Delivery, Dsn};
+use crate::sendmail::{Category, Delivery, Status};
 
 /// Appends `{"line":N,"queue_id":...,"reply_dsn":...}` and a newline to `out`.
 pub(crate) fn push_record(out: &mut Vec<u8>, line: u64, delivery: &Delivery<'_>) {
@@ -24,18 +24,19 @@ pub(crate) fn push_record(out: &mut Vec<u8>, line: u64, delivery: &Delivery<'_>)
     out.extend_from_slice(itoa::Buffer::new().format(line).as_bytes());
     out.extend_from_slice(b",\"queue_id\":");
     push_optional_str(out, delivery.queue_id);
-    out.extend_from_slice(b",\"status\":\"");
-    out.extend_from_slice(delivery.status.as_str().as_bytes());
-    out.extend_from_slice(b"\",\"dsn\":");
-    push_optional_dsn(out, delivery.dsn);
-    out.extend_from_slice(b",\"dsn_class\":");
-    match delivery.dsn {
-        Some(dsn) => push_code(out, dsn.class, dsn.subject, None),
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b",\"category\":\"");
-    out.extend_from_slice(delivery.category().as_str().as_bytes());
-    out.extend_from_slice(b"\",\"recipient_domain\":");
+    // From `status` to the `recipient_domain` key: enumerations and codes only, put together
+    // on the stack and appended at once.
+    let mut fixed = Scratch::<128>::new();
+    fixed.put(b",\"status\":\"");
+    fixed.put_short(&STATUS_TEXT[delivery.status as usize]);
+    fixed.put(b"\",\"dsn\":");
+    fixed.put_code(delivery.dsn.map(|d| (d.class, d.subject, Some(d.detail))));
+    fixed.put(b",\"dsn_class\":");
+    fixed.put_code(delivery.dsn.map(|d| (d.class, d.subject, None)));
+    fixed.put(b",\"category\":\"");
+    fixed.put_short(&CATEGORY_TEXT[delivery.category() as usize]);
+    fixed.put(b"\",\"recipient_domain\":");
+    out.extend_from_slice(fixed.as_bytes());
     push_optional_str(out, delivery.recipient_domain.as_deref());
     out.extend_from_slice(b",\"provider\":");
     push_optional_str(out, delivery.provider);
@@ -43,31 +44,110 @@ pub(crate) fn push_record(out: &mut Vec<u8>, line: u64, delivery: &Delivery<'_>)
     push_optional_str(out, delivery.relay);
     out.extend_from_slice(b",\"reply\":");
     push_optional_str(out, delivery.reply);
-    out.extend_from_slice(b",\"reply_dsn\":");
-    push_optional_dsn(out, delivery.reply_dsn);
-    out.extend_from_slice(b"}\n");
+    let mut fixed = Scratch::<32>::new();
+    fixed.put(b",\"reply_dsn\":");
+    fixed.put_code(
+        delivery
+            .reply_dsn
+            .map(|d| (d.class, d.subject, Some(d.detail))),
+    );
+    fixed.put(b"}\n");
+    out.extend_from_slice(fixed.as_bytes());
 }
 
+/// A text of at most 16 bytes in a 16-byte array, so that it is copied as one fixed-size block
+/// (the bytes past `len` are overwritten by what follows it).
+struct Short {
+    bytes: [u8; 16],
+    len: usize,
+}
+
+const fn short(text: &str) -> Short {
+    let text = text.as_bytes();
+    let mut bytes = [0u8; 16];
+    let mut i = 0;
+    while i < text.len() {
+        bytes[i] = text[i];
+        i += 1;
+    }
+    Short {
+        bytes,
+        len: text.len(),
+    }
+}
+
+/// Every status's text, in the order of [`Status`]'s variants (a test checks `as_str`).
+const STATUS_TEXT: [Short; 4] = [
+    short(Status::Sent.as_str()),
+    short(Status::Deferred.as_str()),
+    short(Status::Bounced.as_str()),
+    short(Status::Other.as_str()),
+];
+
+/// Every category's text, in the order of [`Category`]'s variants (a test checks `as_str`).
+const CATEGORY_TEXT: [Short; 9] = [
+    short(Category::Other.as_str()),
+    short(Category::Addressing.as_str()),
+    short(Category::Mailbox.as_str()),
+    short(Category::MailSystem.as_str()),
+    short(Category::Network.as_str()),
+    short(Category::Protocol.as_str()),
+    short(Category::Content.as_str()),
+    short(Category::Policy.as_str()),
+    short(Category::Unknown.as_str()),
+];
+
+/// A stack buffer of `N` bytes for the fixed parts of a record. `put_short` and codes copy 16
+/// or 12 bytes whatever their length: the part from `status` to the `recipient_domain` key
+/// needs at most 106 bytes of room, the `reply_dsn` part 27 (the tests write the longest ones).
+struct Scratch<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Scratch<N> {
+    fn new() -> Self {
+        Scratch {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+
+    fn put<const LEN: usize>(&mut self, bytes: &[u8; LEN]) {
+        self.buf[self.len..self.len + LEN].copy_from_slice(bytes);
+        self.len += LEN;
+    }
+
+    fn put_short(&mut self, text: &Short) {
+        self.put(&text.bytes);
+        self.len -= text.bytes.len() - text.len;
+    }
+
+    /// A code as a JSON string (only digits and dots, nothing to escape), or `null`.
+    fn put_code(&mut self, code: Option<(u8, u16, Option<u16>)>) {
+        match code {
+            Some((class, subject, detail)) => {
+                let (text, len) = code_text(class, subject, detail);
+                self.put(b"\"");
+                self.put(&text);
+                self.len -= text.len() - len;
+                self.put(b"\"");
+            }
+            None => self.put(b"null"),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+#[inline(always)]
 fn push_optional_str(out: &mut Vec<u8>, text: Option<&str>) {
     match text {
         Some(text) => push_str(out, text),
         None => out.extend_from_slice(b"null"),
     }
-}
-
-fn push_optional_dsn(out: &mut Vec<u8>, dsn: Option<Dsn>) {
-    match dsn {
-        Some(dsn) => push_code(out, dsn.class, dsn.subject, Some(dsn.detail)),
-        None => out.extend_from_slice(b"null"),
-    }
-}
-
-/// A code as a JSON string: only digits and dots, nothing to escape.
-fn push_code(out: &mut Vec<u8>, class: u8, subject: u16, detail: Option<u16>) {
-    let (text, len) = code_text(class, subject, detail);
-    out.push(b'"');
-    out.extend_from_slice(&text[..len]);
-    out.push(b'"');
 }
 
 /// What serde_json writes for a byte of a string: 0 for the byte itself, else the letter of its
@@ -118,28 +198,49 @@ pub(crate) fn push_str(out: &mut Vec<u8>, text: &str) {
 
 /// The offset of the first byte at or after `from` that needs an escape, or `bytes.len()`.
 fn next_escape(bytes: &[u8], from: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    /// Whether any byte of `word` is zero (exact for the word as a whole).
-    const fn has_zero(word: u64) -> bool {
-        word.wrapping_sub(ONES) & !word & HIGHS != 0
-    }
     let mut at = from;
     // Eight bytes at a time while none is a control character, a quote or a backslash.
     while let Some(chunk) = bytes.get(at..at + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(word);
-        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
-        if control || has_zero(word ^ (ONES * u64::from(b'"'))) || has_zero(word ^ (ONES * 0x5c)) {
+        if needs_escape(chunk) {
             break;
         }
         at += 8;
+    }
+    // Fewer than eight bytes left: the string's last eight bytes (some of them already seen)
+    // say at once whether the rest is plain, instead of a byte loop that mispredicts its end.
+    let left = bytes.len() - at.min(bytes.len());
+    if left > 0 && left < 8 {
+        if let Some(last) = bytes
+            .len()
+            .checked_sub(8)
+            .and_then(|start| bytes.get(start..))
+        {
+            if !needs_escape(last) {
+                return bytes.len();
+            }
+        }
     }
     while at < bytes.len() && ESCAPE[usize::from(bytes[at])] == 0 {
         at += 1;
     }
     at
+}
+
+/// Whether any of eight bytes is a control character, a quote or a backslash (exact for the
+/// word as a whole).
+fn needs_escape(chunk: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    /// Whether any byte of `word` is below `n` (at most 0x80; exact for the word as a whole).
+    const fn has_less(word: u64, n: u64) -> bool {
+        word.wrapping_sub(ONES * n) & !word & HIGHS != 0
+    }
+    let mut word = [0u8; 8];
+    word.copy_from_slice(chunk);
+    let word = u64::from_le_bytes(word);
+    // Flipping bit 1 maps the quote (0x22) to 0x20 and keeps the control characters below
+    // 0x20, while every other byte stays at 0x21 or above: one test finds both.
+    has_less(word ^ (ONES * 0x02), 0x21) || has_less(word ^ (ONES * u64::from(b'\\')), 1)
 }
 
 #[cfg(test)]
@@ -149,7 +250,7 @@ mod tests {
     use serde::{Serialize, Serializer};
 
     use super::*;
-    use crate::sendmail::{classify_line, ProviderTable};
+    use crate::sendmail::{classify_line, Dsn, ProviderTable};
 
     /// The reference: the record as serde_json writes it (the command's output before this
     /// writer existed).
@@ -183,6 +284,68 @@ mod tests {
         let mut out = Vec::new();
         push_str(&mut out, text);
         out
+    }
+
+    /// The longest status, codes and category fit the stack buffers.
+    #[test]
+    fn longest_fixed_parts_fit() {
+        let table = ProviderTable::builtin();
+        let line = "Q0000001: to=<a@b>, dsn=4.999.999, reply=421 4.999.999 x, stat=Deferred: 4";
+        let mut d = classify_line(line, &table).unwrap();
+        assert_eq!(d.category(), Category::Unknown);
+        assert_eq!(d.status, Status::Deferred);
+        let mut out = Vec::new();
+        push_record(&mut out, u64::MAX, &d);
+        assert_eq!(out, by_serde(u64::MAX, &d));
+        d.dsn = Some(Dsn::new(5, 3, 999));
+        d.reply_dsn = Some(Dsn::new(5, 999, 999));
+        assert_eq!(d.category(), Category::MailSystem);
+        out.clear();
+        push_record(&mut out, u64::MAX, &d);
+        assert_eq!(out, by_serde(u64::MAX, &d));
+    }
+
+    #[test]
+    fn text_tables_follow_the_variants() {
+        for status in [
+            Status::Sent,
+            Status::Deferred,
+            Status::Bounced,
+            Status::Other,
+        ] {
+            let text = &STATUS_TEXT[status as usize];
+            assert_eq!(&text.bytes[..text.len], status.as_str().as_bytes());
+        }
+        for category in [
+            Category::Other,
+            Category::Addressing,
+            Category::Mailbox,
+            Category::MailSystem,
+            Category::Network,
+            Category::Protocol,
+            Category::Content,
+            Category::Policy,
+            Category::Unknown,
+        ] {
+            let text = &CATEGORY_TEXT[category as usize];
+            assert_eq!(&text.bytes[..text.len], category.as_str().as_bytes());
+        }
+    }
+
+    /// Eight bytes in every arrangement of plain and escaped bytes: the word test agrees with
+    /// the byte table.
+    #[test]
+    fn needs_escape_agrees_with_the_table() {
+        for byte in 0..=255u8 {
+            for at in 0..8 {
+                for filler in [b'a', b' ', b'!', b'#', 0x7f, 0xe9, b'"' + 1, b'\\' + 1] {
+                    let mut chunk = [filler; 8];
+                    chunk[at] = byte;
+                    let expected = chunk.iter().any(|&b| ESCAPE[usize::from(b)] != 0);
+                    assert_eq!(needs_escape(&chunk), expected, "{chunk:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -320,11 +320,23 @@ impl Worker<'_> {
             let _ = batch.next_first.send(first_line + ends.len() as u64);
             let mut output = self.recycled.try_recv().unwrap_or_default();
             output.clear();
+            // The whole batch checked as UTF-8 in one pass (the usual case, and much faster
+            // over one long buffer than line by line); its lines are then borrowed from it.
+            let text = std::str::from_utf8(bytes).ok();
             let mut start = 0;
             for (line_no, &end) in (first_line..).zip(&ends) {
                 let line = &bytes[start..end];
                 let line = &line[..line.len().min(self.max_line)];
-                classify_into(line_no, line, &finder, self.providers, &mut output);
+                // `None` when the batch is not UTF-8, or the length cap cut a character.
+                let line_text = text.and_then(|text| text.get(start..start + line.len()));
+                classify_into(
+                    line_no,
+                    line,
+                    line_text,
+                    &finder,
+                    self.providers,
+                    &mut output,
+                );
                 start = end + 1;
             }
             if self.done.send(output).is_err() {
@@ -335,10 +347,12 @@ impl Worker<'_> {
     }
 }
 
-/// One line: a JSON line into `output` when it is a delivery line.
+/// One line: a JSON line into `output` when it is a delivery line. `text` is the line as text
+/// when the caller already knows it to be UTF-8.
 fn classify_into(
     line_no: u64,
     bytes: &[u8],
+    text: Option<&str>,
     finder: &memchr::memmem::Finder<'_>,
     providers: &ProviderTable,
     output: &mut Vec<u8>,
@@ -347,9 +361,8 @@ fn classify_into(
     if finder.find(bytes).is_none() {
         return;
     }
-    // Valid UTF-8 (the usual case) is checked fast and borrowed; anything else is decoded
-    // lossily, per line.
-    let text = match std::str::from_utf8(bytes) {
+    // Valid UTF-8 (the usual case) is borrowed; anything else is decoded lossily, per line.
+    let text = match text.map(Ok).unwrap_or_else(|| std::str::from_utf8(bytes)) {
         Ok(text) => std::borrow::Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(bytes),
     };
@@ -376,7 +389,7 @@ mod tests {
         }
         for (n, line) in (1..).zip(lines) {
             let line = &line[..line.len().min(max_line)];
-            classify_into(n, line, &finder, &table, &mut out);
+            classify_into(n, line, None, &finder, &table, &mut out);
         }
         out
     }
@@ -505,6 +518,14 @@ mod tests {
             (0usize..400).prop_map(|n| {
                 let mut line = b"Q0000003: to=<x@y.example>, stat=Sent (".to_vec();
                 line.extend(std::iter::repeat_n(b'z', n));
+                line
+            }),
+            // Valid UTF-8 with characters of two to four bytes, which a length cap can cut.
+            (0usize..60).prop_map(|n| {
+                let mut line = "Q0000004: to=<é@日本.example>, stat=Deferred: 451 ".as_bytes().to_vec();
+                for _ in 0..n {
+                    line.extend_from_slice("é日🚀".as_bytes());
+                }
                 line
             }),
         ]

@@ -9,7 +9,7 @@ use serde::{Serialize, Serializer};
 
 use super::dsn::{dsn_for_smtp_code, reply_code, reply_enhanced_code, Category, Dsn, DsnClass};
 use super::implied::implied_by_text;
-use super::line::{address_domain, parse_message, recipients, trim, DeliveryLine, SendmailMessage};
+use super::line::{address_domain, find_byte, parse_delivery, recipients, trim, DeliveryLine};
 use super::providers::ProviderTable;
 use super::syslog::parse_syslog;
 
@@ -24,7 +24,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Status::Sent => "sent",
             Status::Deferred => "deferred",
@@ -152,10 +152,7 @@ pub(crate) fn classify_line_with_to<'a>(
             return None;
         }
     }
-    match parse_message(syslog.message) {
-        SendmailMessage::Delivery(delivery) => Some(classify(&delivery, providers)),
-        _ => None,
-    }
+    parse_delivery(syslog.message).map(|delivery| classify(&delivery, providers))
 }
 
 /// Whether a syslog tag is sendmail's: `sm-mta`, `sendmail`, `sm-msp-queue`, or a custom
@@ -237,7 +234,7 @@ pub fn classify<'a>(line: &DeliveryLine<'a>, providers: &'a ProviderTable) -> De
 
     // One pass over the list for the first recipient and the count; a list without a comma
     // (the usual single recipient) is that recipient.
-    let (first, count) = if memchr::memchr(b',', line.to.as_bytes()).is_none() {
+    let (first, count) = if find_byte(line.to.as_bytes(), b',').is_none() {
         let only = trim(line.to);
         (
             Some(only).filter(|r| !r.is_empty()),

@@ -33,8 +33,8 @@ impl<'a> Relay<'a> {
         let text = trim(raw);
         // Byte searches for ASCII characters: the offsets are character boundaries.
         let bracketed = |from: &'a str| -> Option<&'a str> {
-            let open = memchr::memchr(b'[', from.as_bytes())?;
-            let close = memchr::memchr(b']', &from.as_bytes()[open..])? + open;
+            let open = find_byte(from.as_bytes(), b'[')?;
+            let close = find_byte_from(from.as_bytes(), open, b']')?;
             Some(&from[open..=close])
         };
         if text.starts_with('[') {
@@ -44,7 +44,7 @@ impl<'a> Relay<'a> {
                 raw,
             };
         }
-        let (host, rest) = match memchr::memchr(b' ', text.as_bytes()) {
+        let (host, rest) = match find_byte(text.as_bytes(), b' ') {
             Some(space) => (&text[..space], &text[space + 1..]),
             None => (text, ""),
         };
@@ -109,13 +109,18 @@ pub fn parse_message(message: &str) -> SendmailMessage<'_> {
     }
 }
 
+/// The delivery line a message is, if it is one: `parse_message`'s `Delivery`, without the
+/// enum around it (the delivery line is large, and the command's innermost loop moves it).
+pub(crate) fn parse_delivery(message: &str) -> Option<DeliveryLine<'_>> {
+    let (queue_id, body) = split_queue_id(message);
+    body.starts_with("to=")
+        .then(|| parse_delivery_body(queue_id, body))
+}
+
 /// `5ASKE3aB000812: rest` -> (Some(id), rest); a message without a queue id is all body.
 fn split_queue_id(message: &str) -> (Option<&str>, &str) {
     let bytes = message.as_bytes();
-    let mut len = 0;
-    while len < 33 && len < bytes.len() && bytes[len].is_ascii_alphanumeric() {
-        len += 1;
-    }
+    let len = alphanumeric_prefix(bytes, 33);
     if (4..=32).contains(&len) && bytes.get(len) == Some(&b':') && bytes.get(len + 1) == Some(&b' ')
     {
         (Some(&message[..len]), &message[len + 2..])
@@ -124,31 +129,148 @@ fn split_queue_id(message: &str) -> (Option<&str>, &str) {
     }
 }
 
+/// The delivery-status fields, walked as [`Fields`] walks them (the tests hold the two to the
+/// same answers) but without the iterator: each key is read as one word and matched against
+/// the words of the known keys, which costs far less than comparing strings field by field on
+/// the command's innermost path.
 fn parse_delivery_body<'a>(queue_id: Option<&'a str>, body: &'a str) -> DeliveryLine<'a> {
     let mut line = DeliveryLine {
         queue_id,
         ..DeliveryLine::default()
     };
-    for (key, value) in Fields::new(body) {
-        match key {
-            "to" => {
+    let bytes = body.as_bytes();
+    let Some(mut key) = key_at_start(bytes) else {
+        return line;
+    };
+    let mut key_at = 0;
+    loop {
+        let value_at = key_at + key.len + 1;
+        let tail = &bytes[value_at..];
+        let mut next_key = None;
+        let value_len = match key.word {
+            STAT => tail.len(),
+            REPLY => find_stat_separator(tail).unwrap_or(tail.len()),
+            _ => match next_separator(tail) {
+                Some((at, found)) => {
+                    next_key = Some(found);
+                    at
+                }
+                None => tail.len(),
+            },
+        };
+        let value = &body[value_at..value_at + value_len];
+        match key.word {
+            TO => {
                 let (to, more) = strip_more(value);
                 line.to = to;
                 line.more_recipients = more;
             }
-            "ctladdr" => line.ctladdr = Some(value),
-            "delay" => line.delay = Some(value),
-            "xdelay" => line.xdelay = Some(value),
-            "mailer" => line.mailer = Some(value),
-            "pri" => line.pri = Some(value),
-            "relay" => line.relay = Some(Relay::parse(value)),
-            "dsn" => line.dsn = Some(value),
-            "reply" => line.reply = Some(value),
-            "stat" => line.stat = Some(value),
+            CTLADDR => line.ctladdr = Some(value),
+            DELAY => line.delay = Some(value),
+            XDELAY => line.xdelay = Some(value),
+            MAILER => line.mailer = Some(value),
+            PRI => line.pri = Some(value),
+            RELAY => line.relay = Some(Relay::parse(value)),
+            DSN => line.dsn = Some(value),
+            REPLY => line.reply = Some(value),
+            STAT => line.stat = Some(value),
             _ => {}
         }
+        // The next key follows the `, ` after the value.
+        key_at = value_at + value_len + 2;
+        key = match next_key {
+            Some(found) => found,
+            None => match bytes.get(key_at..).and_then(key_at_start) {
+                Some(found) => found,
+                None => return line,
+            },
+        };
     }
-    line
+}
+
+/// The key of `len` bytes at `bytes[at..]`, when it is at most eight bytes long, as a
+/// little-endian word, zero-padded (keys hold no zero byte, so the word names the key); 0 for
+/// a longer key, which is no key sendmail logs.
+#[inline(always)]
+fn key_word(bytes: &[u8], at: usize, len: usize) -> u64 {
+    if len > 8 {
+        return 0;
+    }
+    let mut word = [0u8; 8];
+    match bytes.get(at..at + 8) {
+        // Eight bytes at once (the key and what follows it), the rest masked off.
+        Some(chunk) => word.copy_from_slice(chunk),
+        None => {
+            for (to, from) in word.iter_mut().zip(&bytes[at..at + len]) {
+                *to = *from;
+            }
+        }
+    }
+    let word = u64::from_le_bytes(word);
+    match len {
+        8 => word,
+        _ => word & ((1u64 << (8 * len)) - 1),
+    }
+}
+
+/// [`key_word`] of a key known at compile time.
+const fn word_of(key: &[u8]) -> u64 {
+    let mut word = 0u64;
+    let mut i = 0;
+    while i < key.len() {
+        word |= (key[i] as u64) << (8 * i);
+        i += 1;
+    }
+    word
+}
+
+const TO: u64 = word_of(b"to");
+const CTLADDR: u64 = word_of(b"ctladdr");
+const DELAY: u64 = word_of(b"delay");
+const XDELAY: u64 = word_of(b"xdelay");
+const MAILER: u64 = word_of(b"mailer");
+const PRI: u64 = word_of(b"pri");
+const RELAY: u64 = word_of(b"relay");
+const DSN: u64 = word_of(b"dsn");
+const REPLY: u64 = word_of(b"reply");
+const STAT: u64 = word_of(b"stat");
+
+/// The number of ASCII letters and digits `bytes` opens with, counting up to `max`. A word at a
+/// time: queue ids are 14 to 18 bytes, and a byte loop mispredicts its end on every line.
+fn alphanumeric_prefix(bytes: &[u8], max: usize) -> usize {
+    let mut len = 0;
+    while len < max {
+        let Some(chunk) = bytes.get(len..len + 8) else {
+            break;
+        };
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let others = non_alphanumeric_bytes(u64::from_le_bytes(word));
+        if others != 0 {
+            return (len + others.trailing_zeros() as usize / 8).min(max);
+        }
+        len += 8;
+    }
+    while len < max && len < bytes.len() && bytes[len].is_ascii_alphanumeric() {
+        len += 1;
+    }
+    len.min(max)
+}
+
+/// The high bit of each byte of `word` that is not an ASCII letter or digit, all others clear.
+/// Exact per byte, as [`non_key_bytes`].
+const fn non_alphanumeric_bytes(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = ONES * 0x80;
+    /// The high bit of each byte whose low seven bits are at least `from`.
+    const fn at_least(low: u64, from: u8) -> u64 {
+        (low + ONES * (0x80 - from as u64)) & HIGHS
+    }
+    let low = word & !HIGHS;
+    let digit = at_least(low, b'0') & !at_least(low, b'9' + 1);
+    let upper = at_least(low, b'A') & !at_least(low, b'Z' + 1);
+    let lower = at_least(low, b'a') & !at_least(low, b'z' + 1);
+    !((digit | upper | lower) & !word) & HIGHS
 }
 
 fn parse_sender_body<'a>(queue_id: Option<&'a str>, body: &'a str) -> SenderLine<'a> {
@@ -197,10 +319,6 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// `, stat=`, where a `reply=` value ends; built once.
-static STAT_SEPARATOR: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b", stat="));
-
 impl<'a> Iterator for Fields<'a> {
     type Item = (&'a str, &'a str);
 
@@ -215,10 +333,10 @@ impl<'a> Iterator for Fields<'a> {
         let tail = &rest[value_start..];
         let value_len = match key {
             "stat" => tail.len(),
-            "reply" => STAT_SEPARATOR.find(tail.as_bytes()).unwrap_or(tail.len()),
-            _ => match next_separator(tail) {
-                Some((at, next_key_len)) => {
-                    self.key_len = Some(next_key_len);
+            "reply" => find_stat_separator(tail.as_bytes()).unwrap_or(tail.len()),
+            _ => match next_separator(tail.as_bytes()) {
+                Some((at, next_key)) => {
+                    self.key_len = Some(next_key.len);
                     at
                 }
                 None => tail.len(),
@@ -244,22 +362,78 @@ const KEY_BYTE: [bool; 256] = {
 };
 
 /// Length of a `[a-z_]+` key (at most 24 bytes) followed by `=`, or None.
+#[inline(always)]
 fn key_length(bytes: &[u8]) -> Option<usize> {
+    key_at_start(bytes).map(|key| key.len)
+}
+
+/// A key found in the text: its length, and its bytes as a word (see [`key_word`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key {
+    len: usize,
+    word: u64,
+}
+
+/// The `[a-z_]+` key (at most 24 bytes) followed by `=` that opens `bytes`, or None.
+#[inline(always)]
+fn key_at_start(bytes: &[u8]) -> Option<Key> {
+    // Every key sendmail logs is shorter than eight bytes: its end is found in one word, which
+    // also holds the key.
+    if let Some(chunk) = bytes.get(..8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let others = non_key_bytes(word);
+        if others != 0 {
+            // 0 to 7: the key's bytes are the word's low `len` bytes.
+            let len = others.trailing_zeros() as usize / 8;
+            let word = word & ((1u64 << (8 * len)) - 1);
+            return (len > 0 && bytes[len] == b'=').then_some(Key { len, word });
+        }
+    }
     let mut len = 0;
     while len < 24 && len < bytes.len() && KEY_BYTE[usize::from(bytes[len])] {
         len += 1;
     }
-    (len > 0 && bytes.get(len) == Some(&b'=')).then_some(len)
+    (len > 0 && bytes.get(len) == Some(&b'=')).then(|| Key {
+        len,
+        word: key_word(bytes, 0, len),
+    })
+}
+
+/// The high bit of each byte of `word` that is not a key byte (`a`-`z`, `_`), all others
+/// clear. Exact per byte: no sum below carries from one byte into the next.
+const fn non_key_bytes(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = ONES * 0x80;
+    let low = word & !HIGHS; // each byte's low seven bits
+    let at_least_a = (low + ONES * (0x80 - b'a' as u64)) & HIGHS;
+    let above_z = (low + ONES * (0x80 - b'{' as u64)) & HIGHS;
+    let not_underscore = ((low ^ (ONES * b'_' as u64)) + ONES * 0x7f) & HIGHS;
+    let key = ((at_least_a & !above_z) | !not_underscore) & !word & HIGHS;
+    !key & HIGHS
+}
+
+/// The offset of the first `, stat=` in `bytes` (where a `reply=` value ends).
+fn find_stat_separator(bytes: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(at) = find_comma(bytes, from) {
+        if bytes.get(at..at + 7) == Some(b", stat=") {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// Offset of the next `, key=` in `text`, and the length of that key.
-fn next_separator(text: &str) -> Option<(usize, usize)> {
-    let bytes = text.as_bytes();
+#[inline(always)]
+fn next_separator(bytes: &[u8]) -> Option<(usize, Key)> {
     let mut from = 0;
     while let Some(at) = find_comma(bytes, from) {
         if bytes.get(at + 1) == Some(&b' ') {
-            if let Some(len) = key_length(&bytes[at + 2..]) {
-                return Some((at, len));
+            if let Some(key) = key_at_start(&bytes[at + 2..]) {
+                return Some((at, key));
             }
         }
         from = at + 1;
@@ -267,18 +441,25 @@ fn next_separator(text: &str) -> Option<(usize, usize)> {
     None
 }
 
-/// The first `,` at or after `from`. Eight bytes at a time without a call: the values between
-/// separators are mostly shorter than a vector search needs to pay off.
+/// The first `,` at or after `from`.
+#[inline(always)]
 fn find_comma(bytes: &[u8], from: usize) -> Option<usize> {
+    find_byte_from(bytes, from, b',')
+}
+
+/// The first `needle` at or after `from`. Eight bytes at a time without a call: the fields and
+/// names searched on the parse path are mostly shorter than a vector search needs to pay off.
+#[inline(always)]
+pub(crate) fn find_byte_from(bytes: &[u8], from: usize, needle: u8) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let mut at = from;
     while let Some(chunk) = bytes.get(at..at + 8) {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        let commas = u64::from_le_bytes(word) ^ (ONES * u64::from(b','));
+        let matches = u64::from_le_bytes(word) ^ (ONES * u64::from(needle));
         // The lowest set bit marks the first zero byte exactly (borrows only run upwards).
-        let zeros = commas.wrapping_sub(ONES) & !commas & HIGHS;
+        let zeros = matches.wrapping_sub(ONES) & !matches & HIGHS;
         if zeros != 0 {
             return Some(at + zeros.trailing_zeros() as usize / 8);
         }
@@ -287,8 +468,21 @@ fn find_comma(bytes: &[u8], from: usize) -> Option<usize> {
     bytes
         .get(at..)?
         .iter()
-        .position(|&b| b == b',')
+        .position(|&b| b == needle)
         .map(|offset| at + offset)
+}
+
+/// The first `needle` in `bytes`.
+#[inline(always)]
+pub(crate) fn find_byte(bytes: &[u8], needle: u8) -> Option<usize> {
+    find_byte_from(bytes, 0, needle)
+}
+
+/// The last `needle` in `bytes`; short texts (names, domains) are searched from the end a byte
+/// at a time.
+#[inline(always)]
+pub(crate) fn rfind_byte(bytes: &[u8], needle: u8) -> Option<usize> {
+    bytes.iter().rposition(|&b| b == needle)
 }
 
 /// `str::trim`, with a fast path for the usual field that starts and ends with a visible ASCII
@@ -335,11 +529,11 @@ pub fn address_domain(address: &str) -> Option<&str> {
     let inner = trim(address);
     let inner = inner.strip_prefix('<').unwrap_or(inner);
     // Byte searches for ASCII characters: the offsets are character boundaries.
-    let inner = match memchr::memchr(b'>', inner.as_bytes()) {
+    let inner = match find_byte(inner.as_bytes(), b'>') {
         Some(close) => &inner[..close],
         None => inner,
     };
-    let at = memchr::memrchr(b'@', inner.as_bytes())?;
+    let at = rfind_byte(inner.as_bytes(), b'@')?;
     let domain = inner[at + 1..].trim_end_matches('.');
     (!domain.is_empty()).then_some(domain)
 }
@@ -453,6 +647,18 @@ mod tests {
 
     proptest::proptest! {
         #[test]
+        fn byte_searches_agree_with_memchr(
+            text in proptest::collection::vec(
+                proptest::sample::select(b"ab.@ [],".to_vec()),
+                0..40,
+            ),
+            needle in proptest::sample::select(b".@ [],x".to_vec()),
+        ) {
+            proptest::prop_assert_eq!(find_byte(&text, needle), memchr::memchr(needle, &text));
+            proptest::prop_assert_eq!(rfind_byte(&text, needle), memchr::memrchr(needle, &text));
+        }
+
+        #[test]
         fn find_comma_finds_the_first_comma(
             text in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
             from in 0usize..45,
@@ -462,6 +668,228 @@ mod tests {
                 .and_then(|rest| rest.iter().position(|&b| b == b','))
                 .map(|offset| from + offset);
             proptest::prop_assert_eq!(find_comma(&text, from), expected);
+        }
+    }
+
+    /// The definition `parse_delivery_body` implements: every field as [`Fields`] yields it.
+    fn delivery_by_fields<'a>(queue_id: Option<&'a str>, body: &'a str) -> DeliveryLine<'a> {
+        let mut line = DeliveryLine {
+            queue_id,
+            ..DeliveryLine::default()
+        };
+        for (key, value) in Fields::new(body) {
+            match key {
+                "to" => {
+                    let (to, more) = strip_more(value);
+                    line.to = to;
+                    line.more_recipients = more;
+                }
+                "ctladdr" => line.ctladdr = Some(value),
+                "delay" => line.delay = Some(value),
+                "xdelay" => line.xdelay = Some(value),
+                "mailer" => line.mailer = Some(value),
+                "pri" => line.pri = Some(value),
+                "relay" => line.relay = Some(Relay::parse(value)),
+                "dsn" => line.dsn = Some(value),
+                "reply" => line.reply = Some(value),
+                "stat" => line.stat = Some(value),
+                _ => {}
+            }
+        }
+        line
+    }
+
+    /// Bodies made of sendmail's keys, near misses and long keys, with separators, values that
+    /// hold commas, `, stat=` and `[more]`, and arbitrary text.
+    fn body_strategy() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let key = prop_oneof![
+            proptest::sample::select(vec![
+                "to",
+                "ctladdr",
+                "delay",
+                "xdelay",
+                "mailer",
+                "pri",
+                "relay",
+                "dsn",
+                "reply",
+                "stat",
+                "st",
+                "stats",
+                "tox",
+                "relays",
+                "dsn_",
+                "a",
+                "abcdefgh",
+                "abcdefghi",
+                "_",
+                "xxxxxxxxxxxxxxxxxxxxxxxx",
+                "xxxxxxxxxxxxxxxxxxxxxxxxx",
+                "Stat",
+                "",
+            ])
+            .prop_map(str::to_string),
+            "[a-z_]{1,10}",
+        ];
+        let value = prop_oneof![
+            "[a-z<>@. \\[\\]0-9]{0,12}",
+            Just(", stat=".to_string()),
+            Just(",".to_string()),
+            Just(", ".to_string()),
+            Just(" [more]".to_string()),
+            Just(",, [more]".to_string()),
+            "\\PC{0,6}",
+        ];
+        let field = (key, prop::collection::vec(value, 0..3), any::<bool>());
+        (prop::collection::vec(field, 0..8), any::<bool>()).prop_map(|(fields, to_first)| {
+            let mut body = String::new();
+            if to_first {
+                body.push_str("to=");
+            }
+            for (i, (key, values, comma)) in fields.iter().enumerate() {
+                if i > 0 || to_first {
+                    body.push_str(if *comma { ", " } else { "," });
+                }
+                body.push_str(key);
+                body.push('=');
+                body.extend(values.iter().map(String::as_str));
+            }
+            body
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn delivery_fields_agree_with_the_field_iterator(body in body_strategy()) {
+            proptest::prop_assert_eq!(
+                parse_delivery_body(Some("QID"), &body),
+                delivery_by_fields(Some("QID"), &body)
+            );
+        }
+
+        #[test]
+        fn delivery_fields_agree_on_any_text(body in "\\PC{0,60}") {
+            proptest::prop_assert_eq!(
+                parse_delivery_body(None, &body),
+                delivery_by_fields(None, &body)
+            );
+        }
+
+        #[test]
+        fn alphanumeric_prefix_agrees_with_its_definition(
+            text in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            alnum in "[A-Za-z0-9]{0,40}",
+            max in 0usize..40,
+        ) {
+            let mut bytes = alnum.into_bytes();
+            bytes.extend(text);
+            let expected = bytes
+                .iter()
+                .take(max)
+                .take_while(|b| b.is_ascii_alphanumeric())
+                .count();
+            proptest::prop_assert_eq!(alphanumeric_prefix(&bytes, max), expected);
+        }
+    }
+
+    #[test]
+    fn delivery_fields_agree_on_the_fixture_corpus() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/maillog");
+        let mut bodies = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            for line in text.lines() {
+                let message = crate::sendmail::parse_syslog(line).message;
+                let expected = match parse_message(message) {
+                    SendmailMessage::Delivery(delivery) => Some(delivery),
+                    _ => None,
+                };
+                assert_eq!(parse_delivery(message), expected, "{line}");
+                let (queue_id, body) = split_queue_id(message);
+                if let Some(at) = body.find("to=") {
+                    let body = &body[at..];
+                    assert_eq!(
+                        parse_delivery_body(queue_id, body),
+                        delivery_by_fields(queue_id, body),
+                        "{line}"
+                    );
+                    bodies += 1;
+                }
+            }
+        }
+        assert!(bodies > 200, "{bodies}");
+    }
+
+    #[test]
+    fn alphanumeric_bytes_in_every_position() {
+        for byte in 0..=255u8 {
+            for at in 0..12 {
+                let mut text = vec![b'Q'; 12];
+                text[at] = byte;
+                let expected = if byte.is_ascii_alphanumeric() { 12 } else { at };
+                assert_eq!(alphanumeric_prefix(&text, 33), expected, "{byte} {at}");
+            }
+        }
+    }
+
+    /// The definitions the word-at-a-time scanners implement.
+    fn key_length_reference(bytes: &[u8]) -> Option<usize> {
+        let len = bytes
+            .iter()
+            .take(24)
+            .take_while(|&&b| b.is_ascii_lowercase() || b == b'_')
+            .count();
+        (len > 0 && bytes.get(len) == Some(&b'=')).then_some(len)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn key_length_agrees_with_its_definition(
+            text in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::any::<u8>(),
+                    proptest::sample::select(b"az_=`{^@ ,".to_vec()),
+                    b'a'..=b'z',
+                ],
+                0..32,
+            ),
+        ) {
+            proptest::prop_assert_eq!(key_length(&text), key_length_reference(&text));
+            let word = key_length_reference(&text).map(|len| {
+                let mut word = [0u8; 8];
+                if len <= 8 {
+                    word[..len].copy_from_slice(&text[..len]);
+                }
+                u64::from_le_bytes(word)
+            });
+            proptest::prop_assert_eq!(key_at_start(&text).map(|key| key.word), word);
+        }
+
+        #[test]
+        fn stat_separator_is_the_first_one(text in "[a-z ,=]{0,40}") {
+            proptest::prop_assert_eq!(find_stat_separator(text.as_bytes()), text.find(", stat="));
+        }
+    }
+
+    #[test]
+    fn key_length_on_every_byte_in_every_position() {
+        for len in 0..28 {
+            for at in 0..=len {
+                for byte in 0..=255u8 {
+                    let mut text = vec![b'k'; len];
+                    if at < len {
+                        text[at] = byte;
+                    }
+                    text.push(b'=');
+                    assert_eq!(
+                        key_length(&text),
+                        key_length_reference(&text),
+                        "{len} {at} {byte}"
+                    );
+                }
+            }
         }
     }
 

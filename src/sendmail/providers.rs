@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 
+use super::line::{find_byte, rfind_byte};
+
 /// The table is fixed after construction (nothing from the logs is inserted, so no hash
 /// flooding), and lookups of short domain names run for every delivery line: a fast
 /// non-cryptographic hash.
@@ -94,6 +96,70 @@ pub struct ProviderTable {
     exact: Table,
     subdomains: Table,
     any_tld: Table,
+    /// The last labels (`com`, `ru`) of the `exact` keys, and of the `subdomains` keys: a domain
+    /// under any other top-level domain cannot match there, and most domains of a mail log
+    /// (the operator's own, `localhost`, customers' `.org`) are ruled out without hashing.
+    exact_tlds: LabelFilter,
+    subdomain_tlds: LabelFilter,
+    /// The `any_tld` keys (`hotmail`, `yahoo`): the first label of a domain must be one.
+    any_tld_labels: LabelFilter,
+}
+
+/// A small set of labels, each of up to eight bytes held as one word and compared in turn
+/// (cheaper than hashing for the handful a table has). A longer label, or a set grown large,
+/// passes: the filter only ever rules out what cannot match.
+#[derive(Debug, Clone, Default)]
+struct LabelFilter {
+    words: Vec<u64>,
+}
+
+impl LabelFilter {
+    /// Beyond this many labels every label passes.
+    const MAX: usize = 16;
+
+    fn of<'k>(labels: impl Iterator<Item = &'k str>) -> LabelFilter {
+        let mut words: Vec<u64> = labels.map(|label| label_word(label).unwrap_or(0)).collect();
+        words.sort_unstable();
+        words.dedup();
+        LabelFilter { words }
+    }
+
+    /// Whether a key with this label may be in the table.
+    fn may_hold(&self, label: &str) -> bool {
+        match label_word(label) {
+            Some(word) => self.words.len() > Self::MAX || self.words.contains(&word),
+            None => true,
+        }
+    }
+}
+
+/// A label of one to eight bytes as a little-endian word, zero-padded (a domain label holds no
+/// zero byte, so the word names the label); 0 for an empty label. None when longer.
+fn label_word(label: &str) -> Option<u64> {
+    let bytes = label.as_bytes();
+    if bytes.len() > 8 {
+        return None;
+    }
+    let mut word = [0u8; 8];
+    for (to, from) in word.iter_mut().zip(bytes) {
+        *to = *from;
+    }
+    Some(u64::from_le_bytes(word))
+}
+
+/// `str::split_once('.')` by a byte search (a dot is a character boundary).
+fn split_at_dot(text: &str) -> Option<(&str, &str)> {
+    let dot = find_byte(text.as_bytes(), b'.')?;
+    Some((&text[..dot], &text[dot + 1..]))
+}
+
+/// The text after the last dot, or all of it.
+fn last_label(domain: &str) -> &str {
+    // Byte search: a dot is a character boundary.
+    match rfind_byte(domain.as_bytes(), b'.') {
+        Some(dot) => &domain[dot + 1..],
+        None => domain,
+    }
 }
 
 impl Default for ProviderTable {
@@ -109,6 +175,9 @@ impl ProviderTable {
             exact: Table::default(),
             subdomains: Table::default(),
             any_tld: Table::default(),
+            exact_tlds: LabelFilter::default(),
+            subdomain_tlds: LabelFilter::default(),
+            any_tld_labels: LabelFilter::default(),
         };
         for (pattern, provider) in BUILTIN {
             let (map, key) = match pattern {
@@ -118,7 +187,15 @@ impl ProviderTable {
             };
             map.insert((*key).into(), (*provider).into());
         }
+        table.index();
         table
+    }
+
+    /// Rebuilds the last-label filters after the tables changed.
+    fn index(&mut self) {
+        self.exact_tlds = LabelFilter::of(self.exact.keys().map(|key| last_label(key)));
+        self.subdomain_tlds = LabelFilter::of(self.subdomains.keys().map(|key| last_label(key)));
+        self.any_tld_labels = LabelFilter::of(self.any_tld.keys().map(|key| &**key));
     }
 
     /// The built-ins plus extras: `"example.net" = "name"` (that domain) or
@@ -139,6 +216,7 @@ impl ProviderTable {
             }
             map.insert(domain.into(), provider.into());
         }
+        table.index();
         Ok(table)
     }
 
@@ -155,28 +233,42 @@ impl ProviderTable {
     }
 
     fn lookup_lower(&self, domain: &str) -> Option<&str> {
-        if let Some(p) = self.exact.get(domain) {
-            return Some(p);
-        }
-        // Every parent domain, nearest first: a.b.google.com -> b.google.com -> google.com -> com.
-        let mut rest = domain;
-        // Byte search: a dot is a character boundary.
-        while let Some(dot) = memchr::memchr(b'.', rest.as_bytes()) {
-            rest = &rest[dot + 1..];
-            if let Some(p) = self.subdomains.get(rest) {
+        // Every key a domain can match ends in the domain's own last label.
+        let last = last_label(domain);
+        if self.exact_tlds.may_hold(last) {
+            if let Some(p) = self.exact.get(domain) {
                 return Some(p);
             }
         }
-        let (label, tld) = domain.split_once('.')?;
-        let provider = self.any_tld.get(label)?;
+        if self.subdomain_tlds.may_hold(last) {
+            // Every parent domain, nearest first: a.b.google.com -> b.google.com -> google.com
+            // -> com.
+            let mut rest = domain;
+            // Byte search: a dot is a character boundary.
+            while let Some(dot) = find_byte(rest.as_bytes(), b'.') {
+                rest = &rest[dot + 1..];
+                if let Some(p) = self.subdomains.get(rest) {
+                    return Some(p);
+                }
+            }
+        }
+        let (label, tld) = split_at_dot(domain)?;
+        if !self.any_tld_labels.may_hold(label) {
+            return None;
+        }
         // `hotmail.com`, `hotmail.fr`, `hotmail.co.uk`, `yahoo.co.jp`; not `yahoo.evil.example`.
-        let ok = match tld.split_once('.') {
+        let ok = match split_at_dot(tld) {
             None => !tld.is_empty(),
             Some((second, top)) => {
-                (1..=3).contains(&second.len()) && !top.is_empty() && !top.contains('.')
+                (1..=3).contains(&second.len())
+                    && !top.is_empty()
+                    && find_byte(top.as_bytes(), b'.').is_none()
             }
         };
-        ok.then_some(provider)
+        if !ok {
+            return None;
+        }
+        self.any_tld.get(label).map(|provider| &**provider)
     }
 
     /// The provider for a delivery: the recipient domain's, else the relay host's.
@@ -274,6 +366,103 @@ mod tests {
         );
         assert_eq!(t.lookup(Some("gmail.com"), None), Some("google"));
         assert_eq!(t.lookup(None, None), None);
+    }
+
+    /// The lookup without the last-label filters: every table consulted.
+    fn lookup_unfiltered<'t>(table: &'t ProviderTable, domain: &str) -> Option<&'t str> {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        if domain.is_empty() || domain.len() > 253 {
+            return None;
+        }
+        if let Some(p) = table.exact.get(domain.as_str()) {
+            return Some(p);
+        }
+        let mut rest = domain.as_str();
+        while let Some(dot) = rest.find('.') {
+            rest = &rest[dot + 1..];
+            if let Some(p) = table.subdomains.get(rest) {
+                return Some(p);
+            }
+        }
+        let (label, tld) = domain.split_once('.')?;
+        let provider = table.any_tld.get(label)?;
+        let ok = match tld.split_once('.') {
+            None => !tld.is_empty(),
+            Some((second, top)) => {
+                (1..=3).contains(&second.len()) && !top.is_empty() && !top.contains('.')
+            }
+        };
+        ok.then_some(provider)
+    }
+
+    /// Domains near the table's keys: labels of the built-ins, their parents and children,
+    /// other top-level domains, odd case and dots.
+    fn near_domain() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let label = prop_oneof![
+            Just("gmail"),
+            Just("google"),
+            Just("com"),
+            Just("l"),
+            Just("hotmail"),
+            Just("co"),
+            Just("uk"),
+            Just("yahoodns"),
+            Just("net"),
+            Just("mail"),
+            Just("ru"),
+            Just("example"),
+            Just("org"),
+            Just("test"),
+            Just("Gmail"),
+            Just(""),
+            Just("x1"),
+            Just("googlemail"),
+            Just("protection"),
+            Just("outlook"),
+            Just("yahoo"),
+            Just("averylongtld"),
+            Just("zz"),
+        ];
+        (prop::collection::vec(label, 1..5), any::<bool>()).prop_map(|(labels, dot)| {
+            let mut domain = labels.join(".");
+            if dot {
+                domain.push('.');
+            }
+            domain
+        })
+    }
+
+    /// Extras under many top-level domains (more than the filter holds) and a bare `*.com`.
+    fn many_extras() -> ProviderTable {
+        let tlds = [
+            "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q",
+        ];
+        let patterns: Vec<String> = tlds.iter().map(|tld| format!("mx.{tld}")).collect();
+        let mut extras: Vec<(&str, &str)> = patterns.iter().map(|p| (p.as_str(), "many")).collect();
+        extras.push(("*.com", "anycom"));
+        extras.push(("mx.averylongtld", "long"));
+        extras.push(("*.org", "anyorg"));
+        ProviderTable::with_extra(extras).unwrap()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn filters_change_no_answer(domain in near_domain(), any in "\\PC{0,20}") {
+            let builtin = ProviderTable::builtin();
+            let many = many_extras();
+            assert!(many.exact_tlds.words.len() > LabelFilter::MAX);
+            for table in [&builtin, &many] {
+                for domain in [domain.as_str(), any.as_str()] {
+                    proptest::prop_assert_eq!(
+                        table.lookup_domain(domain),
+                        lookup_unfiltered(table, domain),
+                        "{}",
+                        domain
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -438,15 +438,18 @@ async fn storm_two_replicas_every_episode_once() {
     let ingested = started.elapsed();
     cluster.assert_exactly_once(&storm, deadline).await;
     let states = cluster.states().await;
+    let episodes = storm.payloads * storm.per_payload;
+    let requests = cluster.moto.request_counts();
+    let total: u64 = requests.values().sum();
     eprintln!(
-        "storm: {} alerts ({} episodes) in {:.1} s, all annotated after {:.1} s; posts {:?}; states {states:?}; peak RSS replica 0: {:.1} MiB, replica 1: {:.1} MiB",
+        "storm: {} alerts ({episodes} episodes) in {:.1} s, all annotated after {:.1} s; posts {:?}; states {states:?}; peak RSS replica 0: {:.1} MiB, replica 1: {:.1} MiB; DynamoDB requests {total} ({:.2} per episode): {requests:?}",
         storm.alerts(),
-        storm.payloads * storm.per_payload,
         ingested.as_secs_f64(),
         started.elapsed().as_secs_f64(),
         drive_stats,
         cluster.peak_rss_mib(0),
         cluster.peak_rss_mib(1),
+        total as f64 / episodes as f64,
     );
     assert_eq!(
         states.get("triaged").copied(),

@@ -15,7 +15,8 @@ serialized, that cut moto's CPU time per request from 7.6 to 5.3 ms (bench/moto-
 requests/s).
 
 It also counts the AWS requests it answers by operation (the `X-Amz-Target` header, e.g.
-`DynamoDB_20120810.PutItem`) and serves the counts as JSON at `GET /_counts`, so tests can report
+`DynamoDB_20120810.PutItem`; answers other than 200, such as a failed condition's 400, also
+as `PutItem 400`) and serves the counts as JSON at `GET /_counts`, so tests can report
 how many DynamoDB requests the ledger made per episode.
 
 Usage: moto_serialized.py HOST PORT
@@ -72,10 +73,19 @@ def main() -> None:
             return [body]
         with lock:
             target = environ.get("HTTP_X_AMZ_TARGET")
-            if target:
-                counts[target.rsplit(".", 1)[-1]] += 1
-            # Run the whole request, body included, under the lock.
-            return list(inner(environ, start_response))
+            if not target:
+                # Run the whole request, body included, under the lock.
+                return list(inner(environ, start_response))
+            operation = target.rsplit(".", 1)[-1]
+            counts[operation] += 1
+
+            def counting_start_response(status, headers, *rest):
+                if not status.startswith("200"):
+                    # Failed conditions (400) and other errors, counted apart as well.
+                    counts[f"{operation} {status.split()[0]}"] += 1
+                return start_response(status, headers, *rest)
+
+            return list(inner(environ, counting_start_response))
 
     run_simple(host, port, app, threaded=True, request_handler=MotoRequestHandler)
 

@@ -43,6 +43,16 @@ const MOTO_PAUSED: Duration = Duration::from_secs(30);
 const SLACK_RATE_LIMITED: Duration = Duration::from_secs(60);
 const PAGERDUTY_FAILING: Duration = Duration::from_secs(45);
 
+/// How long a storm may take: 4 minutes plus half a second per episode (what a loaded 2-core
+/// machine with moto and two debug builds needs, with room), or CABAL_TRIAGE_STORM_DEADLINE_SECS.
+fn storm_deadline(storm: &Storm) -> Duration {
+    let episodes = (storm.payloads * storm.per_payload) as u64;
+    Duration::from_secs(size(
+        "CABAL_TRIAGE_STORM_DEADLINE_SECS",
+        (240 + episodes / 2) as usize,
+    ) as u64)
+}
+
 #[derive(Clone, Copy)]
 /// One storm: `payloads` notifications of `per_payload` distinct alerts each.
 struct Storm {
@@ -431,7 +441,7 @@ async fn storm_two_replicas_every_episode_once() {
         tag: "storm",
     };
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(240);
+    let deadline = started + storm_deadline(&storm);
     let cluster = Cluster::start(2, "storm", &[]).await;
     cluster.add_incidents(&storm);
     let drive_stats = drive(&storm, Arc::clone(&cluster.targets), 4, deadline).await;

@@ -429,14 +429,21 @@ impl Cluster {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn storm_two_replicas_every_episode_once() {
-    // The storm is 200 payloads of 50 alerts plus 20,000 repeats
-    // (CABAL_TRIAGE_STORM_PAYLOADS=200 CABAL_TRIAGE_STORM_PER_PAYLOAD=50). moto answers a few dozen
-    // DynamoDB requests per second on a loaded 2-core machine and the ledger makes about 20 per
-    // episode (ingest, lease, report, three Slack rows, one PagerDuty note), so the default is
-    // scaled down to what moto serves within the time budget; the proportions are the issue's.
+    // The storm is 200 payloads of 50 alerts plus 20,000 repeats:
+    //   CABAL_TRIAGE_STORM_PAYLOADS=200 CABAL_TRIAGE_STORM_PER_PAYLOAD=50 cargo nextest run \
+    //     --all-features --no-capture -E 'test(storm_two_replicas)'
+    // It does not fit the suite's budget against moto: moto serves one request at a time, about
+    // 190 DynamoDB requests/s of its CPU on an empty table and fewer as the table grows (its
+    // Query scans every item, its updates copy the item), and the ledger makes about 21
+    // requests per episode (see docs/architecture.md, "Requests per episode"), so the full
+    // storm is over 200,000 requests: its run on the 2-core development machine, shared with
+    // other builds, took over 60 minutes (ingest of all 30,000 alerts: about 8 minutes). The
+    // default keeps the payloads of 50 alerts and its two repeats per alert, with 10
+    // payloads (500 episodes, 1,500 alerts); the test prints the DynamoDB requests per episode
+    // by operation (moto_serialized.py counts them).
     let storm = Storm {
-        payloads: size("CABAL_TRIAGE_STORM_PAYLOADS", 4),
-        per_payload: size("CABAL_TRIAGE_STORM_PER_PAYLOAD", 10),
+        payloads: size("CABAL_TRIAGE_STORM_PAYLOADS", 10),
+        per_payload: size("CABAL_TRIAGE_STORM_PER_PAYLOAD", 50),
         repeats: 2,
         tag: "storm",
     };
@@ -653,13 +660,13 @@ async fn read_only_ledger_answers_503_and_keeps_what_it_acked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn crash_kill_9_every_few_seconds_every_episode_once() {
     let storm = Storm {
-        payloads: size("CABAL_TRIAGE_CRASH_PAYLOADS", 2),
-        per_payload: size("CABAL_TRIAGE_STORM_PER_PAYLOAD", 10),
+        payloads: size("CABAL_TRIAGE_CRASH_PAYLOADS", 4),
+        per_payload: size("CABAL_TRIAGE_CRASH_PER_PAYLOAD", 25),
         repeats: 2,
         tag: "crash",
     };
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(240);
+    let deadline = started + storm_deadline(&storm);
     // Short leases, so that the survivor takes over a killed replica's work quickly.
     let mut cluster = Cluster::start(
         2,

@@ -52,6 +52,64 @@ def speed_up_moto() -> None:
     moto.core.responses.method_names_from_class = functools.lru_cache(maxsize=None)(
         lambda clazz: frozenset(method_names(clazz))
     )
+    fast_string_comparisons()
+
+
+def fast_string_comparisons() -> None:
+    """Compares two string attribute values as the strings they are.
+
+    moto's Query sorts every item of the table by its keys (and the matches by the index keys)
+    on each request, comparing `DynamoType`s through `cast_value`, which tests the type five
+    ways before it returns the string: with 10,000 items a query took about a third of a
+    second. For two `S` values, `cast_value` is the value itself, so comparing the values
+    directly gives the same answers; every other case goes to moto's own comparison.
+    """
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    def fast(operator_name):
+        original = getattr(DynamoType, operator_name)
+        compare = getattr(str, operator_name)
+
+        def method(self, other):
+            if (
+                self.type == "S"
+                and other.__class__ is DynamoType
+                and other.type == "S"
+                and self.value.__class__ is str
+                and other.value.__class__ is str
+            ):
+                return compare(self.value, other.value)
+            return original(self, other)
+
+        method.__name__ = operator_name
+        return method
+
+    for operator_name in ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"):
+        setattr(DynamoType, operator_name, fast(operator_name))
+
+    # The sort of all items by primary key: for a table whose keys are strings, sort by the
+    # strings (the order moto's comparisons give), else as moto does.
+    from moto.dynamodb.models.table import Table
+
+    original_all_items = Table.all_items
+
+    def all_items(self):
+        if self.hash_key_type != "S" or self.range_key_type not in (None, "S"):
+            return original_all_items(self)
+        items = []
+        for hash_set in self.items.values():
+            if self.range_key_attr:
+                items.extend(hash_set.values())
+            else:
+                items.append(hash_set)
+        return sorted(
+            items,
+            key=lambda x: (x.hash_key.value, x.range_key.value)
+            if x.range_key
+            else (x.hash_key.value,),
+        )
+
+    Table.all_items = all_items
 
 
 def main() -> None:

@@ -432,15 +432,17 @@ async fn storm_two_replicas_every_episode_once() {
     // The storm is 200 payloads of 50 alerts plus 20,000 repeats:
     //   CABAL_TRIAGE_STORM_PAYLOADS=200 CABAL_TRIAGE_STORM_PER_PAYLOAD=50 cargo nextest run \
     //     --all-features --no-capture -E 'test(storm_two_replicas)'
-    // It does not fit the suite's budget against moto: moto serves one request at a time, about
-    // 190 DynamoDB requests/s of its CPU on an empty table and fewer as the table grows (its
-    // Query scans every item, its updates copy the item), and the ledger makes about 21
-    // requests per episode (see docs/architecture.md, "Requests per episode"), so the full
-    // storm is over 200,000 requests: its run on the 2-core development machine, shared with
-    // other builds, took over 60 minutes (ingest of all 30,000 alerts: about 8 minutes). The
-    // default keeps the payloads of 50 alerts and its two repeats per alert, with 10
-    // payloads (500 episodes, 1,500 alerts); the test prints the DynamoDB requests per episode
-    // by operation (moto_serialized.py counts them).
+    // It does not fit the suite's budget against moto. moto serves one request at a time (about
+    // 200 simple requests/s of its CPU, bench/moto-requests.py), and its Query scans and sorts
+    // every item of the table, so with 10,000 episodes each candidate query of the ledger's
+    // queue and outbox indexes costs 100-300 ms; the ledger makes about 21 requests per episode
+    // (docs/architecture.md, "Requests per episode"). A full-size run on the 2-core development
+    // machine (shared with other builds) created all 10,000 episodes in about 5 minutes, then
+    // slowed to a few requests/s as the queries took over; it was stopped after 24 minutes with
+    // about 29,000 requests answered, short of the 20,000 repeats and the triages. The default
+    // keeps the payloads of 50 alerts and its two repeats per alert, with 10 payloads
+    // (500 episodes, 1,500 alerts); the test prints the DynamoDB requests per episode by
+    // operation (moto_serialized.py counts them).
     let storm = Storm {
         payloads: size("CABAL_TRIAGE_STORM_PAYLOADS", 10),
         per_payload: size("CABAL_TRIAGE_STORM_PER_PAYLOAD", 50),

@@ -19,6 +19,9 @@ It also counts the AWS requests it answers by operation (the `X-Amz-Target` head
 as `PutItem 400`) and serves the counts as JSON at `GET /_counts`, so tests can report
 how many DynamoDB requests the ledger made per episode.
 
+Queries on a secondary index are answered from an index kept in key order instead of moto's sort
+of the whole table per query, with moto's answers unchanged (moto_indexed_query.py).
+
 Usage: moto_serialized.py HOST PORT
 """
 
@@ -30,6 +33,8 @@ import sys
 import threading
 
 from werkzeug.serving import run_simple
+
+import moto_indexed_query
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -116,9 +121,12 @@ def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
     os.environ.setdefault("MOTO_PORT", str(port))
     speed_up_moto()
-    inner = DomainDispatcherApplication(create_backend_app)
     lock = threading.Lock()
     counts = collections.Counter()
+    # Index queries answered from a kept index (see moto_indexed_query.py); counted as
+    # "harness Query by index" / "harness Query by moto", apart from the AWS operations.
+    moto_indexed_query.install(counts)
+    inner = DomainDispatcherApplication(create_backend_app)
 
     def app(environ, start_response):
         if environ.get("PATH_INFO") == "/_counts":

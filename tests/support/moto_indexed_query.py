@@ -24,9 +24,12 @@ in the table and the index, one hash key equality, at most one range condition o
 range key, no legacy `KeyConditions` filters, no consistent read, and an `ExclusiveStartKey` (if
 any) in the same partition. Everything else goes to moto's query unchanged.
 
-`MOTO_INDEXED_QUERY=0` turns the shortcut off. `MOTO_INDEXED_QUERY_VERIFY=1` also runs moto's
-unchanged query for every query taken the short way and compares items, order, count and
-`LastEvaluatedKey`; a difference is written to stderr, counted, and moto's own answer returned.
+`MOTO_INDEXED_QUERY=0` turns the shortcut off. `MOTO_INDEXED_QUERY_VERIFY=1` (or a file path)
+also runs moto's unchanged query for every query taken the short way and compares items, order,
+count, scanned count and `LastEvaluatedKey`; a difference is written to stderr (and appended to
+the file), counted at /_counts as "harness Query mismatch", and moto's own answer returned. The
+file also gets "verified N queries" lines (N = 1, 10, 100, then every 1,000), so that a test run
+whose servers' stderr is discarded still shows that the comparison ran.
 bench/moto_query_equivalence.py compares the two on random operations.
 """
 
@@ -247,7 +250,16 @@ def install(counts=None):
     """Installs the index, the hooks and the query shortcut into moto's DynamoDB model."""
     if os.environ.get("MOTO_INDEXED_QUERY", "1") == "0":
         return
-    verify = os.environ.get("MOTO_INDEXED_QUERY_VERIFY") == "1"
+    verify = os.environ.get("MOTO_INDEXED_QUERY_VERIFY", "0") not in ("", "0")
+    verify_log = os.environ.get("MOTO_INDEXED_QUERY_VERIFY")
+    verified = [0]
+
+    def report(line):
+        line = f"moto_indexed_query[{os.getpid()}]: {line}"
+        print(line, file=sys.stderr, flush=True)
+        if verify_log and verify_log != "1":
+            with open(verify_log, "a") as log:
+                log.write(line + "\n")
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import Table
 
@@ -340,16 +352,18 @@ def install(counts=None):
             del self.__dict__["all_items"]
         if verify:
             expected = original_query(self, *arguments, **keywords)
+            verified[0] += 1
             if _answer(answer) != _answer(expected):
                 count(["harness Query mismatch"])
-                print(
-                    f"moto_indexed_query: MISMATCH on {index_name} {hash_key_conditions}"
+                report(
+                    f"MISMATCH on {index_name} {hash_key_conditions}"
                     f" {range_key_conditions} limit={limit} start={exclusive_start_key}"
-                    f" forward={scan_index_forward}: {_answer(answer)} != {_answer(expected)}",
-                    file=sys.stderr,
-                    flush=True,
+                    f" forward={scan_index_forward}: {_answer(answer)} != {_answer(expected)}"
                 )
                 return expected
+            count(["harness Query verified"])
+            if verified[0] in (1, 10, 100) or verified[0] % 1000 == 0:
+                report(f"verified {verified[0]} queries")
         return answer
 
     Table.put_item = put_item

@@ -60,7 +60,7 @@ def start(command):
     child = subprocess.Popen(
         arguments,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     client = boto3.client(
         "dynamodb",

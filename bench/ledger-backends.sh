@@ -30,7 +30,9 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 moto_port=$(free_port)
-python3 -m moto.server -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
+# moto as the tests run it: one request at a time (DynamoDB's conditional writes are atomic,
+# moto's threaded ones are not), with its per-request recomputations cached.
+python3 tests/support/moto_serialized.py 127.0.0.1 "$moto_port" >"$work/moto.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -s "http://127.0.0.1:$moto_port/moto-api/" >/dev/null 2>&1 && break; sleep 0.2; done
 

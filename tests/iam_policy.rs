@@ -1,5 +1,7 @@
 //! The shipped IAM policy (deploy/iam/cabal-triage-policy.json) grants exactly what the probes
-//! call, on exactly the default names of config/cabal-triage.toml, and nothing else.
+//! and the DynamoDB ledger call, on exactly the default names of config/cabal-triage.toml, and
+//! nothing else. The ledger's operations are read from its source (every `client.operation()`
+//! call in src/ledger/dynamodb), so a new call without its permission fails here.
 
 use std::collections::BTreeSet;
 
@@ -42,7 +44,7 @@ fn grants_exactly_the_actions_the_probes_call() {
         }
         assert!(s.get("NotAction").is_none() && s.get("NotResource").is_none());
     }
-    let expected: BTreeSet<String> = [
+    let mut expected: BTreeSet<String> = [
         cabal_triage::aws::logs::FILTER_LOG_EVENTS,
         cabal_triage::aws::ec2::DESCRIBE_INSTANCES,
         cabal_triage::aws::ec2::DESCRIBE_NAT_GATEWAYS,
@@ -53,7 +55,147 @@ fn grants_exactly_the_actions_the_probes_call() {
     .into_iter()
     .map(String::from)
     .collect();
+    expected.extend(ledger_operations().into_values().flatten());
     assert_eq!(actions, expected);
+}
+
+/// `GetItem` from `get_item`.
+fn pascal_case(snake: &str) -> String {
+    snake
+        .split('_')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars
+                .next()
+                .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The DynamoDB operations a Rust source calls on an SDK client (`client.get_item()`, also
+/// split over lines as `self\n.client\n.get_item()`), as IAM actions.
+fn client_calls(source: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let mut rest = source;
+    while let Some(at) = rest.find("client") {
+        rest = &rest[at + "client".len()..];
+        let after = rest.trim_start();
+        let Some(call) = after.strip_prefix('.') else {
+            continue;
+        };
+        let name: String = call
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+            .collect();
+        // `Client`'s methods that are not AWS operations.
+        let not_an_operation = ["clone", "config"].contains(&name.as_str());
+        if !name.is_empty()
+            && !not_an_operation
+            && call.trim_start()[name.len()..].starts_with("()")
+        {
+            found.insert(format!("dynamodb:{}", pascal_case(&name)));
+        }
+    }
+    found
+}
+
+/// The ledger's DynamoDB calls by source file (src/ledger/dynamodb/*.rs).
+fn ledger_operations() -> std::collections::BTreeMap<String, BTreeSet<String>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ledger/dynamodb");
+    let mut by_file = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).expect("src/ledger/dynamodb") {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let source = std::fs::read_to_string(&path).unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            by_file.insert(name, client_calls(&source));
+        }
+    }
+    by_file
+}
+
+#[test]
+fn the_source_scan_finds_calls_however_they_are_laid_out() {
+    let source = "let a = self\n            .client\n            .batch_get_item()\n; client.describe_table().table_name(t); client_calls(x); self.client.clone();";
+    let found: Vec<String> = client_calls(source).into_iter().collect();
+    assert_eq!(found, ["dynamodb:BatchGetItem", "dynamodb:DescribeTable"]);
+    // The scan of the real source sees the calls every ledger needs.
+    let all: BTreeSet<String> = ledger_operations().into_values().flatten().collect();
+    for operation in ["GetItem", "PutItem", "UpdateItem", "Query", "DescribeTable"] {
+        assert!(all.contains(&format!("dynamodb:{operation}")), "{all:?}");
+    }
+}
+
+#[test]
+fn only_the_ledger_talks_to_dynamodb() {
+    // The scan above covers src/ledger/dynamodb; no other module may hold a DynamoDB client.
+    fn visit(dir: &std::path::Path, offenders: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                if !path.ends_with("src/ledger/dynamodb") {
+                    visit(&path, offenders);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && std::fs::read_to_string(&path)
+                    .unwrap()
+                    .contains("aws_sdk_dynamodb")
+            {
+                offenders.push(path.display().to_string());
+            }
+        }
+    }
+    let mut offenders = Vec::new();
+    visit(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut offenders,
+    );
+    assert!(
+        offenders.is_empty(),
+        "DynamoDB used outside the ledger: {offenders:?}"
+    );
+}
+
+#[test]
+fn ledger_table_statements_grant_exactly_the_ledger_calls_on_its_table_and_indexes() {
+    let config = Config::default();
+    let table = format!(
+        "arn:aws:dynamodb:REGION:ACCOUNT_ID:table/{}",
+        config.ledger.table
+    );
+    let by_file = ledger_operations();
+    // Creating the table (table.rs's create_table, with ledger.create_table = true) is a
+    // statement of its own, so that operators with Terraform-made tables can leave it out.
+    let creation: BTreeSet<String> = ["dynamodb:CreateTable", "dynamodb:UpdateTimeToLive"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let everything: BTreeSet<String> = by_file.values().flatten().cloned().collect();
+    assert!(creation.is_subset(&everything), "{everything:?}");
+    let data: BTreeSet<String> = everything.difference(&creation).cloned().collect();
+
+    let ledger = statement("LedgerTable");
+    let actions: BTreeSet<String> = list(&ledger["Action"]).into_iter().collect();
+    assert_eq!(
+        actions, data,
+        "LedgerTable must allow every call the ledger makes, no more"
+    );
+    let resources: BTreeSet<String> = list(&ledger["Resource"]).into_iter().collect();
+    let expected: BTreeSet<String> = [table.clone(), format!("{table}/index/*")].into();
+    assert_eq!(resources, expected);
+
+    let create = statement("LedgerTableCreationOnlyWithCreateTable");
+    let actions: BTreeSet<String> = list(&create["Action"]).into_iter().collect();
+    assert_eq!(actions, creation);
+    assert_eq!(list(&create["Resource"]), vec![table]);
+    for s in [&ledger, &create] {
+        assert!(s.get("Condition").is_none());
+        for action in list(&s["Action"]) {
+            assert!(action.starts_with("dynamodb:") && !action.contains('*'));
+        }
+    }
 }
 
 #[test]

@@ -43,6 +43,16 @@ const MOTO_PAUSED: Duration = Duration::from_secs(30);
 const SLACK_RATE_LIMITED: Duration = Duration::from_secs(60);
 const PAGERDUTY_FAILING: Duration = Duration::from_secs(45);
 
+/// How long a storm may take: 4 minutes plus half a second per episode (what a loaded 2-core
+/// machine with moto and two debug builds needs, with room), or CABAL_TRIAGE_STORM_DEADLINE_SECS.
+fn storm_deadline(storm: &Storm) -> Duration {
+    let episodes = (storm.payloads * storm.per_payload) as u64;
+    Duration::from_secs(size(
+        "CABAL_TRIAGE_STORM_DEADLINE_SECS",
+        (240 + episodes / 2) as usize,
+    ) as u64)
+}
+
 #[derive(Clone, Copy)]
 /// One storm: `payloads` notifications of `per_payload` distinct alerts each.
 struct Storm {
@@ -419,34 +429,55 @@ impl Cluster {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn storm_two_replicas_every_episode_once() {
-    // The issue's storm is 200 payloads of 50 alerts plus 20,000 repeats
-    // (CABAL_TRIAGE_STORM_PAYLOADS=200 CABAL_TRIAGE_STORM_PER_PAYLOAD=50). moto answers a few dozen
-    // DynamoDB requests per second on a loaded 2-core machine and the ledger makes about 20 per
-    // episode (ingest, lease, report, three Slack rows, one PagerDuty note), so the default is
-    // scaled down to what moto serves within the time budget; the proportions are the issue's.
+    // The issue's storm is 200 payloads of 50 alerts plus 20,000 repeats:
+    //   CABAL_TRIAGE_STORM_PAYLOADS=200 CABAL_TRIAGE_STORM_PER_PAYLOAD=50 cargo nextest run \
+    //     --all-features --no-capture -E 'test(storm_two_replicas)'
+    // It does not fit the suite's budget against moto. moto serves one request at a time, and
+    // the ledger makes about 21 requests per episode (docs/architecture.md, "Requests per
+    // episode"). moto's own Query sorted every item of the table per request (116 ms at 10,000
+    // items); the harness now answers index queries from an index it keeps, with moto's answers
+    // unchanged (tests/support/moto_indexed_query.py, checked against moto itself by
+    // tests/moto_harness.rs), so a candidate page costs what its items cost. What remains is
+    // moto's cost per request, mostly its generic response serializer and copies of whole
+    // items (about 20 ms of CPU per ledger request at 10,000 episodes). A full-size run on the
+    // 2-core development machine (shared with other builds) created all 10,000 episodes and
+    // answered 24,876 requests (Query 120, no longer a visible cost) in 11.5 minutes at about
+    // 33 requests/s; the 210,000 requests of the whole storm would take well over an hour, so
+    // it was stopped there. The default keeps the issue's payloads of 50 alerts and its two
+    // repeats per alert, with 10 payloads (500 episodes, 1,500 alerts: 212 s with the indexed
+    // queries, 365 s before, on the same shared machine); the test prints the DynamoDB requests
+    // per episode by operation (moto_serialized.py counts them).
     let storm = Storm {
-        payloads: size("CABAL_TRIAGE_STORM_PAYLOADS", 4),
-        per_payload: size("CABAL_TRIAGE_STORM_PER_PAYLOAD", 10),
+        payloads: size("CABAL_TRIAGE_STORM_PAYLOADS", 10),
+        per_payload: size("CABAL_TRIAGE_STORM_PER_PAYLOAD", 50),
         repeats: 2,
         tag: "storm",
     };
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(240);
+    let deadline = started + storm_deadline(&storm);
     let cluster = Cluster::start(2, "storm", &[]).await;
     cluster.add_incidents(&storm);
     let drive_stats = drive(&storm, Arc::clone(&cluster.targets), 4, deadline).await;
     let ingested = started.elapsed();
     cluster.assert_exactly_once(&storm, deadline).await;
     let states = cluster.states().await;
+    let episodes = storm.payloads * storm.per_payload;
+    let requests = cluster.moto.request_counts();
+    // "UpdateItem 400" and the like count failures among the requests of their operation.
+    let total: u64 = requests
+        .iter()
+        .filter(|(operation, _)| !operation.contains(' '))
+        .map(|(_, count)| count)
+        .sum();
     eprintln!(
-        "storm: {} alerts ({} episodes) in {:.1} s, all annotated after {:.1} s; posts {:?}; states {states:?}; peak RSS replica 0: {:.1} MiB, replica 1: {:.1} MiB",
+        "storm: {} alerts ({episodes} episodes) in {:.1} s, all annotated after {:.1} s; posts {:?}; states {states:?}; peak RSS replica 0: {:.1} MiB, replica 1: {:.1} MiB; DynamoDB requests {total} ({:.2} per episode): {requests:?}",
         storm.alerts(),
-        storm.payloads * storm.per_payload,
         ingested.as_secs_f64(),
         started.elapsed().as_secs_f64(),
         drive_stats,
         cluster.peak_rss_mib(0),
         cluster.peak_rss_mib(1),
+        total as f64 / episodes as f64,
     );
     assert_eq!(
         states.get("triaged").copied(),
@@ -635,13 +666,13 @@ async fn read_only_ledger_answers_503_and_keeps_what_it_acked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn crash_kill_9_every_few_seconds_every_episode_once() {
     let storm = Storm {
-        payloads: size("CABAL_TRIAGE_CRASH_PAYLOADS", 2),
-        per_payload: size("CABAL_TRIAGE_STORM_PER_PAYLOAD", 10),
+        payloads: size("CABAL_TRIAGE_CRASH_PAYLOADS", 4),
+        per_payload: size("CABAL_TRIAGE_CRASH_PER_PAYLOAD", 25),
         repeats: 2,
         tag: "crash",
     };
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(240);
+    let deadline = started + storm_deadline(&storm);
     // Short leases, so that the survivor takes over a killed replica's work quickly.
     let mut cluster = Cluster::start(
         2,

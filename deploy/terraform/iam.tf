@@ -3,7 +3,8 @@
 *
 * Task role: what the probes need (deploy/iam/cabal-triage-policy.json: FilterLogEvents on the
 * three tier log groups, Describe of the NAT, ListTasks/DescribeTasks/ExecuteCommand limited to the
-* mail cluster and containers) plus the DynamoDB ledger table.
+* mail cluster and containers) plus, with the dynamodb ledger backend, the ledger table's statement
+* of the same file (the operations src/ledger/dynamodb calls, on the table and its indexes).
 *
 * Execution role: pull the image, write the log group, read the three SecureString parameters.
 */
@@ -36,34 +37,11 @@ resource "aws_iam_role_policy" "probes" {
   policy = local.probes_policy
 }
 
-data "aws_iam_policy_document" "ledger" {
-  statement {
-    sid = "LedgerTable"
-    actions = [
-      "dynamodb:DescribeTable",
-      "dynamodb:GetItem",
-      "dynamodb:PutItem",
-      "dynamodb:UpdateItem",
-      "dynamodb:DeleteItem",
-      "dynamodb:Query",
-      "dynamodb:BatchGetItem",
-      "dynamodb:BatchWriteItem",
-      "dynamodb:ConditionCheckItem",
-      "dynamodb:TransactWriteItems",
-      "dynamodb:TransactGetItems",
-    ]
-    resources = [
-      "arn:aws:dynamodb:${var.region}:${local.account_id}:table/${var.ledger_table_name}",
-      "arn:aws:dynamodb:${var.region}:${local.account_id}:table/${var.ledger_table_name}/index/*",
-    ]
-  }
-}
-
 resource "aws_iam_role_policy" "ledger" {
   count  = var.ledger_backend == "dynamodb" ? 1 : 0
   name   = "${local.name}-ledger"
   role   = aws_iam_role.task.id
-  policy = data.aws_iam_policy_document.ledger.json
+  policy = local.ledger_policy
 }
 
 # ── Execution role ────────────────────────────────────────────

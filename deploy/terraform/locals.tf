@@ -39,16 +39,33 @@ locals {
     var.extra_environment,
   )
 
-  # The probes policy of deploy/iam, with this account and region filled in.
-  probes_policy = replace(
+  # deploy/iam/cabal-triage-policy.json with this account, region, cluster and ledger table
+  # filled in. Its statements are split by Sid: the ledger's (LedgerTable; the table-creation
+  # statement is left out, Terraform creates the table) go to their own policy, attached only
+  # with the dynamodb backend, the rest are the probes'.
+  policy_statements = jsondecode(
     replace(
-      replace(file("${path.module}/../iam/cabal-triage-policy.json"), "REGION", var.region),
-      "ACCOUNT_ID",
-      local.account_id,
-    ),
-    "/cabal-mail",
-    "/${var.cluster_name}",
-  )
+      replace(
+        replace(
+          replace(file("${path.module}/../iam/cabal-triage-policy.json"), "REGION", var.region),
+          "ACCOUNT_ID",
+          local.account_id,
+        ),
+        "/cabal-mail",
+        "/${var.cluster_name}",
+      ),
+      "table/cabal-triage",
+      "table/${var.ledger_table_name}",
+    )
+  ).Statement
+  probes_policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [for s in local.policy_statements : s if !startswith(s.Sid, "Ledger")]
+  })
+  ledger_policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [for s in local.policy_statements : s if s.Sid == "LedgerTable"]
+  })
 }
 
 data "aws_caller_identity" "current" {}

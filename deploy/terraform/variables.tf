@@ -93,11 +93,7 @@ variable "ledger_backend" {
   }
 }
 
-variable "ledger_table_name" {
-  type        = string
-  description = "DynamoDB table of the ledger (backend dynamodb)."
-  default     = "cabal-triage"
-}
+# ledger_table_name is declared in ledger_table.tf, with the table.
 
 variable "desired_count" {
   type        = number

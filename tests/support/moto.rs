@@ -140,6 +140,29 @@ impl Moto {
             .count()
     }
 
+    /// DynamoDB (and other JSON-protocol) requests answered so far, by operation (`PutItem`, ...),
+    /// as counted by `moto_serialized.py` (empty for the plain `moto.server`).
+    pub fn request_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)) else {
+            return Default::default();
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let request = format!(
+            "GET /_counts HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n\r\n",
+            self.port
+        );
+        let mut response = String::new();
+        if stream.write_all(request.as_bytes()).is_err()
+            || stream.read_to_string(&mut response).is_err()
+        {
+            return Default::default();
+        }
+        response
+            .split_once("\r\n\r\n")
+            .and_then(|(_, body)| serde_json::from_str(body).ok())
+            .unwrap_or_default()
+    }
+
     /// Stops the server (SIGSTOP): connections are accepted by the kernel but never answered,
     /// as with a hung dependency. `resume` continues it with its data.
     pub fn pause(&self) {

@@ -7,15 +7,18 @@ use std::time::Duration;
 
 use super::change::Change;
 use super::item::*;
-use super::{DynamoLedger, CONFLICT_RETRIES};
+use super::{Current, DynamoLedger, Written, CONFLICT_RETRIES};
 use crate::ledger::{DeliveryKind, EpisodeState, JobState, LeasedJob, LedgerError};
 
 /// What one try at leasing a candidate found.
 enum Try {
     Leased(Box<LeasedJob>),
-    /// Not runnable (any more): someone else has it, it is done, or not due yet.
+    /// Not runnable (any more) by the item tried: someone else has it, it is done, or not due.
     NotRunnable,
-    Conflict,
+    /// Its last attempt's lease had expired: it was marked failed.
+    Ended,
+    /// The item changed meanwhile; the current one (None: gone).
+    Conflict(Option<Item>),
 }
 
 pub(super) async fn lease_next(
@@ -43,8 +46,9 @@ pub(super) async fn lease_next(
         let Some(id) = get_s(&candidate, PK).and_then(episode_id_of_pk) else {
             continue;
         };
+        let mut current = Current::new(ledger, id);
         for _ in 0..CONFLICT_RETRIES {
-            let Some(item) = ledger.get_episode_item(id).await? else {
+            let Some(item) = current.get().await? else {
                 break;
             };
             match try_lease(ledger, &item, id, owner, lease, now_ms).await? {
@@ -56,8 +60,10 @@ pub(super) async fn lease_next(
                         .insert(job.job_id, id.to_string());
                     return Ok(Some(*job));
                 }
-                Try::NotRunnable => break,
-                Try::Conflict => continue,
+                // A remembered copy may be out of date: read before passing the job by.
+                Try::NotRunnable if !current.is_fresh() => continue,
+                Try::NotRunnable | Try::Ended => break,
+                Try::Conflict(now) => current.conflict(now),
             }
         }
     }
@@ -83,6 +89,19 @@ async fn try_lease(
     }
     let version = require_n(item, "version")?;
     let previous_owner = get_s(item, "lease_owner").unwrap_or_default();
+    // Renewing a lease does not bump the version: taking over an expired lease is also
+    // conditioned on the expiry, so a lease renewed meanwhile stays with its holder.
+    let still_expired = |change: Change| {
+        if expired {
+            change.when(
+                "#lease_expires_ms < :now_ms",
+                &["lease_expires_ms"],
+                vec![(":now_ms", n(now_ms))],
+            )
+        } else {
+            change
+        }
+    };
     if expired && attempts >= max_attempts {
         // The last attempt's holder vanished: the job fails, and says so.
         let error = format!(
@@ -98,11 +117,12 @@ async fn try_lease(
             .remove(QUEUE_PK)
             .remove(QUEUE_SK);
         let change = DynamoLedger::versioned(DynamoLedger::with_rows(change, id, &rows), version);
-        return if ledger.update(episode_key(id), change).await? {
-            ledger.row_generation.fetch_add(1, Ordering::Relaxed);
-            Ok(Try::NotRunnable)
-        } else {
-            Ok(Try::Conflict)
+        return match ledger.write(id, still_expired(change)).await? {
+            Written::Applied(_) => {
+                ledger.row_generation.fetch_add(1, Ordering::Relaxed);
+                Ok(Try::Ended)
+            }
+            Written::Conflict(now) => Ok(Try::Conflict(now)),
         };
     }
     let attempt = attempts + 1;
@@ -136,21 +156,22 @@ async fn try_lease(
     if announced_now {
         change = DynamoLedger::with_rows(change, id, &rows);
     }
-    if !ledger
-        .update(episode_key(id), DynamoLedger::versioned(change, version))
+    let leased = match ledger
+        .write(id, still_expired(DynamoLedger::versioned(change, version)))
         .await?
     {
-        return Ok(Try::Conflict);
-    }
+        Written::Applied(now) => now,
+        Written::Conflict(now) => return Ok(Try::Conflict(now)),
+    };
     if announced_now {
         ledger.row_generation.fetch_add(1, Ordering::Relaxed);
     }
-    let alert = serde_json::from_str(require_s(item, "alert_json")?)
+    let alert = serde_json::from_str(require_s(&leased, "alert_json")?)
         .map_err(|e| LedgerError::Corrupt(format!("stored alert: {e}")))?;
     Ok(Try::Leased(Box::new(LeasedJob {
         job_id: stable_id(id),
         episode_id: id.to_string(),
-        group_key: require_s(item, "group_key")?.to_string(),
+        group_key: require_s(&leased, "group_key")?.to_string(),
         alert,
         attempt: attempt.max(0) as u32,
         max_attempts: max_attempts.max(0) as u32,
@@ -179,12 +200,27 @@ fn forget(ledger: &DynamoLedger, job_id: i64) {
         .remove(&job_id);
 }
 
-/// The episode item when `owner` holds its job's lease.
-async fn held(ledger: &DynamoLedger, id: &str, owner: &str) -> Result<Option<Item>, LedgerError> {
-    Ok(ledger.get_episode_item(id).await?.filter(|item| {
-        get_s(item, "job_state") == Some(JobState::Leased.as_str())
-            && get_s(item, "lease_owner") == Some(owner)
-    }))
+/// Whether `owner` holds the lease of the episode's job, by this copy of the item.
+fn is_held(item: &Item, owner: &str) -> bool {
+    get_s(item, "job_state") == Some(JobState::Leased.as_str())
+        && get_s(item, "lease_owner") == Some(owner)
+}
+
+/// The episode item to change when `owner` holds its job's lease (remembered, else read; a
+/// copy that says the lease is gone is checked with a read). None: the lease is not `owner`'s.
+async fn held(current: &mut Current<'_>, owner: &str) -> Result<Option<Item>, LedgerError> {
+    for _ in 0..2 {
+        let Some(item) = current.get().await? else {
+            return Ok(None);
+        };
+        if is_held(&item, owner) {
+            return Ok(Some(item));
+        }
+        if current.is_fresh() {
+            return Ok(None);
+        }
+    }
+    Ok(None)
 }
 
 pub(super) async fn renew(
@@ -222,8 +258,9 @@ pub(super) async fn complete(
     let Some(id) = episode_of(ledger, job_id) else {
         return Ok(false);
     };
+    let mut current = Current::new(ledger, &id);
     for _ in 0..CONFLICT_RETRIES {
-        let Some(item) = held(ledger, &id, owner).await? else {
+        let Some(item) = held(&mut current, owner).await? else {
             return Ok(false);
         };
         let version = require_n(&item, "version")?;
@@ -238,10 +275,13 @@ pub(super) async fn complete(
             .remove(QUEUE_PK)
             .remove(QUEUE_SK);
         let change = DynamoLedger::versioned(DynamoLedger::with_rows(change, &id, &rows), version);
-        if ledger.update(episode_key(&id), change).await? {
-            forget(ledger, job_id);
-            ledger.row_generation.fetch_add(1, Ordering::Relaxed);
-            return Ok(true);
+        match ledger.write(&id, change).await? {
+            Written::Applied(_) => {
+                forget(ledger, job_id);
+                ledger.row_generation.fetch_add(1, Ordering::Relaxed);
+                return Ok(true);
+            }
+            Written::Conflict(now) => current.conflict(now),
         }
     }
     Err(contention(&id))
@@ -264,8 +304,9 @@ pub(super) async fn fail(
     let Some(id) = episode_of(ledger, job_id) else {
         return Ok(JobState::Leased);
     };
+    let mut current = Current::new(ledger, &id);
     for _ in 0..CONFLICT_RETRIES {
-        let Some(item) = held(ledger, &id, owner).await? else {
+        let Some(item) = held(&mut current, owner).await? else {
             // The lease was lost meanwhile; whoever holds the job now decides.
             return Ok(JobState::Leased);
         };
@@ -301,14 +342,17 @@ pub(super) async fn fail(
             )
         };
         let change = DynamoLedger::versioned(DynamoLedger::with_rows(change, &id, &rows), version);
-        if ledger.update(episode_key(&id), change).await? {
-            forget(ledger, job_id);
-            if exhausted {
-                ledger.row_generation.fetch_add(1, Ordering::Relaxed);
-            } else {
-                ledger.job_generation.fetch_add(1, Ordering::Relaxed);
+        match ledger.write(&id, change).await? {
+            Written::Applied(_) => {
+                forget(ledger, job_id);
+                if exhausted {
+                    ledger.row_generation.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    ledger.job_generation.fetch_add(1, Ordering::Relaxed);
+                }
+                return Ok(outcome);
             }
-            return Ok(outcome);
+            Written::Conflict(now) => current.conflict(now),
         }
     }
     Err(contention(&id))
@@ -323,8 +367,9 @@ pub(super) async fn release(
     let Some(id) = episode_of(ledger, job_id) else {
         return Ok(());
     };
+    let mut current = Current::new(ledger, &id);
     for _ in 0..CONFLICT_RETRIES {
-        let Some(item) = held(ledger, &id, owner).await? else {
+        let Some(item) = held(&mut current, owner).await? else {
             return Ok(());
         };
         let version = require_n(&item, "version")?;
@@ -335,13 +380,16 @@ pub(super) async fn release(
             .set("state", s(EpisodeState::Queued.as_str()))
             .set("not_before_ms", n(now_ms))
             .set(QUEUE_SK, s(job_queue_sk(now_ms, &id)));
-        if ledger
-            .update(episode_key(&id), DynamoLedger::versioned(change, version))
+        match ledger
+            .write(&id, DynamoLedger::versioned(change, version))
             .await?
         {
-            forget(ledger, job_id);
-            ledger.job_generation.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
+            Written::Applied(_) => {
+                forget(ledger, job_id);
+                ledger.job_generation.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            Written::Conflict(now) => current.conflict(now),
         }
     }
     Err(contention(&id))

@@ -26,7 +26,8 @@ use async_trait::async_trait;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, Select, WriteRequest,
+    AttributeValue, DeleteRequest, KeysAndAttributes, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, Select, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use time::OffsetDateTime;
@@ -65,6 +66,61 @@ const QUERY_LIMIT: i32 = 50;
 const EMPTY_REQUERY: Duration = Duration::from_secs(1);
 /// Alerts of one notification recorded at the same time.
 const INGEST_CONCURRENCY: usize = 16;
+/// Episode items this process remembers (see `DynamoLedger::items`); beyond this many, some
+/// are forgotten (a forgotten item costs one read when next needed).
+const ITEM_CACHE: usize = 4096;
+
+/// What a conditional update of an episode did.
+pub(super) enum Written {
+    /// It applied; the item as it is now (`ReturnValues = ALL_NEW`).
+    Applied(Item),
+    /// Its condition failed; the item as it was then (`ReturnValuesOnConditionCheckFailure =
+    /// ALL_OLD`; None when there is no such item), so a retry needs no read of its own.
+    Conflict(Option<Item>),
+}
+
+/// The episode item a read-modify-write works from: first the copy this process last saw
+/// (possibly stale), then what DynamoDB says. Every write made from it is conditioned on the
+/// episode's `version` (or on the state it relies on), so a stale copy only costs a failed
+/// write, which returns the current item. A decision *not* to write (not runnable, not held,
+/// nothing due) is taken only on a fresh item: `is_fresh` says whether the item was.
+pub(super) struct Current<'a> {
+    ledger: &'a DynamoLedger,
+    id: &'a str,
+    item: Option<Item>,
+    fresh: bool,
+}
+
+impl<'a> Current<'a> {
+    pub(super) fn new(ledger: &'a DynamoLedger, id: &'a str) -> Current<'a> {
+        Current {
+            item: ledger.cached(id),
+            ledger,
+            id,
+            fresh: false,
+        }
+    }
+
+    /// The item to work from: the copy at hand, else a consistent read (None: no such episode).
+    pub(super) async fn get(&mut self) -> Result<Option<Item>, LedgerError> {
+        if let Some(item) = self.item.take() {
+            return Ok(Some(item));
+        }
+        self.fresh = true;
+        self.ledger.get_episode_item(self.id).await
+    }
+
+    /// Whether the item `get` returned last was read from DynamoDB rather than remembered.
+    pub(super) fn is_fresh(&self) -> bool {
+        self.fresh
+    }
+
+    /// A write failed its condition; `now` is the item as DynamoDB had it.
+    pub(super) fn conflict(&mut self, now: Option<Item>) {
+        self.fresh = now.is_some();
+        self.item = now;
+    }
+}
 
 /// The DynamoDB implementation of [`Ledger`].
 pub struct DynamoLedger {
@@ -81,6 +137,9 @@ pub struct DynamoLedger {
     /// Bumped when this process creates runnable jobs / due delivery rows.
     job_generation: AtomicU64,
     row_generation: AtomicU64,
+    /// The last version of episode items this process read or wrote, by episode id: the
+    /// starting point of its next conditional write of that episode (see `Current`).
+    items: Mutex<HashMap<String, Item>>,
 }
 
 /// Keys of due items read from the `queue` index, tried one by one.
@@ -142,6 +201,7 @@ impl DynamoLedger {
             rows_queue: tokio::sync::Mutex::new(Candidates::default()),
             job_generation: AtomicU64::new(0),
             row_generation: AtomicU64::new(0),
+            items: Mutex::new(HashMap::new()),
         })
     }
 
@@ -210,7 +270,8 @@ impl DynamoLedger {
     }
 
     async fn get_episode_item(&self, id: &str) -> Result<Option<Item>, LedgerError> {
-        self.client
+        let item = self
+            .client
             .get_item()
             .table_name(&self.table)
             .set_key(Some(episode_key(id)))
@@ -218,30 +279,107 @@ impl DynamoLedger {
             .send()
             .await
             .map(|out| out.item)
-            .map_err(|e| self.unavailable("GetItem", e))
+            .map_err(|e| self.unavailable("GetItem", e))?;
+        self.remember(id, item.as_ref());
+        Ok(item)
     }
 
-    /// Puts a new item; false when its key exists already.
-    async fn put_new(&self, item: Item) -> Result<bool, LedgerError> {
+    /// The episode item as this process last saw it, if it remembers it.
+    pub(super) fn cached(&self, id: &str) -> Option<Item> {
+        self.items
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    fn is_cached(&self, id: &str) -> bool {
+        self.items
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(id)
+    }
+
+    /// Remembers the latest item seen of an episode (None: it does not exist).
+    pub(super) fn remember(&self, id: &str, item: Option<&Item>) {
+        let mut items = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(item) = item else {
+            items.remove(id);
+            return;
+        };
+        // Only ever move forward: a slower response must not replace a newer copy.
+        let known = items.get(id).and_then(|known| get_n(known, "version"));
+        if known.is_some_and(|known| get_n(item, "version").is_some_and(|v| v < known)) {
+            return;
+        }
+        if items.len() >= ITEM_CACHE && !items.contains_key(id) {
+            let forget: Vec<String> = items.keys().take(ITEM_CACHE / 4).cloned().collect();
+            for key in forget {
+                items.remove(&key);
+            }
+        }
+        items.insert(id.to_string(), item.clone());
+    }
+
+    /// Puts a new episode item; `Err(existing)` when its key exists already (with the item
+    /// there, from `ReturnValuesOnConditionCheckFailure`).
+    async fn put_new(&self, id: &str, item: Item) -> Result<Result<(), Option<Item>>, LedgerError> {
         match self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(item.clone()))
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", PK)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await
         {
-            Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
+            Ok(_) => {
+                self.remember(id, Some(&item));
+                Ok(Ok(()))
             }
-            Err(error) => Err(self.unavailable("PutItem", error)),
+            Err(error) => match error.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(failed)) => {
+                    let existing = failed.item().cloned();
+                    self.remember(id, existing.as_ref());
+                    Ok(Err(existing))
+                }
+                _ => Err(self.unavailable("PutItem", error)),
+            },
+        }
+    }
+
+    /// Runs a conditional update of episode `id` and says what it found (see `Written`); the
+    /// item it returns is remembered for the next write.
+    pub(super) async fn write(&self, id: &str, change: Change) -> Result<Written, LedgerError> {
+        match self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(episode_key(id)))
+            .update_expression(change.update_expression())
+            .set_condition_expression(change.condition_expression())
+            .set_expression_attribute_names(Some(change.attribute_names()))
+            .set_expression_attribute_values(change.attribute_values())
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let item = out.attributes.unwrap_or_default();
+                self.remember(id, Some(&item));
+                Ok(Written::Applied(item))
+            }
+            Err(error) => match error.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    let now = failed.item().cloned();
+                    self.remember(id, now.as_ref());
+                    Ok(Written::Conflict(now))
+                }
+                _ => Err(self.unavailable("UpdateItem", error)),
+            },
         }
     }
 
@@ -426,6 +564,20 @@ impl DynamoLedger {
             return Ok(None);
         }
         candidates.empty = None;
+        // Read the candidates this process has no copy of in one go, rather than one at a time
+        // when their turn comes (a copy that turns out stale costs one failed conditional write,
+        // which returns the current item).
+        let unknown: Vec<Item> = found
+            .iter()
+            .filter_map(|key| get_s(key, PK).and_then(episode_id_of_pk))
+            .filter(|id| !self.is_cached(id))
+            .map(episode_key)
+            .collect();
+        for item in self.batch_get(unknown, None).await? {
+            if let Some(id) = get_s(&item, "episode_id") {
+                self.remember(id, Some(&item));
+            }
+        }
         // Oldest first, but replicas start at different places so that they do not all race
         // for the same item.
         found.sort_by(|a, b| get_s(a, sk_attribute).cmp(&get_s(b, sk_attribute)));
@@ -502,30 +654,36 @@ impl DynamoLedger {
         &self,
         incoming: &IncomingAlert,
         id: &str,
-        mut snapshot: Option<Item>,
+        snapshot: Option<Item>,
         now_ms: i64,
     ) -> Result<IngestResult, LedgerError> {
         let alertname = incoming.alert.alertname().to_string();
+        let mut snapshot = snapshot;
         for attempt in 0..CONFLICT_RETRIES {
             if attempt > 0 {
+                // `snapshot` is the item as the failed write found it: no read needed.
                 tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 10)).await;
-                snapshot = self.get_episode_item(id).await?;
             }
             let Some(existing) = &snapshot else {
                 let (item, state) = self.new_episode(incoming, id, now_ms)?;
-                if self.put_new(item).await? {
-                    if state == EpisodeState::Queued {
-                        self.job_generation.fetch_add(1, Ordering::Relaxed);
+                match self.put_new(id, item).await? {
+                    Ok(()) => {
+                        if state == EpisodeState::Queued {
+                            self.job_generation.fetch_add(1, Ordering::Relaxed);
+                        }
+                        return Ok(IngestResult {
+                            id: id.to_string(),
+                            alertname,
+                            state,
+                            outcome: IngestOutcome::Created,
+                        });
                     }
-                    return Ok(IngestResult {
-                        id: id.to_string(),
-                        alertname,
-                        state,
-                        outcome: IngestOutcome::Created,
-                    });
+                    // Another replica created it first (an HA duplicate): a repeat after all.
+                    Err(existing) => {
+                        snapshot = existing;
+                        continue;
+                    }
                 }
-                // Another replica created it first (an HA duplicate): a repeat after all.
-                continue;
             };
             let state_text = require_s(existing, "state")?;
             let state = EpisodeState::parse(state_text)
@@ -575,19 +733,21 @@ impl DynamoLedger {
                     )
                 }
             };
-            if self.update(episode_key(id), change).await? {
-                if new_rows {
-                    self.row_generation.fetch_add(1, Ordering::Relaxed);
-                }
-                return Ok(IngestResult {
-                    id: id.to_string(),
-                    alertname: get_s(existing, "alertname")
-                        .unwrap_or(&alertname)
-                        .to_string(),
-                    state,
-                    outcome,
-                });
+            if let Written::Conflict(now) = self.write(id, change).await? {
+                snapshot = now;
+                continue;
             }
+            if new_rows {
+                self.row_generation.fetch_add(1, Ordering::Relaxed);
+            }
+            return Ok(IngestResult {
+                id: id.to_string(),
+                alertname: get_s(existing, "alertname")
+                    .unwrap_or(&alertname)
+                    .to_string(),
+                state,
+                outcome,
+            });
         }
         Err(LedgerError::Unavailable(format!(
             "episode {id} kept changing under concurrent writers; not recorded, retry"
@@ -827,6 +987,7 @@ impl DynamoLedger {
                     continue;
                 };
                 deletes.push(episode_key(id));
+                self.remember(id, None);
                 purged += 1;
             }
             for chunk in deletes.chunks(25) {

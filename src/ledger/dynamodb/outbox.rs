@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::change::Change;
 use super::item::*;
-use super::{DynamoLedger, CONFLICT_RETRIES};
+use super::{Current, DynamoLedger, Written, CONFLICT_RETRIES};
 use crate::alert::WebhookAlert;
 use crate::ledger::{from_unix_ms, ClaimedDelivery, DeliveryResult, DeliveryState, LedgerError};
 
@@ -69,8 +69,9 @@ async fn claim_episode(
     now_ms: i64,
     limit: usize,
 ) -> Result<Vec<(String, ClaimedDelivery)>, LedgerError> {
+    let mut current = Current::new(ledger, id);
     for _ in 0..CONFLICT_RETRIES {
-        let Some(episode) = ledger.get_episode_item(id).await? else {
+        let Some(episode) = current.get().await? else {
             return Ok(Vec::new());
         };
         let version = require_n(&episode, "version")?;
@@ -82,6 +83,10 @@ async fn claim_episode(
             .map(str::to_string)
             .collect();
         if due.is_empty() {
+            if !current.is_fresh() {
+                // The index says something is due: a remembered copy may be out of date.
+                continue;
+            }
             return Ok(Vec::new());
         }
         let expires = now_ms + lease.as_millis() as i64;
@@ -94,13 +99,22 @@ async fn claim_episode(
         }
         let change =
             DynamoLedger::versioned(DynamoLedger::with_rows(Change::new(), id, &rows), version);
-        if !ledger.update(episode_key(id), change).await? {
-            continue;
-        }
+        let claimed = match ledger.write(id, change).await? {
+            Written::Applied(now) => now,
+            Written::Conflict(now) => {
+                current.conflict(now);
+                continue;
+            }
+        };
+        // What the deliveries carry (references, report, counts) is the item as written.
+        let rows = rows_of(&claimed)?;
         return due
             .into_iter()
             .map(|key| {
-                let delivery = to_claimed(&episode, &rows[&key], id, &key)?;
+                let row = rows.get(&key).ok_or_else(|| {
+                    LedgerError::Corrupt(format!("claimed row {key} of episode {id} vanished"))
+                })?;
+                let delivery = to_claimed(&claimed, row, id, &key)?;
                 Ok((key, delivery))
             })
             .collect();
@@ -147,19 +161,26 @@ pub(super) async fn record(
     else {
         return Ok(false);
     };
+    let mut current = Current::new(ledger, &id);
     for _ in 0..CONFLICT_RETRIES {
-        let Some(episode) = ledger.get_episode_item(&id).await? else {
+        let Some(episode) = current.get().await? else {
             return Ok(false);
         };
         let version = require_n(&episode, "version")?;
         let mut rows = rows_of(&episode)?;
-        let Some(row) = rows.get_mut(&key) else {
-            return Ok(false);
-        };
-        if row.state != DeliveryState::Sending || row.lease_owner.as_deref() != Some(owner) {
+        let held = rows.get(&key).is_some_and(|row| {
+            row.state == DeliveryState::Sending && row.lease_owner.as_deref() == Some(owner)
+        });
+        if !held {
+            if !current.is_fresh() {
+                continue;
+            }
             // The lease expired and someone else has the row: they decide.
             return Ok(false);
         }
+        let Some(row) = rows.get_mut(&key) else {
+            return Ok(false);
+        };
         row.lease_owner = None;
         row.lease_expires_ms = None;
         let finished = match &result {
@@ -192,16 +213,19 @@ pub(super) async fn record(
         };
         let change =
             DynamoLedger::versioned(DynamoLedger::with_rows(Change::new(), &id, &rows), version);
-        if ledger.update(episode_key(&id), change).await? {
-            if finished {
-                ledger
-                    .claimed_rows
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&delivery_id);
+        match ledger.write(&id, change).await? {
+            Written::Applied(_) => {
+                if finished {
+                    ledger
+                        .claimed_rows
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&delivery_id);
+                }
+                ledger.row_generation.fetch_add(1, Ordering::Relaxed);
+                return Ok(true);
             }
-            ledger.row_generation.fetch_add(1, Ordering::Relaxed);
-            return Ok(true);
+            Written::Conflict(now) => current.conflict(now),
         }
         tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 10)).await;
     }

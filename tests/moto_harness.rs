@@ -1,0 +1,41 @@
+//! The moto harness answers like moto: tests/support/moto_serialized.py answers queries on a
+//! secondary index from an index it keeps (tests/support/moto_indexed_query.py), and
+//! tests/support/moto_query_equivalence.py sends the same random writes and queries to it and to
+//! moto's own unchanged server and compares every answer. Run here with a new seed each time
+//! (printed; `CABAL_TRIAGE_EQUIVALENCE_SEED` repeats one) so that the suite keeps trying new
+//! sequences.
+
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[test]
+fn indexed_queries_answer_exactly_as_moto_does() {
+    let seed = std::env::var("CABAL_TRIAGE_EQUIVALENCE_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(1)
+        });
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/moto_query_equivalence.py"
+    );
+    let output = Command::new("python3")
+        .args([script, "1500", &seed.to_string()])
+        .output()
+        .expect("cannot run python3: install tests/requirements.txt (scripts/test.sh does)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{stdout}");
+    assert!(
+        output.status.success(),
+        "seed {seed}: the indexed query answered differently from moto:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(" 0 differences"),
+        "seed {seed}: no summary: {stdout}"
+    );
+}

@@ -465,6 +465,38 @@ impl DynamoLedger {
         Ok(found)
     }
 
+    /// The `state` of every episode in one shard of the recent index (only that attribute read).
+    async fn states_of_shard(&self, shard: u32) -> Result<Vec<EpisodeState>, LedgerError> {
+        let mut states = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(RECENT_INDEX)
+                .key_condition_expression("#ipk = :ipk")
+                .expression_attribute_names("#ipk", LIST_PK)
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":ipk", s(format!("L#{shard}")))
+                .projection_expression("#state")
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.unavailable("Query", e))?;
+            states.extend(
+                out.items
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|item| get_s(item, "state").and_then(EpisodeState::parse)),
+            );
+            match out.last_evaluated_key {
+                Some(next) => start = Some(next),
+                None => return Ok(states),
+            }
+        }
+    }
+
     /// Queries one partition of an index (all pages, or up to `limit` items).
     #[allow(clippy::too_many_arguments)]
     async fn query_index(
@@ -915,21 +947,12 @@ impl DynamoLedger {
 
     async fn counts(&self, now: OffsetDateTime) -> Result<LedgerStats, LedgerError> {
         let mut by_state: HashMap<EpisodeState, u64> = HashMap::new();
-        let shards = (0..SHARDS).map(|shard| {
-            self.query_index(
-                RECENT_INDEX,
-                (LIST_PK, format!("L#{shard}")),
-                None,
-                true,
-                None,
-                None,
-            )
-        });
+        // Only `state` is read: whole items (reports included) would cost a page per few hundred
+        // episodes, and /metrics reads this on every scrape.
+        let shards = (0..SHARDS).map(|shard| self.states_of_shard(shard));
         for result in futures::future::join_all(shards).await {
-            for item in result? {
-                if let Some(state) = get_s(&item, "state").and_then(EpisodeState::parse) {
-                    *by_state.entry(state).or_default() += 1;
-                }
+            for state in result? {
+                *by_state.entry(state).or_default() += 1;
             }
         }
         let mut queue_depth = 0u64;

@@ -1,6 +1,12 @@
 //! The service's own Prometheus metrics (prometheus-client). Counters and histograms are
 //! updated where things happen; ledger-derived gauges (episodes by state, queue depth) are read
-//! from the ledger at scrape time so that they are right after a restart.
+//! from the ledger at scrape time so that they are right after a restart. That read is bounded:
+//! one at a time (concurrent scrapes share it), reused for a few seconds, and given up after a
+//! deadline, so a slow or unreachable ledger (DynamoDB reads its `recent` index page by page)
+//! never makes a scrape time out; a read that fails is logged and counted, and the gauges keep
+//! the values of the last read that succeeded.
+
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -9,7 +15,15 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::ledger::LedgerStats;
+use time::OffsetDateTime;
+
+use crate::ledger::{Ledger, LedgerStats};
+
+/// A ledger read younger than this serves the next scrape too (HA Prometheus pairs scrape the
+/// same target within seconds of each other).
+const LEDGER_STATS_MAX_AGE: Duration = Duration::from_secs(5);
+/// How long a scrape waits for the ledger's statistics (Prometheus' default scrape timeout is 10 s).
+const LEDGER_STATS_DEADLINE: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabels {
@@ -48,6 +62,9 @@ pub struct Metrics {
     pub job_duration: Family<OutcomeLabels, Histogram>,
     pub probe_outcomes: Family<ProbeLabels, Counter>,
     pub deliveries: Family<DeliveryLabels, Counter>,
+    pub ledger_stats_failures: Counter,
+    /// When the ledger's statistics were last read successfully; held while a read is under way.
+    ledger_stats_read_at: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl Default for Metrics {
@@ -109,6 +126,12 @@ impl Metrics {
             "Deliveries to Slack / PagerDuty by destination and outcome",
             deliveries.clone(),
         );
+        let ledger_stats_failures = Counter::default();
+        registry.register(
+            "ledger_stats_failures",
+            "Scrapes whose read of the ledger's statistics failed or timed out (the episode and queue gauges then keep their last values)",
+            ledger_stats_failures.clone(),
+        );
         Metrics {
             registry,
             webhook_requests,
@@ -119,6 +142,34 @@ impl Metrics {
             job_duration,
             probe_outcomes,
             deliveries,
+            ledger_stats_failures,
+            ledger_stats_read_at: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Brings the ledger-derived gauges up to date for a scrape (see the module comment).
+    pub async fn refresh_ledger(&self, ledger: &dyn Ledger) {
+        let mut read_at = self.ledger_stats_read_at.lock().await;
+        if read_at.is_some_and(|at| at.elapsed() < LEDGER_STATS_MAX_AGE) {
+            return;
+        }
+        let read = ledger.stats(OffsetDateTime::now_utc());
+        match tokio::time::timeout(LEDGER_STATS_DEADLINE, read).await {
+            Ok(Ok(stats)) => {
+                self.observe_ledger(&stats);
+                *read_at = Some(Instant::now());
+            }
+            Ok(Err(error)) => {
+                self.ledger_stats_failures.inc();
+                tracing::warn!(%error, "ledger statistics unavailable for /metrics; the episode and queue gauges keep their last values");
+            }
+            Err(_) => {
+                self.ledger_stats_failures.inc();
+                tracing::warn!(
+                    deadline_secs = LEDGER_STATS_DEADLINE.as_secs(),
+                    "ledger statistics took too long for /metrics; the episode and queue gauges keep their last values"
+                );
+            }
         }
     }
 

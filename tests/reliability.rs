@@ -408,22 +408,39 @@ impl Cluster {
         assert_eq!(notes.len(), ids.len(), "one note per episode, none unknown");
     }
 
-    /// Episode counts by state from a replica's /metrics.
-    async fn states(&self) -> BTreeMap<String, u64> {
+    /// Episode counts by state from a replica's /metrics, read until `triaged` episodes are
+    /// counted as triaged or a minute has passed. The counts are read at scrape time, so a scrape
+    /// taken while the replicas still deliver repeats can find the ledger busy (the gauges are
+    /// then absent or stale, and the replica logs why).
+    async fn states(&self, triaged: usize) -> BTreeMap<String, u64> {
         let service = self.replicas.iter().flatten().next().expect("a replica up");
-        let text = reqwest::get(format!("{}/metrics", service.base))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .filter_map(|line| {
-                let rest = line.strip_prefix("cabal_triage_episodes{state=\"")?;
-                let (state, value) = rest.split_once("\"} ")?;
-                Some((state.to_string(), value.trim().parse().ok()?))
-            })
-            .collect()
+        let give_up = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = reqwest::get(format!("{}/metrics", service.base))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let states: BTreeMap<String, u64> = text
+                .lines()
+                .filter_map(|line| {
+                    let rest = line.strip_prefix("cabal_triage_episodes{state=\"")?;
+                    let (state, value) = rest.split_once("\"} ")?;
+                    Some((state.to_string(), value.trim().parse().ok()?))
+                })
+                .collect();
+            if states.get("triaged") == Some(&(triaged as u64)) || Instant::now() > give_up {
+                return states;
+            }
+            let warnings: Vec<String> = service
+                .drain_stderr()
+                .into_iter()
+                .filter(|line| line.contains("statistics"))
+                .collect();
+            eprintln!("/metrics: {states:?}, expecting {triaged} triaged; the replica logged {warnings:?}");
+            tokio::time::sleep(Duration::from_secs(6)).await;
+        }
     }
 }
 
@@ -460,9 +477,14 @@ async fn storm_two_replicas_every_episode_once() {
     let drive_stats = drive(&storm, Arc::clone(&cluster.targets), 4, deadline).await;
     let ingested = started.elapsed();
     cluster.assert_exactly_once(&storm, deadline).await;
-    let states = cluster.states().await;
-    let episodes = storm.payloads * storm.per_payload;
+    let done = started.elapsed();
     let requests = cluster.moto.request_counts();
+    // Idle replicas must leave the ledger alone: what they ask of it once everything is done.
+    let idle_window = Duration::from_secs(10);
+    tokio::time::sleep(idle_window).await;
+    let idle = request_delta(&requests, &cluster.moto.request_counts());
+    let episodes = storm.payloads * storm.per_payload;
+    let states = cluster.states(episodes).await;
     // "UpdateItem 400" and the like count failures among the requests of their operation.
     let total: u64 = requests
         .iter()
@@ -470,10 +492,10 @@ async fn storm_two_replicas_every_episode_once() {
         .map(|(_, count)| count)
         .sum();
     eprintln!(
-        "storm: {} alerts ({episodes} episodes) in {:.1} s, all annotated after {:.1} s; posts {:?}; states {states:?}; peak RSS replica 0: {:.1} MiB, replica 1: {:.1} MiB; DynamoDB requests {total} ({:.2} per episode): {requests:?}",
+        "storm: {} alerts ({episodes} episodes) in {:.1} s, all annotated after {:.1} s; posts {:?}; states {states:?}; peak RSS replica 0: {:.1} MiB, replica 1: {:.1} MiB; DynamoDB requests {total} ({:.2} per episode): {requests:?}; idle afterwards, in {idle_window:?}: {idle:?}",
         storm.alerts(),
         ingested.as_secs_f64(),
-        started.elapsed().as_secs_f64(),
+        done.as_secs_f64(),
         drive_stats,
         cluster.peak_rss_mib(0),
         cluster.peak_rss_mib(1),
@@ -716,7 +738,7 @@ async fn crash_kill_9_every_few_seconds_every_episode_once() {
     });
     let _ = drain_kills.await;
     cluster.assert_exactly_once(&storm, deadline).await;
-    let states = cluster.states().await;
+    let states = cluster.states(storm.payloads * storm.per_payload).await;
     eprintln!(
         "crash: {} alerts, {kills} kill -9, done after {:.1} s; posts {stats:?}; states {states:?}",
         storm.alerts(),
@@ -788,6 +810,28 @@ async fn dependencies_failing_then_back_deliveries_complete_once() {
         Some(503),
         "with DynamoDB unreachable the webhook answers 503 (Alertmanager retries)"
     );
+    // A scrape while the ledger is unreachable still answers in time, and says the read failed.
+    let scrape_started = Instant::now();
+    let scrape = reqwest::get(format!(
+        "{base}/metrics",
+        base = cluster.replicas[0].as_ref().unwrap().base
+    ))
+    .await
+    .unwrap();
+    let scrape_took = scrape_started.elapsed();
+    assert_eq!(scrape.status(), 200);
+    let text = scrape.text().await.unwrap();
+    assert!(
+        scrape_took < Duration::from_secs(8),
+        "/metrics took {scrape_took:?} with the ledger unreachable"
+    );
+    assert!(
+        text.lines().any(
+            |line| line.starts_with("cabal_triage_ledger_stats_failures_total ")
+                && !line.ends_with(" 0")
+        ),
+        "the failed ledger read is counted:\n{text}"
+    );
     tokio::time::sleep(MOTO_PAUSED.saturating_sub(paused.elapsed())).await;
     cluster.moto.resume();
     let rest = drive(&storm, Arc::clone(&cluster.targets), 2, deadline).await;
@@ -836,4 +880,19 @@ async fn dependencies_failing_then_back_deliveries_complete_once() {
         "dependencies: first half {stats:?}, all {rest:?}; every episode annotated once after {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Requests per operation answered between two `/_counts` readings.
+fn request_delta(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .map(|(operation, count)| {
+            let earlier = before.get(operation).copied().unwrap_or(0);
+            (operation.clone(), count.saturating_sub(earlier))
+        })
+        .filter(|(_, count)| *count > 0)
+        .collect()
 }

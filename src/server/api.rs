@@ -135,9 +135,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    if let Ok(stats) = state.ledger.stats(OffsetDateTime::now_utc()).await {
-        state.metrics.observe_ledger(&stats);
-    }
+    state.metrics.refresh_ledger(state.ledger.as_ref()).await;
     (
         StatusCode::OK,
         [(

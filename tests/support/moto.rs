@@ -146,7 +146,7 @@ impl Moto {
         let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)) else {
             return Default::default();
         };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
         let request = format!(
             "GET /_counts HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n\r\n",
             self.port

@@ -34,6 +34,7 @@ import threading
 
 from werkzeug.serving import run_simple
 
+import moto_fast_paths
 import moto_indexed_query
 
 from moto.moto_server.werkzeug_app import (
@@ -58,6 +59,7 @@ def speed_up_moto() -> None:
         lambda clazz: frozenset(method_names(clazz))
     )
     fast_string_comparisons()
+    moto_fast_paths.install()
 
 
 def fast_string_comparisons() -> None:
@@ -117,6 +119,28 @@ def fast_string_comparisons() -> None:
     Table.all_items = all_items
 
 
+def recorder(path):
+    """With MOTO_RECORD=PATH, appends each JSON-protocol request (target and body) to PATH as one
+    JSON line, for bench/moto-ledger-replay.py and the equivalence check to replay the ledger's
+    real requests. The body is read here and handed on unchanged."""
+    if not path:
+        return None
+    import io
+
+    log = open(path, "a", encoding="utf-8")
+
+    def record(environ, target):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        log.write(json.dumps({"target": target, "body": body.decode("utf-8")}) + "\n")
+        log.flush()
+        environ = dict(environ)
+        environ["wsgi.input"] = io.BytesIO(body)
+        return environ
+
+    return record
+
+
 def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
     os.environ.setdefault("MOTO_PORT", str(port))
@@ -127,6 +151,7 @@ def main() -> None:
     # "harness Query by index" / "harness Query by moto", apart from the AWS operations.
     moto_indexed_query.install(counts)
     inner = DomainDispatcherApplication(create_backend_app)
+    record = recorder(os.environ.get("MOTO_RECORD"))
 
     def app(environ, start_response):
         if environ.get("PATH_INFO") == "/_counts":
@@ -144,6 +169,8 @@ def main() -> None:
                 return list(inner(environ, start_response))
             operation = target.rsplit(".", 1)[-1]
             counts[operation] += 1
+            if record is not None:
+                environ = record(environ, target)
 
             def counting_start_response(status, headers, *rest):
                 if not status.startswith("200"):

@@ -28,6 +28,25 @@ MOTO_RECORD, replayed by bench/moto-ledger-replay.py) showed where its time goes
   processor object: every `_processing_map` in moto 5.2.5 returns the same classes and bound
   methods on each call.
 
+- A Query on an index that projects KEYS_ONLY or INCLUDE deep-copies every matching item whole
+  and then projects it; `Item.project` converts the whole item to plain JSON once per projected
+  attribute (15 times for the ledger's `recent` index), then builds a new item from the chosen
+  attributes. `cheaper_projections` makes the projection of top-level attributes (no nested
+  paths or list indexes) convert only the projected attributes, once each (an item converts
+  attribute by attribute, so the values are the same; the result is built from them in the
+  same order), and, while such an index query runs, copies the matching items with their keys
+  deep-copied and their attributes shared: the projection only reads them and builds a new
+  item, so nothing of the stored item reaches the answer or can be changed through it.
+
+- A Query computes the size of every item it visits (twice with moto_indexed_query.py), a
+  recursive walk of the whole item; the ledger's `recent` index query visits up to 1 MB of
+  items. `item_sizes_kept_between_writes` keeps an item's size while no request can have
+  changed it: the size is reused only during read-only requests (GetItem, BatchGetItem, Query,
+  Scan, DescribeTable; `request_started` is told the operation by moto_serialized.py), it is
+  dropped for the item an UpdateItem touched (the only request of the ledger's that changes a
+  stored item in place; PutItem, DeleteItem and BatchWriteItem store new items or remove them),
+  and every other kind of request drops all kept sizes.
+
 Everything else (parsing, conditions, update execution, errors, the JSON text itself) is moto's
 own code. tests/support/moto_query_equivalence.py replays random requests and the ledger's
 recorded requests against this and against unchanged moto and compares every answer.
@@ -38,6 +57,31 @@ import copy
 import os
 import threading
 
+# Read-only requests reuse kept item sizes; the others listed here store new items or remove
+# them (or change none), except UpdateItem, which drops the size of the item it touched. Any
+# other request drops every kept size.
+_READ_ONLY = frozenset(
+    ["GetItem", "BatchGetItem", "Query", "Scan", "DescribeTable", "ListTables", "DescribeTimeToLive"]
+)
+_NO_IN_PLACE_CHANGE = frozenset(
+    ["PutItem", "DeleteItem", "BatchWriteItem", "UpdateItem", "CreateTable", "UpdateTimeToLive"]
+)
+_sizes = {"reads": False, "generation": 0}
+
+
+def request_started(operation) -> None:
+    """Called (under the server's lock) before each request with its operation, or None."""
+    if operation in _READ_ONLY:
+        _sizes["reads"] = True
+        return
+    _sizes["reads"] = False
+    if operation not in _NO_IN_PLACE_CHANGE:
+        _sizes["generation"] += 1
+
+
+def request_finished() -> None:
+    _sizes["reads"] = False
+
 
 def install() -> None:
     if os.environ.get("MOTO_FAST_PATHS", "1") == "0":
@@ -46,6 +90,8 @@ def install() -> None:
     cheaper_update_copies()
     parsed_update_expressions()
     cached_processing_maps()
+    cheaper_projections()
+    item_sizes_kept_between_writes()
 
 
 def cached_member_lookup() -> None:
@@ -126,7 +172,7 @@ def cheaper_update_copies() -> None:
             return _ItemJsonSnapshot(value)
         return copy.deepcopy(value, memo)
 
-    responses.copy = types.SimpleNamespace(deepcopy=handler_deepcopy)
+    responses.copy = types.SimpleNamespace(deepcopy=handler_deepcopy, copy=copy.copy)
 
     # DynamoDBBackend.update_item: `orig_item = copy.deepcopy(item)`, read only by
     # `table.stream_shard.add(orig_item, item)` when the table has a stream. Within an
@@ -139,7 +185,7 @@ def cheaper_update_copies() -> None:
             return None
         return copy.deepcopy(value, memo)
 
-    models.copy = types.SimpleNamespace(deepcopy=backend_deepcopy)
+    models.copy = types.SimpleNamespace(deepcopy=backend_deepcopy, copy=copy.copy)
     original_update = models.DynamoDBBackend.update_item
 
     def update_item(self, table_name, *args, **kwargs):
@@ -202,3 +248,112 @@ def cached_processing_maps() -> None:
 
     DepthFirstTraverser.nodes_to_be_processed = nodes_to_be_processed
     DepthFirstTraverser.process = process
+
+
+def cheaper_projections() -> None:
+    """Index queries without whole-item copies and conversions (see the module doc)."""
+    import re
+    import types
+
+    import moto.dynamodb.models.table as table_module
+    from moto.dynamodb.models.dynamo_type import Item, deserializer, serializer
+
+    list_index = re.compile(r"(.+)\[(\d+)\]$")
+    original_project = Item.project
+
+    def project(self, projection_expressions):
+        names = []
+        for expression in projection_expressions:
+            if len(expression) != 1 or list_index.match(expression[0]):
+                return original_project(self, projection_expressions)
+            names.append(expression[0])
+        # find_nested_key([name], whole) is {name: whole[name]} or {}, merged in order;
+        # whole[name] is the deserialized plain JSON of that one attribute.
+        result = {}
+        for name in names:
+            attribute = self.attrs.get(name)
+            if attribute is not None and name in self.attrs:
+                result[name] = deserializer.deserialize(attribute.to_regular_json())
+        return Item(
+            hash_key=self.hash_key,
+            range_key=self.range_key,
+            attrs=serializer.serialize(result)["M"],
+        )
+
+    Item.project = project
+
+    # Table.query: `results = copy.deepcopy(results)`, then `index.project(r)` for each.
+    projecting = threading.local()
+
+    def shallow(item):
+        copy_ = Item.__new__(Item)
+        copy_.__dict__.update(item.__dict__)
+        copy_.hash_key = copy.deepcopy(item.hash_key)
+        copy_.range_key = copy.deepcopy(item.range_key)
+        return copy_
+
+    def table_deepcopy(value, memo=None):
+        if (
+            memo is None
+            and getattr(projecting, "active", False)
+            and value.__class__ is list
+            and all(item.__class__ is Item for item in value)
+        ):
+            projecting.active = False  # the one copy of the results of this query
+            return [shallow(item) for item in value]
+        return copy.deepcopy(value, memo)
+
+    table_module.copy = types.SimpleNamespace(deepcopy=table_deepcopy, copy=copy.copy)
+    original_query = table_module.Table.query
+
+    def query(self, *args, **kwargs):
+        index_name = kwargs.get("index_name", args[7] if len(args) > 7 else None)
+        active = False
+        if index_name:
+            index = next((i for i in self.all_indexes() if i.name == index_name), None)
+            projection = (index.projection or {}) if index is not None else {}
+            active = projection.get("ProjectionType") in ("KEYS_ONLY", "INCLUDE")
+        previous = getattr(projecting, "active", False)
+        projecting.active = active
+        try:
+            return original_query(self, *args, **kwargs)
+        finally:
+            projecting.active = previous
+
+    table_module.Table.query = query
+
+
+def item_sizes_kept_between_writes() -> None:
+    """Item sizes computed once while no request changes items (see the module doc)."""
+    import moto.dynamodb.models as models
+    from moto.dynamodb.models.dynamo_type import Item
+
+    original_size = Item.size
+
+    def size(self):
+        if not _sizes["reads"]:
+            return original_size(self)
+        kept = self.__dict__.get("_harness_size")
+        if kept is not None and kept[0] == _sizes["generation"]:
+            return kept[1]
+        value = original_size(self)
+        self.__dict__["_harness_size"] = (_sizes["generation"], value)
+        return value
+
+    Item.size = size
+    original_update = models.DynamoDBBackend.update_item
+
+    def update_item(self, table_name, key, *args, **kwargs):
+        try:
+            return original_update(self, table_name, key, *args, **kwargs)
+        finally:
+            try:
+                item = self.get_item(table_name, key)
+            except Exception:
+                # Cannot tell which item it was: drop every kept size.
+                _sizes["generation"] += 1
+            else:
+                if item is not None:
+                    item.__dict__.pop("_harness_size", None)
+
+    models.DynamoDBBackend.update_item = update_item

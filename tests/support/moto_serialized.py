@@ -164,21 +164,28 @@ def main() -> None:
             return [body]
         with lock:
             target = environ.get("HTTP_X_AMZ_TARGET")
-            if not target:
-                # Run the whole request, body included, under the lock.
-                return list(inner(environ, start_response))
-            operation = target.rsplit(".", 1)[-1]
-            counts[operation] += 1
-            if record is not None:
-                environ = record(environ, target)
+            operation = target.rsplit(".", 1)[-1] if target else None
+            moto_fast_paths.request_started(operation)
+            try:
+                return answer(environ, start_response, target, operation)
+            finally:
+                moto_fast_paths.request_finished()
 
-            def counting_start_response(status, headers, *rest):
-                if not status.startswith("200"):
-                    # Failed conditions (400) and other errors, counted apart as well.
-                    counts[f"{operation} {status.split()[0]}"] += 1
-                return start_response(status, headers, *rest)
+    def answer(environ, start_response, target, operation):
+        """One request, run under the lock (its body included)."""
+        if not target:
+            return list(inner(environ, start_response))
+        counts[operation] += 1
+        if record is not None:
+            environ = record(environ, target)
 
-            return list(inner(environ, counting_start_response))
+        def counting_start_response(status, headers, *rest):
+            if not status.startswith("200"):
+                # Failed conditions (400) and other errors, counted apart as well.
+                counts[f"{operation} {status.split()[0]}"] += 1
+            return start_response(status, headers, *rest)
+
+        return list(inner(environ, counting_start_response))
 
     run_simple(host, port, app, threaded=True, request_handler=MotoRequestHandler)
 

@@ -21,6 +21,14 @@ how many DynamoDB requests the ledger made per episode.
 
 Queries on a secondary index are answered from an index kept in key order instead of moto's sort
 of the whole table per query, with moto's answers unchanged (moto_indexed_query.py).
+moto_fast_paths.py removes other per-request work of moto's (its serializer's member lookups,
+whole-item copies in UpdateItem and index queries, item sizes recomputed between writes), also
+with its answers unchanged; it is told each request's operation (`request_started`).
+moto_ledger_equivalence.py and moto_query_equivalence.py compare this server with moto's own.
+
+With MOTO_RECORD=PATH, every JSON-protocol request (target and body) is appended to PATH as a
+JSON line: bench/moto-ledger-replay.py replays such a recording to measure, and
+moto_ledger_equivalence.py replays ledger-requests.jsonl.gz (recorded from the storm test).
 
 Usage: moto_serialized.py HOST PORT
 """

@@ -3,14 +3,16 @@
 //! tests/support/moto_query_equivalence.py sends the same random writes and queries to it and to
 //! moto's own unchanged server and compares every answer. Run here with a new seed each time
 //! (printed; `CABAL_TRIAGE_EQUIVALENCE_SEED` repeats one) so that the suite keeps trying new
-//! sequences.
+//! sequences. tests/support/moto_ledger_equivalence.py does the same for every operation the
+//! DynamoDB ledger uses (tests/support/moto_fast_paths.py's changes among them), replaying
+//! recorded ledger requests and random ledger-shaped ones, and compares status and body.
 
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-#[test]
-fn indexed_queries_answer_exactly_as_moto_does() {
-    let seed = std::env::var("CABAL_TRIAGE_EQUIVALENCE_SEED")
+/// `CABAL_TRIAGE_EQUIVALENCE_SEED`, or a new seed each run.
+fn seed() -> u64 {
+    std::env::var("CABAL_TRIAGE_EQUIVALENCE_SEED")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
         .unwrap_or_else(|| {
@@ -18,7 +20,12 @@ fn indexed_queries_answer_exactly_as_moto_does() {
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(1)
-        });
+        })
+}
+
+#[test]
+fn indexed_queries_answer_exactly_as_moto_does() {
+    let seed = seed();
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/support/moto_query_equivalence.py"
@@ -37,5 +44,29 @@ fn indexed_queries_answer_exactly_as_moto_does() {
     assert!(
         stdout.contains(" 0 differences"),
         "seed {seed}: no summary: {stdout}"
+    );
+}
+
+#[test]
+fn ledger_requests_answer_exactly_as_moto_does() {
+    let seed = seed();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/moto_ledger_equivalence.py"
+    );
+    let output = Command::new("python3")
+        .args([script, "1000", &seed.to_string()])
+        .output()
+        .expect("cannot run python3: install tests/requirements.txt (scripts/test.sh does)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{stdout}");
+    assert!(
+        output.status.success(),
+        "seed {seed}: the harness's moto answered a ledger request differently from moto:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("replayed 1200 recorded requests") && stdout.contains(" 0 differences"),
+        "seed {seed}: no summary, or the recording was not replayed: {stdout}"
     );
 }

@@ -233,14 +233,17 @@ def _visited(
         item = table.items[DynamoType({"S": location[0]})][DynamoType({"S": location[1]})]
         visited.append(item)
         # moto's loop: stop at the first item seen with a full page (by count or size).
-        if matched == limit or size + item.size() > RESULT_SIZE_LIMIT:
+        if matched == limit:
+            break
+        item_size = item.size()
+        if size + item_size > RESULT_SIZE_LIMIT:
             break
         if range_comparison:
             value = item.attrs.get(range_attr)
             if not (value and value.compare(range_comparison, range_objs)):
                 continue
         matched += 1
-        size += item.size()
+        size += item_size
     if scan_index_forward is False:
         visited.reverse()
     return visited

@@ -21,6 +21,14 @@ how many DynamoDB requests the ledger made per episode.
 
 Queries on a secondary index are answered from an index kept in key order instead of moto's sort
 of the whole table per query, with moto's answers unchanged (moto_indexed_query.py).
+moto_fast_paths.py removes other per-request work of moto's (its serializer's member lookups,
+whole-item copies in UpdateItem and index queries, item sizes recomputed between writes), also
+with its answers unchanged; it is told each request's operation (`request_started`).
+moto_ledger_equivalence.py and moto_query_equivalence.py compare this server with moto's own.
+
+With MOTO_RECORD=PATH, every JSON-protocol request (target and body) is appended to PATH as a
+JSON line: bench/moto-ledger-replay.py replays such a recording to measure, and
+moto_ledger_equivalence.py replays ledger-requests.jsonl.gz (recorded from the storm test).
 
 Usage: moto_serialized.py HOST PORT
 """
@@ -34,6 +42,7 @@ import threading
 
 from werkzeug.serving import run_simple
 
+import moto_fast_paths
 import moto_indexed_query
 
 from moto.moto_server.werkzeug_app import (
@@ -58,6 +67,7 @@ def speed_up_moto() -> None:
         lambda clazz: frozenset(method_names(clazz))
     )
     fast_string_comparisons()
+    moto_fast_paths.install()
 
 
 def fast_string_comparisons() -> None:
@@ -117,6 +127,28 @@ def fast_string_comparisons() -> None:
     Table.all_items = all_items
 
 
+def recorder(path):
+    """With MOTO_RECORD=PATH, appends each JSON-protocol request (target and body) to PATH as one
+    JSON line, for bench/moto-ledger-replay.py and the equivalence check to replay the ledger's
+    real requests. The body is read here and handed on unchanged."""
+    if not path:
+        return None
+    import io
+
+    log = open(path, "a", encoding="utf-8")
+
+    def record(environ, target):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        log.write(json.dumps({"target": target, "body": body.decode("utf-8")}) + "\n")
+        log.flush()
+        environ = dict(environ)
+        environ["wsgi.input"] = io.BytesIO(body)
+        return environ
+
+    return record
+
+
 def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
     os.environ.setdefault("MOTO_PORT", str(port))
@@ -127,6 +159,7 @@ def main() -> None:
     # "harness Query by index" / "harness Query by moto", apart from the AWS operations.
     moto_indexed_query.install(counts)
     inner = DomainDispatcherApplication(create_backend_app)
+    record = recorder(os.environ.get("MOTO_RECORD"))
 
     def app(environ, start_response):
         if environ.get("PATH_INFO") == "/_counts":
@@ -139,19 +172,28 @@ def main() -> None:
             return [body]
         with lock:
             target = environ.get("HTTP_X_AMZ_TARGET")
-            if not target:
-                # Run the whole request, body included, under the lock.
-                return list(inner(environ, start_response))
-            operation = target.rsplit(".", 1)[-1]
-            counts[operation] += 1
+            operation = target.rsplit(".", 1)[-1] if target else None
+            moto_fast_paths.request_started(operation)
+            try:
+                return answer(environ, start_response, target, operation)
+            finally:
+                moto_fast_paths.request_finished()
 
-            def counting_start_response(status, headers, *rest):
-                if not status.startswith("200"):
-                    # Failed conditions (400) and other errors, counted apart as well.
-                    counts[f"{operation} {status.split()[0]}"] += 1
-                return start_response(status, headers, *rest)
+    def answer(environ, start_response, target, operation):
+        """One request, run under the lock (its body included)."""
+        if not target:
+            return list(inner(environ, start_response))
+        counts[operation] += 1
+        if record is not None:
+            environ = record(environ, target)
 
-            return list(inner(environ, counting_start_response))
+        def counting_start_response(status, headers, *rest):
+            if not status.startswith("200"):
+                # Failed conditions (400) and other errors, counted apart as well.
+                counts[f"{operation} {status.split()[0]}"] += 1
+            return start_response(status, headers, *rest)
+
+        return list(inner(environ, counting_start_response))
 
     run_simple(host, port, app, threaded=True, request_handler=MotoRequestHandler)
 

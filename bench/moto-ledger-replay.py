@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Requests/s moto answers for the DynamoDB ledger's real request mix, patched vs unpatched.
+
+Replays a recording of the ledger's requests (JSON lines of {"target", "body"}, written by
+tests/support/moto_serialized.py when MOTO_RECORD=PATH is set, e.g. during the storm test:
+  MOTO_RECORD=/tmp/ledger.jsonl CABAL_TRIAGE_STORM_PAYLOADS=4 cargo nextest run --all-features \
+    -E 'test(storm_two_replicas_every_episode_once)'
+) against three servers, one after the other, in the same run:
+  patched   tests/support/moto_serialized.py (all of the harness's changes)
+  before    the same with MOTO_FAST_PATHS=0 (what the harness did before moto_fast_paths.py)
+  plain     `python -m moto.server` (moto unchanged)
+For each: creates the table by replaying the recording once (episode ids renamed), copies the
+resulting items under other episode ids with BatchWriteItem until the table holds ITEMS items
+(as at the end of a storm of ITEMS episodes), then replays the whole recording once more with
+fresh episode ids from THREADS client threads and times it. Prints requests/s and the server's
+CPU time per request (user + system from /proc) for each, and the ratios patched/before and
+patched/plain.
+
+Usage: bench/moto-ledger-replay.py RECORDING [ITEMS] [THREADS] [SERVERS]
+  ITEMS default 10000, THREADS default 4, SERVERS default patched,before,plain
+"""
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WRAPPER = os.path.join(HERE, "..", "tests", "support", "moto_serialized.py")
+HEADERS = {
+    "Content-Type": "application/x-amz-json-1.0",
+    # moto reads the region and the access key from the credential scope; it does not check
+    # the signature unless IAM is enforced.
+    "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDTEST/20260101/us-east-1/dynamodb/"
+    "aws4_request, SignedHeaders=host;x-amz-target, Signature=0",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start(name: str):
+    port = free_port()
+    env = dict(os.environ)
+    env.pop("MOTO_RECORD", None)
+    if name == "plain":
+        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    else:
+        command = [sys.executable, WRAPPER, "127.0.0.1", str(port)]
+        env["MOTO_FAST_PATHS"] = "0" if name == "before" else "1"
+    child = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
+    deadline = time.time() + 60
+    while True:
+        try:
+            send(port, "DynamoDB_20120810.ListTables", "{}")
+            return child, port
+        except OSError:
+            if time.time() > deadline or child.poll() is not None:
+                raise RuntimeError(f"{name} server did not start")
+            time.sleep(0.2)
+
+
+def send(port: int, target: str, body: str):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    try:
+        connection.request(
+            "POST", "/", body=body.encode(), headers=dict(HEADERS, **{"X-Amz-Target": target})
+        )
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def renamed(request, tag: str):
+    return request["target"], request["body"].replace("ep-", f"ep-{tag}")
+
+
+def replay(port: int, requests, tag: str, threads: int) -> None:
+    position = [0]
+    lock = threading.Lock()
+
+    def work():
+        while True:
+            with lock:
+                index = position[0]
+                position[0] += 1
+            if index >= len(requests):
+                return
+            send(port, *renamed(requests[index], tag))
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+
+def fill(port: int, table: str, items: int) -> int:
+    """Copies the table's items under renamed episode ids until it holds `items` items."""
+    existing, start_key = [], None
+    while True:
+        request = {"TableName": table}
+        if start_key:
+            request["ExclusiveStartKey"] = start_key
+        status, body = send(port, "DynamoDB_20120810.Scan", json.dumps(request))
+        page = json.loads(body)
+        existing += page.get("Items", [])
+        start_key = page.get("LastEvaluatedKey")
+        if not start_key:
+            break
+    texts = [json.dumps(item) for item in existing]
+    count, copy = len(existing), 1
+    while count < items and texts:
+        batch = []
+        for text in texts:
+            if count + len(batch) >= items:
+                break
+            batch.append({"PutRequest": {"Item": json.loads(text.replace("ep-p", f"ep-c{copy:03}"))}})
+        for start in range(0, len(batch), 25):
+            body = json.dumps({"RequestItems": {table: batch[start : start + 25]}})
+            status, answer = send(port, "DynamoDB_20120810.BatchWriteItem", body)
+            if status != 200:
+                raise RuntimeError(f"BatchWriteItem: {status} {answer[:300]!r}")
+        count += len(batch)
+        copy += 1
+    return count
+
+
+def measure(name: str, requests, items: int, threads: int):
+    child, port = start(name)
+    try:
+        table = next(
+            json.loads(r["body"])["TableName"]
+            for r in requests
+            if r["target"].endswith(".CreateTable")
+        )
+        replay(port, requests, "p", 1)
+        filled = fill(port, table, items)
+        measured = [r for r in requests if not r["target"].endswith(".CreateTable")]
+        cpu_before = cpu_seconds(child.pid)
+        started = time.time()
+        replay(port, measured, "z", threads)
+        elapsed = time.time() - started
+        cpu = cpu_seconds(child.pid) - cpu_before
+        rate = len(measured) / elapsed
+        print(
+            f"{name:8} {len(measured)} requests at {filled} items in {elapsed:.1f} s: "
+            f"{rate:.1f} requests/s; server CPU {1000 * cpu / len(measured):.2f} ms/request",
+            flush=True,
+        )
+        return rate
+    finally:
+        child.terminate()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def main() -> None:
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    requests = [json.loads(line) for line in open(sys.argv[1], encoding="utf-8")]
+    items = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000
+    threads = int(sys.argv[3]) if len(sys.argv) > 3 else 4
+    servers = (sys.argv[4] if len(sys.argv) > 4 else "patched,before,plain").split(",")
+    rates = {name: measure(name, requests, items, threads) for name in servers}
+    for other in ("before", "plain"):
+        if "patched" in rates and other in rates:
+            print(f"ratio patched/{other}: {rates['patched'] / rates[other]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -619,3 +619,36 @@ async fn cli_exec_failures_have_one_line_errors_and_the_contract_exit_codes() {
     assert!(stderr.contains("no running task"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1);
 }
+
+/// The benchmark's prepared outputs: a captured command is answered with the bytes it printed
+/// (and the asking session's sentinel, so its exit status arrives), without a process; anything
+/// not captured is still run.
+#[tokio::test]
+async fn prepared_outputs_answer_as_the_command_would_and_run_anything_else() {
+    use cabal_triage::aws::exec::output::Sentinel;
+    let command = "printf 'Total requests: 7 on %s\\n' \"$FAKE_ECS_CONTAINER\"; exit 3";
+    let env = vec![
+        ("FAKE_ECS_CONTAINER".to_string(), "smtp-out".to_string()),
+        ("FAKE_ECS_TASK".to_string(), "0a1b".to_string()),
+    ];
+    let captured = Sentinel::with_nonce("0123456789abcdef").wrap(command);
+    let table = fake_agent::PreparedOutputs::capture(vec![(captured, env)]).await;
+    let script = AgentScript {
+        frame_size: 5,
+        prepared: Some(std::sync::Arc::new(table)),
+        ..Default::default()
+    };
+    let (ecs, result) = run(script.clone(), command).await;
+    let output = result.unwrap();
+    assert_eq!(output.raw, b"Total requests: 7 on smtp-out\r\n");
+    assert_eq!(output.exit_status, Some(3));
+    let records = assert_clean(&ecs).await;
+    assert!(records[0].prepared_output);
+
+    let (ecs, result) = run(script, "printf 'not captured\\n'").await;
+    let output = result.unwrap();
+    assert_eq!(output.raw, b"not captured\r\n");
+    assert_eq!(output.exit_status, Some(0));
+    let records = assert_clean(&ecs).await;
+    assert!(!records[0].prepared_output);
+}

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::aws_front::AwsFront;
+use support::aws_front::{AwsFront, ExecUpstream};
 use support::fake_aws::{FakeEcs as EcsControlPlane, FakeTask};
 use support::fake_dns::FakeDns;
 use support::moto::Moto;
@@ -74,15 +74,33 @@ async fn triage_latency() {
         page_size: 100,
         services,
     };
+    // The fake agent answers from outputs captured now, by running the mail-queue command once
+    // per task with that task's environment, unless BENCH_AGENT_COMMANDS=spawn (a process per
+    // session, as the other tests do; on 2 cores that CPU lands in the wall time).
+    let mailq = format!("cat {}/mailq-$FAKE_ECS_CONTAINER", dir.path().display());
+    let prepared = match std::env::var("BENCH_AGENT_COMMANDS").as_deref() {
+        Ok("spawn") => None,
+        Ok("prepared") | Err(_) => Some(std::sync::Arc::new(
+            fake_agent::PreparedOutputs::capture(prepared_runs(&mailq, &control)).await,
+        )),
+        Ok(other) => panic!("BENCH_AGENT_COMMANDS={other}: expected spawn or prepared"),
+    };
     let behaviour = fake_ecs::EcsBehaviour {
         script: fake_agent::AgentScript {
             latency,
+            prepared: prepared.clone(),
             ..fake_agent::AgentScript::default()
         },
         ..fake_ecs::EcsBehaviour::default()
     };
     let exec = fake_ecs::FakeEcs::start(behaviour).await;
-    let front = AwsFront::start(&moto.endpoint, &exec.endpoint, control, latency).await;
+    let front = AwsFront::start_with(
+        &moto.endpoint,
+        ExecUpstream::InProcess(exec.router()),
+        control,
+        latency,
+    )
+    .await;
     let dns = FakeDns::start(HashMap::new()).await;
 
     let starts_at = (now - time::Duration::minutes(5)).format(&Rfc3339).unwrap();
@@ -98,7 +116,6 @@ async fn triage_latency() {
     );
     let payload_file = dir.path().join("payload.json");
     std::fs::write(&payload_file, &payload).unwrap();
-    let mailq = format!("cat {}/mailq-$FAKE_ECS_CONTAINER", dir.path().display());
     let started = Instant::now();
     let output = Command::new(support::service::binary())
         .args(["triage", "--format", "json", "--alert"])
@@ -134,12 +151,17 @@ async fn triage_latency() {
     // Delayed calls per chain of this run.
     let calls = front.calls();
     let count = |action: &str| calls.iter().filter(|c| c.action == action).count() as u64;
-    let frames: Vec<u64> = exec
-        .agent
-        .records()
-        .iter()
-        .map(|r| r.output_frames_sent)
-        .collect();
+    let records = exec.agent.records();
+    if prepared.is_some() {
+        // Every session must have been answered from the table: a miss spawns a process and
+        // changes what is measured.
+        let spawned = records.iter().filter(|r| !r.prepared_output).count();
+        assert_eq!(
+            spawned, 0,
+            "sessions not answered from the prepared outputs"
+        );
+    }
+    let frames: Vec<u64> = records.iter().map(|r| r.output_frames_sent).collect();
     let max_frames = frames.iter().copied().max().unwrap_or(0);
     let tiers = counts.len() as u64;
     // Per tier: ListTasks pages, then DescribeTasks, then ExecuteCommand and the session's output
@@ -166,6 +188,7 @@ async fn triage_latency() {
                 m
             }),
             "exec_sessions": frames.len(),
+            "agent_commands": if prepared.is_some() { "prepared" } else { "spawn" },
             "frames_per_session": frames,
         })
     );
@@ -201,4 +224,23 @@ async fn triage_latency() {
             );
         }
     }
+}
+
+/// The (command, environment) of every exec session the triage will open: the service wraps the
+/// configured command with its sentinel (any nonce: the table masks it), and the fake ECS names
+/// the task and container in the environment.
+fn prepared_runs(mailq: &str, control: &EcsControlPlane) -> Vec<(String, Vec<(String, String)>)> {
+    let wrapped = cabal_triage::aws::exec::output::Sentinel::random().wrap(mailq);
+    control
+        .services
+        .values()
+        .flatten()
+        .map(|task| {
+            let env = vec![
+                ("FAKE_ECS_TASK".to_string(), task.id.clone()),
+                ("FAKE_ECS_CONTAINER".to_string(), task.container.clone()),
+            ];
+            (wrapped.clone(), env)
+        })
+        .collect()
 }

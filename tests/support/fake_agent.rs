@@ -20,8 +20,13 @@ use cabal_triage::aws::exec::payloads::{Acknowledge, HandshakeResponse};
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
+
+#[path = "fake_agent_prepared.rs"]
+mod prepared;
+pub use prepared::PreparedOutputs;
 
 /// How the fake sends the output frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +80,9 @@ pub struct AgentScript {
     pub rto: Duration,
     /// Delay before each output frame (benchmarks, concurrency tests).
     pub latency: Duration,
+    /// Answer commands from outputs captured before the run instead of spawning a process per
+    /// session (the latency benchmark); a command not in the table is still run for real.
+    pub prepared: Option<Arc<PreparedOutputs>>,
 }
 
 impl Default for AgentScript {
@@ -93,6 +101,7 @@ impl Default for AgentScript {
             closed_output: String::new(),
             rto: Duration::from_millis(50),
             latency: Duration::ZERO,
+            prepared: None,
         }
     }
 }
@@ -124,6 +133,8 @@ pub struct SessionRecord {
     pub output_frames_sent: u64,
     pub pings: u64,
     pub violations: Vec<String>,
+    /// The command's output came from `AgentScript::prepared` (no process was spawned).
+    pub prepared_output: bool,
     pub finished: bool,
     /// When the WebSocket upgrade was accepted and when the session ended (timelines).
     pub opened_at: Option<Instant>,
@@ -202,7 +213,14 @@ impl FakeAgent {
                 .unwrap_or_default();
             Ok(response)
         };
-        let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+        // Like the agent's Go stack: no Nagle. And a read buffer sized for this protocol's small
+        // frames: tungstenite's default (128 KiB, zero-filled on every read) costs more CPU per
+        // session than everything else the fake does, which the latency benchmark would measure.
+        let _ = stream.set_nodelay(true);
+        let config = WebSocketConfig::default().read_buffer_size(16 * 1024);
+        let Ok(mut socket) =
+            tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await
+        else {
             return;
         };
         let session_id = target
@@ -274,7 +292,7 @@ impl FakeAgent {
             return;
         }
 
-        let mut session = AgentSession::new(self.clone(), index, plan);
+        let mut session = AgentSession::new(self.clone(), index, session_id, plan);
         session.run(&mut socket).await;
         self.finish(index);
     }
@@ -289,6 +307,9 @@ impl FakeAgent {
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
+/// How often unacknowledged frames are looked at while the session waits for something else.
+const RETRANSMIT_TICK: Duration = Duration::from_millis(10);
+
 struct Outgoing {
     bytes: Vec<u8>,
     id: Uuid,
@@ -299,6 +320,7 @@ struct Outgoing {
 struct AgentSession {
     agent: FakeAgent,
     index: usize,
+    session_id: String,
     plan: SessionPlan,
     next_seq: i64,
     /// Our stream frames not yet acknowledged, by seq.
@@ -315,11 +337,12 @@ struct AgentSession {
 }
 
 impl AgentSession {
-    fn new(agent: FakeAgent, index: usize, plan: SessionPlan) -> Self {
+    fn new(agent: FakeAgent, index: usize, session_id: String, plan: SessionPlan) -> Self {
         let handshake_done = plan.script.handshake == Handshake::None;
         AgentSession {
             agent,
             index,
+            session_id,
             plan,
             next_seq: 0,
             unacked: BTreeMap::new(),
@@ -412,19 +435,24 @@ impl AgentSession {
             }
         }
 
-        // The command runs while the session keeps answering the client (acks, input).
-        let command = tokio::spawn(run_command(
-            self.plan.command.clone(),
-            self.plan.env.clone(),
-        ));
-        while !command.is_finished() {
-            self.pump_until(socket, Duration::from_millis(10), |_| false)
-                .await;
-            if self.socket_closed {
-                return;
+        let prepared = script
+            .prepared
+            .as_ref()
+            .and_then(|table| table.answer(&self.plan.command, &self.plan.env));
+        let output = match prepared {
+            Some(output) => {
+                self.agent.update(self.index, |r| r.prepared_output = true);
+                output
             }
-        }
-        let output = command.await.unwrap();
+            None => {
+                // The command runs while the session keeps answering the client (acks, input).
+                let command = run_command(self.plan.command.clone(), self.plan.env.clone());
+                match self.pump_while(socket, command).await {
+                    Some(output) => output,
+                    None => return,
+                }
+            }
+        };
         let chunks: Vec<Vec<u8>> = output
             .chunks(script.frame_size.max(1))
             .map(<[u8]>::to_vec)
@@ -449,7 +477,9 @@ impl AgentSession {
                 }
             }
             if !script.latency.is_zero() {
-                self.pump_for(socket, script.latency).await;
+                // Exactly the latency (a timer, not polling), answering the client meanwhile.
+                self.pump_while(socket, tokio::time::sleep(script.latency))
+                    .await;
             }
             let corrupt = script.corrupt_first && n == 0;
             self.send_stream_with_seq(socket, seq, PayloadType::Output, chunk, corrupt)
@@ -492,7 +522,7 @@ impl AgentSession {
     async fn send_closed(&mut self, socket: &mut Socket, output: &str, shape: HeaderShape) {
         let body = serde_json::json!({
             "MessageId": Uuid::new_v4().to_string(), "CreatedDate": "1700000000000",
-            "DestinationId": "ecs:demo_t1_r1", "SessionId": self.agent.records()[self.index].session_id,
+            "DestinationId": "ecs:demo_t1_r1", "SessionId": self.session_id,
             "MessageType": "channel_closed", "SchemaVersion": 1, "Output": output});
         let frame = control_frame(MessageType::ChannelClosed, body.to_string().into_bytes());
         let _ = socket
@@ -549,6 +579,30 @@ impl AgentSession {
         );
         self.agent.update(self.index, |r| r.output_frames_sent += 1);
         let _ = socket.send(Message::binary(wire)).await;
+    }
+
+    /// Reads and answers the client (retransmitting on the way) until `work` is done, and not a
+    /// moment longer; `None` when the socket ended first.
+    async fn pump_while<T>(
+        &mut self,
+        socket: &mut Socket,
+        work: impl std::future::Future<Output = T>,
+    ) -> Option<T> {
+        tokio::pin!(work);
+        let mut tick = tokio::time::interval(RETRANSMIT_TICK);
+        loop {
+            tokio::select! {
+                done = &mut work => return Some(done),
+                message = socket.next() => match message {
+                    Some(Ok(message)) => self.on_client_message(socket, message).await,
+                    Some(Err(_)) | None => {
+                        self.socket_closed = true;
+                        return None;
+                    }
+                },
+                _ = tick.tick() => self.retransmit(socket).await,
+            }
+        }
     }
 
     /// Reads and answers the client for `duration`, retransmitting on the way.

@@ -45,6 +45,7 @@ pub struct FakeEcs {
     pub endpoint: String,
     pub agent: FakeAgent,
     inner: Arc<Inner>,
+    router: Router,
 }
 
 struct Inner {
@@ -66,12 +67,19 @@ impl FakeEcs {
             .with_state(inner.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let served = app.clone();
+        tokio::spawn(async move { axum::serve(listener, served).await.unwrap() });
         FakeEcs {
             endpoint: format!("http://{addr}"),
             agent,
             inner,
+            router: app,
         }
+    }
+
+    /// The endpoint's router, to be called in process (`aws_front::ExecUpstream::InProcess`).
+    pub fn router(&self) -> Router {
+        self.router.clone()
     }
 
     /// An `aws_sdk_ecs::Client` pointed at this endpoint with static test credentials.

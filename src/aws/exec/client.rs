@@ -3,14 +3,14 @@
 //! then pumps frames through the [`DataChannel`] state machine with retransmission ticks,
 //! keep-alive pings, and the deadlines of `ssm-data-channel.md` §12.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::Connector;
 use uuid::Uuid;
@@ -84,11 +84,19 @@ pub async fn run_data_channel(
         .into_client_request()
         .map_err(|_| ExecError::InvalidStreamUrl)?;
     let connect_by = deadline.min(Instant::now() + timings.connect_timeout);
+    // TLS only for `wss://` (a `ws://` URL, as the test fakes give, needs none).
+    let connector = if stream_url.starts_with("wss://") {
+        Some(tls_connector()?)
+    } else {
+        None
+    };
+    // Nagle off: the channel is small frames that each wait for an answer (acks, the close),
+    // which Nagle's algorithm would hold back behind unacknowledged segments.
     let connect = tokio_tungstenite::connect_async_tls_with_config(
         request,
-        None,
-        false,
-        Some(tls_connector()?),
+        Some(websocket_config()),
+        true,
+        connector,
     );
     let (mut socket, _) = match tokio::time::timeout_at(connect_by, connect).await {
         Ok(Ok(connected)) => connected,
@@ -300,18 +308,36 @@ fn finish(
     })
 }
 
+/// The data channel's frames are small (at most 1024 output bytes plus a 120-byte header), but
+/// tungstenite's default read buffer is 128 KiB, zero-filled on every read and, being past
+/// malloc's mmap threshold, mapped and faulted in afresh for every session: with dozens of
+/// sessions at once that was the largest CPU cost of the exec probe. 16 KiB still takes a dozen
+/// frames per read; a larger frame grows the buffer as needed.
+const READ_BUFFER_BYTES: usize = 16 * 1024;
+
+fn websocket_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES)
+}
+
 /// TLS for `wss://`: rustls with the aws-lc-rs provider named explicitly (so it does not depend
 /// on which rustls features other crates turn on) and the Mozilla roots bundled by webpki-roots
-/// (so minimal container images without a CA bundle work).
+/// (so minimal container images without a CA bundle work). Built once per process, not per
+/// session (the root store and provider are the same for every session).
 fn tls_connector() -> Result<Connector, ExecError> {
+    static CONNECTOR: OnceLock<Result<Connector, String>> = OnceLock::new();
+    CONNECTOR
+        .get_or_init(build_tls_connector)
+        .clone()
+        .map_err(|reason| ExecError::Connect { reason })
+}
+
+fn build_tls_connector() -> Result<Connector, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| ExecError::Connect {
-            reason: format!("cannot set up TLS: {e}"),
-        })?
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Connector::Rustls(Arc::new(config)))

@@ -23,50 +23,44 @@ fn seed() -> u64 {
         })
 }
 
-#[test]
-fn indexed_queries_answer_exactly_as_moto_does() {
+/// Runs one equivalence script of tests/support with `operations` and the seed; fails when it
+/// reports a difference (`what_differs` says what that means) or prints none of `summary`.
+fn run_equivalence(script: &str, operations: &str, what_differs: &str, summary: &[&str]) {
     let seed = seed();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/support/moto_query_equivalence.py"
-    );
+    let script = format!("{}/tests/support/{script}", env!("CARGO_MANIFEST_DIR"));
     let output = Command::new("python3")
-        .args([script, "1500", &seed.to_string()])
+        .args([script.as_str(), operations, &seed.to_string()])
         .output()
         .expect("cannot run python3: install tests/requirements.txt (scripts/test.sh does)");
     let stdout = String::from_utf8_lossy(&output.stdout);
     eprintln!("{stdout}");
     assert!(
         output.status.success(),
-        "seed {seed}: the indexed query answered differently from moto:\n{stdout}\n{}",
+        "seed {seed}: {what_differs}:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains(" 0 differences"),
-        "seed {seed}: no summary: {stdout}"
+        summary.iter().all(|expected| stdout.contains(expected)),
+        "seed {seed}: no summary {summary:?}: {stdout}"
+    );
+}
+
+#[test]
+fn indexed_queries_answer_exactly_as_moto_does() {
+    run_equivalence(
+        "moto_query_equivalence.py",
+        "1500",
+        "the indexed query answered differently from moto",
+        &[" 0 differences"],
     );
 }
 
 #[test]
 fn ledger_requests_answer_exactly_as_moto_does() {
-    let seed = seed();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/support/moto_ledger_equivalence.py"
-    );
-    let output = Command::new("python3")
-        .args([script, "1000", &seed.to_string()])
-        .output()
-        .expect("cannot run python3: install tests/requirements.txt (scripts/test.sh does)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    eprintln!("{stdout}");
-    assert!(
-        output.status.success(),
-        "seed {seed}: the harness's moto answered a ledger request differently from moto:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        stdout.contains("replayed 1200 recorded requests") && stdout.contains(" 0 differences"),
-        "seed {seed}: no summary, or the recording was not replayed: {stdout}"
+    run_equivalence(
+        "moto_ledger_equivalence.py",
+        "1000",
+        "the harness's moto answered a ledger request differently from moto",
+        &["replayed 1200 recorded requests", " 0 differences"],
     );
 }

@@ -83,6 +83,17 @@ async fn retries_then_succeeds_fails_after_max_attempts_and_survives_panics() {
         metrics.contains("cabal_triage_job_duration_seconds_count{outcome=\"retry\"} 5"),
         "{metrics}"
     );
+    // The gauges say when they were read: just now.
+    let read_at: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("cabal_triage_ledger_stats_timestamp_seconds "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no ledger stats timestamp:\n{metrics}"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((now - read_at).abs() < 60.0, "read at {read_at}, now {now}");
 }
 
 #[tokio::test]

@@ -1,5 +1,7 @@
 //! The operator API (`/api/v1/episodes*`), health, readiness and metrics.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -135,7 +137,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    state.metrics.refresh_ledger(state.ledger.as_ref()).await;
+    state
+        .metrics
+        .refresh_ledger(Arc::clone(&state.ledger))
+        .await;
     (
         StatusCode::OK,
         [(

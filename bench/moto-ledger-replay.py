@@ -5,19 +5,20 @@ Replays a recording of the ledger's requests (JSON lines of {"target", "body"}, 
 tests/support/moto_serialized.py when MOTO_RECORD=PATH is set, e.g. during the storm test:
   MOTO_RECORD=/tmp/ledger.jsonl CABAL_TRIAGE_STORM_PAYLOADS=4 cargo nextest run --all-features \
     -E 'test(storm_two_replicas_every_episode_once)'
-) against three servers, one after the other, in the same run:
+) against these servers, one after the other, in the same run:
   patched   tests/support/moto_serialized.py (all of the harness's changes)
+  logging   the same with MOTO_ACCESS_LOG=1 (werkzeug's access log line per request, to a file)
   before    the same with MOTO_FAST_PATHS=0 (what the harness did before moto_fast_paths.py)
   plain     `python -m moto.server` (moto unchanged)
 For each: creates the table by replaying the recording once (episode ids renamed), copies the
 resulting items under other episode ids with BatchWriteItem until the table holds ITEMS items
 (as at the end of a storm of ITEMS episodes), then replays the whole recording once more with
 fresh episode ids from THREADS client threads and times it. Prints requests/s and the server's
-CPU time per request (user + system from /proc) for each, and the ratios patched/before and
-patched/plain.
+CPU time per request (user + system from /proc) for each, and the ratios of patched to each
+other.
 
 Usage: bench/moto-ledger-replay.py RECORDING [ITEMS] [THREADS] [SERVERS]
-  ITEMS default 10000, THREADS default 4, SERVERS default patched,before,plain
+  ITEMS default 10000, THREADS default 4, SERVERS default patched,logging,before,plain
 """
 
 import http.client
@@ -26,6 +27,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -60,9 +62,10 @@ def start(name: str):
     else:
         command = [sys.executable, WRAPPER, "127.0.0.1", str(port)]
         env["MOTO_FAST_PATHS"] = "0" if name == "before" else "1"
-    child = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
-    )
+        env["MOTO_ACCESS_LOG"] = "1" if name == "logging" else "0"
+    # stderr to a file as the tests keep it (tests/support/moto.rs), not to /dev/null.
+    log = tempfile.TemporaryFile()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, env=env)
     deadline = time.time() + 60
     while True:
         try:
@@ -179,7 +182,7 @@ def main() -> None:
     requests = [json.loads(line) for line in open(sys.argv[1], encoding="utf-8")]
     items = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000
     threads = int(sys.argv[3]) if len(sys.argv) > 3 else 4
-    servers = (sys.argv[4] if len(sys.argv) > 4 else "patched,before,plain").split(",")
+    servers = (sys.argv[4] if len(sys.argv) > 4 else "patched,logging,before,plain").split(",")
     rates = {name: measure(name, requests, items, threads) for name in servers}
     for other in ("before", "plain"):
         if "patched" in rates and other in rates:

@@ -1,7 +1,8 @@
 //! Starts `moto` in server mode (PyPI `moto[server]`, see tests/requirements.txt) on a free
 //! loopback port, waits until it answers, seeds it with `seed_moto.py`, and kills it when
-//! dropped. Its access log (one line per request) is kept so tests can see how far a client
-//! got before they pull the plug.
+//! dropped. Its stderr is kept: for plain `moto.server` that is the access log (one line per
+//! request), so tests can see how far a client got before they pull the plug; the serialized
+//! server (`moto_serialized.py`) logs only errors and counts requests at `/_counts` instead.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -131,7 +132,7 @@ impl Moto {
         );
     }
 
-    /// AWS API requests moto has answered so far (lines of its access log).
+    /// AWS API requests plain `moto.server` has answered so far (lines of its access log).
     pub fn requests_answered(&self) -> usize {
         std::fs::read_to_string(self.log.path())
             .unwrap_or_default()

@@ -424,6 +424,43 @@ async fn killed_between_slack_post_and_ledger_update_then_restarted_posts_once()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_claim_that_took_most_of_the_lease_hands_the_row_back_unsent() {
+    // The first claim returns with a quarter of its 4 s lease left (failpoint: a slow ledger).
+    // Another replica could take the row over mid-attempt and post again, so nothing is sent
+    // on that claim: the row goes back and the next claim posts it, once.
+    let dir = tempfile::tempdir().unwrap();
+    let slack = FakeSlack::start().await;
+    let mut env = slack_env(&slack);
+    env.push(("CABAL_TRIAGE_TEST_FAILPOINT", "outbox-slow-claim".into()));
+    env.push(("CABAL_TRIAGE__DELIVERY__LEASE_SECS", "4".into()));
+    env.push(("CABAL_TRIAGE__DELIVERY__HTTP_TIMEOUT_MS", "1000".into()));
+    let service = Service::start(dir.path(), &env);
+    let id = first_episode(&service, "firing").await;
+    let rows = service.settled(&id, 2).await;
+    assert_eq!(
+        rows,
+        owned(&[
+            ("slack", "started", "delivered"),
+            ("slack", "verdict", "delivered")
+        ])
+    );
+    assert!(service
+        .log_text()
+        .contains("failpoint outbox-slow-claim reached"));
+    assert_eq!(slack.parents().len(), 1, "{:?}", slack.messages());
+    assert_eq!(slack.requests("chat.postMessage").len(), 1);
+    let episode = service.episode(&id).await;
+    let started = &episode["deliveries"][0];
+    assert_eq!(started["attempts"], 2, "{started}");
+    let error = started["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("not sent") && error.contains("of the 4 s delivery lease"),
+        "{started}"
+    );
+    assert!(service.log_text().contains("delivery not attempted"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn hostile_content_is_sent_inert_and_within_limits() {
     let dir = tempfile::tempdir().unwrap();
     let slack = FakeSlack::start().await;

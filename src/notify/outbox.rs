@@ -3,6 +3,13 @@
 //! retry stage to failures. Rows were written in the same transaction as the state change that
 //! caused them, so nothing is lost across restarts; rows in flight at a crash come back at start
 //! with their attempt counted, which tells the destination to check before sending again.
+//!
+//! A row's lease runs from the claim's start. When the claim itself took most of the lease (a
+//! busy ledger: claiming a batch row by row through a slow DynamoDB table), another replica may
+//! take the row over while this attempt is still under way, and, having found no message yet,
+//! post it a second time. So an attempt starts only while at least half the lease is left (the
+//! configuration keeps a lease of at least four HTTP timeouts); otherwise the row is handed back
+//! for an immediate new attempt, without sending anything.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::pagerduty::PagerDuty;
 use super::retry::{Decision, RetryPolicy};
 use super::slack::{SlackBot, SlackWebhook};
-use super::{DeliveryContext, Destination, RenderSettings, Sent};
+use super::{failpoint, DeliveryContext, Destination, RenderSettings, Sent};
 use crate::config::{Config, DeliveryConfig, SlackMode};
 use crate::ledger::{ClaimedDelivery, DeliveryResult, Ledger};
 use crate::metrics::{DeliveryLabels, Metrics};
@@ -94,19 +101,22 @@ impl Outbox {
             if stop.is_cancelled() {
                 return;
             }
+            let claim_started = OffsetDateTime::now_utc();
             match self
                 .ledger
-                .claim_deliveries(
-                    &self.owner,
-                    lease,
-                    OffsetDateTime::now_utc(),
-                    self.config.concurrency,
-                )
+                .claim_deliveries(&self.owner, lease, claim_started, self.config.concurrency)
                 .await
             {
                 Ok(claimed) if !claimed.is_empty() => {
                     idle_wait = poll;
-                    join_all(claimed.into_iter().map(|d| self.attempt(d))).await;
+                    failpoint::delay_once(failpoint::OUTBOX_SLOW_CLAIM, lease * 3 / 4).await;
+                    let lease_ends = claim_started + lease;
+                    join_all(
+                        claimed
+                            .into_iter()
+                            .map(|d| self.attempt_in_lease(d, lease_ends, lease)),
+                    )
+                    .await;
                     continue;
                 }
                 Ok(_) => idle_wait = poll,
@@ -119,6 +129,46 @@ impl Outbox {
                 _ = tokio::time::sleep(idle_wait) => {}
                 _ = stop.cancelled() => return,
             }
+        }
+    }
+
+    /// One attempt at one row if enough of its lease is left (see the module comment), else
+    /// the row handed back for a new claim.
+    async fn attempt_in_lease(
+        &self,
+        delivery: ClaimedDelivery,
+        lease_ends: OffsetDateTime,
+        lease: Duration,
+    ) {
+        let now = OffsetDateTime::now_utc();
+        if enough_lease_left(lease_ends, lease, now) {
+            return self.attempt(delivery).await;
+        }
+        let left = Duration::try_from(lease_ends - now).unwrap_or_default();
+        let error = format!(
+            "not sent: only {} ms of the {} s delivery lease were left when the claim returned \
+             (the ledger is slow); handed back for a new attempt",
+            left.as_millis(),
+            lease.as_secs()
+        );
+        tracing::warn!(episode = %delivery.episode.id, destination = %delivery.destination, kind = delivery.kind.as_str(), attempt = delivery.attempt, %error, "delivery not attempted");
+        self.metrics
+            .deliveries
+            .get_or_create(&DeliveryLabels {
+                destination: delivery.destination.clone(),
+                outcome: "lease_short".to_string(),
+            })
+            .inc();
+        let result = DeliveryResult::Retry {
+            error,
+            not_before: now,
+        };
+        if let Err(error) = self
+            .ledger
+            .record_delivery(delivery.id, &self.owner, result, now)
+            .await
+        {
+            tracing::error!(%error, episode = %delivery.episode.id, "cannot hand the delivery back; it is retried when its lease expires");
         }
     }
 
@@ -187,5 +237,31 @@ impl Outbox {
                 tracing::error!(%error, episode = %delivery.episode.id, "cannot record the delivery outcome; the row is retried when its lease expires")
             }
         }
+    }
+}
+
+/// Whether an attempt may start at `now` on a row whose lease of `lease` ends at `lease_ends`:
+/// at least half the lease must be left.
+fn enough_lease_left(lease_ends: OffsetDateTime, lease: Duration, now: OffsetDateTime) -> bool {
+    Duration::try_from(lease_ends - now).is_ok_and(|left| left >= lease / 2)
+}
+
+#[cfg(test)]
+mod lease_tests {
+    use super::*;
+
+    #[test]
+    fn an_attempt_starts_only_with_half_its_lease_left() {
+        let lease = Duration::from_secs(10);
+        let claimed = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let ends = claimed + lease;
+        let after = |ms: i64| claimed + time::Duration::milliseconds(ms);
+        assert!(enough_lease_left(ends, lease, after(0)));
+        assert!(enough_lease_left(ends, lease, after(5_000)));
+        assert!(!enough_lease_left(ends, lease, after(5_001)));
+        assert!(!enough_lease_left(ends, lease, after(10_000)));
+        assert!(!enough_lease_left(ends, lease, after(60_000)), "expired");
+        // A clock that went back counts as a fresh claim, not as an error.
+        assert!(enough_lease_left(ends, lease, after(-3_000)));
     }
 }

@@ -134,6 +134,20 @@ pub trait Ledger: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<(), LedgerError>;
 
+    /// Stores several per-episode references at once (the Slack message's channel and `ts`).
+    /// DynamoDB writes them in one request; by default, one `set_episode_ref` each.
+    async fn set_episode_refs(
+        &self,
+        episode_id: &str,
+        refs: &[(&str, &str)],
+        now: OffsetDateTime,
+    ) -> Result<(), LedgerError> {
+        for (key, value) in refs {
+            self.set_episode_ref(episode_id, key, value, now).await?;
+        }
+        Ok(())
+    }
+
     /// A real write, for readiness.
     async fn check_writable(&self, now: OffsetDateTime) -> Result<(), LedgerError>;
 }

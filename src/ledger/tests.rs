@@ -338,6 +338,15 @@ async fn outbox_order_leases_and_refs(ledger: &dyn Ledger) {
         .unwrap();
     let detail = ledger.get_episode(&id).await.unwrap().unwrap();
     assert_eq!(detail.external_refs["slack.ts"], "2.0");
+    // Several at once (Slack's channel and ts), the others kept.
+    ledger
+        .set_episode_refs(&id, &[("slack.channel", "C2"), ("slack.ts", "3.0")], later)
+        .await
+        .unwrap();
+    let detail = ledger.get_episode(&id).await.unwrap().unwrap();
+    assert_eq!(detail.external_refs["slack.channel"], "C2");
+    assert_eq!(detail.external_refs["slack.ts"], "3.0");
+    assert_eq!(detail.external_refs.len(), 2, "{:?}", detail.external_refs);
 }
 
 async fn dedup_and_resolve(ledger: &dyn Ledger) {
@@ -355,6 +364,11 @@ async fn dedup_and_resolve(ledger: &dyn Ledger) {
         assert_eq!(again[0].outcome, IngestOutcome::Repeat);
         assert_eq!(again[0].id, first[0].id);
     }
+    // Counted, but no repeat row before a row that posts the episode's message: it could only
+    // be skipped (nothing to reply to). Repeats behind such a row: outbox_order_leases_and_refs.
+    let early = ledger.get_episode(&first[0].id).await.unwrap().unwrap();
+    assert_eq!(early.summary.repeats, 3);
+    assert!(early.deliveries.is_empty(), "{:?}", early.deliveries);
     let resolved = ledger
         .ingest(vec![incoming("aa01", T0, AlertStatus::Resolved, true)], T0)
         .await

@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, KeysAndAttributes, ReturnValue,
     ReturnValuesOnConditionCheckFailure, Select, WriteRequest,
@@ -142,6 +144,14 @@ pub struct DynamoLedger {
     items: Mutex<HashMap<String, Item>>,
 }
 
+/// What one `lease_next` / `claim` call did with the candidate list: whether it queried the
+/// index, and whether it dropped the list because another replica had taken a candidate.
+#[derive(Default)]
+pub(super) struct Refill {
+    queried: bool,
+    dropped: bool,
+}
+
 /// Keys of due items read from the `queue` index, tried one by one.
 #[derive(Default)]
 struct Candidates {
@@ -224,19 +234,19 @@ impl DynamoLedger {
     /// Adds rows of `kind` for the destinations that want it, created at `version` (the
     /// episode's version after this change); false when none was added. Repeats coalesce: no
     /// new repeat row while one of the same destination is unfinished (it renders the latest
-    /// count when it goes out).
+    /// count when it goes out), and none before a row that posts the episode's message
+    /// (`repeat_row_wanted`).
     fn add_rows(&self, rows: &mut Rows, kind: DeliveryKind, version: i64, now_ms: i64) -> bool {
         let mut added = false;
         for (index, destination) in self.destinations.iter().enumerate() {
             if !destination_wants(destination, kind) {
                 continue;
             }
+            let of_destination = || rows.values().filter(|row| row.destination == *destination);
             if kind == DeliveryKind::Repeat
-                && rows.values().any(|row| {
-                    row.is_open()
-                        && row.destination == *destination
-                        && row.kind == DeliveryKind::Repeat
-                })
+                && (!repeat_row_wanted(destination, of_destination().map(|row| row.kind))
+                    || of_destination()
+                        .any(|row| row.is_open() && row.kind == DeliveryKind::Repeat))
             {
                 continue;
             }
@@ -465,36 +475,69 @@ impl DynamoLedger {
         Ok(found)
     }
 
+    /// Sends a query and hands its pages to `page` in order (the SDK's paginator follows
+    /// `LastEvaluatedKey`), until the last page or until `page` returns false. Every query of
+    /// the ledger that may span pages goes through here.
+    async fn query_pages(
+        &self,
+        request: QueryFluentBuilder,
+        mut page: impl FnMut(QueryOutput) -> bool,
+    ) -> Result<(), LedgerError> {
+        let mut pages = request.into_paginator().send();
+        while let Some(out) = pages.next().await {
+            if !page(out.map_err(|e| self.unavailable("Query", e))?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// The `state` of every episode in one shard of the recent index (only that attribute read).
     async fn states_of_shard(&self, shard: u32) -> Result<Vec<EpisodeState>, LedgerError> {
+        let request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(RECENT_INDEX)
+            .key_condition_expression("#ipk = :ipk")
+            .expression_attribute_names("#ipk", LIST_PK)
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":ipk", s(format!("L#{shard}")))
+            .projection_expression("#state");
         let mut states = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(RECENT_INDEX)
-                .key_condition_expression("#ipk = :ipk")
-                .expression_attribute_names("#ipk", LIST_PK)
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":ipk", s(format!("L#{shard}")))
-                .projection_expression("#state")
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| self.unavailable("Query", e))?;
+        self.query_pages(request, |out| {
             states.extend(
                 out.items
                     .unwrap_or_default()
                     .iter()
                     .filter_map(|item| get_s(item, "state").and_then(EpisodeState::parse)),
             );
-            match out.last_evaluated_key {
-                Some(next) => start = Some(next),
-                None => return Ok(states),
-            }
-        }
+            true
+        })
+        .await?;
+        Ok(states)
+    }
+
+    /// How many jobs are due at `now_ms` in one shard of the queue index (a count, no items).
+    async fn due_jobs_of_shard(&self, shard: u32, now_ms: i64) -> Result<u64, LedgerError> {
+        let request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(QUEUE_INDEX)
+            .key_condition_expression("#ipk = :ipk AND #isk <= :isk")
+            .expression_attribute_names("#ipk", QUEUE_PK)
+            .expression_attribute_names("#isk", QUEUE_SK)
+            .expression_attribute_values(":ipk", s(format!("J#{shard}")))
+            .expression_attribute_values(":isk", s(due_bound(now_ms)))
+            .select(Select::Count);
+        let mut due = 0u64;
+        self.query_pages(request, |out| {
+            due += out.count.max(0) as u64;
+            true
+        })
+        .await?;
+        Ok(due)
     }
 
     /// Queries one partition of an index (all pages, or up to `limit` items).
@@ -508,45 +551,42 @@ impl DynamoLedger {
         filter: Option<Filter>,
         limit: Option<usize>,
     ) -> Result<Vec<Item>, LedgerError> {
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let mut condition = "#ipk = :ipk".to_string();
-            let mut names = HashMap::from([("#ipk".to_string(), partition.0.to_string())]);
-            let mut values = HashMap::from([(":ipk".to_string(), s(partition.1.clone()))]);
-            if let Some((attribute, operator, value)) = &range {
-                condition.push_str(&format!(" AND #isk {operator} :isk"));
-                names.insert("#isk".into(), attribute.to_string());
-                values.insert(":isk".into(), s(value.clone()));
-            }
-            let mut request = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .key_condition_expression(condition)
-                .scan_index_forward(forward)
-                .set_exclusive_start_key(start.take());
-            if let Some((expression, filter_names, filter_values)) = &filter {
-                request = request.filter_expression(expression);
-                names.extend(filter_names.clone());
-                values.extend(filter_values.clone());
-            }
-            if let Some(limit) = limit {
-                request = request.limit((limit.saturating_sub(items.len())).clamp(1, 1000) as i32);
-            }
-            let out = request
-                .set_expression_attribute_names(Some(names))
-                .set_expression_attribute_values(Some(values))
-                .send()
-                .await
-                .map_err(|e| self.unavailable("Query", e))?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(next) if limit.is_none_or(|l| items.len() < l) => start = Some(next),
-                _ => return Ok(items),
-            }
+        let mut condition = "#ipk = :ipk".to_string();
+        let mut names = HashMap::from([("#ipk".to_string(), partition.0.to_string())]);
+        let mut values = HashMap::from([(":ipk".to_string(), s(partition.1))]);
+        if let Some((attribute, operator, value)) = range {
+            condition.push_str(&format!(" AND #isk {operator} :isk"));
+            names.insert("#isk".into(), attribute.to_string());
+            values.insert(":isk".into(), s(value));
         }
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression(condition)
+            .scan_index_forward(forward);
+        if let Some((expression, filter_names, filter_values)) = filter {
+            request = request.filter_expression(expression);
+            names.extend(filter_names);
+            values.extend(filter_values);
+        }
+        if let Some(limit) = limit {
+            request = request.limit(limit.clamp(1, 1000) as i32);
+        }
+        let request = request
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values));
+        let mut items = Vec::new();
+        self.query_pages(request, |out| {
+            items.extend(out.items.unwrap_or_default());
+            limit.is_none_or(|limit| items.len() < limit)
+        })
+        .await?;
+        if let Some(limit) = limit {
+            items.truncate(limit);
+        }
+        Ok(items)
     }
 
     /// The next due candidate key from the `queue` index, refilling at most once per call.
@@ -558,13 +598,13 @@ impl DynamoLedger {
         prefix: &str,
         generation: u64,
         now_ms: i64,
-        refilled: &mut bool,
+        refill: &mut Refill,
     ) -> Result<Option<Item>, LedgerError> {
         let mut candidates = queue.lock().await;
         if let Some(key) = candidates.keys.pop_front() {
             return Ok(Some(key));
         }
-        if *refilled {
+        if refill.queried {
             return Ok(None);
         }
         if let Some((at, asked_ms, seen_generation)) = candidates.empty {
@@ -576,7 +616,7 @@ impl DynamoLedger {
                 return Ok(None);
             }
         }
-        *refilled = true;
+        refill.queried = true;
         let queries = (0..SHARDS).map(|shard| {
             self.query_index(
                 index,
@@ -618,6 +658,19 @@ impl DynamoLedger {
         found.rotate_left(offset.min(half));
         candidates.keys.extend(found);
         Ok(candidates.keys.pop_front())
+    }
+
+    /// A candidate turned out to be taken by another replica (on a fresh copy). The replicas
+    /// read the same index pages, so the rest of this list is likely taken as well: trying it
+    /// would cost one failed conditional write per key. Drops the list and lets this call query
+    /// the index again (which lists no live lease and no claimed row), once per call.
+    async fn taken_elsewhere(&self, queue: &tokio::sync::Mutex<Candidates>, refill: &mut Refill) {
+        if refill.dropped {
+            return;
+        }
+        refill.dropped = true;
+        refill.queried = false;
+        queue.lock().await.keys.clear();
     }
 
     async fn ingest_all(
@@ -887,37 +940,31 @@ impl DynamoLedger {
     ) -> Result<Vec<Item>, LedgerError> {
         // With a filter, a page may hold fewer matches than asked: keep reading pages until
         // `limit` matched or the shard is done.
-        let mut matched = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let mut names = HashMap::from([("#ipk".to_string(), LIST_PK.to_string())]);
-            let mut values = HashMap::from([(":ipk".to_string(), s(format!("L#{shard}")))]);
-            let mut request = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(RECENT_INDEX)
-                .key_condition_expression("#ipk = :ipk")
-                .scan_index_forward(false)
-                .limit(limit.clamp(1, 1000) as i32)
-                .set_exclusive_start_key(start.take());
-            if let Some((expression, filter_names, filter_values)) = &filter {
-                request = request.filter_expression(expression);
-                names.extend(filter_names.clone());
-                values.extend(filter_values.clone());
-            }
-            let out = request
-                .set_expression_attribute_names(Some(names))
-                .set_expression_attribute_values(Some(values))
-                .send()
-                .await
-                .map_err(|e| self.unavailable("Query", e))?;
-            matched.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(next) if matched.len() < limit => start = Some(next),
-                _ => return Ok(matched),
-            }
+        let mut names = HashMap::from([("#ipk".to_string(), LIST_PK.to_string())]);
+        let mut values = HashMap::from([(":ipk".to_string(), s(format!("L#{shard}")))]);
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(RECENT_INDEX)
+            .key_condition_expression("#ipk = :ipk")
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, 1000) as i32);
+        if let Some((expression, filter_names, filter_values)) = filter {
+            request = request.filter_expression(expression);
+            names.extend(filter_names);
+            values.extend(filter_values);
         }
+        let request = request
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values));
+        let mut matched = Vec::new();
+        self.query_pages(request, |out| {
+            matched.extend(out.items.unwrap_or_default());
+            matched.len() < limit
+        })
+        .await?;
+        Ok(matched)
     }
 
     async fn detail(&self, id: &str) -> Result<Option<EpisodeDetail>, LedgerError> {
@@ -957,29 +1004,7 @@ impl DynamoLedger {
         }
         let mut queue_depth = 0u64;
         for shard in 0..SHARDS {
-            let mut start: Option<Item> = None;
-            loop {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(QUEUE_INDEX)
-                    .key_condition_expression("#ipk = :ipk AND #isk <= :isk")
-                    .expression_attribute_names("#ipk", QUEUE_PK)
-                    .expression_attribute_names("#isk", QUEUE_SK)
-                    .expression_attribute_values(":ipk", s(format!("J#{shard}")))
-                    .expression_attribute_values(":isk", s(due_bound(unix_ms(now))))
-                    .select(Select::Count)
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .map_err(|e| self.unavailable("Query", e))?;
-                queue_depth += out.count.max(0) as u64;
-                match out.last_evaluated_key {
-                    Some(next) => start = Some(next),
-                    None => break,
-                }
-            }
+            queue_depth += self.due_jobs_of_shard(shard, unix_ms(now)).await?;
         }
         Ok(LedgerStats {
             episodes_by_state: EpisodeState::ALL
@@ -1158,7 +1183,16 @@ impl Ledger for DynamoLedger {
         value: &str,
         now: OffsetDateTime,
     ) -> Result<(), LedgerError> {
-        outbox::set_ref(self, episode_id, key, value, unix_ms(now)).await
+        outbox::set_refs(self, episode_id, &[(key, value)], unix_ms(now)).await
+    }
+
+    async fn set_episode_refs(
+        &self,
+        episode_id: &str,
+        refs: &[(&str, &str)],
+        now: OffsetDateTime,
+    ) -> Result<(), LedgerError> {
+        outbox::set_refs(self, episode_id, refs, unix_ms(now)).await
     }
 
     async fn check_writable(&self, now: OffsetDateTime) -> Result<(), LedgerError> {

@@ -106,17 +106,15 @@ async fn store_parent(
     episode_id: &str,
     at: &MessageRef,
 ) -> Result<(), DeliveryError> {
-    let now = OffsetDateTime::now_utc();
-    for (key, value) in [(REF_CHANNEL, &at.channel), (REF_TS, &at.ts)] {
-        context
-            .ledger
-            .set_episode_ref(episode_id, key, value, now)
-            .await
-            .map_err(|e| {
-                DeliveryError::transient(format!("cannot store the Slack message reference: {e}"))
-            })?;
-    }
-    Ok(())
+    // Both in one ledger write (one DynamoDB request).
+    let refs = [(REF_CHANNEL, at.channel.as_str()), (REF_TS, at.ts.as_str())];
+    context
+        .ledger
+        .set_episode_refs(episode_id, &refs, OffsetDateTime::now_utc())
+        .await
+        .map_err(|e| {
+            DeliveryError::transient(format!("cannot store the Slack message reference: {e}"))
+        })
 }
 
 #[async_trait]

@@ -1145,6 +1145,31 @@ impl Ledger for SqliteLedger {
             .await
     }
 
+    async fn record_delivery_with_refs(
+        &self,
+        delivery_id: i64,
+        owner: &str,
+        result: DeliveryResult,
+        (episode_id, refs): (&str, &[(&str, &str)]),
+        now: OffsetDateTime,
+    ) -> Result<bool, LedgerError> {
+        let owner = owner.to_string();
+        let episode_id = episode_id.to_string();
+        let refs: Vec<(String, String)> = refs
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        let now_ms = unix_ms(now);
+        // One transaction: the references (stored whoever holds the row), then the outcome.
+        self.write(move |tx| {
+            for (key, value) in &refs {
+                outbox::set_ref(tx, &episode_id, key, value, now_ms)?;
+            }
+            outbox::record(tx, delivery_id, &owner, &result, now_ms)
+        })
+        .await
+    }
+
     async fn set_episode_ref(
         &self,
         episode_id: &str,

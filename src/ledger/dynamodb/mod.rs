@@ -66,6 +66,11 @@ const QUERY_LIMIT: i32 = 50;
 /// After a queue query found nothing, the next one waits this long (unless this process wrote
 /// new work meanwhile), so idle workers do not hammer the index.
 const EMPTY_REQUERY: Duration = Duration::from_secs(1);
+/// Locks that serialize this process's outcome records of one episode (by a hash of its id):
+/// the dispatcher records the rows of one episode (Slack and PagerDuty) side by side, and two
+/// versioned writes of one item started from the same copy cost a failed condition; one after
+/// the other, the second starts from the item the first wrote.
+const RECORD_LOCKS: usize = 64;
 /// Alerts of one notification recorded at the same time.
 const INGEST_CONCURRENCY: usize = 16;
 /// Episode items this process remembers (see `DynamoLedger::items`); beyond this many, some
@@ -142,6 +147,8 @@ pub struct DynamoLedger {
     /// The last version of episode items this process read or wrote, by episode id: the
     /// starting point of its next conditional write of that episode (see `Current`).
     items: Mutex<HashMap<String, Item>>,
+    /// See `RECORD_LOCKS`.
+    record_locks: Vec<tokio::sync::Mutex<()>>,
 }
 
 /// What one `lease_next` / `claim` call did with the candidate list: whether it queried the
@@ -212,7 +219,15 @@ impl DynamoLedger {
             job_generation: AtomicU64::new(0),
             row_generation: AtomicU64::new(0),
             items: Mutex::new(HashMap::new()),
+            record_locks: (0..RECORD_LOCKS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         })
+    }
+
+    /// The lock that serializes this process's outcome records of episode `id`.
+    pub(super) fn record_lock(&self, id: &str) -> &tokio::sync::Mutex<()> {
+        &self.record_locks[(stable_id(id) % RECORD_LOCKS as i64) as usize]
     }
 
     pub fn table(&self) -> &str {
@@ -1173,7 +1188,24 @@ impl Ledger for DynamoLedger {
         result: DeliveryResult,
         now: OffsetDateTime,
     ) -> Result<bool, LedgerError> {
-        outbox::record(self, delivery_id, owner, result, unix_ms(now)).await
+        outbox::record(self, delivery_id, owner, result, &[], unix_ms(now)).await
+    }
+
+    async fn record_delivery_with_refs(
+        &self,
+        delivery_id: i64,
+        owner: &str,
+        result: DeliveryResult,
+        (episode_id, refs): (&str, &[(&str, &str)]),
+        now: OffsetDateTime,
+    ) -> Result<bool, LedgerError> {
+        let recorded = outbox::record(self, delivery_id, owner, result, refs, unix_ms(now)).await?;
+        if !recorded && !refs.is_empty() {
+            // Not this owner's row any more (or not a row this process claimed): the
+            // references still name what exists.
+            outbox::set_refs(self, episode_id, refs, unix_ms(now)).await?;
+        }
+        Ok(recorded)
     }
 
     async fn set_episode_ref(

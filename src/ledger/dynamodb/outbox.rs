@@ -155,11 +155,14 @@ fn to_claimed(
     })
 }
 
+/// Records the outcome of a claimed row, with the episode references the attempt produced
+/// (`refs`), in one write. False: the row is not this owner's any more.
 pub(super) async fn record(
     ledger: &DynamoLedger,
     delivery_id: i64,
     owner: &str,
     result: DeliveryResult,
+    refs: &[(&str, &str)],
     now_ms: i64,
 ) -> Result<bool, LedgerError> {
     let Some((id, key)) = ledger
@@ -171,6 +174,7 @@ pub(super) async fn record(
     else {
         return Ok(false);
     };
+    let _one_at_a_time = ledger.record_lock(&id).lock().await;
     let mut current = Current::new(ledger, &id);
     for _ in 0..CONFLICT_RETRIES {
         let Some(episode) = current.get().await? else {
@@ -221,8 +225,10 @@ pub(super) async fn record(
                 true
             }
         };
-        let change =
-            DynamoLedger::versioned(DynamoLedger::with_rows(Change::new(), &id, &rows), version);
+        let change = refs.iter().fold(Change::new(), |change, (key, value)| {
+            change.set_map_key("refs", key, s(*value))
+        });
+        let change = DynamoLedger::versioned(DynamoLedger::with_rows(change, &id, &rows), version);
         match ledger.write(&id, change).await? {
             Written::Applied(_) => {
                 if finished {

@@ -74,6 +74,11 @@ impl Change {
         self
     }
 
+    /// Whether the change sets `attribute`.
+    pub fn sets(&self, attribute: &str) -> bool {
+        self.values.contains_key(&format!(":{attribute}"))
+    }
+
     pub fn update_expression(&self) -> String {
         let mut parts = Vec::new();
         if !self.sets.is_empty() {

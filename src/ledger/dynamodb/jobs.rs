@@ -35,6 +35,7 @@ pub(super) async fn lease_next(
                 &ledger.jobs_queue,
                 (QUEUE_INDEX, QUEUE_PK, QUEUE_SK),
                 "J",
+                false,
                 generation,
                 now_ms,
                 &mut refill,

@@ -146,9 +146,19 @@ pub struct DynamoLedger {
     row_generation: AtomicU64,
     /// The last version of episode items this process read or wrote, by episode id: the
     /// starting point of its next conditional write of that episode (see `Current`).
-    items: Mutex<HashMap<String, Item>>,
+    items: Mutex<HashMap<String, Remembered>>,
     /// See `RECORD_LOCKS`.
     record_locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+/// An episode item as this process last saw it.
+struct Remembered {
+    item: Item,
+    /// This process wrote the item's `version` (created the episode, or made the versioned
+    /// change that produced it): the copy is likely current, and the work that follows (the
+    /// job of an episode it created, the rows of a triage it finished) is this replica's to take
+    /// first. Candidates are ordered by it (see `next_candidate`).
+    written_here: bool,
 }
 
 /// What one `lease_next` / `claim` call did with the candidate list: whether it queried the
@@ -305,7 +315,7 @@ impl DynamoLedger {
             .await
             .map(|out| out.item)
             .map_err(|e| self.unavailable("GetItem", e))?;
-        self.remember(id, item.as_ref());
+        self.remember(id, item.as_ref(), false);
         Ok(item)
     }
 
@@ -315,27 +325,36 @@ impl DynamoLedger {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
-            .cloned()
+            .map(|known| known.item.clone())
     }
 
-    fn is_cached(&self, id: &str) -> bool {
+    /// Whether this process remembers the episode (Some), and wrote its current version.
+    fn written_here(&self, id: &str) -> Option<bool> {
         self.items
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains_key(id)
+            .get(id)
+            .map(|known| known.written_here)
     }
 
-    /// Remembers the latest item seen of an episode (None: it does not exist).
-    pub(super) fn remember(&self, id: &str, item: Option<&Item>) {
+    /// Remembers the latest item seen of an episode (None: it does not exist);
+    /// `written_here`: this process just wrote its `version` (see `Remembered`).
+    pub(super) fn remember(&self, id: &str, item: Option<&Item>, written_here: bool) {
         let mut items = self.items.lock().unwrap_or_else(|p| p.into_inner());
         let Some(item) = item else {
             items.remove(id);
             return;
         };
         // Only ever move forward: a slower response must not replace a newer copy.
-        let known = items.get(id).and_then(|known| get_n(known, "version"));
-        if known.is_some_and(|known| get_n(item, "version").is_some_and(|v| v < known)) {
-            return;
+        let version = get_n(item, "version");
+        let mut written_here = written_here;
+        if let Some(known) = items.get(id) {
+            let known_version = get_n(&known.item, "version");
+            if known_version.is_some_and(|known| version.is_some_and(|v| v < known)) {
+                return;
+            }
+            // Same version (a counter update, a read): whoever wrote it still did.
+            written_here |= known.written_here && known_version == version;
         }
         if items.len() >= ITEM_CACHE && !items.contains_key(id) {
             let forget: Vec<String> = items.keys().take(ITEM_CACHE / 4).cloned().collect();
@@ -343,7 +362,13 @@ impl DynamoLedger {
                 items.remove(&key);
             }
         }
-        items.insert(id.to_string(), item.clone());
+        items.insert(
+            id.to_string(),
+            Remembered {
+                item: item.clone(),
+                written_here,
+            },
+        );
     }
 
     /// Puts a new episode item; `Err(existing)` when its key exists already (with the item
@@ -361,13 +386,13 @@ impl DynamoLedger {
             .await
         {
             Ok(_) => {
-                self.remember(id, Some(&item));
+                self.remember(id, Some(&item), true);
                 Ok(Ok(()))
             }
             Err(error) => match error.as_service_error() {
                 Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(failed)) => {
                     let existing = failed.item().cloned();
-                    self.remember(id, existing.as_ref());
+                    self.remember(id, existing.as_ref(), false);
                     Ok(Err(existing))
                 }
                 _ => Err(self.unavailable("PutItem", error)),
@@ -378,6 +403,7 @@ impl DynamoLedger {
     /// Runs a conditional update of episode `id` and says what it found (see `Written`); the
     /// item it returns is remembered for the next write.
     pub(super) async fn write(&self, id: &str, change: Change) -> Result<Written, LedgerError> {
+        let versioned = change.sets("version");
         match self
             .client
             .update_item()
@@ -394,13 +420,13 @@ impl DynamoLedger {
         {
             Ok(out) => {
                 let item = out.attributes.unwrap_or_default();
-                self.remember(id, Some(&item));
+                self.remember(id, Some(&item), versioned);
                 Ok(Written::Applied(item))
             }
             Err(error) => match error.as_service_error() {
                 Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(failed)) => {
                     let now = failed.item().cloned();
-                    self.remember(id, now.as_ref());
+                    self.remember(id, now.as_ref(), false);
                     Ok(Written::Conflict(now))
                 }
                 _ => Err(self.unavailable("UpdateItem", error)),
@@ -604,13 +630,16 @@ impl DynamoLedger {
         Ok(items)
     }
 
-    /// The next due candidate key from the `queue` index, refilling at most once per call.
+    /// The next due candidate key from the `queue` (or `outbox`) index, refilling at most once
+    /// per call (see `Refill`). `refresh`: re-read the candidates this process did not write
+    /// last, even when it has a copy.
     #[allow(clippy::too_many_arguments)]
     async fn next_candidate(
         &self,
         queue: &tokio::sync::Mutex<Candidates>,
         (index, pk_attribute, sk_attribute): (&str, &str, &str),
         prefix: &str,
+        refresh: bool,
         generation: u64,
         now_ms: i64,
         refill: &mut Refill,
@@ -651,27 +680,43 @@ impl DynamoLedger {
             return Ok(None);
         }
         candidates.empty = None;
-        // Read the candidates this process has no copy of in one go, rather than one at a time
-        // when their turn comes (a copy that turns out stale costs one failed conditional write,
-        // which returns the current item).
-        let unknown: Vec<Item> = found
+        // First the candidates whose current version this process wrote (the jobs of episodes
+        // it created, the rows of triages it finished): the replicas mostly take different
+        // ones, and from copies that are current. Then the others, oldest first, but replicas
+        // start at different places so that they do not all race for the same item.
+        let written_here = |key: &Item| {
+            get_s(key, PK)
+                .and_then(episode_id_of_pk)
+                .and_then(|id| self.written_here(id))
+        };
+        found.sort_by(|a, b| get_s(a, sk_attribute).cmp(&get_s(b, sk_attribute)));
+        let (mine, mut others): (Vec<Item>, Vec<Item>) = found
+            .into_iter()
+            .partition(|key| written_here(key) == Some(true));
+        // Read the others this process has no copy of (with `refresh`, also those it has a
+        // copy of) in one go, rather than one at a time when their turn comes: a copy that
+        // turns out stale costs a failed conditional write, or a read when it shows nothing to
+        // do. Delivery rows are due after changes another replica made (its lease, its report),
+        // so copies of their episodes are often stale; jobs are due after the put that created
+        // them, so a copy of one usually is not.
+        let to_read: Vec<Item> = others
             .iter()
+            .filter(|key| refresh || written_here(key).is_none())
             .filter_map(|key| get_s(key, PK).and_then(episode_id_of_pk))
-            .filter(|id| !self.is_cached(id))
             .map(episode_key)
             .collect();
-        for item in self.batch_get(unknown, None).await? {
+        for item in self.batch_get(to_read, None).await? {
             if let Some(id) = get_s(&item, "episode_id") {
-                self.remember(id, Some(&item));
+                self.remember(id, Some(&item), false);
             }
         }
-        // Oldest first, but replicas start at different places so that they do not all race
-        // for the same item.
-        found.sort_by(|a, b| get_s(a, sk_attribute).cmp(&get_s(b, sk_attribute)));
-        let offset = (rand::random::<u64>() % found.len() as u64) as usize;
-        let half = found.len() / 2;
-        found.rotate_left(offset.min(half));
-        candidates.keys.extend(found);
+        if !others.is_empty() {
+            let offset = (rand::random::<u64>() % others.len() as u64) as usize;
+            let half = others.len() / 2;
+            others.rotate_left(offset.min(half));
+        }
+        candidates.keys.extend(mine);
+        candidates.keys.extend(others);
         Ok(candidates.keys.pop_front())
     }
 
@@ -1050,7 +1095,7 @@ impl DynamoLedger {
                     continue;
                 };
                 deletes.push(episode_key(id));
-                self.remember(id, None);
+                self.remember(id, None, false);
                 purged += 1;
             }
             for chunk in deletes.chunks(25) {

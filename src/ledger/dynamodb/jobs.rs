@@ -35,7 +35,7 @@ pub(super) async fn lease_next(
                 &ledger.jobs_queue,
                 (QUEUE_INDEX, QUEUE_PK, QUEUE_SK),
                 "J",
-                false,
+                &super::JOB_OTHERS,
                 generation,
                 now_ms,
                 &mut refill,

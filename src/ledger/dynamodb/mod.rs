@@ -161,6 +161,30 @@ struct Remembered {
     written_here: bool,
 }
 
+/// How a queue treats the candidates this process did not write last (see `next_candidate`).
+pub(super) struct Others {
+    /// Re-read them (one `BatchGetItem` per refill) even when this process has a copy.
+    reread: bool,
+    /// Take them only once they have been due this long (ms): whoever wrote them takes them
+    /// first, and the replicas do not race for them.
+    grace_ms: i64,
+}
+
+/// Jobs are due after the put that created them (or a lease that expired): a copy is usually
+/// current, and a replica that created jobs cannot take them all at once, so the other helps
+/// at once.
+pub(super) const JOB_OTHERS: Others = Others {
+    reread: false,
+    grace_ms: 0,
+};
+/// Delivery rows are due after the change that wrote them (a lease, a report, an outcome), which
+/// the writer's dispatcher takes up within its poll interval (`delivery.poll_interval_ms`,
+/// 500 ms by default). Another replica's copy is often stale, and it waits 2 s before helping.
+pub(super) const ROW_OTHERS: Others = Others {
+    reread: true,
+    grace_ms: 2_000,
+};
+
 /// What one `lease_next` / `claim` call did with the candidate list: whether it queried the
 /// index, and whether it dropped the list because another replica had taken a candidate.
 #[derive(Default)]
@@ -631,15 +655,15 @@ impl DynamoLedger {
     }
 
     /// The next due candidate key from the `queue` (or `outbox`) index, refilling at most once
-    /// per call (see `Refill`). `refresh`: re-read the candidates this process did not write
-    /// last, even when it has a copy.
+    /// per call (see `Refill`); `treat_others` says what to do with the candidates this process
+    /// did not write last.
     #[allow(clippy::too_many_arguments)]
     async fn next_candidate(
         &self,
         queue: &tokio::sync::Mutex<Candidates>,
         (index, pk_attribute, sk_attribute): (&str, &str, &str),
         prefix: &str,
-        refresh: bool,
+        treat_others: &Others,
         generation: u64,
         now_ms: i64,
         refill: &mut Refill,
@@ -693,7 +717,13 @@ impl DynamoLedger {
         let (mine, mut others): (Vec<Item>, Vec<Item>) = found
             .into_iter()
             .partition(|key| written_here(key) == Some(true));
-        // Read the others this process has no copy of (with `refresh`, also those it has a
+        let settled = due_bound(now_ms.saturating_sub(treat_others.grace_ms));
+        others.retain(|key| get_s(key, sk_attribute).is_some_and(|sk| sk <= settled.as_str()));
+        if mine.is_empty() && others.is_empty() {
+            candidates.empty = Some((Instant::now(), now_ms, generation));
+            return Ok(None);
+        }
+        // Read the others this process has no copy of (with `reread`, also those it has a
         // copy of) in one go, rather than one at a time when their turn comes: a copy that
         // turns out stale costs a failed conditional write, or a read when it shows nothing to
         // do. Delivery rows are due after changes another replica made (its lease, its report),
@@ -701,7 +731,7 @@ impl DynamoLedger {
         // them, so a copy of one usually is not.
         let to_read: Vec<Item> = others
             .iter()
-            .filter(|key| refresh || written_here(key).is_none())
+            .filter(|key| treat_others.reread || written_here(key).is_none())
             .filter_map(|key| get_s(key, PK).and_then(episode_id_of_pk))
             .map(episode_key)
             .collect();

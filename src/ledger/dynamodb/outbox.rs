@@ -32,7 +32,7 @@ pub(super) async fn claim(
                 &ledger.rows_queue,
                 (OUTBOX_INDEX, OUTBOX_PK, OUTBOX_SK),
                 "D",
-                true,
+                &super::ROW_OTHERS,
                 generation,
                 now_ms,
                 &mut refill,

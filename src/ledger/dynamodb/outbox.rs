@@ -3,7 +3,8 @@
 //! `version`: a row is taken when it is the oldest unfinished row of its destination and either
 //! pending and due or sending with an expired lease. The episode's `outbox_sk` (in the sparse
 //! `outbox` index) says when its next row is due. References (Slack `ts`, ...) are a map on the
-//! same item, written without the version (they do not race with anything).
+//! same item, written with the outcome of the attempt that produced them (one write), or on
+//! their own without the version (they do not race with anything).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;

@@ -452,15 +452,15 @@ async fn storm_two_replicas_every_episode_once() {
     // It does not fit the suite's budget against moto. moto serves one request at a time (about
     // 60-95 requests/s here), and the ledger makes about 12 requests per episode
     // (docs/architecture.md, "Requests per episode": the put, 2 repeats, lease, report, 2 claims,
-    // 3 records carrying the Slack and PagerDuty references, a repeat reply for some, about 0.4
+    // 3 records carrying the Slack and PagerDuty references, a repeat reply for some, 0.4 to 0.9
     // failed conditions from the replicas racing). The full-size storm made 192,130 requests
     // (19.2 per episode) in about 57 minutes before that; at 12 per episode it needs about
     // 120,000. Index queries are answered from a kept index (tests/support/moto_indexed_query.py,
     // checked against moto itself by tests/moto_harness.rs). The default keeps the issue's
     // payloads of 50 alerts and its two repeats per alert, with 10 payloads (500 episodes, 1,500
-    // alerts). On the 2-core development machine (shared with other builds) it made 6,044
-    // requests (12.09 per episode; 9,865 and 19.73 before issue 9's changes), all annotated
-    // after 149 s (172 s before), peak RSS 52 MiB per replica; the test prints the DynamoDB
+    // alerts). On the 2-core development machine, otherwise idle, it made 6,152 requests
+    // (12.30 per episode; 9,865 and 19.73 before issue 9's changes), all annotated after 90 s
+    // (172 s before), peak RSS 52 MiB per replica; the test prints the DynamoDB
     // requests per episode by operation (moto_serialized.py counts them; MOTO_RECORD=PATH
     // records each request with its answer's status).
     let storm = Storm {

@@ -449,21 +449,20 @@ async fn storm_two_replicas_every_episode_once() {
     // The issue's storm is 200 payloads of 50 alerts plus 20,000 repeats:
     //   CABAL_TRIAGE_STORM_PAYLOADS=200 CABAL_TRIAGE_STORM_PER_PAYLOAD=50 cargo nextest run \
     //     --all-features --no-capture -E 'test(storm_two_replicas)'
-    // It does not fit the suite's budget against moto. moto serves one request at a time, and
-    // the ledger makes about 21 requests per episode (docs/architecture.md, "Requests per
-    // episode"). moto's own Query sorted every item of the table per request (116 ms at 10,000
-    // items); the harness now answers index queries from an index it keeps, with moto's answers
-    // unchanged (tests/support/moto_indexed_query.py, checked against moto itself by
-    // tests/moto_harness.rs), so a candidate page costs what its items cost. What remains is
-    // moto's cost per request, mostly its generic response serializer and copies of whole
-    // items (about 20 ms of CPU per ledger request at 10,000 episodes). A full-size run on the
-    // 2-core development machine (shared with other builds) created all 10,000 episodes and
-    // answered 24,876 requests (Query 120, no longer a visible cost) in 11.5 minutes at about
-    // 33 requests/s; the 210,000 requests of the whole storm would take well over an hour, so
-    // it was stopped there. The default keeps the issue's payloads of 50 alerts and its two
-    // repeats per alert, with 10 payloads (500 episodes, 1,500 alerts: 212 s with the indexed
-    // queries, 365 s before, on the same shared machine); the test prints the DynamoDB requests
-    // per episode by operation (moto_serialized.py counts them).
+    // It does not fit the suite's budget against moto. moto serves one request at a time (about
+    // 60-95 requests/s here), and the ledger makes about 12 requests per episode
+    // (docs/architecture.md, "Requests per episode": the put, 2 repeats, lease, report, 2 claims,
+    // 3 records carrying the Slack and PagerDuty references, a repeat reply for some, 0.4 to 0.9
+    // failed conditions from the replicas racing). The full-size storm made 192,130 requests
+    // (19.2 per episode) in about 57 minutes before that; at 12 per episode it needs about
+    // 120,000. Index queries are answered from a kept index (tests/support/moto_indexed_query.py,
+    // checked against moto itself by tests/moto_harness.rs). The default keeps the issue's
+    // payloads of 50 alerts and its two repeats per alert, with 10 payloads (500 episodes, 1,500
+    // alerts). On the 2-core development machine, otherwise idle, it made 6,152 requests
+    // (12.30 per episode; 9,865 and 19.73 before issue 9's changes), all annotated after 90 s
+    // (172 s before), peak RSS 52 MiB per replica; the test prints the DynamoDB
+    // requests per episode by operation (moto_serialized.py counts them; MOTO_RECORD=PATH
+    // records each request with its answer's status).
     let storm = Storm {
         payloads: size("CABAL_TRIAGE_STORM_PAYLOADS", 10),
         per_payload: size("CABAL_TRIAGE_STORM_PER_PAYLOAD", 50),

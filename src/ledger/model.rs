@@ -238,6 +238,30 @@ impl DeliveryKind {
     pub fn parse(text: &str) -> Option<DeliveryKind> {
         DeliveryKind::ALL.into_iter().find(|k| k.as_str() == text)
     }
+
+    /// Whether a row of this kind posts the episode's message when there is none yet. A repeat
+    /// is a reply under that message, so a destination gets a repeat row only behind such a
+    /// row (see `repeat_row_wanted`).
+    pub fn posts_message(self) -> bool {
+        matches!(
+            self,
+            DeliveryKind::Started | DeliveryKind::Verdict | DeliveryKind::TriageFailed
+        )
+    }
+}
+
+/// Whether a repeat notification gets a row for a destination whose rows of this episode so
+/// far are of `earlier` kinds. Rows of one destination go out in order, so a repeat row written
+/// before any row that posts the episode's message could only ever be skipped (nothing to reply
+/// to): it is not written. The count is not lost; the message shows the notifications so far.
+/// In a storm this saves a claim and a record per episode, and keeps early repeats to a plain
+/// counter update (see docs/architecture.md, "Requests per episode").
+pub fn repeat_row_wanted(
+    destination: &str,
+    earlier: impl IntoIterator<Item = DeliveryKind>,
+) -> bool {
+    destination_wants(destination, DeliveryKind::Repeat)
+        && earlier.into_iter().any(DeliveryKind::posts_message)
 }
 
 /// The outbox's routing table: which destinations get a row for which kind of change. Slack in

@@ -449,16 +449,27 @@ fn enqueue_deliveries(
         }
         if kind == DeliveryKind::Repeat {
             // Repeats coalesce: one waiting repeat row per episode and destination is enough
-            // (HA peers and retries can re-send a group several times within seconds).
-            let waiting: i64 = tx
-                .query_row(
-                    "SELECT COUNT(*) FROM deliveries WHERE episode_id = ?1 AND destination = ?2
-                         AND kind = 'repeat' AND state = 'pending'",
-                    params![episode_id, destination],
-                    |row| row.get(0),
+            // (HA peers and retries can re-send a group several times within seconds). And a
+            // repeat gets no row before one that posts the episode's message
+            // (`repeat_row_wanted`).
+            let mut statement = tx
+                .prepare_cached(
+                    "SELECT kind, state FROM deliveries WHERE episode_id = ?1 AND destination = ?2",
                 )
                 .map_err(unavailable)?;
-            if waiting > 0 {
+            let earlier: Vec<(String, String)> = statement
+                .query_map(params![episode_id, destination], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .and_then(|rows| rows.collect())
+                .map_err(unavailable)?;
+            let waiting = earlier
+                .iter()
+                .any(|(kind, state)| kind == "repeat" && state == "pending");
+            let kinds = earlier
+                .iter()
+                .filter_map(|(kind, _)| DeliveryKind::parse(kind));
+            if waiting || !repeat_row_wanted(destination, kinds) {
                 continue;
             }
         }
@@ -1134,6 +1145,31 @@ impl Ledger for SqliteLedger {
             .await
     }
 
+    async fn record_delivery_with_refs(
+        &self,
+        delivery_id: i64,
+        owner: &str,
+        result: DeliveryResult,
+        (episode_id, refs): (&str, &[(&str, &str)]),
+        now: OffsetDateTime,
+    ) -> Result<bool, LedgerError> {
+        let owner = owner.to_string();
+        let episode_id = episode_id.to_string();
+        let refs: Vec<(String, String)> = refs
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        let now_ms = unix_ms(now);
+        // One transaction: the references (stored whoever holds the row), then the outcome.
+        self.write(move |tx| {
+            for (key, value) in &refs {
+                outbox::set_ref(tx, &episode_id, key, value, now_ms)?;
+            }
+            outbox::record(tx, delivery_id, &owner, &result, now_ms)
+        })
+        .await
+    }
+
     async fn set_episode_ref(
         &self,
         episode_id: &str,
@@ -1145,6 +1181,26 @@ impl Ledger for SqliteLedger {
         let now_ms = unix_ms(now);
         self.write(move |tx| outbox::set_ref(tx, &episode_id, &key, &value, now_ms))
             .await
+    }
+
+    async fn set_episode_refs(
+        &self,
+        episode_id: &str,
+        refs: &[(&str, &str)],
+        now: OffsetDateTime,
+    ) -> Result<(), LedgerError> {
+        let episode_id = episode_id.to_string();
+        let refs: Vec<(String, String)> = refs
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        let now_ms = unix_ms(now);
+        // One transaction (one commit) for all of them.
+        self.write(move |tx| {
+            refs.iter()
+                .try_for_each(|(key, value)| outbox::set_ref(tx, &episode_id, key, value, now_ms))
+        })
+        .await
     }
 
     async fn check_writable(&self, now: OffsetDateTime) -> Result<(), LedgerError> {

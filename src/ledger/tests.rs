@@ -62,6 +62,7 @@ pub(crate) async fn suite(ledger: Arc<dyn Ledger>) {
     leases_retries_and_failure(&*ledger).await;
     expired_lease_is_taken_over(&*ledger).await;
     outbox_order_leases_and_refs(&*ledger).await;
+    outcomes_with_refs(&*ledger).await;
     listing_and_purge(&*ledger).await;
 }
 
@@ -338,6 +339,15 @@ async fn outbox_order_leases_and_refs(ledger: &dyn Ledger) {
         .unwrap();
     let detail = ledger.get_episode(&id).await.unwrap().unwrap();
     assert_eq!(detail.external_refs["slack.ts"], "2.0");
+    // Several at once (Slack's channel and ts), the others kept.
+    ledger
+        .set_episode_refs(&id, &[("slack.channel", "C2"), ("slack.ts", "3.0")], later)
+        .await
+        .unwrap();
+    let detail = ledger.get_episode(&id).await.unwrap().unwrap();
+    assert_eq!(detail.external_refs["slack.channel"], "C2");
+    assert_eq!(detail.external_refs["slack.ts"], "3.0");
+    assert_eq!(detail.external_refs.len(), 2, "{:?}", detail.external_refs);
 }
 
 async fn dedup_and_resolve(ledger: &dyn Ledger) {
@@ -355,6 +365,11 @@ async fn dedup_and_resolve(ledger: &dyn Ledger) {
         assert_eq!(again[0].outcome, IngestOutcome::Repeat);
         assert_eq!(again[0].id, first[0].id);
     }
+    // Counted, but no repeat row before a row that posts the episode's message: it could only
+    // be skipped (nothing to reply to). Repeats behind such a row: outbox_order_leases_and_refs.
+    let early = ledger.get_episode(&first[0].id).await.unwrap().unwrap();
+    assert_eq!(early.summary.repeats, 3);
+    assert!(early.deliveries.is_empty(), "{:?}", early.deliveries);
     let resolved = ledger
         .ingest(vec![incoming("aa01", T0, AlertStatus::Resolved, true)], T0)
         .await
@@ -529,6 +544,117 @@ async fn expired_lease_is_taken_over(ledger: &dyn Ledger) {
     let detail = ledger.get_episode(&created[0].id).await.unwrap().unwrap();
     assert_eq!(detail.summary.state, EpisodeState::Failed);
     assert!(detail.job.unwrap().last_error.unwrap().contains("expired"));
+}
+
+/// The references an attempt produced are stored with its outcome; and even when the row is no
+/// longer the recorder's, since they name what exists.
+async fn outcomes_with_refs(ledger: &dyn Ledger) {
+    let t = T0 + Duration::from_secs(300);
+    let id = ledger
+        .ingest(vec![incoming("cc01", t, AlertStatus::Firing, true)], t)
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    let job = loop {
+        let job = ledger
+            .lease_next("w", LEASE, t)
+            .await
+            .unwrap()
+            .expect("job");
+        if job.episode_id == id {
+            break job;
+        }
+        ledger
+            .complete_job(job.job_id, "w", "{}".into(), t)
+            .await
+            .unwrap();
+    };
+    let started = of_episode(
+        ledger.claim_deliveries("d1", LEASE, t, 100).await.unwrap(),
+        &id,
+    );
+    assert_eq!(kinds(&started), vec![("slack", DeliveryKind::Started, 1)]);
+    assert!(started[0].refs.is_empty());
+    let slack_refs = [("slack.channel", "C9"), ("slack.ts", "9.000100")];
+    assert!(ledger
+        .record_delivery_with_refs(
+            started[0].id,
+            "d1",
+            DeliveryResult::Delivered {
+                external_ref: Some("C9/9.000100".into())
+            },
+            (&id, &slack_refs),
+            t
+        )
+        .await
+        .unwrap());
+    assert!(ledger
+        .complete_job(job.job_id, "w", r#"{"verdict":2}"#.into(), t)
+        .await
+        .unwrap());
+    let mut verdicts = of_episode(
+        ledger.claim_deliveries("d1", LEASE, t, 100).await.unwrap(),
+        &id,
+    );
+    verdicts.sort_by(|a, b| a.destination.cmp(&b.destination));
+    assert_eq!(
+        kinds(&verdicts),
+        vec![
+            ("pagerduty", DeliveryKind::Verdict, 1),
+            ("slack", DeliveryKind::Verdict, 1)
+        ]
+    );
+    assert_eq!(verdicts[1].refs.get("slack.ts").unwrap(), "9.000100");
+    assert_eq!(verdicts[1].refs.get("slack.channel").unwrap(), "C9");
+    assert!(
+        !ledger
+            .record_delivery_with_refs(
+                verdicts[0].id,
+                "intruder",
+                DeliveryResult::Failed { error: "no".into() },
+                (&id, &[("pagerduty.incident", "P1")]),
+                t
+            )
+            .await
+            .unwrap(),
+        "not the intruder's row"
+    );
+    assert!(ledger
+        .record_delivery_with_refs(
+            verdicts[0].id,
+            "d1",
+            DeliveryResult::Retry {
+                error: "incident has no notes yet".into(),
+                not_before: t + Duration::from_secs(5)
+            },
+            (&id, &[]),
+            t
+        )
+        .await
+        .unwrap());
+    let detail = ledger.get_episode(&id).await.unwrap().unwrap();
+    assert_eq!(
+        detail.external_refs,
+        BTreeMap::from([
+            ("pagerduty.incident".to_string(), "P1".to_string()),
+            ("slack.channel".to_string(), "C9".to_string()),
+            ("slack.ts".to_string(), "9.000100".to_string()),
+        ])
+    );
+    let states: Vec<(&str, &str, &str)> = detail
+        .deliveries
+        .iter()
+        .map(|d| (d.destination.as_str(), d.kind.as_str(), d.state.as_str()))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("slack", "started", "delivered"),
+            ("slack", "verdict", "sending"),
+            ("pagerduty", "verdict", "pending"),
+        ]
+    );
 }
 
 async fn listing_and_purge(ledger: &dyn Ledger) {

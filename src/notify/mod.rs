@@ -68,9 +68,35 @@ pub enum Sent {
 
 /// What every destination gets besides the row.
 pub struct DeliveryContext<'a> {
-    /// For per-episode references (`set_episode_ref`), written as soon as something exists.
     pub ledger: &'a dyn Ledger,
     pub settings: &'a RenderSettings,
+    /// Per-episode references this attempt found or created (`keep_ref`).
+    refs: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+impl<'a> DeliveryContext<'a> {
+    pub fn new(ledger: &'a dyn Ledger, settings: &'a RenderSettings) -> Self {
+        DeliveryContext {
+            ledger,
+            settings,
+            refs: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A per-episode reference (the Slack message's channel and `ts`, the PagerDuty incident
+    /// id) to store with this attempt's outcome, whatever it is, in the same ledger write
+    /// (`Ledger::record_delivery_with_refs`).
+    pub fn keep_ref(&self, key: &str, value: &str) {
+        self.refs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((key.to_string(), value.to_string()));
+    }
+
+    /// The references kept so far, in the order they were kept.
+    pub fn take_refs(&self) -> Vec<(String, String)> {
+        std::mem::take(&mut *self.refs.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 /// Rendering settings from the configuration.

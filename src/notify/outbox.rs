@@ -174,10 +174,7 @@ impl Outbox {
 
     /// One attempt at one row, recorded.
     async fn attempt(&self, delivery: ClaimedDelivery) {
-        let context = DeliveryContext {
-            ledger: &*self.ledger,
-            settings: &self.settings,
-        };
+        let context = DeliveryContext::new(&*self.ledger, &self.settings);
         let outcome = match self.destinations.get(delivery.destination.as_str()) {
             None => Err(super::DeliveryError::permanent(format!(
                 "destination {} is not configured any more; nothing was sent",
@@ -224,9 +221,17 @@ impl Outbox {
                 outcome: label.to_string(),
             })
             .inc();
+        let refs = context.take_refs();
+        let refs: Vec<(&str, &str)> = refs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         match self
             .ledger
-            .record_delivery(delivery.id, &self.owner, result, now)
+            .record_delivery_with_refs(
+                delivery.id,
+                &self.owner,
+                result,
+                (&delivery.episode.id, &refs),
+                now,
+            )
             .await
         {
             Ok(true) => {}

@@ -8,9 +8,12 @@ timestamps of table descriptions, which differ between two servers by constructi
 
 1. A recording of the ledger's real requests (JSON lines of {"target", "body"}, as written by
    moto_serialized.py with MOTO_RECORD=PATH; gzip allowed), by default
-   tests/support/ledger-requests.jsonl.gz: the first requests of a storm test run (CreateTable,
-   DescribeTable, UpdateTimeToLive, conditional PutItem and UpdateItem with ReturnValues and
-   ReturnValuesOnConditionCheckFailure, Query on the three indexes, GetItem, BatchGetItem).
+   tests/support/ledger-requests.jsonl.gz: from a 500-episode storm test run, the table's setup
+   and every request of the first 75 episodes it created, from the put to the last delivery
+   record, with a third of its queries (CreateTable, DescribeTable, UpdateTimeToLive,
+   conditional PutItem and UpdateItem with ReturnValues and ReturnValuesOnConditionCheckFailure,
+   outcome records that also set two `refs` map keys, Query on the three indexes, GetItem,
+   BatchGetItem).
 2. Random requests shaped like the ledger's (src/ledger/dynamodb/), over few episodes so that
    they collide: PutItem with attribute_not_exists and ReturnValuesOnConditionCheckFailure;
    GetItem (consistent, sometimes projected); UpdateItem with SET of scalars, index keys and

@@ -27,8 +27,8 @@ whole-item copies in UpdateItem and index queries, item sizes recomputed between
 with its answers unchanged; it is told each request's operation (`request_started`).
 moto_ledger_equivalence.py and moto_query_equivalence.py compare this server with moto's own.
 
-With MOTO_RECORD=PATH, every JSON-protocol request (target and body) is appended to PATH as a
-JSON line: bench/moto-ledger-replay.py replays such a recording to measure, and
+With MOTO_RECORD=PATH, every JSON-protocol request (target, body and the HTTP status of its
+answer, e.g. 400 for a failed condition) is appended to PATH as a JSON line: bench/moto-ledger-replay.py replays such a recording to measure, and
 moto_ledger_equivalence.py replays ledger-requests.jsonl.gz (recorded from the storm test).
 
 Usage: moto_serialized.py HOST PORT
@@ -129,9 +129,11 @@ def fast_string_comparisons() -> None:
 
 
 def recorder(path):
-    """With MOTO_RECORD=PATH, appends each JSON-protocol request (target and body) to PATH as one
-    JSON line, for bench/moto-ledger-replay.py and the equivalence check to replay the ledger's
-    real requests. The body is read here and handed on unchanged."""
+    """With MOTO_RECORD=PATH, appends each JSON-protocol request (target, body and the status of
+    its answer) to PATH as one JSON line, for bench/moto-ledger-replay.py and the equivalence
+    check to replay the ledger's real requests, and to attribute requests (and failed
+    conditions) to the ledger's code paths. The body is read here and handed on unchanged;
+    `record` returns the environ to use and a function to call with the answer's status."""
     if not path:
         return None
     import io
@@ -141,11 +143,15 @@ def recorder(path):
     def record(environ, target):
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
-        log.write(json.dumps({"target": target, "body": body.decode("utf-8")}) + "\n")
-        log.flush()
         environ = dict(environ)
         environ["wsgi.input"] = io.BytesIO(body)
-        return environ
+
+        def answered(status):
+            line = {"target": target, "body": body.decode("utf-8"), "status": status}
+            log.write(json.dumps(line) + "\n")
+            log.flush()
+
+        return environ, answered
 
     return record
 
@@ -185,10 +191,13 @@ def main() -> None:
         if not target:
             return list(inner(environ, start_response))
         counts[operation] += 1
+        answered = None
         if record is not None:
-            environ = record(environ, target)
+            environ, answered = record(environ, target)
 
         def counting_start_response(status, headers, *rest):
+            if answered is not None:
+                answered(int(status.split()[0]))
             if not status.startswith("200"):
                 # Failed conditions (400) and other errors, counted apart as well.
                 counts[f"{operation} {status.split()[0]}"] += 1

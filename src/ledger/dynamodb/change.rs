@@ -14,6 +14,8 @@ pub struct Change {
     conditions: Vec<String>,
     names: HashSet<String>,
     values: HashMap<String, AttributeValue>,
+    /// Map keys set by `set_map_key`, named `#map_key<index>` (they may contain dots).
+    map_keys: Vec<String>,
 }
 
 impl Change {
@@ -42,15 +44,15 @@ impl Change {
         self
     }
 
-    /// Sets one key of a map attribute.
+    /// Sets one key of a map attribute (several keys: one call each).
     pub fn set_map_key(mut self, attribute: &str, key: &str, value: AttributeValue) -> Change {
         self.names.insert(attribute.to_string());
-        let key_name = "#map_key".to_string();
+        // The key goes through a name placeholder of its own (it may contain dots).
+        let index = self.map_keys.len();
         self.sets
-            .push(format!("#{attribute}.{key_name} = :map_value"));
-        self.values.insert(":map_value".into(), value);
-        // The key is stored as an extra name placeholder (it may contain dots).
-        self.names.insert(format!("\u{0}{key}"));
+            .push(format!("#{attribute}.#map_key{index} = :map_value{index}"));
+        self.values.insert(format!(":map_value{index}"), value);
+        self.map_keys.push(key.to_string());
         self
     }
 
@@ -72,6 +74,11 @@ impl Change {
         self
     }
 
+    /// Whether the change sets `attribute`.
+    pub fn sets(&self, attribute: &str) -> bool {
+        self.values.contains_key(&format!(":{attribute}"))
+    }
+
     pub fn update_expression(&self) -> String {
         let mut parts = Vec::new();
         if !self.sets.is_empty() {
@@ -91,13 +98,16 @@ impl Change {
     }
 
     pub fn attribute_names(&self) -> HashMap<String, String> {
-        self.names
+        let attributes = self
+            .names
             .iter()
-            .map(|name| match name.strip_prefix('\u{0}') {
-                Some(map_key) => ("#map_key".to_string(), map_key.to_string()),
-                None => (format!("#{name}"), name.clone()),
-            })
-            .collect()
+            .map(|name| (format!("#{name}"), name.clone()));
+        let map_keys = self
+            .map_keys
+            .iter()
+            .enumerate()
+            .map(|(index, key)| (format!("#map_key{index}"), key.clone()));
+        attributes.chain(map_keys).collect()
     }
 
     pub fn attribute_values(&self) -> Option<HashMap<String, AttributeValue>> {
@@ -130,12 +140,20 @@ mod tests {
     }
 
     #[test]
-    fn map_keys_with_dots_go_through_a_placeholder() {
-        let change = Change::new().set_map_key("refs", "slack.ts", s("1.2"));
+    fn map_keys_with_dots_go_through_a_placeholder_each() {
+        let change = Change::new()
+            .set_map_key("refs", "slack.channel", s("C1"))
+            .set_map_key("refs", "slack.ts", s("1.2"));
         assert_eq!(
             change.update_expression(),
-            "SET #refs.#map_key = :map_value"
+            "SET #refs.#map_key0 = :map_value0, #refs.#map_key1 = :map_value1"
         );
-        assert_eq!(change.attribute_names()["#map_key"], "slack.ts");
+        let names = change.attribute_names();
+        assert_eq!(names["#map_key0"], "slack.channel");
+        assert_eq!(names["#map_key1"], "slack.ts");
+        assert_eq!(names["#refs"], "refs");
+        let values = change.attribute_values().unwrap();
+        assert_eq!(values[":map_value0"], s("C1"));
+        assert_eq!(values[":map_value1"], s("1.2"));
     }
 }

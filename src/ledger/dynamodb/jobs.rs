@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::change::Change;
 use super::item::*;
-use super::{Current, DynamoLedger, Written, CONFLICT_RETRIES};
+use super::{Current, DynamoLedger, Refill, Written, CONFLICT_RETRIES};
 use crate::ledger::{DeliveryKind, EpisodeState, JobState, LeasedJob, LedgerError};
 
 /// What one try at leasing a candidate found.
@@ -28,16 +28,17 @@ pub(super) async fn lease_next(
     now_ms: i64,
 ) -> Result<Option<LeasedJob>, LedgerError> {
     let generation = ledger.job_generation.load(Ordering::Relaxed);
-    let mut refilled = false;
+    let mut refill = Refill::default();
     loop {
         let Some(candidate) = ledger
             .next_candidate(
                 &ledger.jobs_queue,
                 (QUEUE_INDEX, QUEUE_PK, QUEUE_SK),
                 "J",
+                &super::JOB_OTHERS,
                 generation,
                 now_ms,
-                &mut refilled,
+                &mut refill,
             )
             .await?
         else {
@@ -62,7 +63,13 @@ pub(super) async fn lease_next(
                 }
                 // A remembered copy may be out of date: read before passing the job by.
                 Try::NotRunnable if !current.is_fresh() => continue,
-                Try::NotRunnable | Try::Ended => break,
+                Try::NotRunnable => {
+                    ledger
+                        .taken_elsewhere(&ledger.jobs_queue, &mut refill)
+                        .await;
+                    break;
+                }
+                Try::Ended => break,
                 Try::Conflict(now) => current.conflict(now),
             }
         }

@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, KeysAndAttributes, ReturnValue,
     ReturnValuesOnConditionCheckFailure, Select, WriteRequest,
@@ -64,6 +66,11 @@ const QUERY_LIMIT: i32 = 50;
 /// After a queue query found nothing, the next one waits this long (unless this process wrote
 /// new work meanwhile), so idle workers do not hammer the index.
 const EMPTY_REQUERY: Duration = Duration::from_secs(1);
+/// Locks that serialize this process's outcome records of one episode (by a hash of its id):
+/// the dispatcher records the rows of one episode (Slack and PagerDuty) side by side, and two
+/// versioned writes of one item started from the same copy cost a failed condition; one after
+/// the other, the second starts from the item the first wrote.
+const RECORD_LOCKS: usize = 64;
 /// Alerts of one notification recorded at the same time.
 const INGEST_CONCURRENCY: usize = 16;
 /// Episode items this process remembers (see `DynamoLedger::items`); beyond this many, some
@@ -139,7 +146,51 @@ pub struct DynamoLedger {
     row_generation: AtomicU64,
     /// The last version of episode items this process read or wrote, by episode id: the
     /// starting point of its next conditional write of that episode (see `Current`).
-    items: Mutex<HashMap<String, Item>>,
+    items: Mutex<HashMap<String, Remembered>>,
+    /// See `RECORD_LOCKS`.
+    record_locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+/// An episode item as this process last saw it.
+struct Remembered {
+    item: Item,
+    /// This process wrote the item's `version` (created the episode, or made the versioned
+    /// change that produced it): the copy is likely current, and the work that follows (the
+    /// job of an episode it created, the rows of a triage it finished) is this replica's to take
+    /// first. Candidates are ordered by it (see `next_candidate`).
+    written_here: bool,
+}
+
+/// How a queue treats the candidates this process did not write last (see `next_candidate`).
+pub(super) struct Others {
+    /// Re-read them (one `BatchGetItem` per refill) even when this process has a copy.
+    reread: bool,
+    /// Take them only once they have been due this long (ms): whoever wrote them takes them
+    /// first, and the replicas do not race for them.
+    grace_ms: i64,
+}
+
+/// Jobs are due after the put that created them (or a lease that expired): a copy is usually
+/// current, and a replica that created jobs cannot take them all at once, so the other helps
+/// at once.
+pub(super) const JOB_OTHERS: Others = Others {
+    reread: false,
+    grace_ms: 0,
+};
+/// Delivery rows are due after the change that wrote them (a lease, a report, an outcome), which
+/// the writer's dispatcher takes up within its poll interval (`delivery.poll_interval_ms`,
+/// 500 ms by default). Another replica's copy is often stale, and it waits 2 s before helping.
+pub(super) const ROW_OTHERS: Others = Others {
+    reread: true,
+    grace_ms: 2_000,
+};
+
+/// What one `lease_next` / `claim` call did with the candidate list: whether it queried the
+/// index, and whether it dropped the list because another replica had taken a candidate.
+#[derive(Default)]
+pub(super) struct Refill {
+    queried: bool,
+    dropped: bool,
 }
 
 /// Keys of due items read from the `queue` index, tried one by one.
@@ -202,7 +253,15 @@ impl DynamoLedger {
             job_generation: AtomicU64::new(0),
             row_generation: AtomicU64::new(0),
             items: Mutex::new(HashMap::new()),
+            record_locks: (0..RECORD_LOCKS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         })
+    }
+
+    /// The lock that serializes this process's outcome records of episode `id`.
+    pub(super) fn record_lock(&self, id: &str) -> &tokio::sync::Mutex<()> {
+        &self.record_locks[(stable_id(id) % RECORD_LOCKS as i64) as usize]
     }
 
     pub fn table(&self) -> &str {
@@ -224,19 +283,19 @@ impl DynamoLedger {
     /// Adds rows of `kind` for the destinations that want it, created at `version` (the
     /// episode's version after this change); false when none was added. Repeats coalesce: no
     /// new repeat row while one of the same destination is unfinished (it renders the latest
-    /// count when it goes out).
+    /// count when it goes out), and none before a row that posts the episode's message
+    /// (`repeat_row_wanted`).
     fn add_rows(&self, rows: &mut Rows, kind: DeliveryKind, version: i64, now_ms: i64) -> bool {
         let mut added = false;
         for (index, destination) in self.destinations.iter().enumerate() {
             if !destination_wants(destination, kind) {
                 continue;
             }
+            let of_destination = || rows.values().filter(|row| row.destination == *destination);
             if kind == DeliveryKind::Repeat
-                && rows.values().any(|row| {
-                    row.is_open()
-                        && row.destination == *destination
-                        && row.kind == DeliveryKind::Repeat
-                })
+                && (!repeat_row_wanted(destination, of_destination().map(|row| row.kind))
+                    || of_destination()
+                        .any(|row| row.is_open() && row.kind == DeliveryKind::Repeat))
             {
                 continue;
             }
@@ -280,7 +339,7 @@ impl DynamoLedger {
             .await
             .map(|out| out.item)
             .map_err(|e| self.unavailable("GetItem", e))?;
-        self.remember(id, item.as_ref());
+        self.remember(id, item.as_ref(), false);
         Ok(item)
     }
 
@@ -290,27 +349,36 @@ impl DynamoLedger {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
-            .cloned()
+            .map(|known| known.item.clone())
     }
 
-    fn is_cached(&self, id: &str) -> bool {
+    /// Whether this process remembers the episode (Some), and wrote its current version.
+    fn written_here(&self, id: &str) -> Option<bool> {
         self.items
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains_key(id)
+            .get(id)
+            .map(|known| known.written_here)
     }
 
-    /// Remembers the latest item seen of an episode (None: it does not exist).
-    pub(super) fn remember(&self, id: &str, item: Option<&Item>) {
+    /// Remembers the latest item seen of an episode (None: it does not exist);
+    /// `written_here`: this process just wrote its `version` (see `Remembered`).
+    pub(super) fn remember(&self, id: &str, item: Option<&Item>, written_here: bool) {
         let mut items = self.items.lock().unwrap_or_else(|p| p.into_inner());
         let Some(item) = item else {
             items.remove(id);
             return;
         };
         // Only ever move forward: a slower response must not replace a newer copy.
-        let known = items.get(id).and_then(|known| get_n(known, "version"));
-        if known.is_some_and(|known| get_n(item, "version").is_some_and(|v| v < known)) {
-            return;
+        let version = get_n(item, "version");
+        let mut written_here = written_here;
+        if let Some(known) = items.get(id) {
+            let known_version = get_n(&known.item, "version");
+            if known_version.is_some_and(|known| version.is_some_and(|v| v < known)) {
+                return;
+            }
+            // Same version (a counter update, a read): whoever wrote it still did.
+            written_here |= known.written_here && known_version == version;
         }
         if items.len() >= ITEM_CACHE && !items.contains_key(id) {
             let forget: Vec<String> = items.keys().take(ITEM_CACHE / 4).cloned().collect();
@@ -318,7 +386,13 @@ impl DynamoLedger {
                 items.remove(&key);
             }
         }
-        items.insert(id.to_string(), item.clone());
+        items.insert(
+            id.to_string(),
+            Remembered {
+                item: item.clone(),
+                written_here,
+            },
+        );
     }
 
     /// Puts a new episode item; `Err(existing)` when its key exists already (with the item
@@ -336,13 +410,13 @@ impl DynamoLedger {
             .await
         {
             Ok(_) => {
-                self.remember(id, Some(&item));
+                self.remember(id, Some(&item), true);
                 Ok(Ok(()))
             }
             Err(error) => match error.as_service_error() {
                 Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(failed)) => {
                     let existing = failed.item().cloned();
-                    self.remember(id, existing.as_ref());
+                    self.remember(id, existing.as_ref(), false);
                     Ok(Err(existing))
                 }
                 _ => Err(self.unavailable("PutItem", error)),
@@ -353,6 +427,7 @@ impl DynamoLedger {
     /// Runs a conditional update of episode `id` and says what it found (see `Written`); the
     /// item it returns is remembered for the next write.
     pub(super) async fn write(&self, id: &str, change: Change) -> Result<Written, LedgerError> {
+        let versioned = change.sets("version");
         match self
             .client
             .update_item()
@@ -369,13 +444,13 @@ impl DynamoLedger {
         {
             Ok(out) => {
                 let item = out.attributes.unwrap_or_default();
-                self.remember(id, Some(&item));
+                self.remember(id, Some(&item), versioned);
                 Ok(Written::Applied(item))
             }
             Err(error) => match error.as_service_error() {
                 Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(failed)) => {
                     let now = failed.item().cloned();
-                    self.remember(id, now.as_ref());
+                    self.remember(id, now.as_ref(), false);
                     Ok(Written::Conflict(now))
                 }
                 _ => Err(self.unavailable("UpdateItem", error)),
@@ -465,36 +540,69 @@ impl DynamoLedger {
         Ok(found)
     }
 
+    /// Sends a query and hands its pages to `page` in order (the SDK's paginator follows
+    /// `LastEvaluatedKey`), until the last page or until `page` returns false. Every query of
+    /// the ledger that may span pages goes through here.
+    async fn query_pages(
+        &self,
+        request: QueryFluentBuilder,
+        mut page: impl FnMut(QueryOutput) -> bool,
+    ) -> Result<(), LedgerError> {
+        let mut pages = request.into_paginator().send();
+        while let Some(out) = pages.next().await {
+            if !page(out.map_err(|e| self.unavailable("Query", e))?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// The `state` of every episode in one shard of the recent index (only that attribute read).
     async fn states_of_shard(&self, shard: u32) -> Result<Vec<EpisodeState>, LedgerError> {
+        let request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(RECENT_INDEX)
+            .key_condition_expression("#ipk = :ipk")
+            .expression_attribute_names("#ipk", LIST_PK)
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":ipk", s(format!("L#{shard}")))
+            .projection_expression("#state");
         let mut states = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(RECENT_INDEX)
-                .key_condition_expression("#ipk = :ipk")
-                .expression_attribute_names("#ipk", LIST_PK)
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":ipk", s(format!("L#{shard}")))
-                .projection_expression("#state")
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| self.unavailable("Query", e))?;
+        self.query_pages(request, |out| {
             states.extend(
                 out.items
                     .unwrap_or_default()
                     .iter()
                     .filter_map(|item| get_s(item, "state").and_then(EpisodeState::parse)),
             );
-            match out.last_evaluated_key {
-                Some(next) => start = Some(next),
-                None => return Ok(states),
-            }
-        }
+            true
+        })
+        .await?;
+        Ok(states)
+    }
+
+    /// How many jobs are due at `now_ms` in one shard of the queue index (a count, no items).
+    async fn due_jobs_of_shard(&self, shard: u32, now_ms: i64) -> Result<u64, LedgerError> {
+        let request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(QUEUE_INDEX)
+            .key_condition_expression("#ipk = :ipk AND #isk <= :isk")
+            .expression_attribute_names("#ipk", QUEUE_PK)
+            .expression_attribute_names("#isk", QUEUE_SK)
+            .expression_attribute_values(":ipk", s(format!("J#{shard}")))
+            .expression_attribute_values(":isk", s(due_bound(now_ms)))
+            .select(Select::Count);
+        let mut due = 0u64;
+        self.query_pages(request, |out| {
+            due += out.count.max(0) as u64;
+            true
+        })
+        .await?;
+        Ok(due)
     }
 
     /// Queries one partition of an index (all pages, or up to `limit` items).
@@ -508,63 +616,63 @@ impl DynamoLedger {
         filter: Option<Filter>,
         limit: Option<usize>,
     ) -> Result<Vec<Item>, LedgerError> {
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let mut condition = "#ipk = :ipk".to_string();
-            let mut names = HashMap::from([("#ipk".to_string(), partition.0.to_string())]);
-            let mut values = HashMap::from([(":ipk".to_string(), s(partition.1.clone()))]);
-            if let Some((attribute, operator, value)) = &range {
-                condition.push_str(&format!(" AND #isk {operator} :isk"));
-                names.insert("#isk".into(), attribute.to_string());
-                values.insert(":isk".into(), s(value.clone()));
-            }
-            let mut request = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .key_condition_expression(condition)
-                .scan_index_forward(forward)
-                .set_exclusive_start_key(start.take());
-            if let Some((expression, filter_names, filter_values)) = &filter {
-                request = request.filter_expression(expression);
-                names.extend(filter_names.clone());
-                values.extend(filter_values.clone());
-            }
-            if let Some(limit) = limit {
-                request = request.limit((limit.saturating_sub(items.len())).clamp(1, 1000) as i32);
-            }
-            let out = request
-                .set_expression_attribute_names(Some(names))
-                .set_expression_attribute_values(Some(values))
-                .send()
-                .await
-                .map_err(|e| self.unavailable("Query", e))?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(next) if limit.is_none_or(|l| items.len() < l) => start = Some(next),
-                _ => return Ok(items),
-            }
+        let mut condition = "#ipk = :ipk".to_string();
+        let mut names = HashMap::from([("#ipk".to_string(), partition.0.to_string())]);
+        let mut values = HashMap::from([(":ipk".to_string(), s(partition.1))]);
+        if let Some((attribute, operator, value)) = range {
+            condition.push_str(&format!(" AND #isk {operator} :isk"));
+            names.insert("#isk".into(), attribute.to_string());
+            values.insert(":isk".into(), s(value));
         }
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression(condition)
+            .scan_index_forward(forward);
+        if let Some((expression, filter_names, filter_values)) = filter {
+            request = request.filter_expression(expression);
+            names.extend(filter_names);
+            values.extend(filter_values);
+        }
+        if let Some(limit) = limit {
+            request = request.limit(limit.clamp(1, 1000) as i32);
+        }
+        let request = request
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values));
+        let mut items = Vec::new();
+        self.query_pages(request, |out| {
+            items.extend(out.items.unwrap_or_default());
+            limit.is_none_or(|limit| items.len() < limit)
+        })
+        .await?;
+        if let Some(limit) = limit {
+            items.truncate(limit);
+        }
+        Ok(items)
     }
 
-    /// The next due candidate key from the `queue` index, refilling at most once per call.
+    /// The next due candidate key from the `queue` (or `outbox`) index, refilling at most once
+    /// per call (see `Refill`); `treat_others` says what to do with the candidates this process
+    /// did not write last.
     #[allow(clippy::too_many_arguments)]
     async fn next_candidate(
         &self,
         queue: &tokio::sync::Mutex<Candidates>,
         (index, pk_attribute, sk_attribute): (&str, &str, &str),
         prefix: &str,
+        treat_others: &Others,
         generation: u64,
         now_ms: i64,
-        refilled: &mut bool,
+        refill: &mut Refill,
     ) -> Result<Option<Item>, LedgerError> {
         let mut candidates = queue.lock().await;
         if let Some(key) = candidates.keys.pop_front() {
             return Ok(Some(key));
         }
-        if *refilled {
+        if refill.queried {
             return Ok(None);
         }
         if let Some((at, asked_ms, seen_generation)) = candidates.empty {
@@ -576,7 +684,7 @@ impl DynamoLedger {
                 return Ok(None);
             }
         }
-        *refilled = true;
+        refill.queried = true;
         let queries = (0..SHARDS).map(|shard| {
             self.query_index(
                 index,
@@ -596,28 +704,63 @@ impl DynamoLedger {
             return Ok(None);
         }
         candidates.empty = None;
-        // Read the candidates this process has no copy of in one go, rather than one at a time
-        // when their turn comes (a copy that turns out stale costs one failed conditional write,
-        // which returns the current item).
-        let unknown: Vec<Item> = found
+        // First the candidates whose current version this process wrote (the jobs of episodes
+        // it created, the rows of triages it finished): the replicas mostly take different
+        // ones, and from copies that are current. Then the others, oldest first, but replicas
+        // start at different places so that they do not all race for the same item.
+        let written_here = |key: &Item| {
+            get_s(key, PK)
+                .and_then(episode_id_of_pk)
+                .and_then(|id| self.written_here(id))
+        };
+        found.sort_by(|a, b| get_s(a, sk_attribute).cmp(&get_s(b, sk_attribute)));
+        let (mine, mut others): (Vec<Item>, Vec<Item>) = found
+            .into_iter()
+            .partition(|key| written_here(key) == Some(true));
+        let settled = due_bound(now_ms.saturating_sub(treat_others.grace_ms));
+        others.retain(|key| get_s(key, sk_attribute).is_some_and(|sk| sk <= settled.as_str()));
+        if mine.is_empty() && others.is_empty() {
+            candidates.empty = Some((Instant::now(), now_ms, generation));
+            return Ok(None);
+        }
+        // Read the others this process has no copy of (with `reread`, also those it has a
+        // copy of) in one go, rather than one at a time when their turn comes: a copy that
+        // turns out stale costs a failed conditional write, or a read when it shows nothing to
+        // do. Delivery rows are due after changes another replica made (its lease, its report),
+        // so copies of their episodes are often stale; jobs are due after the put that created
+        // them, so a copy of one usually is not.
+        let to_read: Vec<Item> = others
             .iter()
+            .filter(|key| treat_others.reread || written_here(key).is_none())
             .filter_map(|key| get_s(key, PK).and_then(episode_id_of_pk))
-            .filter(|id| !self.is_cached(id))
             .map(episode_key)
             .collect();
-        for item in self.batch_get(unknown, None).await? {
+        for item in self.batch_get(to_read, None).await? {
             if let Some(id) = get_s(&item, "episode_id") {
-                self.remember(id, Some(&item));
+                self.remember(id, Some(&item), false);
             }
         }
-        // Oldest first, but replicas start at different places so that they do not all race
-        // for the same item.
-        found.sort_by(|a, b| get_s(a, sk_attribute).cmp(&get_s(b, sk_attribute)));
-        let offset = (rand::random::<u64>() % found.len() as u64) as usize;
-        let half = found.len() / 2;
-        found.rotate_left(offset.min(half));
-        candidates.keys.extend(found);
+        if !others.is_empty() {
+            let offset = (rand::random::<u64>() % others.len() as u64) as usize;
+            let half = others.len() / 2;
+            others.rotate_left(offset.min(half));
+        }
+        candidates.keys.extend(mine);
+        candidates.keys.extend(others);
         Ok(candidates.keys.pop_front())
+    }
+
+    /// A candidate turned out to be taken by another replica (on a fresh copy). The replicas
+    /// read the same index pages, so the rest of this list is likely taken as well: trying it
+    /// would cost one failed conditional write per key. Drops the list and lets this call query
+    /// the index again (which lists no live lease and no claimed row), once per call.
+    async fn taken_elsewhere(&self, queue: &tokio::sync::Mutex<Candidates>, refill: &mut Refill) {
+        if refill.dropped {
+            return;
+        }
+        refill.dropped = true;
+        refill.queried = false;
+        queue.lock().await.keys.clear();
     }
 
     async fn ingest_all(
@@ -887,37 +1030,31 @@ impl DynamoLedger {
     ) -> Result<Vec<Item>, LedgerError> {
         // With a filter, a page may hold fewer matches than asked: keep reading pages until
         // `limit` matched or the shard is done.
-        let mut matched = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let mut names = HashMap::from([("#ipk".to_string(), LIST_PK.to_string())]);
-            let mut values = HashMap::from([(":ipk".to_string(), s(format!("L#{shard}")))]);
-            let mut request = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(RECENT_INDEX)
-                .key_condition_expression("#ipk = :ipk")
-                .scan_index_forward(false)
-                .limit(limit.clamp(1, 1000) as i32)
-                .set_exclusive_start_key(start.take());
-            if let Some((expression, filter_names, filter_values)) = &filter {
-                request = request.filter_expression(expression);
-                names.extend(filter_names.clone());
-                values.extend(filter_values.clone());
-            }
-            let out = request
-                .set_expression_attribute_names(Some(names))
-                .set_expression_attribute_values(Some(values))
-                .send()
-                .await
-                .map_err(|e| self.unavailable("Query", e))?;
-            matched.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(next) if matched.len() < limit => start = Some(next),
-                _ => return Ok(matched),
-            }
+        let mut names = HashMap::from([("#ipk".to_string(), LIST_PK.to_string())]);
+        let mut values = HashMap::from([(":ipk".to_string(), s(format!("L#{shard}")))]);
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(RECENT_INDEX)
+            .key_condition_expression("#ipk = :ipk")
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, 1000) as i32);
+        if let Some((expression, filter_names, filter_values)) = filter {
+            request = request.filter_expression(expression);
+            names.extend(filter_names);
+            values.extend(filter_values);
         }
+        let request = request
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values));
+        let mut matched = Vec::new();
+        self.query_pages(request, |out| {
+            matched.extend(out.items.unwrap_or_default());
+            matched.len() < limit
+        })
+        .await?;
+        Ok(matched)
     }
 
     async fn detail(&self, id: &str) -> Result<Option<EpisodeDetail>, LedgerError> {
@@ -957,29 +1094,7 @@ impl DynamoLedger {
         }
         let mut queue_depth = 0u64;
         for shard in 0..SHARDS {
-            let mut start: Option<Item> = None;
-            loop {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(QUEUE_INDEX)
-                    .key_condition_expression("#ipk = :ipk AND #isk <= :isk")
-                    .expression_attribute_names("#ipk", QUEUE_PK)
-                    .expression_attribute_names("#isk", QUEUE_SK)
-                    .expression_attribute_values(":ipk", s(format!("J#{shard}")))
-                    .expression_attribute_values(":isk", s(due_bound(unix_ms(now))))
-                    .select(Select::Count)
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .map_err(|e| self.unavailable("Query", e))?;
-                queue_depth += out.count.max(0) as u64;
-                match out.last_evaluated_key {
-                    Some(next) => start = Some(next),
-                    None => break,
-                }
-            }
+            queue_depth += self.due_jobs_of_shard(shard, unix_ms(now)).await?;
         }
         Ok(LedgerStats {
             episodes_by_state: EpisodeState::ALL
@@ -1010,7 +1125,7 @@ impl DynamoLedger {
                     continue;
                 };
                 deletes.push(episode_key(id));
-                self.remember(id, None);
+                self.remember(id, None, false);
                 purged += 1;
             }
             for chunk in deletes.chunks(25) {
@@ -1148,7 +1263,24 @@ impl Ledger for DynamoLedger {
         result: DeliveryResult,
         now: OffsetDateTime,
     ) -> Result<bool, LedgerError> {
-        outbox::record(self, delivery_id, owner, result, unix_ms(now)).await
+        outbox::record(self, delivery_id, owner, result, &[], unix_ms(now)).await
+    }
+
+    async fn record_delivery_with_refs(
+        &self,
+        delivery_id: i64,
+        owner: &str,
+        result: DeliveryResult,
+        (episode_id, refs): (&str, &[(&str, &str)]),
+        now: OffsetDateTime,
+    ) -> Result<bool, LedgerError> {
+        let recorded = outbox::record(self, delivery_id, owner, result, refs, unix_ms(now)).await?;
+        if !recorded && !refs.is_empty() {
+            // Not this owner's row any more (or not a row this process claimed): the
+            // references still name what exists.
+            outbox::set_refs(self, episode_id, refs, unix_ms(now)).await?;
+        }
+        Ok(recorded)
     }
 
     async fn set_episode_ref(
@@ -1158,7 +1290,16 @@ impl Ledger for DynamoLedger {
         value: &str,
         now: OffsetDateTime,
     ) -> Result<(), LedgerError> {
-        outbox::set_ref(self, episode_id, key, value, unix_ms(now)).await
+        outbox::set_refs(self, episode_id, &[(key, value)], unix_ms(now)).await
+    }
+
+    async fn set_episode_refs(
+        &self,
+        episode_id: &str,
+        refs: &[(&str, &str)],
+        now: OffsetDateTime,
+    ) -> Result<(), LedgerError> {
+        outbox::set_refs(self, episode_id, refs, unix_ms(now)).await
     }
 
     async fn check_writable(&self, now: OffsetDateTime) -> Result<(), LedgerError> {

@@ -3,7 +3,8 @@
 //! `version`: a row is taken when it is the oldest unfinished row of its destination and either
 //! pending and due or sending with an expired lease. The episode's `outbox_sk` (in the sparse
 //! `outbox` index) says when its next row is due. References (Slack `ts`, ...) are a map on the
-//! same item, written without the version (they do not race with anything).
+//! same item, written with the outcome of the attempt that produced them (one write), or on
+//! their own without the version (they do not race with anything).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use super::change::Change;
 use super::item::*;
-use super::{Current, DynamoLedger, Written, CONFLICT_RETRIES};
+use super::{Current, DynamoLedger, Refill, Written, CONFLICT_RETRIES};
 use crate::alert::WebhookAlert;
 use crate::ledger::{from_unix_ms, ClaimedDelivery, DeliveryResult, DeliveryState, LedgerError};
 
@@ -23,7 +24,7 @@ pub(super) async fn claim(
     limit: usize,
 ) -> Result<Vec<ClaimedDelivery>, LedgerError> {
     let generation = ledger.row_generation.load(Ordering::Relaxed);
-    let mut refilled = false;
+    let mut refill = Refill::default();
     let mut claimed: Vec<(i64, String, ClaimedDelivery)> = Vec::new();
     let mut visited: HashMap<String, ()> = HashMap::new();
     while claimed.len() < limit {
@@ -32,9 +33,10 @@ pub(super) async fn claim(
                 &ledger.rows_queue,
                 (OUTBOX_INDEX, OUTBOX_PK, OUTBOX_SK),
                 "D",
+                &super::ROW_OTHERS,
                 generation,
                 now_ms,
-                &mut refilled,
+                &mut refill,
             )
             .await?
         else {
@@ -46,7 +48,14 @@ pub(super) async fn claim(
         if visited.insert(id.to_string(), ()).is_some() {
             continue;
         }
-        let taken = claim_episode(ledger, id, owner, lease, now_ms, limit - claimed.len()).await?;
+        let Some(taken) =
+            claim_episode(ledger, id, owner, lease, now_ms, limit - claimed.len()).await?
+        else {
+            ledger
+                .taken_elsewhere(&ledger.rows_queue, &mut refill)
+                .await;
+            continue;
+        };
         for (key, delivery) in taken {
             ledger
                 .claimed_rows
@@ -60,7 +69,9 @@ pub(super) async fn claim(
     Ok(claimed.into_iter().map(|(_, _, d)| d).collect())
 }
 
-/// Takes the due head rows of one episode (at most `limit`), in one conditional write.
+/// Takes the due head rows of one episode (at most `limit`), in one conditional write. None:
+/// nothing is due by a fresh copy of the episode (another replica claimed the rows, or the
+/// episode is gone), so the candidate that led here was stale.
 async fn claim_episode(
     ledger: &DynamoLedger,
     id: &str,
@@ -68,11 +79,11 @@ async fn claim_episode(
     lease: Duration,
     now_ms: i64,
     limit: usize,
-) -> Result<Vec<(String, ClaimedDelivery)>, LedgerError> {
+) -> Result<Option<Vec<(String, ClaimedDelivery)>>, LedgerError> {
     let mut current = Current::new(ledger, id);
     for _ in 0..CONFLICT_RETRIES {
         let Some(episode) = current.get().await? else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
         let version = require_n(&episode, "version")?;
         let mut rows = rows_of(&episode)?;
@@ -87,7 +98,7 @@ async fn claim_episode(
                 // The index says something is due: a remembered copy may be out of date.
                 continue;
             }
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let expires = now_ms + lease.as_millis() as i64;
         for key in &due {
@@ -117,10 +128,11 @@ async fn claim_episode(
                 let delivery = to_claimed(&claimed, row, id, &key)?;
                 Ok((key, delivery))
             })
-            .collect();
+            .collect::<Result<_, _>>()
+            .map(Some);
     }
     // Busy episode: leave it to the next round rather than fail the whole claim.
-    Ok(Vec::new())
+    Ok(Some(Vec::new()))
 }
 
 fn to_claimed(
@@ -145,11 +157,14 @@ fn to_claimed(
     })
 }
 
+/// Records the outcome of a claimed row, with the episode references the attempt produced
+/// (`refs`), in one write. False: the row is not this owner's any more.
 pub(super) async fn record(
     ledger: &DynamoLedger,
     delivery_id: i64,
     owner: &str,
     result: DeliveryResult,
+    refs: &[(&str, &str)],
     now_ms: i64,
 ) -> Result<bool, LedgerError> {
     let Some((id, key)) = ledger
@@ -161,6 +176,7 @@ pub(super) async fn record(
     else {
         return Ok(false);
     };
+    let _one_at_a_time = ledger.record_lock(&id).lock().await;
     let mut current = Current::new(ledger, &id);
     for _ in 0..CONFLICT_RETRIES {
         let Some(episode) = current.get().await? else {
@@ -211,8 +227,10 @@ pub(super) async fn record(
                 true
             }
         };
-        let change =
-            DynamoLedger::versioned(DynamoLedger::with_rows(Change::new(), &id, &rows), version);
+        let change = refs.iter().fold(Change::new(), |change, (key, value)| {
+            change.set_map_key("refs", key, s(*value))
+        });
+        let change = DynamoLedger::versioned(DynamoLedger::with_rows(change, &id, &rows), version);
         match ledger.write(&id, change).await? {
             Written::Applied(_) => {
                 if finished {
@@ -234,18 +252,22 @@ pub(super) async fn record(
     )))
 }
 
-pub(super) async fn set_ref(
+/// Stores references (key, value) on the episode, all in one unconditional-but-existing write.
+pub(super) async fn set_refs(
     ledger: &DynamoLedger,
     episode_id: &str,
-    key: &str,
-    value: &str,
+    refs: &[(&str, &str)],
     _now_ms: i64,
 ) -> Result<(), LedgerError> {
-    let change = Change::new().set_map_key("refs", key, s(value)).when(
-        "attribute_exists(#pk)",
-        &[PK],
-        Vec::new(),
-    );
+    if refs.is_empty() {
+        return Ok(());
+    }
+    let change = refs
+        .iter()
+        .fold(Change::new(), |change, (key, value)| {
+            change.set_map_key("refs", key, s(*value))
+        })
+        .when("attribute_exists(#pk)", &[PK], Vec::new());
     if !ledger.update(episode_key(episode_id), change).await? {
         tracing::debug!(episode = %episode_id, "reference not stored: the episode was purged");
     }

@@ -13,7 +13,6 @@ use async_trait::async_trait;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 
 use super::http::{body_excerpt, transient_status, transport_error};
 use super::{stored_report, with_annotation, DeliveryContext, DeliveryError, Destination, Sent};
@@ -188,18 +187,8 @@ impl Destination for PagerDuty {
                         "no PagerDuty incident with incident_key {incident_key} yet; waiting for Alertmanager's PagerDuty integration to open it (it must be in the same receiver as this webhook)"
                     )));
                 };
-                context
-                    .ledger
-                    .set_episode_ref(
-                        &delivery.episode.id,
-                        REF_INCIDENT,
-                        &incident,
-                        OffsetDateTime::now_utc(),
-                    )
-                    .await
-                    .map_err(|e| {
-                        DeliveryError::transient(format!("cannot store the incident id: {e}"))
-                    })?;
+                // Stored with this attempt's outcome (even a retry), in the same ledger write.
+                context.keep_ref(REF_INCIDENT, &incident);
                 incident
             }
         };

@@ -3,12 +3,14 @@
 //! Bot mode (`SlackBot`, Web API): one message per episode. It is posted when triage starts,
 //! edited in place with the verdict (or the triage failure) and on resolve, and repeats and the
 //! resolution get thread replies under it. The message's channel ID and `ts` are stored per
-//! episode in the ledger (`slack.channel`, `slack.ts`) right after the post.
+//! episode in the ledger (`slack.channel`, `slack.ts`) with the outcome of the post.
 //!
 //! Crash safety: a process can die after Slack accepted the post and before the `ts` is stored.
 //! The row then comes back with attempt > 1, and before posting again the bot looks for its own
 //! message in the channel (`conversations.history`, by the episode marker in the message
-//! metadata). If the lookup itself fails (for example the token lacks `channels:history`), the
+//! metadata). The channel and `ts` are stored with the row's outcome, in the same ledger write
+//! (`DeliveryContext::keep_ref`), so the same lookup covers a crash before that write. If the
+//! lookup itself fails (for example the token lacks `channels:history`), the
 //! bot posts anyway: at least once beats never, and the reason is logged.
 //!
 //! Webhook mode (`SlackWebhook`): one post per finished triage, no edits and no threads (an
@@ -18,7 +20,6 @@ mod api;
 mod errors;
 
 use async_trait::async_trait;
-use time::OffsetDateTime;
 
 pub use api::{MessageRef, SlackApi, EVENT_TYPE};
 
@@ -75,7 +76,7 @@ impl SlackBot {
             {
                 Ok(Some(found)) => {
                     tracing::info!(episode = %delivery.episode.id, ts = %found.ts, "found the message an interrupted attempt posted; not posting again");
-                    store_parent(context, &delivery.episode.id, &found).await?;
+                    store_parent(context, &found);
                     self.api.update(&found, message).await?;
                     return Ok(Sent::Delivered(Some(format!(
                         "{}/{}",
@@ -93,7 +94,7 @@ impl SlackBot {
             .post_message(&channel, message, None, Some(&delivery.episode.id))
             .await?;
         failpoint::hit(failpoint::SLACK_AFTER_POST).await;
-        store_parent(context, &delivery.episode.id, &posted).await?;
+        store_parent(context, &posted);
         Ok(Sent::Delivered(Some(format!(
             "{}/{}",
             posted.channel, posted.ts
@@ -101,22 +102,10 @@ impl SlackBot {
     }
 }
 
-async fn store_parent(
-    context: &DeliveryContext<'_>,
-    episode_id: &str,
-    at: &MessageRef,
-) -> Result<(), DeliveryError> {
-    let now = OffsetDateTime::now_utc();
-    for (key, value) in [(REF_CHANNEL, &at.channel), (REF_TS, &at.ts)] {
-        context
-            .ledger
-            .set_episode_ref(episode_id, key, value, now)
-            .await
-            .map_err(|e| {
-                DeliveryError::transient(format!("cannot store the Slack message reference: {e}"))
-            })?;
-    }
-    Ok(())
+/// The message's channel and `ts` go into the ledger with the row's outcome, in one write.
+fn store_parent(context: &DeliveryContext<'_>, at: &MessageRef) {
+    context.keep_ref(REF_CHANNEL, &at.channel);
+    context.keep_ref(REF_TS, &at.ts);
 }
 
 #[async_trait]

@@ -424,6 +424,49 @@ async fn killed_between_slack_post_and_ledger_update_then_restarted_posts_once()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn killed_after_the_post_in_a_busy_channel_finds_its_message_pages_back() {
+    // As above, but 450 other messages arrive before the restart: the bot's message is on the
+    // third page of conversations.history (200 per page), and is still found, not posted again.
+    let dir = tempfile::tempdir().unwrap();
+    let slack = FakeSlack::start().await;
+    let mut env = slack_env(&slack);
+    env.push(("CABAL_TRIAGE_TEST_FAILPOINT", "slack-after-post".into()));
+    let mut service = Service::start(dir.path(), &env);
+    let id = first_episode(&service, "firing").await;
+    wait_for("the failpoint", || {
+        service
+            .log_text()
+            .contains("failpoint slack-after-post reached")
+    })
+    .await;
+    service.kill();
+    slack.add_others("C0TRIAGE", 450);
+
+    let service = Service::start(dir.path(), &slack_env(&slack));
+    let rows = service.settled(&id, 2).await;
+    assert_eq!(
+        rows,
+        owned(&[
+            ("slack", "started", "delivered"),
+            ("slack", "verdict", "delivered")
+        ])
+    );
+    assert_eq!(slack.requests("chat.postMessage").len(), 1, "posted once");
+    let lookups = slack.requests("conversations.history");
+    assert_eq!(lookups.len(), 3, "{lookups:?}");
+    assert_eq!(lookups[0].body["limit"], "200");
+    assert_eq!(lookups[2].body["cursor"], "fake-cursor-400");
+    let ours: Vec<_> = slack
+        .parents()
+        .into_iter()
+        .filter(|m| !m.metadata.is_null())
+        .collect();
+    assert_eq!(ours.len(), 1);
+    let episode = service.episode(&id).await;
+    assert_eq!(episode["external_refs"]["slack.ts"], ours[0].ts.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_claim_that_took_most_of_the_lease_hands_the_row_back_unsent() {
     // The first claim returns with a quarter of its 4 s lease left (failpoint: a slow ledger).
     // Another replica could take the row over mid-attempt and post again, so nothing is sent

@@ -1155,10 +1155,7 @@ impl Ledger for SqliteLedger {
     ) -> Result<bool, LedgerError> {
         let owner = owner.to_string();
         let episode_id = episode_id.to_string();
-        let refs: Vec<(String, String)> = refs
-            .iter()
-            .map(|(key, value)| (key.to_string(), value.to_string()))
-            .collect();
+        let refs = owned_refs(refs);
         let now_ms = unix_ms(now);
         // One transaction: the references (stored whoever holds the row), then the outcome.
         self.write(move |tx| {
@@ -1190,10 +1187,7 @@ impl Ledger for SqliteLedger {
         now: OffsetDateTime,
     ) -> Result<(), LedgerError> {
         let episode_id = episode_id.to_string();
-        let refs: Vec<(String, String)> = refs
-            .iter()
-            .map(|(key, value)| (key.to_string(), value.to_string()))
-            .collect();
+        let refs = owned_refs(refs);
         let now_ms = unix_ms(now);
         // One transaction (one commit) for all of them.
         self.write(move |tx| {
@@ -1216,4 +1210,11 @@ impl Ledger for SqliteLedger {
         })
         .await
     }
+}
+
+/// References as owned pairs, to move into a write closure.
+fn owned_refs(refs: &[(&str, &str)]) -> Vec<(String, String)> {
+    refs.iter()
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect()
 }

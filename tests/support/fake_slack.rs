@@ -117,6 +117,23 @@ impl FakeSlack {
         self.state.lock().unwrap().requests.clone()
     }
 
+    /// Adds `count` top-level messages to `channel` as other posters would (a busy channel).
+    pub fn add_others(&self, channel: &str, count: usize) {
+        let mut state = self.state.lock().unwrap();
+        for _ in 0..count {
+            state.next_ts += 1;
+            let ts = format!("1700000000.{:06}", state.next_ts);
+            state.messages.push(Message {
+                channel: channel.to_string(),
+                ts,
+                thread_ts: None,
+                text: "someone else's message".into(),
+                blocks: Value::Null,
+                metadata: Value::Null,
+            });
+        }
+    }
+
     pub fn messages(&self) -> Vec<Message> {
         self.state.lock().unwrap().messages.clone()
     }
@@ -260,12 +277,36 @@ async fn handle_get(
         return Json(json!({"ok": false, "error": "unknown_method"})).into_response();
     }
     let channel = query.get("channel").cloned().unwrap_or_default();
+    // Pages as Slack's do: newest first, `limit` per page (100 by default, at most 999), an
+    // opaque cursor for the next page. (`oldest` is not applied: this fake's `ts` values are
+    // not wall-clock times.)
+    let limit = query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(100)
+        .clamp(1, 999);
+    let skip = match query.get("cursor").map(String::as_str) {
+        None | Some("") => 0,
+        Some(cursor) => match cursor
+            .strip_prefix("fake-cursor-")
+            .and_then(|n| n.parse().ok())
+        {
+            Some(skip) => skip,
+            None => return Json(json!({"ok": false, "error": "invalid_cursor"})).into_response(),
+        },
+    };
     let state = state.lock().unwrap();
-    let messages: Vec<Value> = state
+    let in_channel: Vec<&Message> = state
         .messages
         .iter()
         .rev()
         .filter(|m| m.channel == channel && m.thread_ts.is_none())
+        .collect();
+    let has_more = in_channel.len() > skip + limit;
+    let messages: Vec<Value> = in_channel
+        .into_iter()
+        .skip(skip)
+        .take(limit)
         .map(|m| {
             let mut v = json!({"type": "message", "ts": m.ts, "text": m.text});
             if query.get("include_all_metadata").map(String::as_str) == Some("true")
@@ -276,7 +317,18 @@ async fn handle_get(
             v
         })
         .collect();
-    Json(json!({"ok": true, "messages": messages, "has_more": false})).into_response()
+    let next_cursor = if has_more {
+        format!("fake-cursor-{}", skip + limit)
+    } else {
+        String::new()
+    };
+    Json(json!({
+        "ok": true,
+        "messages": messages,
+        "has_more": has_more,
+        "response_metadata": {"next_cursor": next_cursor},
+    }))
+    .into_response()
 }
 
 async fn handle_hook(

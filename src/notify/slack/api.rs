@@ -11,6 +11,11 @@ use crate::notify::http::{body_excerpt, retry_after, transient_status, transport
 use crate::notify::DeliveryError;
 use crate::report::render::slack::SlackMessage;
 
+/// Messages per `conversations.history` page (Slack recommends at most 200).
+const HISTORY_PAGE_SIZE: &str = "200";
+/// Pages read when looking for an episode's message before giving up.
+const HISTORY_MAX_PAGES: usize = 10;
+
 /// The `metadata.event_type` that marks the bot's episode messages.
 pub const EVENT_TYPE: &str = "cabal_triage_episode";
 
@@ -136,35 +141,59 @@ impl SlackApi {
     }
 
     /// Looks for the episode's message among the channel's messages since `oldest` (Unix
-    /// seconds), by the marker in its metadata. Needs the `channels:history` scope.
+    /// seconds), by the marker in its metadata, page by page (a busy channel has more than one
+    /// page since then). Needs the `channels:history` scope. Gives up with an error after
+    /// `HISTORY_MAX_PAGES` pages, so that a flooded channel costs a bounded number of calls.
     pub async fn find_episode_message(
         &self,
         channel: &str,
         episode_id: &str,
         oldest: i64,
     ) -> Result<Option<MessageRef>, DeliveryError> {
-        let response = self
-            .http
-            .get(format!("{}/conversations.history", self.base_url))
-            .bearer_auth(self.token.expose())
-            .query(&[
+        let oldest = oldest.to_string();
+        let mut cursor = String::new();
+        for _ in 0..HISTORY_MAX_PAGES {
+            let mut query = vec![
                 ("channel", channel),
-                ("oldest", &oldest.to_string()),
+                ("oldest", oldest.as_str()),
                 ("include_all_metadata", "true"),
-                ("limit", "200"),
-            ])
-            .send()
-            .await;
-        let answer = self.read("conversations.history", response).await?;
-        let found = answer["messages"].as_array().and_then(|messages| {
-            messages.iter().find(|m| {
-                m["metadata"]["event_type"] == EVENT_TYPE
-                    && m["metadata"]["event_payload"]["episode"] == episode_id
-            })
-        });
-        Ok(found.and_then(|m| m["ts"].as_str()).map(|ts| MessageRef {
-            channel: channel.to_string(),
-            ts: ts.to_string(),
-        }))
+                ("limit", HISTORY_PAGE_SIZE),
+            ];
+            if !cursor.is_empty() {
+                query.push(("cursor", cursor.as_str()));
+            }
+            let response = self
+                .http
+                .get(format!("{}/conversations.history", self.base_url))
+                .bearer_auth(self.token.expose())
+                .query(&query)
+                .send()
+                .await;
+            let answer = self.read("conversations.history", response).await?;
+            let found = answer["messages"].as_array().and_then(|messages| {
+                messages.iter().find(|m| {
+                    m["metadata"]["event_type"] == EVENT_TYPE
+                        && m["metadata"]["event_payload"]["episode"] == episode_id
+                })
+            });
+            if let Some(ts) = found.and_then(|m| m["ts"].as_str()) {
+                return Ok(Some(MessageRef {
+                    channel: channel.to_string(),
+                    ts: ts.to_string(),
+                }));
+            }
+            let next = answer["response_metadata"]["next_cursor"]
+                .as_str()
+                .unwrap_or_default();
+            if answer["has_more"] != true || next.is_empty() {
+                return Ok(None);
+            }
+            cursor = next.to_string();
+        }
+        Err(DeliveryError::transient(format!(
+            "the channel has more than {} messages since the episode's first attempt; \
+             stopped looking for its message in conversations.history",
+            HISTORY_MAX_PAGES * HISTORY_PAGE_SIZE.parse::<usize>().unwrap_or_default()
+        )))
     }
 }

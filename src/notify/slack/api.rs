@@ -12,7 +12,7 @@ use crate::notify::DeliveryError;
 use crate::report::render::slack::SlackMessage;
 
 /// Messages per `conversations.history` page (Slack recommends at most 200).
-const HISTORY_PAGE_SIZE: &str = "200";
+const HISTORY_PAGE_SIZE: usize = 200;
 /// Pages read when looking for an episode's message before giving up.
 const HISTORY_MAX_PAGES: usize = 10;
 
@@ -151,13 +151,14 @@ impl SlackApi {
         oldest: i64,
     ) -> Result<Option<MessageRef>, DeliveryError> {
         let oldest = oldest.to_string();
+        let limit = HISTORY_PAGE_SIZE.to_string();
         let mut cursor = String::new();
         for _ in 0..HISTORY_MAX_PAGES {
             let mut query = vec![
                 ("channel", channel),
                 ("oldest", oldest.as_str()),
                 ("include_all_metadata", "true"),
-                ("limit", HISTORY_PAGE_SIZE),
+                ("limit", limit.as_str()),
             ];
             if !cursor.is_empty() {
                 query.push(("cursor", cursor.as_str()));
@@ -193,7 +194,7 @@ impl SlackApi {
         Err(DeliveryError::transient(format!(
             "the channel has more than {} messages since the episode's first attempt; \
              stopped looking for its message in conversations.history",
-            HISTORY_MAX_PAGES * HISTORY_PAGE_SIZE.parse::<usize>().unwrap_or_default()
+            HISTORY_MAX_PAGES * HISTORY_PAGE_SIZE
         )))
     }
 }

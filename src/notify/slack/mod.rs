@@ -10,8 +10,8 @@
 //! message in the channel (`conversations.history`, by the episode marker in the message
 //! metadata). The channel and `ts` are stored with the row's outcome, in the same ledger write
 //! (`DeliveryContext::keep_ref`), so the same lookup covers a crash before that write. If the
-//! lookup itself fails (for example the token lacks `channels:history`), the
-//! bot posts anyway: at least once beats never, and the reason is logged.
+//! lookup itself fails (for example the token lacks `channels:history`), the bot posts anyway:
+//! at least once beats never, and the reason is logged.
 //!
 //! Webhook mode (`SlackWebhook`): one post per finished triage, no edits and no threads (an
 //! incoming webhook returns no `ts`).

@@ -377,18 +377,14 @@ async fn pagerduty_note_whose_answer_was_lost_is_not_added_again() {
         .contains("note already present"));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn killed_between_slack_post_and_ledger_update_then_restarted_posts_once() {
+/// Starts the service with the `slack-after-post` failpoint, sends one alert, and kills the
+/// service once Slack has the episode's message and before the ledger knows its `ts`.
+async fn killed_after_the_post(slack: &FakeSlack) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
-    let slack = FakeSlack::start().await;
-    let mut env = slack_env(&slack);
+    let mut env = slack_env(slack);
     env.push(("CABAL_TRIAGE_TEST_FAILPOINT", "slack-after-post".into()));
     let mut service = Service::start(dir.path(), &env);
     let id = first_episode(&service, "firing").await;
-    wait_for("the first post", || {
-        slack.requests("chat.postMessage").len() == 1
-    })
-    .await;
     wait_for("the failpoint", || {
         service
             .log_text()
@@ -396,7 +392,15 @@ async fn killed_between_slack_post_and_ledger_update_then_restarted_posts_once()
     })
     .await;
     service.kill();
+    assert_eq!(slack.requests("chat.postMessage").len(), 1);
     assert_eq!(slack.parents().len(), 1);
+    (dir, id)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_between_slack_post_and_ledger_update_then_restarted_posts_once() {
+    let slack = FakeSlack::start().await;
+    let (dir, id) = killed_after_the_post(&slack).await;
 
     let service = Service::start(dir.path(), &slack_env(&slack));
     let rows = service.settled(&id, 2).await;
@@ -427,20 +431,9 @@ async fn killed_between_slack_post_and_ledger_update_then_restarted_posts_once()
 async fn killed_after_the_post_in_a_busy_channel_finds_its_message_pages_back() {
     // As above, but 450 other messages arrive before the restart: the bot's message is on the
     // third page of conversations.history (200 per page), and is still found, not posted again.
-    let dir = tempfile::tempdir().unwrap();
     let slack = FakeSlack::start().await;
-    let mut env = slack_env(&slack);
-    env.push(("CABAL_TRIAGE_TEST_FAILPOINT", "slack-after-post".into()));
-    let mut service = Service::start(dir.path(), &env);
-    let id = first_episode(&service, "firing").await;
-    wait_for("the failpoint", || {
-        service
-            .log_text()
-            .contains("failpoint slack-after-post reached")
-    })
-    .await;
-    service.kill();
-    slack.add_others("C0TRIAGE", 450);
+    let (dir, id) = killed_after_the_post(&slack).await;
+    slack.add_others("C0TRIAGE", 450, Duration::ZERO);
 
     let service = Service::start(dir.path(), &slack_env(&slack));
     let rows = service.settled(&id, 2).await;
@@ -464,6 +457,35 @@ async fn killed_after_the_post_in_a_busy_channel_finds_its_message_pages_back() 
     assert_eq!(ours.len(), 1);
     let episode = service.episode(&id).await;
     assert_eq!(episode["external_refs"]["slack.ts"], ours[0].ts.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_after_the_post_then_a_flood_looks_only_around_the_lost_attempt() {
+    // The row waits behind a backlog while the channel floods: 2,500 messages (more than the
+    // lookup's 10 pages of 200) come after the lost attempt, stamped 5 minutes later. The
+    // lookup asks only for the lost attempt's lease, give or take a minute (`oldest`,
+    // `latest`), so one page finds the message and nothing is posted again.
+    let slack = FakeSlack::start().await;
+    let (dir, id) = killed_after_the_post(&slack).await;
+    slack.add_others("C0TRIAGE", 2_500, Duration::from_secs(300));
+
+    let service = Service::start(dir.path(), &slack_env(&slack));
+    service.settled(&id, 2).await;
+    assert_eq!(slack.requests("chat.postMessage").len(), 1, "posted once");
+    let lookups = slack.requests("conversations.history");
+    assert_eq!(lookups.len(), 1, "{lookups:?}");
+    let window = |name: &str| -> f64 { lookups[0].body[name].as_str().unwrap().parse().unwrap() };
+    let ts: f64 = slack.parents()[0].ts.parse().unwrap();
+    assert!(
+        window("oldest") < ts && ts < window("latest"),
+        "{lookups:?}"
+    );
+    assert!(window("latest") - window("oldest") < 200.0, "{lookups:?}");
+    let episode = service.episode(&id).await;
+    assert_eq!(
+        episode["external_refs"]["slack.ts"],
+        slack.parents()[0].ts.as_str()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -494,7 +516,9 @@ async fn a_claim_that_took_most_of_the_lease_hands_the_row_back_unsent() {
     assert_eq!(slack.requests("chat.postMessage").len(), 1);
     let episode = service.episode(&id).await;
     let started = &episode["deliveries"][0];
-    assert_eq!(started["attempts"], 2, "{started}");
+    // The handed-back claim is not counted, and left nothing in doubt: no lookup.
+    assert_eq!(started["attempts"], 1, "{started}");
+    assert!(slack.requests("conversations.history").is_empty());
     let error = started["last_error"].as_str().unwrap_or_default();
     assert!(
         error.contains("not sent") && error.contains("of the 4 s delivery lease"),

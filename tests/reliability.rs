@@ -278,7 +278,12 @@ impl Cluster {
             .with("AWS_SECRET_ACCESS_KEY", "test-secret")
             .with("AWS_REGION", "us-east-1")
             .with("AWS_EC2_METADATA_DISABLED", "true")
-            .with("RUST_LOG", "warn")
+            // `CABAL_TRIAGE_TEST_RUST_LOG=info` (with `CABAL_TRIAGE_TEST_LOG_DIR`) keeps every
+            // delivery's story.
+            .with(
+                "RUST_LOG",
+                &std::env::var("CABAL_TRIAGE_TEST_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .with("CABAL_TRIAGE_SLACK_API_BASE_URL", &slack.api_base_url())
             .with("CABAL_TRIAGE_SLACK_BOT_TOKEN", "xoxb-test-token")
             .with("CABAL_TRIAGE_SLACK_CHANNEL", "C0TRIAGE")

@@ -125,46 +125,18 @@ pub trait Ledger: Send + Sync {
     ) -> Result<bool, LedgerError>;
 
     /// `record_delivery`, and stores the per-episode references the attempt found or created
-    /// (as `set_episode_refs` on the delivery's episode), in one write where the ledger can
-    /// (DynamoDB: one request). The references are stored even when the lease was lost: they
-    /// name what exists. By default, the references first, then the outcome.
+    /// (the Slack message's channel and `ts`, the PagerDuty incident id; a later value of a key
+    /// replaces the earlier one), in one write (DynamoDB: one request; SQLite: one
+    /// transaction). The references are stored even when the lease was lost: they name what
+    /// exists.
     async fn record_delivery_with_refs(
         &self,
         delivery_id: i64,
         owner: &str,
         result: DeliveryResult,
-        (episode_id, refs): (&str, &[(&str, &str)]),
+        refs: (&str, &[(&str, &str)]),
         now: OffsetDateTime,
-    ) -> Result<bool, LedgerError> {
-        if !refs.is_empty() {
-            self.set_episode_refs(episode_id, refs, now).await?;
-        }
-        self.record_delivery(delivery_id, owner, result, now).await
-    }
-
-    /// Stores a per-episode reference (the Slack message's channel and `ts`, the PagerDuty
-    /// incident id), replacing an earlier value of the same key.
-    async fn set_episode_ref(
-        &self,
-        episode_id: &str,
-        key: &str,
-        value: &str,
-        now: OffsetDateTime,
-    ) -> Result<(), LedgerError>;
-
-    /// Stores several per-episode references at once (the Slack message's channel and `ts`).
-    /// DynamoDB writes them in one request; by default, one `set_episode_ref` each.
-    async fn set_episode_refs(
-        &self,
-        episode_id: &str,
-        refs: &[(&str, &str)],
-        now: OffsetDateTime,
-    ) -> Result<(), LedgerError> {
-        for (key, value) in refs {
-            self.set_episode_ref(episode_id, key, value, now).await?;
-        }
-        Ok(())
-    }
+    ) -> Result<bool, LedgerError>;
 
     /// A real write, for readiness.
     async fn check_writable(&self, now: OffsetDateTime) -> Result<(), LedgerError>;

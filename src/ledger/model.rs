@@ -314,9 +314,14 @@ pub struct ClaimedDelivery {
     pub id: i64,
     pub destination: String,
     pub kind: DeliveryKind,
-    /// This attempt's number, from 1. More than 1 means an earlier attempt may have reached the
-    /// destination before the process stopped: look before sending again.
+    /// This attempt's number, from 1 (the retry budget counts them; a row handed back unsent
+    /// with [`DeliveryResult::Released`] does not use one up).
     pub attempt: u32,
+    /// When an earlier attempt may have reached the destination without its outcome being
+    /// recorded (the process stopped, its lease ran out, or it failed after sending): look for
+    /// what it sent, within this window, before sending again. None: no earlier attempt can
+    /// have sent anything.
+    pub in_doubt: Option<DoubtWindow>,
     /// When the row was written (the retry budget counts from here).
     pub created_at: OffsetDateTime,
     pub episode: EpisodeSummary,
@@ -329,6 +334,33 @@ pub struct ClaimedDelivery {
     pub refs: std::collections::BTreeMap<String, String>,
 }
 
+/// The span of time in which earlier attempts at a row may have delivered something unrecorded:
+/// from the start of the first such attempt's lease to the end of the last one (its lease
+/// expiry, or when its failure was recorded). Both ledgers keep it per row, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DoubtWindow {
+    pub from: OffsetDateTime,
+    pub to: OffsetDateTime,
+}
+
+impl DoubtWindow {
+    /// From stored milliseconds (both or neither present).
+    pub fn from_ms(from: Option<i64>, to: Option<i64>) -> Option<DoubtWindow> {
+        Some(DoubtWindow {
+            from: super::from_unix_ms(from?),
+            to: super::from_unix_ms(to?),
+        })
+    }
+
+    /// The stored window `(from, to)` widened to cover `[from, to]`.
+    pub fn widen_ms(stored: (Option<i64>, Option<i64>), from: i64, to: i64) -> (i64, i64) {
+        (
+            stored.0.map_or(from, |f| f.min(from)),
+            stored.1.map_or(to, |t| t.max(to)),
+        )
+    }
+}
+
 /// How a delivery attempt ended, as the dispatcher records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryResult {
@@ -338,9 +370,16 @@ pub enum DeliveryResult {
     Skipped {
         reason: String,
     },
+    /// The attempt ran and failed; the row is due again at `not_before`. What it sent, if
+    /// anything, is in doubt from the claim until now.
     Retry {
         error: String,
         not_before: OffsetDateTime,
+    },
+    /// Handed back without any attempt (too little of the lease was left): due again at once,
+    /// the attempt not counted, nothing in doubt.
+    Released {
+        reason: String,
     },
     Failed {
         error: String,

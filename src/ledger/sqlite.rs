@@ -102,6 +102,13 @@ CREATE TABLE episode_refs (
     PRIMARY KEY (episode_id, key)
 );
 "#,
+    // 3: when each row's current lease began, and the window in which earlier attempts may
+    // have delivered something unrecorded (`DoubtWindow`).
+    r#"
+ALTER TABLE deliveries ADD COLUMN claimed_ms INTEGER;
+ALTER TABLE deliveries ADD COLUMN doubt_from_ms INTEGER;
+ALTER TABLE deliveries ADD COLUMN doubt_to_ms INTEGER;
+"#,
 ];
 
 type Completion = Box<dyn FnOnce(Option<&LedgerError>) + Send>;
@@ -283,10 +290,14 @@ fn reclaim_leases(
     let tx = connection.transaction().map_err(unavailable)?;
     let now_ms = unix_ms(now);
     // Deliveries in flight when the process stopped go out again at once; their attempt counts,
-    // which tells the dispatcher to look for what the interrupted attempt may have sent.
+    // and what it may have sent is in doubt from its claim to its lease's end (or now), which
+    // tells the dispatcher where to look before sending again.
     tx.execute(
         "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_expires_ms = NULL,
              next_attempt_ms = ?1, updated_ms = ?1,
+             doubt_from_ms = MIN(COALESCE(doubt_from_ms, claimed_ms, created_ms),
+                                 COALESCE(claimed_ms, created_ms)),
+             doubt_to_ms = MAX(COALESCE(doubt_to_ms, 0), COALESCE(MIN(lease_expires_ms, ?1), ?1)),
              last_error = 'attempt ' || attempts || ' interrupted: the previous cabal-triage process stopped while it ran'
          WHERE state = 'sending'",
         params![now_ms],
@@ -1163,36 +1174,6 @@ impl Ledger for SqliteLedger {
                 outbox::set_ref(tx, &episode_id, key, value, now_ms)?;
             }
             outbox::record(tx, delivery_id, &owner, &result, now_ms)
-        })
-        .await
-    }
-
-    async fn set_episode_ref(
-        &self,
-        episode_id: &str,
-        key: &str,
-        value: &str,
-        now: OffsetDateTime,
-    ) -> Result<(), LedgerError> {
-        let (episode_id, key, value) = (episode_id.to_string(), key.to_string(), value.to_string());
-        let now_ms = unix_ms(now);
-        self.write(move |tx| outbox::set_ref(tx, &episode_id, &key, &value, now_ms))
-            .await
-    }
-
-    async fn set_episode_refs(
-        &self,
-        episode_id: &str,
-        refs: &[(&str, &str)],
-        now: OffsetDateTime,
-    ) -> Result<(), LedgerError> {
-        let episode_id = episode_id.to_string();
-        let refs = owned_refs(refs);
-        let now_ms = unix_ms(now);
-        // One transaction (one commit) for all of them.
-        self.write(move |tx| {
-            refs.iter()
-                .try_for_each(|(key, value)| outbox::set_ref(tx, &episode_id, key, value, now_ms))
         })
         .await
     }

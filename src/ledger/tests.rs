@@ -64,6 +64,7 @@ pub(crate) async fn suite(ledger: Arc<dyn Ledger>) {
     outbox_order_leases_and_refs(&*ledger).await;
     outcomes_with_refs(&*ledger).await;
     listing_and_purge(&*ledger).await;
+    doubt_windows(&*ledger).await;
 }
 
 pub(crate) const SUITE_DESTINATIONS: [&str; 2] = ["slack", "pagerduty"];
@@ -164,17 +165,14 @@ async fn outbox_order_leases_and_refs(ledger: &dyn Ledger) {
     let (started, pagerduty) = (&first[0], &first[1]);
     assert_eq!(pagerduty.report_json.as_deref(), Some(r#"{"verdict":1}"#));
     assert_eq!(pagerduty.alert.fingerprint, "ff01");
-    ledger
-        .set_episode_ref(&id, "slack.ts", "1700000000.000100", t)
-        .await
-        .unwrap();
     assert!(ledger
-        .record_delivery(
+        .record_delivery_with_refs(
             started.id,
             "d1",
             DeliveryResult::Delivered {
                 external_ref: Some("C1/1700000000.000100".into())
             },
+            (&id, &[("slack.ts", "1700000000.000100")]),
             t
         )
         .await
@@ -332,18 +330,24 @@ async fn outbox_order_leases_and_refs(ledger: &dyn Ledger) {
         detail.external_refs.get("slack.ts").map(String::as_str),
         Some("1700000000.000100")
     );
-    // A later value of the same key replaces the earlier one.
-    ledger
-        .set_episode_ref(&id, "slack.ts", "2.0", later)
-        .await
-        .unwrap();
+    // A later value of the same key replaces the earlier one, even from an attempt whose row
+    // is finished (its lease was lost): the reference names what exists.
+    let lost = |refs: &'static [(&'static str, &'static str)]| {
+        ledger.record_delivery_with_refs(
+            started.id,
+            "lost-lease",
+            DeliveryResult::Delivered { external_ref: None },
+            (&id, refs),
+            later,
+        )
+    };
+    assert!(!lost(&[("slack.ts", "2.0")]).await.unwrap());
     let detail = ledger.get_episode(&id).await.unwrap().unwrap();
     assert_eq!(detail.external_refs["slack.ts"], "2.0");
     // Several at once (Slack's channel and ts), the others kept.
-    ledger
-        .set_episode_refs(&id, &[("slack.channel", "C2"), ("slack.ts", "3.0")], later)
+    assert!(!lost(&[("slack.channel", "C2"), ("slack.ts", "3.0")])
         .await
-        .unwrap();
+        .unwrap());
     let detail = ledger.get_episode(&id).await.unwrap().unwrap();
     assert_eq!(detail.external_refs["slack.channel"], "C2");
     assert_eq!(detail.external_refs["slack.ts"], "3.0");
@@ -655,6 +659,80 @@ async fn outcomes_with_refs(ledger: &dyn Ledger) {
             ("pagerduty", "verdict", "pending"),
         ]
     );
+}
+
+/// What an attempt may have sent without a recorded outcome is in doubt, as a window of time
+/// the next attempt gets: a handed-back claim adds nothing (and is not counted), a failed
+/// attempt adds its claim up to its failure, a lost lease adds the whole lease.
+async fn doubt_windows(ledger: &dyn Ledger) {
+    let t = T0 + Duration::from_secs(2_000);
+    let at = |secs: u64| t + Duration::from_secs(secs);
+    let id = ledger
+        .ingest(vec![incoming("dd01", t, AlertStatus::Firing, true)], t)
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    loop {
+        let job = ledger
+            .lease_next("w", LEASE, t)
+            .await
+            .unwrap()
+            .expect("job");
+        if job.episode_id == id {
+            break;
+        }
+        ledger
+            .complete_job(job.job_id, "w", "{}".into(), t)
+            .await
+            .unwrap();
+    }
+    let id = id.as_str();
+    let claim = |owner: &'static str, now: OffsetDateTime| async move {
+        let claimed = ledger.claim_deliveries(owner, LEASE, now, 100).await;
+        let mut ours = of_episode(claimed.unwrap(), id);
+        assert_eq!(ours.len(), 1, "{ours:?}");
+        ours.pop().unwrap()
+    };
+    let first = claim("d1", at(1)).await;
+    assert_eq!((first.attempt, first.in_doubt), (1, None));
+    let released = DeliveryResult::Released {
+        reason: "not sent: lease too short".into(),
+    };
+    assert!(ledger
+        .record_delivery(first.id, "d1", released, at(2))
+        .await
+        .unwrap());
+    let second = claim("d1", at(3)).await;
+    assert_eq!((second.attempt, second.in_doubt), (1, None), "released");
+    let failed = DeliveryResult::Retry {
+        error: "timed out".into(),
+        not_before: at(5),
+    };
+    assert!(ledger
+        .record_delivery(second.id, "d1", failed, at(5))
+        .await
+        .unwrap());
+    let window = |from: u64, to: u64| {
+        Some(DoubtWindow {
+            from: at(from),
+            to: at(to),
+        })
+    };
+    let third = claim("d1", at(6)).await;
+    assert_eq!((third.attempt, third.in_doubt), (2, window(3, 5)));
+    // d1 stops; its lease runs out at 6 + 30 s and d2 takes the row over.
+    let fourth = claim("d2", at(6 + 31)).await;
+    assert_eq!((fourth.attempt, fourth.in_doubt), (3, window(3, 36)));
+    assert!(ledger
+        .record_delivery(
+            fourth.id,
+            "d2",
+            DeliveryResult::Delivered { external_ref: None },
+            at(38)
+        )
+        .await
+        .unwrap());
 }
 
 async fn listing_and_purge(ledger: &dyn Ledger) {

@@ -9,13 +9,23 @@
 //! take the row over while this attempt is still under way, and, having found no message yet,
 //! post it a second time. So an attempt starts only while at least half the lease is left (the
 //! configuration keeps a lease of at least four HTTP timeouts); otherwise the row is handed back
-//! for an immediate new attempt, without sending anything.
+//! (`DeliveryResult::Released`) for an immediate new attempt, without sending anything, and
+//! without using up an attempt or putting anything in doubt.
+//!
+//! Whatever an attempt may have sent without its outcome being recorded (it failed after the
+//! request left, its process stopped, its lease ran out) is marked in the ledger as a window of
+//! doubt on the row; the next attempt gets it (`ClaimedDelivery::in_doubt`) and looks within
+//! it before sending again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::join_all;
+use std::future::Future;
+use std::pin::pin;
+use std::time::Instant;
+
+use futures::stream::{FuturesUnordered, StreamExt};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +36,9 @@ use super::{failpoint, DeliveryContext, Destination, RenderSettings, Sent};
 use crate::config::{Config, DeliveryConfig, SlackMode};
 use crate::ledger::{ClaimedDelivery, DeliveryResult, Ledger};
 use crate::metrics::{DeliveryLabels, Metrics};
+
+/// Rows claimed per ledger call: small, so that attempts start while the next rows are claimed.
+const CLAIM_BATCH: usize = 4;
 
 pub struct Outbox {
     ledger: Arc<dyn Ledger>,
@@ -93,41 +106,60 @@ impl Outbox {
     }
 
     /// Delivers until `stop` is cancelled; attempts in progress then finish.
+    ///
+    /// Up to `delivery.concurrency` attempts run at once. Rows are claimed a few at a time
+    /// (`CLAIM_BATCH`), and each batch's attempts start as soon as it returns, while the next
+    /// batch is claimed: against a slow ledger (DynamoDB claims row by row), a big batch would
+    /// spend its rows' leases before the first attempt began.
     pub async fn run(self, stop: CancellationToken) {
         let lease = Duration::from_secs(self.config.lease_secs);
         let poll = Duration::from_millis(self.config.poll_interval_ms);
         let mut idle_wait = poll;
+        let mut in_flight = FuturesUnordered::new();
+        let mut claim_not_before = Instant::now();
         loop {
+            let free = self.config.concurrency.saturating_sub(in_flight.len());
             if stop.is_cancelled() {
+                // Let the attempts under way finish; claim nothing more.
+                while in_flight.next().await.is_some() {}
                 return;
             }
-            let claim_started = OffsetDateTime::now_utc();
-            match self
-                .ledger
-                .claim_deliveries(&self.owner, lease, claim_started, self.config.concurrency)
-                .await
-            {
-                Ok(claimed) if !claimed.is_empty() => {
-                    idle_wait = poll;
-                    failpoint::delay_once(failpoint::OUTBOX_SLOW_CLAIM, lease * 3 / 4).await;
-                    let lease_ends = claim_started + lease;
-                    join_all(
-                        claimed
-                            .into_iter()
-                            .map(|d| self.attempt_in_lease(d, lease_ends, lease)),
-                    )
-                    .await;
-                    continue;
-                }
-                Ok(_) => idle_wait = poll,
-                Err(error) => {
-                    tracing::error!(%error, "outbox cannot claim deliveries");
-                    idle_wait = (idle_wait * 2).min(Duration::from_secs(30));
+            if free > 0 && Instant::now() >= claim_not_before {
+                let limit = free.min(CLAIM_BATCH);
+                let claim_started = OffsetDateTime::now_utc();
+                let claim = self
+                    .ledger
+                    .claim_deliveries(&self.owner, lease, claim_started, limit);
+                match while_attempts_run(claim, &mut in_flight).await {
+                    Ok(claimed) if !claimed.is_empty() => {
+                        idle_wait = poll;
+                        // A full batch: more may be due, claim again at once if slots are free.
+                        if claimed.len() < limit {
+                            claim_not_before = Instant::now() + poll;
+                        }
+                        failpoint::delay_once(failpoint::OUTBOX_SLOW_CLAIM, lease * 3 / 4).await;
+                        let lease_ends = claim_started + lease;
+                        for delivery in claimed {
+                            in_flight.push(self.attempt_in_lease(delivery, lease_ends, lease));
+                        }
+                        continue;
+                    }
+                    Ok(_) => {
+                        idle_wait = poll;
+                        claim_not_before = Instant::now() + idle_wait;
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "outbox cannot claim deliveries");
+                        idle_wait = (idle_wait * 2).min(Duration::from_secs(30));
+                        claim_not_before = Instant::now() + idle_wait;
+                    }
                 }
             }
+            let can_claim = self.config.concurrency > in_flight.len();
             tokio::select! {
-                _ = tokio::time::sleep(idle_wait) => {}
-                _ = stop.cancelled() => return,
+                Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                _ = tokio::time::sleep_until(claim_not_before.into()), if can_claim => {}
+                _ = stop.cancelled() => {}
             }
         }
     }
@@ -159,10 +191,7 @@ impl Outbox {
                 outcome: "lease_short".to_string(),
             })
             .inc();
-        let result = DeliveryResult::Retry {
-            error,
-            not_before: now,
-        };
+        let result = DeliveryResult::Released { reason: error };
         if let Err(error) = self
             .ledger
             .record_delivery(delivery.id, &self.owner, result, now)
@@ -241,6 +270,20 @@ impl Outbox {
             Err(error) => {
                 tracing::error!(%error, episode = %delivery.episode.id, "cannot record the delivery outcome; the row is retried when its lease expires")
             }
+        }
+    }
+}
+
+/// Awaits `claim` while driving the attempts under way, so that they are not held up by it.
+async fn while_attempts_run<T>(
+    claim: impl Future<Output = T>,
+    in_flight: &mut FuturesUnordered<impl Future<Output = ()>>,
+) -> T {
+    let mut claim = pin!(claim);
+    loop {
+        tokio::select! {
+            result = &mut claim => return result,
+            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
         }
     }
 }

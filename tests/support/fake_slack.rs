@@ -53,7 +53,32 @@ struct SlackState {
     script: VecDeque<(String, Scripted)>,
     /// Every call of a method answers this until the instant (an outage).
     outages: Vec<(String, Scripted, Instant)>,
-    next_ts: u64,
+    /// The last `ts` handed out, in microseconds since the Unix epoch.
+    last_ts_micros: u64,
+}
+
+impl SlackState {
+    /// A message `ts` as Slack makes them: the time of posting (`secs.micros`), `ahead` later
+    /// than now, unique and increasing in the order messages are added.
+    fn stamp(&mut self, ahead: Duration) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            + ahead;
+        self.last_ts_micros = (now.as_micros() as u64).max(self.last_ts_micros + 1);
+        format!(
+            "{}.{:06}",
+            self.last_ts_micros / 1_000_000,
+            self.last_ts_micros % 1_000_000
+        )
+    }
+}
+
+/// A `ts`, or an `oldest` / `latest` bound, in microseconds (None: not a number).
+fn ts_micros(text: &str) -> Option<u64> {
+    let (secs, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let micros = format!("{fraction:0<6}");
+    Some(secs.parse::<u64>().ok()? * 1_000_000 + micros.get(..6)?.parse::<u64>().ok()?)
 }
 
 #[derive(Clone)]
@@ -117,12 +142,13 @@ impl FakeSlack {
         self.state.lock().unwrap().requests.clone()
     }
 
-    /// Adds `count` top-level messages to `channel` as other posters would (a busy channel).
-    pub fn add_others(&self, channel: &str, count: usize) {
+    /// Adds `count` top-level messages to `channel` as other posters would (a busy channel),
+    /// stamped `ahead` later than now (as if they came while a backlog waited; later messages
+    /// are stamped after them).
+    pub fn add_others(&self, channel: &str, count: usize, ahead: Duration) {
         let mut state = self.state.lock().unwrap();
         for _ in 0..count {
-            state.next_ts += 1;
-            let ts = format!("1700000000.{:06}", state.next_ts);
+            let ts = state.stamp(ahead);
             state.messages.push(Message {
                 channel: channel.to_string(),
                 ts,
@@ -222,8 +248,7 @@ async fn handle_post(
         let mut state = state.lock().unwrap();
         match method.as_str() {
             "chat.postMessage" => {
-                state.next_ts += 1;
-                let ts = format!("1700000000.{:06}", state.next_ts);
+                let ts = state.stamp(Duration::ZERO);
                 let channel = body["channel"].as_str().unwrap_or("").to_string();
                 state.messages.push(Message {
                     channel: channel.clone(),
@@ -278,8 +303,8 @@ async fn handle_get(
     }
     let channel = query.get("channel").cloned().unwrap_or_default();
     // Pages as Slack's do: newest first, `limit` per page (100 by default, at most 999), an
-    // opaque cursor for the next page. (`oldest` is not applied: this fake's `ts` values are
-    // not wall-clock times.)
+    // opaque cursor for the next page, only messages between `oldest` and `latest` (exclusive
+    // unless `inclusive=true`).
     let limit = query
         .get("limit")
         .and_then(|l| l.parse::<usize>().ok())
@@ -295,12 +320,26 @@ async fn handle_get(
             None => return Json(json!({"ok": false, "error": "invalid_cursor"})).into_response(),
         },
     };
+    let bound = |name: &str| match query.get(name) {
+        None => Ok(None),
+        Some(text) => ts_micros(text).map(Some).ok_or(()),
+    };
+    let (Ok(oldest), Ok(latest)) = (bound("oldest"), bound("latest")) else {
+        return Json(json!({"ok": false, "error": "invalid_ts_oldest"})).into_response();
+    };
+    let inclusive = query.get("inclusive").map(String::as_str) == Some("true");
+    let in_window = |ts: u64| {
+        let after = oldest.is_none_or(|o| ts > o || (inclusive && ts == o));
+        let before = latest.is_none_or(|l| ts < l || (inclusive && ts == l));
+        after && before
+    };
     let state = state.lock().unwrap();
     let in_channel: Vec<&Message> = state
         .messages
         .iter()
         .rev()
         .filter(|m| m.channel == channel && m.thread_ts.is_none())
+        .filter(|m| ts_micros(&m.ts).is_some_and(in_window))
         .collect();
     let has_more = in_channel.len() > skip + limit;
     let messages: Vec<Value> = in_channel

@@ -84,11 +84,25 @@ impl Service {
         let mut child = command.spawn().expect("start cabal-triage");
         let stderr = child.stderr.take().expect("stderr");
         let (sender, receiver) = mpsc::channel();
+        // `CABAL_TRIAGE_TEST_LOG_DIR=DIR` keeps each process's log as DIR/service-PID.log, for
+        // long runs (the full-size storm) whose temporary directories are gone when they fail.
+        let mut kept_log = std::env::var_os("CABAL_TRIAGE_TEST_LOG_DIR").map(|dir| {
+            let path = Path::new(&dir).join(format!("service-{}.log", child.id()));
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
+        });
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if std::env::var_os("CABAL_TRIAGE_TEST_ECHO").is_some() {
                     eprintln!("[service] {line}");
+                }
+                if let Some(file) = kept_log.as_mut() {
+                    use std::io::Write;
+                    let _ = writeln!(file, "{line}");
                 }
                 if sender.send(line).is_err() {
                     // The test no longer listens; keep draining so the pipe never fills.

@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 
 use crate::alert::AlertStatus;
 use crate::ledger::{
-    from_unix_ms, DeliveryKind, DeliveryState, DeliveryView, EpisodeState, EpisodeSummary,
-    JobState, JobView, LedgerError,
+    from_unix_ms, DeliveryKind, DeliveryState, DeliveryView, DoubtWindow, EpisodeState,
+    EpisodeSummary, JobState, JobView, LedgerError,
 };
 
 /// An item as the SDK returns it.
@@ -135,6 +135,11 @@ pub struct Row {
     pub last_error: Option<String>,
     pub external_ref: Option<String>,
     pub created_ms: i64,
+    /// When the current (or last) lease on the row began.
+    pub claimed_ms: Option<i64>,
+    /// The window in which earlier attempts may have delivered something unrecorded.
+    pub doubt_from_ms: Option<i64>,
+    pub doubt_to_ms: Option<i64>,
 }
 
 impl Row {
@@ -150,7 +155,17 @@ impl Row {
             last_error: None,
             external_ref: None,
             created_ms: now_ms,
+            claimed_ms: None,
+            doubt_from_ms: None,
+            doubt_to_ms: None,
         }
+    }
+
+    /// Widens the window of doubt to cover `[from, to]`.
+    pub fn widen_doubt(&mut self, from: i64, to: i64) {
+        let (from, to) = DoubtWindow::widen_ms((self.doubt_from_ms, self.doubt_to_ms), from, to);
+        self.doubt_from_ms = Some(from);
+        self.doubt_to_ms = Some(to);
     }
 
     pub fn is_open(&self) -> bool {
@@ -218,6 +233,9 @@ pub fn rows_of(item: &Item) -> Result<Rows, LedgerError> {
                     last_error: get_s(row, "last_error").map(str::to_string),
                     external_ref: get_s(row, "external_ref").map(str::to_string),
                     created_ms: get_n(row, "created_ms").unwrap_or(0),
+                    claimed_ms: get_n(row, "claimed_ms"),
+                    doubt_from_ms: get_n(row, "doubt_from_ms"),
+                    doubt_to_ms: get_n(row, "doubt_to_ms"),
                 },
             ))
         })
@@ -248,6 +266,15 @@ pub fn rows_value(rows: &Rows) -> AttributeValue {
                 }
                 if let Some(reference) = &row.external_ref {
                     map.insert("external_ref".into(), s(reference.clone()));
+                }
+                for (name, value) in [
+                    ("claimed_ms", row.claimed_ms),
+                    ("doubt_from_ms", row.doubt_from_ms),
+                    ("doubt_to_ms", row.doubt_to_ms),
+                ] {
+                    if let Some(value) = value {
+                        map.insert(name.into(), n(value));
+                    }
                 }
                 (key.clone(), AttributeValue::M(map))
             })

@@ -1283,25 +1283,6 @@ impl Ledger for DynamoLedger {
         Ok(recorded)
     }
 
-    async fn set_episode_ref(
-        &self,
-        episode_id: &str,
-        key: &str,
-        value: &str,
-        now: OffsetDateTime,
-    ) -> Result<(), LedgerError> {
-        outbox::set_refs(self, episode_id, &[(key, value)], unix_ms(now)).await
-    }
-
-    async fn set_episode_refs(
-        &self,
-        episode_id: &str,
-        refs: &[(&str, &str)],
-        now: OffsetDateTime,
-    ) -> Result<(), LedgerError> {
-        outbox::set_refs(self, episode_id, refs, unix_ms(now)).await
-    }
-
     async fn check_writable(&self, now: OffsetDateTime) -> Result<(), LedgerError> {
         self.client
             .put_item()

@@ -14,7 +14,9 @@ use super::change::Change;
 use super::item::*;
 use super::{Current, DynamoLedger, Refill, Written, CONFLICT_RETRIES};
 use crate::alert::WebhookAlert;
-use crate::ledger::{from_unix_ms, ClaimedDelivery, DeliveryResult, DeliveryState, LedgerError};
+use crate::ledger::{
+    from_unix_ms, ClaimedDelivery, DeliveryResult, DeliveryState, DoubtWindow, LedgerError,
+};
 
 pub(super) async fn claim(
     ledger: &DynamoLedger,
@@ -103,6 +105,13 @@ async fn claim_episode(
         let expires = now_ms + lease.as_millis() as i64;
         for key in &due {
             let row = rows.get_mut(key).expect("a head is a row");
+            if row.state == DeliveryState::Sending {
+                // Its attempt was lost (stopped process, expired lease): whatever it sent is
+                // in doubt, from its claim to its lease's end.
+                let from = row.claimed_ms.unwrap_or(row.created_ms);
+                row.widen_doubt(from, row.lease_expires_ms.unwrap_or(now_ms));
+            }
+            row.claimed_ms = Some(now_ms);
             row.state = DeliveryState::Sending;
             row.attempts += 1;
             row.lease_owner = Some(owner.to_string());
@@ -148,6 +157,7 @@ fn to_claimed(
         destination: row.destination.clone(),
         kind: row.kind,
         attempt: row.attempts.max(1),
+        in_doubt: DoubtWindow::from_ms(row.doubt_from_ms, row.doubt_to_ms),
         created_at: from_unix_ms(row.created_ms),
         episode: summary(episode)?,
         alert,
@@ -201,9 +211,21 @@ pub(super) async fn record(
         row.lease_expires_ms = None;
         let finished = match &result {
             DeliveryResult::Retry { error, not_before } => {
+                // It may have sent something before failing (a timeout after the request
+                // left): in doubt from its claim until now.
+                let from = row.claimed_ms.unwrap_or(row.created_ms);
+                row.widen_doubt(from, now_ms);
                 row.state = DeliveryState::Pending;
                 row.last_error = Some(error.clone());
                 row.next_attempt_ms = crate::ledger::unix_ms(*not_before);
+                false
+            }
+            DeliveryResult::Released { reason } => {
+                // No attempt was made: not counted, nothing in doubt.
+                row.attempts = row.attempts.saturating_sub(1);
+                row.state = DeliveryState::Pending;
+                row.last_error = Some(reason.clone());
+                row.next_attempt_ms = now_ms;
                 false
             }
             DeliveryResult::Delivered { external_ref } => {

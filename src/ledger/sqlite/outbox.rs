@@ -9,7 +9,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use super::{corrupt, summary_from_row, unavailable, SUMMARY_COLUMNS};
 use crate::alert::WebhookAlert;
 use crate::ledger::{
-    from_unix_ms, ClaimedDelivery, DeliveryKind, DeliveryResult, DeliveryState, LedgerError,
+    from_unix_ms, ClaimedDelivery, DeliveryKind, DeliveryResult, DeliveryState, DoubtWindow,
+    LedgerError,
 };
 
 /// Claims up to `limit` due rows; see `Ledger::claim_deliveries`.
@@ -41,9 +42,19 @@ pub(super) fn claim(
     let lease_expires = now_ms + lease.as_millis() as i64;
     let mut claimed = Vec::with_capacity(ids.len());
     for id in ids {
+        // A row still `sending` lost its attempt (stopped process, expired lease): whatever
+        // that attempt sent is in doubt, from its claim to its lease's end.
         tx.execute(
-            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, lease_owner = ?2,
-                 lease_expires_ms = ?3, updated_ms = ?4 WHERE id = ?1",
+            "UPDATE deliveries SET
+                 doubt_from_ms = CASE WHEN state = 'sending'
+                     THEN MIN(COALESCE(doubt_from_ms, claimed_ms, created_ms),
+                              COALESCE(claimed_ms, created_ms))
+                     ELSE doubt_from_ms END,
+                 doubt_to_ms = CASE WHEN state = 'sending'
+                     THEN MAX(COALESCE(doubt_to_ms, lease_expires_ms), lease_expires_ms)
+                     ELSE doubt_to_ms END,
+                 state = 'sending', attempts = attempts + 1, lease_owner = ?2,
+                 lease_expires_ms = ?3, claimed_ms = ?4, updated_ms = ?4 WHERE id = ?1",
             params![id, owner, lease_expires, now_ms],
         )
         .map_err(unavailable)?;
@@ -53,11 +64,23 @@ pub(super) fn claim(
 }
 
 fn load(tx: &Transaction<'_>, id: i64) -> Result<ClaimedDelivery, LedgerError> {
-    let (episode_id, destination, kind, attempts, created_ms): (String, String, String, u32, i64) =
+    type DeliveryColumns = (String, String, String, u32, i64, Option<i64>, Option<i64>);
+    let (episode_id, destination, kind, attempts, created_ms, doubt_from, doubt_to): DeliveryColumns =
         tx.query_row(
-            "SELECT episode_id, destination, kind, attempts, created_ms FROM deliveries WHERE id = ?1",
+            "SELECT episode_id, destination, kind, attempts, created_ms, doubt_from_ms, doubt_to_ms
+             FROM deliveries WHERE id = ?1",
             params![id],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                    row.get(6)?,
+                ))
+            },
         )
         .map_err(unavailable)?;
     let sql =
@@ -87,6 +110,7 @@ fn load(tx: &Transaction<'_>, id: i64) -> Result<ClaimedDelivery, LedgerError> {
         kind: DeliveryKind::parse(&kind).ok_or_else(|| corrupt("delivery kind", &kind))?,
         destination,
         attempt: attempts,
+        in_doubt: DoubtWindow::from_ms(doubt_from, doubt_to),
         created_at: from_unix_ms(created_ms),
         episode: raw.into_summary()?,
         alert,
@@ -104,6 +128,14 @@ pub(super) fn record(
     result: &DeliveryResult,
     now_ms: i64,
 ) -> Result<bool, LedgerError> {
+    // A failed attempt may have sent something (a timeout after the request left): it widens
+    // the row's window of doubt to cover its lease so far. A released row made no attempt: its
+    // claim is not counted.
+    let (widen_doubt, uncount) = match result {
+        DeliveryResult::Retry { .. } => (true, false),
+        DeliveryResult::Released { .. } => (false, true),
+        _ => (false, false),
+    };
     let (state, error, external_ref, next_ms) = match result {
         DeliveryResult::Delivered { external_ref } => (
             DeliveryState::Delivered,
@@ -120,6 +152,9 @@ pub(super) fn record(
             None,
             crate::ledger::unix_ms(*not_before),
         ),
+        DeliveryResult::Released { reason } => {
+            (DeliveryState::Pending, Some(reason.as_str()), None, now_ms)
+        }
         DeliveryResult::Failed { error } => {
             (DeliveryState::Failed, Some(error.as_str()), None, now_ms)
         }
@@ -128,6 +163,13 @@ pub(super) fn record(
         .execute(
             "UPDATE deliveries SET state = ?3, last_error = COALESCE(?4, last_error),
                  external_ref = COALESCE(?5, external_ref), next_attempt_ms = ?6,
+                 doubt_from_ms = CASE WHEN ?8
+                     THEN MIN(COALESCE(doubt_from_ms, claimed_ms, created_ms),
+                              COALESCE(claimed_ms, created_ms))
+                     ELSE doubt_from_ms END,
+                 doubt_to_ms = CASE WHEN ?8 THEN MAX(COALESCE(doubt_to_ms, ?7), ?7)
+                     ELSE doubt_to_ms END,
+                 attempts = CASE WHEN ?9 THEN MAX(attempts - 1, 0) ELSE attempts END,
                  lease_owner = NULL, lease_expires_ms = NULL, updated_ms = ?7
              WHERE id = ?1 AND state = 'sending' AND lease_owner = ?2",
             params![
@@ -137,7 +179,9 @@ pub(super) fn record(
                 error,
                 external_ref,
                 next_ms,
-                now_ms
+                now_ms,
+                widen_doubt,
+                uncount
             ],
         )
         .map_err(unavailable)?;

@@ -140,23 +140,26 @@ impl SlackApi {
         self.post("chat.update", &body).await.map(|_| ())
     }
 
-    /// Looks for the episode's message among the channel's messages since `oldest` (Unix
-    /// seconds), by the marker in its metadata, page by page (a busy channel has more than one
-    /// page since then). Needs the `channels:history` scope. Gives up with an error after
-    /// `HISTORY_MAX_PAGES` pages, so that a flooded channel costs a bounded number of calls.
+    /// Looks for the episode's message among the channel's messages posted between `oldest`
+    /// and `latest` (Unix seconds), by the marker in its metadata, page by page (a busy channel
+    /// has more than one page in that window). Needs the `channels:history` scope. Gives up with
+    /// an error after `HISTORY_MAX_PAGES` pages, so that a flooded channel costs a bounded
+    /// number of calls.
     pub async fn find_episode_message(
         &self,
         channel: &str,
         episode_id: &str,
-        oldest: i64,
+        (oldest, latest): (i64, i64),
     ) -> Result<Option<MessageRef>, DeliveryError> {
-        let oldest = oldest.to_string();
+        let (oldest, latest) = (oldest.to_string(), latest.to_string());
         let limit = HISTORY_PAGE_SIZE.to_string();
         let mut cursor = String::new();
         for _ in 0..HISTORY_MAX_PAGES {
             let mut query = vec![
                 ("channel", channel),
                 ("oldest", oldest.as_str()),
+                ("latest", latest.as_str()),
+                ("inclusive", "true"),
                 ("include_all_metadata", "true"),
                 ("limit", limit.as_str()),
             ];
@@ -192,8 +195,8 @@ impl SlackApi {
             cursor = next.to_string();
         }
         Err(DeliveryError::transient(format!(
-            "the channel has more than {} messages since the episode's first attempt; \
-             stopped looking for its message in conversations.history",
+            "the channel has more than {} messages in the time an earlier attempt may have \
+             posted; stopped looking for its message in conversations.history",
             HISTORY_MAX_PAGES * HISTORY_PAGE_SIZE
         )))
     }

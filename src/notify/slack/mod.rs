@@ -5,13 +5,18 @@
 //! resolution get thread replies under it. The message's channel ID and `ts` are stored per
 //! episode in the ledger (`slack.channel`, `slack.ts`) with the outcome of the post.
 //!
-//! Crash safety: a process can die after Slack accepted the post and before the `ts` is stored.
-//! The row then comes back with attempt > 1, and before posting again the bot looks for its own
-//! message in the channel (`conversations.history`, by the episode marker in the message
-//! metadata). The channel and `ts` are stored with the row's outcome, in the same ledger write
-//! (`DeliveryContext::keep_ref`), so the same lookup covers a crash before that write. If the
-//! lookup itself fails (for example the token lacks `channels:history`), the bot posts anyway:
-//! at least once beats never, and the reason is logged.
+//! Crash safety: a process can die after Slack accepted the post and before the `ts` is stored,
+//! a lease can run out under a slow ledger, a post can time out after Slack took it. The row
+//! then comes back with a window of doubt (`ClaimedDelivery::in_doubt`: from the first such
+//! attempt's claim to the end of the last one), and before posting again the bot looks for its
+//! own message among the channel's messages in that window, give or take a minute
+//! (`conversations.history` with `oldest` and `latest`, by the episode marker in the message
+//! metadata). The window keeps the lookup to the few messages posted around the lost attempt,
+//! however long the row then waited behind a backlog. The channel and `ts` are stored with the
+//! row's outcome, in the same ledger write (`DeliveryContext::keep_ref`), so the same lookup
+//! covers a crash before that write. If the lookup itself fails (for example the token lacks
+//! `channels:history`), the bot posts anyway: at least once beats never, and the reason is
+//! logged.
 //!
 //! Webhook mode (`SlackWebhook`): one post per finished triage, no edits and no threads (an
 //! incoming webhook returns no `ts`).
@@ -30,6 +35,9 @@ use super::{
 use crate::config::{Secret, SlackConfig};
 use crate::ledger::{ClaimedDelivery, DeliveryKind, DESTINATION_SLACK, DESTINATION_SLACK_WEBHOOK};
 use crate::report::render::slack as render;
+
+/// How far Slack's clock (which stamps a message's `ts`) may be from ours, in seconds.
+const CLOCK_MARGIN_SECS: i64 = 60;
 
 /// Ledger reference keys for the episode's message.
 pub const REF_CHANNEL: &str = "slack.channel";
@@ -67,11 +75,15 @@ impl SlackBot {
             .channel_for(&delivery.alert.labels)
             .ok_or_else(|| DeliveryError::permanent("no Slack channel configured (slack.channel)"))?
             .to_string();
-        if delivery.attempt > 1 {
-            let oldest = (delivery.created_at.unix_timestamp() - 60).max(0);
+        if let Some(doubt) = delivery.in_doubt {
+            // Slack stamps `ts` with its own clock: a minute's margin either side.
+            let window = (
+                (doubt.from.unix_timestamp() - CLOCK_MARGIN_SECS).max(0),
+                doubt.to.unix_timestamp() + CLOCK_MARGIN_SECS,
+            );
             match self
                 .api
-                .find_episode_message(&channel, &delivery.episode.id, oldest)
+                .find_episode_message(&channel, &delivery.episode.id, window)
                 .await
             {
                 Ok(Some(found)) => {

@@ -2,10 +2,11 @@
 //! hands each to its destination for one attempt, and records the outcome, applying the shared
 //! retry stage to failures. Rows were written in the same transaction as the state change that
 //! caused them, so nothing is lost across restarts; rows in flight at a crash come back at start
-//! with their attempt counted, which tells the destination to check before sending again.
+//! with what their attempt may have sent in doubt, which tells the destination to check before
+//! sending again.
 //!
 //! A row's lease runs from the claim's start. When the claim itself took most of the lease (a
-//! busy ledger: claiming a batch row by row through a slow DynamoDB table), another replica may
+//! busy ledger: claiming row by row through a slow DynamoDB table), another replica may
 //! take the row over while this attempt is still under way, and, having found no message yet,
 //! post it a second time. So an attempt starts only while at least half the lease is left (the
 //! configuration keeps a lease of at least four HTTP timeouts); otherwise the row is handed back

@@ -489,6 +489,51 @@ async fn killed_after_the_post_then_a_flood_looks_only_around_the_lost_attempt()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn killed_after_a_thread_reply_then_restarted_replies_once() {
+    // The resolution's reply is posted, then the process dies before recording it. The row
+    // comes back in doubt; the restarted service finds the reply in the thread by the row's
+    // marker (`conversations.replies`) and does not post it again.
+    let dir = tempfile::tempdir().unwrap();
+    let slack = FakeSlack::start().await;
+    let mut env = slack_env(&slack);
+    env.push(("CABAL_TRIAGE_TEST_FAILPOINT", "slack-after-reply".into()));
+    let mut service = Service::start(dir.path(), &env);
+    let id = first_episode(&service, "firing").await;
+    service.settled(&id, 2).await;
+    service
+        .post_alert(&payload("resolved", &[("test_sleep_ms", "200")], &[]))
+        .await;
+    wait_for("the failpoint", || {
+        service
+            .log_text()
+            .contains("failpoint slack-after-reply reached")
+    })
+    .await;
+    service.kill();
+    assert_eq!(slack.replies().len(), 1);
+
+    let service = Service::start(dir.path(), &slack_env(&slack));
+    let rows = service.settled(&id, 3).await;
+    assert_eq!(
+        rows,
+        owned(&[
+            ("slack", "started", "delivered"),
+            ("slack", "verdict", "delivered"),
+            ("slack", "resolved", "delivered")
+        ])
+    );
+    let replies = slack.replies();
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert_eq!(replies[0].metadata["event_type"], "cabal_triage_reply");
+    assert_eq!(replies[0].metadata["event_payload"]["episode"], id.as_str());
+    let parent = slack.parents()[0].ts.clone();
+    let lookups = slack.requests("conversations.replies");
+    assert_eq!(lookups.len(), 1, "{lookups:?}");
+    assert_eq!(lookups[0].body["ts"], parent.as_str());
+    assert!(slack.requests("conversations.history").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_claim_that_took_most_of_the_lease_hands_the_row_back_unsent() {
     // The first claim returns with a quarter of its 4 s lease left (failpoint: a slow ledger).
     // Another replica could take the row over mid-attempt and post again, so nothing is sent

@@ -373,6 +373,17 @@ impl Cluster {
         counts
     }
 
+    /// Thread replies per outbox row (the row's marker in the reply's metadata).
+    fn slack_replies_per_row(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for reply in self.slack.replies() {
+            let payload = &reply.metadata["event_payload"];
+            let row = format!("{}/{}", payload["episode"], payload["row"]);
+            *counts.entry(row).or_default() += 1;
+        }
+        counts
+    }
+
     /// Verdicts shown per episode: Slack `chat.update`s that carry a report, by episode.
     fn pagerduty_notes(&self, storm: &Storm) -> HashMap<String, usize> {
         let mut counts = HashMap::new();
@@ -410,6 +421,12 @@ impl Cluster {
         assert!(twice.is_empty(), "Slack messages posted twice: {twice:?}");
         let twice: Vec<_> = notes.iter().filter(|(_, n)| **n > 1).collect();
         assert!(twice.is_empty(), "PagerDuty notes added twice: {twice:?}");
+        let replies = self.slack_replies_per_row();
+        let twice: Vec<_> = replies.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(
+            twice.is_empty(),
+            "Slack thread replies posted twice: {twice:?}"
+        );
         assert_eq!(notes.len(), ids.len(), "one note per episode, none unknown");
     }
 

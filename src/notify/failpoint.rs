@@ -13,6 +13,9 @@ pub const ENV: &str = "CABAL_TRIAGE_TEST_FAILPOINT";
 /// After `chat.postMessage` returned, before the message's `ts` is stored.
 pub const SLACK_AFTER_POST: &str = "slack-after-post";
 
+/// After a thread reply's `chat.postMessage` returned, before the outcome is recorded.
+pub const SLACK_AFTER_REPLY: &str = "slack-after-reply";
+
 /// After the outbox's claim returned (delay failpoint): the claim took most of the lease, as
 /// it can on a busy DynamoDB table.
 pub const OUTBOX_SLOW_CLAIM: &str = "outbox-slow-claim";

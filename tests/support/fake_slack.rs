@@ -298,13 +298,24 @@ async fn handle_get(
     {
         return response;
     }
-    if method != "conversations.history" {
-        return Json(json!({"ok": false, "error": "unknown_method"})).into_response();
-    }
     let channel = query.get("channel").cloned().unwrap_or_default();
-    // Pages as Slack's do: newest first, `limit` per page (100 by default, at most 999), an
-    // opaque cursor for the next page, only messages between `oldest` and `latest` (exclusive
-    // unless `inclusive=true`).
+    // `conversations.history`: the channel's top-level messages, newest first.
+    // `conversations.replies`: a thread (the parent, then its replies), oldest first.
+    let (thread, newest_first) = match method.as_str() {
+        "conversations.history" => (None, true),
+        "conversations.replies" => match query.get("ts") {
+            Some(ts) => (Some(ts.clone()), false),
+            None => return Json(json!({"ok": false, "error": "thread_not_found"})).into_response(),
+        },
+        _ => return Json(json!({"ok": false, "error": "unknown_method"})).into_response(),
+    };
+    let listed = |m: &Message| match &thread {
+        None => m.thread_ts.is_none(),
+        Some(ts) => m.thread_ts.as_ref() == Some(ts) || (m.thread_ts.is_none() && &m.ts == ts),
+    };
+    // Pages as Slack's do: `limit` per page (100 by default, at most 999), an opaque cursor
+    // for the next page, only messages between `oldest` and `latest` (exclusive unless
+    // `inclusive=true`).
     let limit = query
         .get("limit")
         .and_then(|l| l.parse::<usize>().ok())
@@ -334,13 +345,15 @@ async fn handle_get(
         after && before
     };
     let state = state.lock().unwrap();
-    let in_channel: Vec<&Message> = state
+    let mut in_channel: Vec<&Message> = state
         .messages
         .iter()
-        .rev()
-        .filter(|m| m.channel == channel && m.thread_ts.is_none())
+        .filter(|m| m.channel == channel && listed(m))
         .filter(|m| ts_micros(&m.ts).is_some_and(in_window))
         .collect();
+    if newest_first {
+        in_channel.reverse();
+    }
     let has_more = in_channel.len() > skip + limit;
     let messages: Vec<Value> = in_channel
         .into_iter()

@@ -18,6 +18,45 @@ const HISTORY_MAX_PAGES: usize = 10;
 
 /// The `metadata.event_type` that marks the bot's episode messages.
 pub const EVENT_TYPE: &str = "cabal_triage_episode";
+/// The `metadata.event_type` that marks the bot's thread replies (one per outbox row).
+pub const REPLY_EVENT_TYPE: &str = "cabal_triage_reply";
+
+/// What a message's metadata says it is, so that a later attempt can find it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker<'a> {
+    /// The episode's message.
+    Episode(&'a str),
+    /// A thread reply sent for one outbox row (its delivery id).
+    Reply { episode: &'a str, row: i64 },
+}
+
+impl Marker<'_> {
+    fn metadata(self) -> Value {
+        match self {
+            Marker::Episode(episode) => {
+                json!({"event_type": EVENT_TYPE, "event_payload": {"episode": episode}})
+            }
+            Marker::Reply { episode, row } => json!({
+                "event_type": REPLY_EVENT_TYPE,
+                "event_payload": {"episode": episode, "row": row.to_string()},
+            }),
+        }
+    }
+
+    /// Whether a message from `conversations.history` / `.replies` carries this marker.
+    fn is_on(self, message: &Value) -> bool {
+        let metadata = &message["metadata"];
+        let expected = self.metadata();
+        metadata["event_type"] == expected["event_type"]
+            && expected["event_payload"]
+                .as_object()
+                .is_some_and(|payload| {
+                    payload
+                        .iter()
+                        .all(|(key, value)| &metadata["event_payload"][key] == value)
+                })
+    }
+}
 
 pub struct SlackApi {
     http: reqwest::Client,
@@ -89,14 +128,14 @@ impl SlackApi {
         self.read(method, response).await
     }
 
-    /// Posts a message (into a thread with `thread_ts`); the episode marker goes into the
-    /// message metadata so that `find_episode_message` can find it again.
+    /// Posts a message (into a thread with `thread_ts`); the marker goes into the message
+    /// metadata so that `find_episode_message` / `find_reply` can find it again.
     pub async fn post_message(
         &self,
         channel: &str,
         message: &SlackMessage,
         thread_ts: Option<&str>,
-        episode_id: Option<&str>,
+        marker: Option<Marker<'_>>,
     ) -> Result<MessageRef, DeliveryError> {
         let mut body = json!({
             "channel": channel,
@@ -108,9 +147,8 @@ impl SlackApi {
         if let Some(ts) = thread_ts {
             body["thread_ts"] = json!(ts);
         }
-        if let Some(episode) = episode_id {
-            body["metadata"] =
-                json!({"event_type": EVENT_TYPE, "event_payload": {"episode": episode}});
+        if let Some(marker) = marker {
+            body["metadata"] = marker.metadata();
         }
         let answer = self.post("chat.postMessage", &body).await?;
         match (answer["channel"].as_str(), answer["ts"].as_str()) {
@@ -141,50 +179,94 @@ impl SlackApi {
     }
 
     /// Looks for the episode's message among the channel's messages posted between `oldest`
-    /// and `latest` (Unix seconds), by the marker in its metadata, page by page (a busy channel
-    /// has more than one page in that window). Needs the `channels:history` scope. Gives up with
-    /// an error after `HISTORY_MAX_PAGES` pages, so that a flooded channel costs a bounded
-    /// number of calls.
+    /// and `latest` (Unix seconds), by the marker in its metadata (`conversations.history`;
+    /// needs the `channels:history` scope).
     pub async fn find_episode_message(
         &self,
         channel: &str,
         episode_id: &str,
-        (oldest, latest): (i64, i64),
+        window: (i64, i64),
     ) -> Result<Option<MessageRef>, DeliveryError> {
+        let found = self
+            .find_marked(
+                "conversations.history",
+                &[("channel", channel)],
+                Marker::Episode(episode_id),
+                window,
+            )
+            .await?;
+        Ok(found.map(|ts| MessageRef {
+            channel: channel.to_string(),
+            ts,
+        }))
+    }
+
+    /// Looks for the reply an earlier attempt at outbox row `row` posted under `parent`
+    /// between `oldest` and `latest` (`conversations.replies`; the same scope).
+    pub async fn find_reply(
+        &self,
+        parent: &MessageRef,
+        episode_id: &str,
+        row: i64,
+        window: (i64, i64),
+    ) -> Result<Option<MessageRef>, DeliveryError> {
+        let found = self
+            .find_marked(
+                "conversations.replies",
+                &[("channel", &parent.channel), ("ts", &parent.ts)],
+                Marker::Reply {
+                    episode: episode_id,
+                    row,
+                },
+                window,
+            )
+            .await?;
+        Ok(found.map(|ts| MessageRef {
+            channel: parent.channel.clone(),
+            ts,
+        }))
+    }
+
+    /// The `ts` of the message carrying `marker` among those `method` lists between `oldest`
+    /// and `latest` (Unix seconds), page by page (a busy channel has more than one page in that
+    /// window). Gives up with an error after `HISTORY_MAX_PAGES` pages, so that a flooded
+    /// channel costs a bounded number of calls.
+    async fn find_marked(
+        &self,
+        method: &str,
+        scope: &[(&str, &str)],
+        marker: Marker<'_>,
+        (oldest, latest): (i64, i64),
+    ) -> Result<Option<String>, DeliveryError> {
         let (oldest, latest) = (oldest.to_string(), latest.to_string());
         let limit = HISTORY_PAGE_SIZE.to_string();
         let mut cursor = String::new();
         for _ in 0..HISTORY_MAX_PAGES {
-            let mut query = vec![
-                ("channel", channel),
+            let mut query = scope.to_vec();
+            query.extend([
                 ("oldest", oldest.as_str()),
                 ("latest", latest.as_str()),
                 ("inclusive", "true"),
                 ("include_all_metadata", "true"),
                 ("limit", limit.as_str()),
-            ];
+            ]);
             if !cursor.is_empty() {
                 query.push(("cursor", cursor.as_str()));
             }
             let response = self
                 .http
-                .get(format!("{}/conversations.history", self.base_url))
+                .get(format!("{}/{method}", self.base_url))
                 .bearer_auth(self.token.expose())
                 .query(&query)
                 .send()
                 .await;
-            let answer = self.read("conversations.history", response).await?;
-            let found = answer["messages"].as_array().and_then(|messages| {
-                messages.iter().find(|m| {
-                    m["metadata"]["event_type"] == EVENT_TYPE
-                        && m["metadata"]["event_payload"]["episode"] == episode_id
-                })
-            });
-            if let Some(ts) = found.and_then(|m| m["ts"].as_str()) {
-                return Ok(Some(MessageRef {
-                    channel: channel.to_string(),
-                    ts: ts.to_string(),
-                }));
+            let answer = self.read(method, response).await?;
+            let found = answer["messages"]
+                .as_array()
+                .and_then(|messages| messages.iter().find(|m| marker.is_on(m)))
+                .and_then(|m| m["ts"].as_str());
+            if let Some(ts) = found {
+                return Ok(Some(ts.to_string()));
             }
             let next = answer["response_metadata"]["next_cursor"]
                 .as_str()
@@ -195,8 +277,8 @@ impl SlackApi {
             cursor = next.to_string();
         }
         Err(DeliveryError::transient(format!(
-            "the channel has more than {} messages in the time an earlier attempt may have \
-             posted; stopped looking for its message in conversations.history",
+            "more than {} messages in the time an earlier attempt may have posted; stopped \
+             looking for its message in {method}",
             HISTORY_MAX_PAGES * HISTORY_PAGE_SIZE
         )))
     }

@@ -14,7 +14,9 @@
 //! metadata). The window keeps the lookup to the few messages posted around the lost attempt,
 //! however long the row then waited behind a backlog. The channel and `ts` are stored with the
 //! row's outcome, in the same ledger write (`DeliveryContext::keep_ref`), so the same lookup
-//! covers a crash before that write. If the lookup itself fails (for example the token lacks
+//! covers a crash before that write. Thread replies (repeats, the resolution) carry their
+//! outbox row's marker, and a row in doubt looks for its reply the same way
+//! (`conversations.replies`). If a lookup itself fails (for example the token lacks
 //! `channels:history`), the bot posts anyway: at least once beats never, and the reason is
 //! logged.
 //!
@@ -26,14 +28,16 @@ mod errors;
 
 use async_trait::async_trait;
 
-pub use api::{MessageRef, SlackApi, EVENT_TYPE};
+pub use api::{Marker, MessageRef, SlackApi, EVENT_TYPE, REPLY_EVENT_TYPE};
 
 use super::http::{body_excerpt, transient_status, transport_error};
 use super::{
     failpoint, stored_report, with_annotation, DeliveryContext, DeliveryError, Destination, Sent,
 };
 use crate::config::{Secret, SlackConfig};
-use crate::ledger::{ClaimedDelivery, DeliveryKind, DESTINATION_SLACK, DESTINATION_SLACK_WEBHOOK};
+use crate::ledger::{
+    ClaimedDelivery, DeliveryKind, DoubtWindow, DESTINATION_SLACK, DESTINATION_SLACK_WEBHOOK,
+};
 use crate::report::render::slack as render;
 
 /// How far Slack's clock (which stamps a message's `ts`) may be from ours, in seconds.
@@ -76,14 +80,9 @@ impl SlackBot {
             .ok_or_else(|| DeliveryError::permanent("no Slack channel configured (slack.channel)"))?
             .to_string();
         if let Some(doubt) = delivery.in_doubt {
-            // Slack stamps `ts` with its own clock: a minute's margin either side.
-            let window = (
-                (doubt.from.unix_timestamp() - CLOCK_MARGIN_SECS).max(0),
-                doubt.to.unix_timestamp() + CLOCK_MARGIN_SECS,
-            );
             match self
                 .api
-                .find_episode_message(&channel, &delivery.episode.id, window)
+                .find_episode_message(&channel, &delivery.episode.id, lookup_window(doubt))
                 .await
             {
                 Ok(Some(found)) => {
@@ -103,7 +102,12 @@ impl SlackBot {
         }
         let posted = self
             .api
-            .post_message(&channel, message, None, Some(&delivery.episode.id))
+            .post_message(
+                &channel,
+                message,
+                None,
+                Some(Marker::Episode(&delivery.episode.id)),
+            )
             .await?;
         failpoint::hit(failpoint::SLACK_AFTER_POST).await;
         store_parent(context, &posted);
@@ -112,6 +116,58 @@ impl SlackBot {
             posted.channel, posted.ts
         ))))
     }
+
+    /// Posts `reply` under the episode's message, unless an earlier attempt at this row already
+    /// did (looked for, by the row's marker, only when the row has a window of doubt).
+    async fn reply_once(
+        &self,
+        delivery: &ClaimedDelivery,
+        parent: &MessageRef,
+        reply: &render::SlackMessage,
+    ) -> Result<Sent, DeliveryError> {
+        let episode = delivery.episode.id.as_str();
+        if let Some(doubt) = delivery.in_doubt {
+            match self
+                .api
+                .find_reply(parent, episode, delivery.id, lookup_window(doubt))
+                .await
+            {
+                Ok(Some(found)) => {
+                    tracing::info!(%episode, ts = %found.ts, "found the reply an interrupted attempt posted; not posting again");
+                    return Ok(Sent::Delivered(Some(format!(
+                        "{}/{}",
+                        found.channel, found.ts
+                    ))));
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%episode, %error, "cannot look for an earlier reply (needs channels:history); posting, which may duplicate it")
+                }
+            }
+        }
+        let marker = Marker::Reply {
+            episode,
+            row: delivery.id,
+        };
+        let posted = self
+            .api
+            .post_message(&parent.channel, reply, Some(&parent.ts), Some(marker))
+            .await?;
+        failpoint::hit(failpoint::SLACK_AFTER_REPLY).await;
+        Ok(Sent::Delivered(Some(format!(
+            "{}/{}",
+            posted.channel, posted.ts
+        ))))
+    }
+}
+
+/// Where to look for what an earlier attempt may have posted: its window of doubt, with a
+/// minute's margin either side (Slack stamps `ts` with its own clock).
+fn lookup_window(doubt: DoubtWindow) -> (i64, i64) {
+    (
+        (doubt.from.unix_timestamp() - CLOCK_MARGIN_SECS).max(0),
+        doubt.to.unix_timestamp() + CLOCK_MARGIN_SECS,
+    )
 }
 
 /// The message's channel and `ts` go into the ledger with the row's outcome, in one write.
@@ -155,14 +211,7 @@ impl Destination for SlackBot {
             (DeliveryKind::Repeat, Some(parent)) => {
                 let reply =
                     with_annotation(delivery, report.as_ref(), settings, render::repeat_reply);
-                let posted = self
-                    .api
-                    .post_message(&parent.channel, &reply, Some(&parent.ts), None)
-                    .await?;
-                Ok(Sent::Delivered(Some(format!(
-                    "{}/{}",
-                    posted.channel, posted.ts
-                ))))
+                self.reply_once(delivery, &parent, &reply).await
             }
             (DeliveryKind::Resolved, Some(parent)) => {
                 // Edit first (idempotent), then the reply: a retry after a failed reply edits
@@ -170,14 +219,7 @@ impl Destination for SlackBot {
                 self.api.update(&parent, &message).await?;
                 let reply =
                     with_annotation(delivery, report.as_ref(), settings, render::resolved_reply);
-                let posted = self
-                    .api
-                    .post_message(&parent.channel, &reply, Some(&parent.ts), None)
-                    .await?;
-                Ok(Sent::Delivered(Some(format!(
-                    "{}/{}",
-                    posted.channel, posted.ts
-                ))))
+                self.reply_once(delivery, &parent, &reply).await
             }
         }
     }

@@ -266,7 +266,7 @@ impl Outbox {
         {
             Ok(true) => {}
             Ok(false) => {
-                tracing::warn!(episode = %delivery.episode.id, "delivery lease lost before its outcome was recorded; another attempt owns the row")
+                tracing::warn!(episode = %delivery.episode.id, destination = %delivery.destination, kind = delivery.kind.as_str(), attempt = delivery.attempt, "delivery lease lost before its outcome was recorded; another attempt owns the row")
             }
             Err(error) => {
                 tracing::error!(%error, episode = %delivery.episode.id, "cannot record the delivery outcome; the row is retried when its lease expires")

@@ -80,6 +80,35 @@ fn kinds(claimed: &[ClaimedDelivery]) -> Vec<(&str, DeliveryKind, u32)> {
         .collect()
 }
 
+/// Ingests one firing alert at `t` and leases its episode's job as worker "w" (completing any
+/// other job handed out first): the episode's `started` rows are then queued.
+async fn new_episode_with_its_job(
+    ledger: &dyn Ledger,
+    fingerprint: &str,
+    t: OffsetDateTime,
+) -> (String, LeasedJob) {
+    let id = ledger
+        .ingest(vec![incoming(fingerprint, t, AlertStatus::Firing, true)], t)
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    loop {
+        let job = ledger
+            .lease_next("w", LEASE, t)
+            .await
+            .unwrap()
+            .expect("job");
+        if job.episode_id == id {
+            return (id, job);
+        }
+        ledger
+            .complete_job(job.job_id, "w", "{}".into(), t)
+            .await
+            .unwrap();
+    }
+}
+
 async fn outbox_order_leases_and_refs(ledger: &dyn Ledger) {
     let t = T0 + Duration::from_secs(200);
     // A triage that used up its attempts earlier (bb01) told Slack so.
@@ -105,26 +134,7 @@ async fn outbox_order_leases_and_refs(ledger: &dyn Ledger) {
         .iter()
         .any(|d| d.kind == "triage_failed" && d.destination == "pagerduty"));
 
-    let id = ledger
-        .ingest(vec![incoming("ff01", t, AlertStatus::Firing, true)], t)
-        .await
-        .unwrap()[0]
-        .id
-        .clone();
-    let job = loop {
-        let job = ledger
-            .lease_next("w", LEASE, t)
-            .await
-            .unwrap()
-            .expect("job");
-        if job.episode_id == id {
-            break job;
-        }
-        ledger
-            .complete_job(job.job_id, "w", "{}".into(), t)
-            .await
-            .unwrap();
-    };
+    let (id, job) = new_episode_with_its_job(ledger, "ff01", t).await;
     assert!(ledger
         .complete_job(job.job_id, "w", r#"{"verdict":1}"#.into(), t)
         .await
@@ -554,26 +564,7 @@ async fn expired_lease_is_taken_over(ledger: &dyn Ledger) {
 /// longer the recorder's, since they name what exists.
 async fn outcomes_with_refs(ledger: &dyn Ledger) {
     let t = T0 + Duration::from_secs(300);
-    let id = ledger
-        .ingest(vec![incoming("cc01", t, AlertStatus::Firing, true)], t)
-        .await
-        .unwrap()[0]
-        .id
-        .clone();
-    let job = loop {
-        let job = ledger
-            .lease_next("w", LEASE, t)
-            .await
-            .unwrap()
-            .expect("job");
-        if job.episode_id == id {
-            break job;
-        }
-        ledger
-            .complete_job(job.job_id, "w", "{}".into(), t)
-            .await
-            .unwrap();
-    };
+    let (id, job) = new_episode_with_its_job(ledger, "cc01", t).await;
     let started = of_episode(
         ledger.claim_deliveries("d1", LEASE, t, 100).await.unwrap(),
         &id,
@@ -667,26 +658,7 @@ async fn outcomes_with_refs(ledger: &dyn Ledger) {
 async fn doubt_windows(ledger: &dyn Ledger) {
     let t = T0 + Duration::from_secs(2_000);
     let at = |secs: u64| t + Duration::from_secs(secs);
-    let id = ledger
-        .ingest(vec![incoming("dd01", t, AlertStatus::Firing, true)], t)
-        .await
-        .unwrap()[0]
-        .id
-        .clone();
-    loop {
-        let job = ledger
-            .lease_next("w", LEASE, t)
-            .await
-            .unwrap()
-            .expect("job");
-        if job.episode_id == id {
-            break;
-        }
-        ledger
-            .complete_job(job.job_id, "w", "{}".into(), t)
-            .await
-            .unwrap();
-    }
+    let (id, _job) = new_episode_with_its_job(ledger, "dd01", t).await;
     let id = id.as_str();
     let claim = |owner: &'static str, now: OffsetDateTime| async move {
         let claimed = ledger.claim_deliveries(owner, LEASE, now, 100).await;

@@ -7,8 +7,10 @@ tests/support/moto_serialized.py when MOTO_RECORD=PATH is set, e.g. during the s
     -E 'test(storm_two_replicas_every_episode_once)'
 ) against these servers, one after the other, in the same run:
   patched   tests/support/moto_serialized.py (all of the harness's changes)
-  werkzeug  the same with MOTO_DIRECT_DYNAMODB=0 (every request through werkzeug's WSGI path and
-            Flask, as before moto_json_front.py)
+  front     the same with MOTO_DIRECT_ATTRIBUTE_VALUES=0 (moto's serializer walks every
+            attribute value, as before moto_fast_paths.direct_attribute_values)
+  werkzeug  that and MOTO_DIRECT_DYNAMODB=0 (every request through werkzeug's WSGI path and
+            Flask, as before moto_json_front.py: the harness's server before both)
   logging   the same as patched with MOTO_ACCESS_LOG=1 (the access log line per request, to a file)
   before    MOTO_FAST_PATHS=0 and MOTO_DIRECT_DYNAMODB=0 (before moto_fast_paths.py)
   plain     `python -m moto.server` (moto unchanged)
@@ -21,7 +23,7 @@ CPU time per request (user + system from /proc) for each, and the ratios of patc
 other (of requests/s and of CPU per request).
 
 Usage: bench/moto-ledger-replay.py RECORDING [ITEMS] [THREADS] [SERVERS]
-  ITEMS default 10000, THREADS default 4, SERVERS default patched,werkzeug,logging,before,plain
+  ITEMS default 10000, THREADS default 4, SERVERS default patched,front,werkzeug,logging,before,plain
 """
 
 import http.client
@@ -67,6 +69,7 @@ def start(name: str):
         env["MOTO_FAST_PATHS"] = "0" if name == "before" else "1"
         env["MOTO_ACCESS_LOG"] = "1" if name == "logging" else "0"
         env["MOTO_DIRECT_DYNAMODB"] = "0" if name in ("werkzeug", "before") else "1"
+        env["MOTO_DIRECT_ATTRIBUTE_VALUES"] = "0" if name in ("front", "werkzeug") else "1"
     # stderr to a file as the tests keep it (tests/support/moto.rs), not to /dev/null.
     log = tempfile.TemporaryFile()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, env=env)
@@ -199,9 +202,9 @@ def main() -> None:
     requests = [json.loads(line) for line in open(sys.argv[1], encoding="utf-8")]
     items = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000
     threads = int(sys.argv[3]) if len(sys.argv) > 3 else 4
-    servers = (sys.argv[4] if len(sys.argv) > 4 else "patched,werkzeug,logging,before,plain").split(",")
+    servers = (sys.argv[4] if len(sys.argv) > 4 else "patched,front,werkzeug,logging,before,plain").split(",")
     results = {name: measure(name, requests, items, threads) for name in servers}
-    for other in ("werkzeug", "before", "plain"):
+    for other in ("front", "werkzeug", "before", "plain"):
         if "patched" in results and other in results:
             (rate, cpu), (other_rate, other_cpu) = results["patched"], results[other]
             print(

@@ -11,6 +11,10 @@ the answers of GetItem, Query, Scan, BatchGetItem, PutItem and UpdateItem, and s
 answer with moto's JSON serializer twice, with and without the direct path, in this process.
 It compares the JSON text (or the error) of both.
 
+It also builds random items (attributes of every kind, some of 50 to 200 KB so that some items
+pass moto's 405,000-byte limit, some within a few bytes of it, some with values moto refuses) with moto's `Item.__init__` and
+with `items_sized_once_when_built`'s, and compares the stored attributes or the exception.
+
 Exits 0 when every answer was the same, 1 otherwise (printing the first differences).
 Usage: moto_attribute_value_equivalence.py [ANSWERS] [SEED]
 """
@@ -93,6 +97,58 @@ def serialized(operation_model, result):
         return f"error {type(error).__name__}: {error}"
 
 
+def built_items_differ(r, count):
+    """Items built by moto's `Item.__init__` and by the running-total one: the differences."""
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    moto_own = Item.__init__
+    moto_fast_paths.items_sized_once_when_built()
+    running_total = Item.__init__
+    if running_total is moto_own:
+        return [("the running-total Item.__init__ did not install", None, None)]
+    differences = []
+    for _ in range(count):
+        attributes = {}
+        for j in range(r.randint(0, 8)):
+            size = r.choice([1, 100, 50_000, 100_000, 135_000, 200_000])
+            kind = r.choice(["S", "M", "SS", "L", "N", "refused"])
+            if kind == "S":
+                value = {"S": "x" * size}
+            elif kind == "M":
+                value = {"M": {"a": {"S": "y" * size}, "b": {"N": "1"}}}
+            elif kind == "SS":
+                value = {"SS": ["z" * (size // 2), "w"]}
+            elif kind == "L":
+                value = {"L": [{"S": "q" * size}, {"BOOL": True}]}
+            elif kind == "N":
+                value = {"N": "12"}
+            else:
+                value = {"X": 1}
+            attributes[f"k{j}" + "é" * r.randint(0, 2)] = value
+        if r.random() < 0.3:
+            # Strings whose total size with their names is within a few bytes of the limit.
+            attributes = {f"e{j}" + "é" * r.randint(0, 2): None for j in range(r.randint(1, 5))}
+            left = 405_000 + r.randint(-12, 12) - sum(len(k.encode()) for k in attributes)
+            names = list(attributes)
+            for name in names[:-1]:
+                part = r.randint(0, left)
+                attributes[name] = {"S": "s" * part}
+                left -= part
+            attributes[names[-1]] = {"S": "s" * max(left, 0)}
+        outcomes = []
+        for implementation in (moto_own, running_total):
+            Item.__init__ = implementation
+            try:
+                item = Item(DynamoType({"S": "h"}), None, attributes)
+                outcomes.append(("stored", type(item.attrs).__name__, list(item.attrs.items())))
+            except Exception as error:
+                outcomes.append(("raised", type(error).__name__, str(error)))
+        if outcomes[0] != outcomes[1]:
+            differences.append(("Item", sorted(attributes), outcomes))
+    Item.__init__ = running_total
+    return differences
+
+
 def main() -> int:
     answers = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
     seed = int(sys.argv[2]) if len(sys.argv) > 2 else 1
@@ -116,12 +172,14 @@ def main() -> int:
             texts.append(serialized(model, result))
         if texts[0] != texts[1]:
             differences.append((operation, item, texts))
+    items = answers // 5
+    differences += built_items_differ(r, items)
     print(
-        f"moto_attribute_value_equivalence: seed {seed}: compared {answers} serialized answers; "
-        f"{len(differences)} differences"
+        f"moto_attribute_value_equivalence: seed {seed}: compared {answers} serialized answers "
+        f"and {items} built items; {len(differences)} differences"
     )
     for operation, item, (own, fast) in differences[:5]:
-        print(f"DIFFERENCE {operation} {item!r}\n  moto:   {own[:2000]}\n  direct: {fast[:2000]}")
+        print(f"DIFFERENCE {operation} {item!r}\n  moto:   {str(own)[:2000]}\n  fast:   {str(fast)[:2000]}")
     return 1 if differences else 0
 
 

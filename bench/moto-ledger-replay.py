@@ -7,8 +7,10 @@ tests/support/moto_serialized.py when MOTO_RECORD=PATH is set, e.g. during the s
     -E 'test(storm_two_replicas_every_episode_once)'
 ) against these servers, one after the other, in the same run:
   patched   tests/support/moto_serialized.py (all of the harness's changes)
-  front     the same with MOTO_DIRECT_ATTRIBUTE_VALUES=0 (moto's serializer walks every
-            attribute value, as before moto_fast_paths.direct_attribute_values)
+  front     the same with MOTO_DIRECT_ATTRIBUTE_VALUES=0 and MOTO_ITEM_SIZE_RUNNING_TOTAL=0
+            (moto's serializer walks every attribute value, and each new item re-sums its size
+            at each attribute, as before moto_fast_paths.direct_attribute_values and
+            items_sized_once_when_built)
   werkzeug  that and MOTO_DIRECT_DYNAMODB=0 (every request through werkzeug's WSGI path and
             Flask, as before moto_json_front.py: the harness's server before both)
   logging   the same as patched with MOTO_ACCESS_LOG=1 (the access log line per request, to a file)
@@ -70,6 +72,7 @@ def start(name: str):
         env["MOTO_ACCESS_LOG"] = "1" if name == "logging" else "0"
         env["MOTO_DIRECT_DYNAMODB"] = "0" if name in ("werkzeug", "before") else "1"
         env["MOTO_DIRECT_ATTRIBUTE_VALUES"] = "0" if name in ("front", "werkzeug") else "1"
+        env["MOTO_ITEM_SIZE_RUNNING_TOTAL"] = "0" if name in ("front", "werkzeug") else "1"
     # stderr to a file as the tests keep it (tests/support/moto.rs), not to /dev/null.
     log = tempfile.TemporaryFile()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, env=env)

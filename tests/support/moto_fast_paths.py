@@ -55,6 +55,7 @@ MOTO_RECORD, replayed by bench/moto-ledger-replay.py) showed where its time goes
   stores the attributes (the values stored before cannot change while the item is built: each
   is a new `DynamoType` made here), so it raises `ItemSizeTooLarge` at the same attribute
   with the same totals; attributes set later (UpdateItem) still go through moto's check.
+  MOTO_ITEM_SIZE_RUNNING_TOTAL=0 turns it off.
 - Its response serializer then walks every attribute value of every item through the
   `AttributeValue` shape: ten members looked up (most absent) and a serializer method dispatched
   by name for each, for every value and nested value; after the changes above and
@@ -112,7 +113,8 @@ def install() -> None:
     cached_processing_maps()
     cheaper_projections()
     item_sizes_kept_between_writes()
-    items_sized_once_when_built()
+    if os.environ.get("MOTO_ITEM_SIZE_RUNNING_TOTAL", "1") != "0":
+        items_sized_once_when_built()
     if os.environ.get("MOTO_DIRECT_ATTRIBUTE_VALUES", "1") != "0":
         direct_attribute_values()
 

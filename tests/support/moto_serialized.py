@@ -30,8 +30,9 @@ how many DynamoDB requests the ledger made per episode.
 
 Queries on a secondary index are answered from an index kept in key order instead of moto's sort
 of the whole table per query, with moto's answers unchanged (moto_indexed_query.py).
-moto_fast_paths.py removes other per-request work of moto's (its serializer's member lookups,
-whole-item copies in UpdateItem and index queries, item sizes recomputed between writes), also
+moto_fast_paths.py removes other per-request work of moto's (its serializer's member lookups and
+its walk of every attribute value, whole-item copies in UpdateItem and index queries, item sizes
+recomputed between writes and re-summed at each attribute of a new item), also
 with its answers unchanged; it is told each request's operation (`request_started`).
 moto_ledger_equivalence.py and moto_query_equivalence.py compare this server with moto's own.
 

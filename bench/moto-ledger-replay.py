@@ -7,18 +7,25 @@ tests/support/moto_serialized.py when MOTO_RECORD=PATH is set, e.g. during the s
     -E 'test(storm_two_replicas_every_episode_once)'
 ) against these servers, one after the other, in the same run:
   patched   tests/support/moto_serialized.py (all of the harness's changes)
-  logging   the same with MOTO_ACCESS_LOG=1 (werkzeug's access log line per request, to a file)
-  before    the same with MOTO_FAST_PATHS=0 (what the harness did before moto_fast_paths.py)
+  front     the same with MOTO_DIRECT_ATTRIBUTE_VALUES=0 and MOTO_ITEM_SIZE_RUNNING_TOTAL=0
+            (moto's serializer walks every attribute value, and each new item re-sums its size
+            at each attribute, as before moto_fast_paths.direct_attribute_values and
+            items_sized_once_when_built)
+  werkzeug  that and MOTO_DIRECT_DYNAMODB=0 (every request through werkzeug's WSGI path and
+            Flask, as before moto_json_front.py: the harness's server before both)
+  logging   the same as patched with MOTO_ACCESS_LOG=1 (the access log line per request, to a file)
+  before    MOTO_FAST_PATHS=0 and MOTO_DIRECT_DYNAMODB=0 (before moto_fast_paths.py)
   plain     `python -m moto.server` (moto unchanged)
 For each: creates the table by replaying the recording once (episode ids renamed), copies the
 resulting items under other episode ids with BatchWriteItem until the table holds ITEMS items
 (as at the end of a storm of ITEMS episodes), then replays the whole recording once more with
-fresh episode ids from THREADS client threads and times it. Prints requests/s and the server's
+fresh episode ids from THREADS client threads (each keeping its connection open, as the AWS
+SDKs do, where the server allows it) and times it. Prints requests/s and the server's
 CPU time per request (user + system from /proc) for each, and the ratios of patched to each
-other.
+other (of requests/s and of CPU per request).
 
 Usage: bench/moto-ledger-replay.py RECORDING [ITEMS] [THREADS] [SERVERS]
-  ITEMS default 10000, THREADS default 4, SERVERS default patched,logging,before,plain
+  ITEMS default 10000, THREADS default 4, SERVERS default patched,front,werkzeug,logging,before,plain
 """
 
 import http.client
@@ -63,6 +70,9 @@ def start(name: str):
         command = [sys.executable, WRAPPER, "127.0.0.1", str(port)]
         env["MOTO_FAST_PATHS"] = "0" if name == "before" else "1"
         env["MOTO_ACCESS_LOG"] = "1" if name == "logging" else "0"
+        env["MOTO_DIRECT_DYNAMODB"] = "0" if name in ("werkzeug", "before") else "1"
+        env["MOTO_DIRECT_ATTRIBUTE_VALUES"] = "0" if name in ("front", "werkzeug") else "1"
+        env["MOTO_ITEM_SIZE_RUNNING_TOTAL"] = "0" if name in ("front", "werkzeug") else "1"
     # stderr to a file as the tests keep it (tests/support/moto.rs), not to /dev/null.
     log = tempfile.TemporaryFile()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, env=env)
@@ -77,16 +87,29 @@ def start(name: str):
             time.sleep(0.2)
 
 
+CONNECTIONS = threading.local()
+
+
 def send(port: int, target: str, body: str):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    """One request on this thread's connection to `port`, kept open between requests as the
+    AWS SDKs do (http.client opens a new one when the server closed it: werkzeug's path
+    answers `Connection: close`)."""
+    connections = getattr(CONNECTIONS, "by_port", None)
+    if connections is None:
+        connections = CONNECTIONS.by_port = {}
+    connection = connections.get(port)
+    if connection is None:
+        connection = connections[port] = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     try:
         connection.request(
             "POST", "/", body=body.encode(), headers=dict(HEADERS, **{"X-Amz-Target": target})
         )
         response = connection.getresponse()
         return response.status, response.read()
-    finally:
+    except (OSError, http.client.HTTPException):
         connection.close()
+        del connections[port]
+        raise
 
 
 def renamed(request, tag: str):
@@ -166,7 +189,7 @@ def measure(name: str, requests, items: int, threads: int):
             f"{rate:.1f} requests/s; server CPU {1000 * cpu / len(measured):.2f} ms/request",
             flush=True,
         )
-        return rate
+        return rate, cpu / len(measured)
     finally:
         child.terminate()
         try:
@@ -182,11 +205,15 @@ def main() -> None:
     requests = [json.loads(line) for line in open(sys.argv[1], encoding="utf-8")]
     items = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000
     threads = int(sys.argv[3]) if len(sys.argv) > 3 else 4
-    servers = (sys.argv[4] if len(sys.argv) > 4 else "patched,logging,before,plain").split(",")
-    rates = {name: measure(name, requests, items, threads) for name in servers}
-    for other in ("before", "plain"):
-        if "patched" in rates and other in rates:
-            print(f"ratio patched/{other}: {rates['patched'] / rates[other]:.2f}")
+    servers = (sys.argv[4] if len(sys.argv) > 4 else "patched,front,werkzeug,logging,before,plain").split(",")
+    results = {name: measure(name, requests, items, threads) for name in servers}
+    for other in ("front", "werkzeug", "before", "plain"):
+        if "patched" in results and other in results:
+            (rate, cpu), (other_rate, other_cpu) = results["patched"], results[other]
+            print(
+                f"ratio patched/{other}: requests/s {rate / other_rate:.2f}, "
+                f"server CPU per request {cpu / other_cpu:.2f}"
+            )
 
 
 if __name__ == "__main__":

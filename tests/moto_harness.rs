@@ -5,7 +5,10 @@
 //! (printed; `CABAL_TRIAGE_EQUIVALENCE_SEED` repeats one) so that the suite keeps trying new
 //! sequences. tests/support/moto_ledger_equivalence.py does the same for every operation the
 //! DynamoDB ledger uses (tests/support/moto_fast_paths.py's changes among them), replaying
-//! recorded ledger requests and random ledger-shaped ones, and compares status and body.
+//! recorded ledger requests and random ledger-shaped ones, and compares status, body and headers
+//! (tests/support/moto_json_front.py answers DynamoDB requests without Flask).
+//! tests/support/moto_attribute_value_equivalence.py serializes random answers holding every
+//! kind of attribute value with moto's serializer and with moto_fast_paths.py's direct path.
 
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -62,5 +65,15 @@ fn ledger_requests_answer_exactly_as_moto_does() {
         "1000",
         "the harness's moto answered a ledger request differently from moto",
         &["replayed 1140 recorded requests", " 0 differences"],
+    );
+}
+
+#[test]
+fn attribute_values_serialize_exactly_as_moto_does() {
+    run_equivalence(
+        "moto_attribute_value_equivalence.py",
+        "3000",
+        "the direct AttributeValue serialization differed from moto's serializer",
+        &["compared 3000 serialized answers and 600 built items", " 0 differences"],
     );
 }

@@ -3,7 +3,8 @@
 moto_indexed_query.py) answers the DynamoDB ledger's requests exactly as unchanged moto does.
 
 Starts both servers on free loopback ports and sends each the same raw HTTP requests, one at a
-time, comparing the HTTP status and the parsed JSON body of every answer (after removing the
+time, comparing the HTTP status, the parsed JSON body and the headers (names and order; values
+but the date, the request id and what depends on the body) of every answer (after removing the
 timestamps of table descriptions, which differ between two servers by construction):
 
 1. A recording of the ledger's real requests (JSON lines of {"target", "body"}, as written by
@@ -37,6 +38,7 @@ import socket
 import subprocess
 import sys
 import time
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TABLE = "ledger"
@@ -68,9 +70,31 @@ def send(port, operation, body):
             "POST", "/", body=data.encode(), headers=dict(HEADERS, **{"X-Amz-Target": target})
         )
         response = connection.getresponse()
-        return response.status, response.read()
+        body = response.read()
+        return response.status, body, response.getheaders()
     finally:
         connection.close()
+
+
+def comparable_headers(headers, body):
+    """The answer's headers in order, as names and values, except values that differ between
+    two servers by construction: the date and the random request id. The checksum and the
+    length are checked against this answer's body (which may differ in table timestamps) and
+    stand as "ok" or what they are. `Connection` is left out: moto's server closes every
+    connection, moto_serialized.py keeps DynamoDB's open (moto_json_front.py)."""
+    kept = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower == "connection":
+            continue
+        if lower in ("date", "x-amzn-requestid"):
+            value = "*"
+        elif lower == "x-amz-crc32" and value == str(zlib.crc32(body) & 0xFFFFFFFF):
+            value = "ok"
+        elif lower == "content-length" and value == str(len(body)):
+            value = "ok"
+        kept.append((name, value))
+    return kept
 
 
 def start(command, environment):
@@ -93,8 +117,9 @@ def start(command, environment):
             time.sleep(0.2)
 
 
-def comparable(status, body):
-    """Status and parsed body, without table timestamps (differ between servers)."""
+def comparable(status, body, headers):
+    """Status, parsed body without table timestamps (differ between servers), and headers
+    (`comparable_headers`)."""
     try:
         parsed = json.loads(body) if body else None
     except ValueError:
@@ -107,7 +132,7 @@ def comparable(status, body):
             return [strip(v) for v in value]
         return value
 
-    return status, strip(parsed)
+    return status, strip(parsed), comparable_headers(headers, body)
 
 
 def create_table_request():
@@ -419,6 +444,7 @@ def main() -> int:
     environment = dict(os.environ, MOTO_INDEXED_QUERY="1", MOTO_INDEXED_QUERY_VERIFY="0")
     environment.pop("MOTO_RECORD", None)
     environment.pop("MOTO_FAST_PATHS", None)
+    environment.pop("MOTO_DIRECT_DYNAMODB", None)
     patched, patched_port = start([sys.executable, os.path.join(HERE, "moto_serialized.py")],
                                   environment)
     plain, plain_port = start([sys.executable, "-m", "moto.server"], environment)
@@ -456,7 +482,7 @@ def main() -> int:
                 break
             operation, body = generator.request()
             for _page in range(50):
-                status, answer = both(operation, body)
+                status, answer, _headers = both(operation, body)
                 if operation != "Query" or status != 200 or "LastEvaluatedKey" not in answer:
                     break
                 body = dict(body, ExclusiveStartKey=answer["LastEvaluatedKey"])
@@ -468,7 +494,7 @@ def main() -> int:
     total = sum(v for k, v in compared.items() if k != "Query page")
     print(
         f"moto_ledger_equivalence: seed {seed}: replayed {replayed} recorded requests, then "
-        f"{operations} random ledger operations; compared {total} answers (status and body): "
+        f"{operations} random ledger operations; compared {total} answers (status, body and headers): "
         f"{dict(sorted(compared.items()))}; {len(differences)} differences"
     )
     for operation, body, first, second in differences[:5]:

@@ -74,6 +74,9 @@ fn attribute_values_serialize_exactly_as_moto_does() {
         "moto_attribute_value_equivalence.py",
         "3000",
         "the direct AttributeValue serialization differed from moto's serializer",
-        &["compared 3000 serialized answers and 600 built items", " 0 differences"],
+        &[
+            "compared 3000 serialized answers and 600 built items",
+            " 0 differences",
+        ],
     );
 }

@@ -293,13 +293,18 @@ fn reclaim_leases(
     // and what it may have sent is in doubt from its claim to its lease's end (or now), which
     // tells the dispatcher where to look before sending again.
     tx.execute(
-        "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_expires_ms = NULL,
+        concat!(
+            "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_expires_ms = NULL,
              next_attempt_ms = ?1, updated_ms = ?1,
-             doubt_from_ms = MIN(COALESCE(doubt_from_ms, claimed_ms, created_ms),
-                                 COALESCE(claimed_ms, created_ms)),
-             doubt_to_ms = MAX(COALESCE(doubt_to_ms, 0), COALESCE(MIN(lease_expires_ms, ?1), ?1)),
+             doubt_from_ms = ",
+            outbox::doubt_from_widened!(),
+            ",
+             doubt_to_ms = ",
+            outbox::doubt_to_widened!("COALESCE(MIN(lease_expires_ms, ?1), ?1)"),
+            ",
              last_error = 'attempt ' || attempts || ' interrupted: the previous cabal-triage process stopped while it ran'
-         WHERE state = 'sending'",
+         WHERE state = 'sending'"
+        ),
         params![now_ms],
     )
     .map_err(unavailable)?;

@@ -134,7 +134,8 @@ impl Outbox {
                 match while_attempts_run(claim, &mut in_flight).await {
                     Ok(claimed) if !claimed.is_empty() => {
                         idle_wait = poll;
-                        // A full batch: more may be due, claim again at once if slots are free.
+                        // A short batch: nothing more is due, so wait a poll before claiming
+                        // again. A full one may have more behind it: claim again at once.
                         if claimed.len() < limit {
                             claim_not_before = Instant::now() + poll;
                         }

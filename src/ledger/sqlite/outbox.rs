@@ -13,6 +13,23 @@ use crate::ledger::{
     LedgerError,
 };
 
+/// SQL: the start of a row's window of doubt, widened to take in the attempt whose lease began
+/// at `claimed_ms` (what `DoubtWindow::widen_ms` does for the DynamoDB ledger).
+macro_rules! doubt_from_widened {
+    () => {
+        "MIN(COALESCE(doubt_from_ms, claimed_ms, created_ms), COALESCE(claimed_ms, created_ms))"
+    };
+}
+
+/// SQL: the end of a row's window of doubt, widened to take in the attempt ending at `$to`.
+macro_rules! doubt_to_widened {
+    ($to:literal) => {
+        concat!("MAX(COALESCE(doubt_to_ms, ", $to, "), ", $to, ")")
+    };
+}
+
+pub(super) use {doubt_from_widened, doubt_to_widened};
+
 /// Claims up to `limit` due rows; see `Ledger::claim_deliveries`.
 pub(super) fn claim(
     tx: &Transaction<'_>,
@@ -45,16 +62,17 @@ pub(super) fn claim(
         // A row still `sending` lost its attempt (stopped process, expired lease): whatever
         // that attempt sent is in doubt, from its claim to its lease's end.
         tx.execute(
-            "UPDATE deliveries SET
-                 doubt_from_ms = CASE WHEN state = 'sending'
-                     THEN MIN(COALESCE(doubt_from_ms, claimed_ms, created_ms),
-                              COALESCE(claimed_ms, created_ms))
-                     ELSE doubt_from_ms END,
-                 doubt_to_ms = CASE WHEN state = 'sending'
-                     THEN MAX(COALESCE(doubt_to_ms, lease_expires_ms), lease_expires_ms)
-                     ELSE doubt_to_ms END,
+            concat!(
+                "UPDATE deliveries SET
+                 doubt_from_ms = CASE WHEN state = 'sending' THEN ",
+                doubt_from_widened!(),
+                " ELSE doubt_from_ms END,
+                 doubt_to_ms = CASE WHEN state = 'sending' THEN ",
+                doubt_to_widened!("lease_expires_ms"),
+                " ELSE doubt_to_ms END,
                  state = 'sending', attempts = attempts + 1, lease_owner = ?2,
-                 lease_expires_ms = ?3, claimed_ms = ?4, updated_ms = ?4 WHERE id = ?1",
+                 lease_expires_ms = ?3, claimed_ms = ?4, updated_ms = ?4 WHERE id = ?1"
+            ),
             params![id, owner, lease_expires, now_ms],
         )
         .map_err(unavailable)?;
@@ -161,17 +179,19 @@ pub(super) fn record(
     };
     let changed = tx
         .execute(
-            "UPDATE deliveries SET state = ?3, last_error = COALESCE(?4, last_error),
+            concat!(
+                "UPDATE deliveries SET state = ?3, last_error = COALESCE(?4, last_error),
                  external_ref = COALESCE(?5, external_ref), next_attempt_ms = ?6,
-                 doubt_from_ms = CASE WHEN ?8
-                     THEN MIN(COALESCE(doubt_from_ms, claimed_ms, created_ms),
-                              COALESCE(claimed_ms, created_ms))
-                     ELSE doubt_from_ms END,
-                 doubt_to_ms = CASE WHEN ?8 THEN MAX(COALESCE(doubt_to_ms, ?7), ?7)
-                     ELSE doubt_to_ms END,
+                 doubt_from_ms = CASE WHEN ?8 THEN ",
+                doubt_from_widened!(),
+                " ELSE doubt_from_ms END,
+                 doubt_to_ms = CASE WHEN ?8 THEN ",
+                doubt_to_widened!("?7"),
+                " ELSE doubt_to_ms END,
                  attempts = CASE WHEN ?9 THEN MAX(attempts - 1, 0) ELSE attempts END,
                  lease_owner = NULL, lease_expires_ms = NULL, updated_ms = ?7
-             WHERE id = ?1 AND state = 'sending' AND lease_owner = ?2",
+             WHERE id = ?1 AND state = 'sending' AND lease_owner = ?2"
+            ),
             params![
                 id,
                 owner,

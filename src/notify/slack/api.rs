@@ -43,10 +43,10 @@ impl Marker<'_> {
         }
     }
 
-    /// Whether a message from `conversations.history` / `.replies` carries this marker.
-    fn is_on(self, message: &Value) -> bool {
+    /// Whether a message from `conversations.history` / `.replies` carries the marker whose
+    /// metadata is `expected` (`Marker::metadata`, built once per lookup).
+    fn is_on(expected: &Value, message: &Value) -> bool {
         let metadata = &message["metadata"];
-        let expected = self.metadata();
         metadata["event_type"] == expected["event_type"]
             && expected["event_payload"]
                 .as_object()
@@ -240,6 +240,7 @@ impl SlackApi {
     ) -> Result<Option<String>, DeliveryError> {
         let (oldest, latest) = (oldest.to_string(), latest.to_string());
         let limit = HISTORY_PAGE_SIZE.to_string();
+        let expected = marker.metadata();
         let mut cursor = String::new();
         for _ in 0..HISTORY_MAX_PAGES {
             let mut query = scope.to_vec();
@@ -263,7 +264,7 @@ impl SlackApi {
             let answer = self.read(method, response).await?;
             let found = answer["messages"]
                 .as_array()
-                .and_then(|messages| messages.iter().find(|m| marker.is_on(m)))
+                .and_then(|messages| messages.iter().find(|m| Marker::is_on(&expected, m)))
                 .and_then(|m| m["ts"].as_str());
             if let Some(ts) = found {
                 return Ok(Some(ts.to_string()));

@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # Ledger backends benchmark (issue 9). In one run, on loopback:
-#   - webhook intake with the SQLite ledger (the baseline) and with the DynamoDB ledger on moto:
+#   - webhook intake with the SQLite ledger (the baseline) and with the DynamoDB ledger on dynalite:
 #     durable alerts/s at saturation and p99 ack latency at a paced rate, each request a new
 #     episode (bench/wrk-intake.lua); prints the ratios DynamoDB / SQLite;
 #   - lease takeover: two replicas on DynamoDB, one holding a running triage is kill -9ed; the
 #     time until the other replica has taken the job over (lease expiry + its poll).
 # Usage: bench/ledger-backends.sh [seconds-per-run] [lease-secs]
 # CABAL_TRIAGE_BIN: an already built binary with the test-runbook feature (e.g. the debug build of
-# `cargo build --all-features`), to skip the release build. Needs wrk, python3 with moto[server].
+# `cargo build --all-features`), to skip the release build. Needs wrk, python3 and dynalite
+# (scripts/install-dynalite.sh, run here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
 lease="${2:-5}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cabal-triage/target}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-python3 -c 'import moto' 2>/dev/null || python3 -m pip install --quiet -r tests/requirements.txt
+scripts/install-dynalite.sh
 
 if [ -n "${CABAL_TRIAGE_BIN:-}" ]; then
   bin="$CABAL_TRIAGE_BIN"
@@ -29,12 +30,12 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-moto_port=$(free_port)
-# moto as the tests run it: one request at a time (DynamoDB's conditional writes are atomic,
-# moto's threaded ones are not), with its per-request recomputations cached.
-python3 tests/support/moto_serialized.py 127.0.0.1 "$moto_port" >"$work/moto.log" 2>&1 &
+dynamo_port=$(free_port)
+# dynalite, in memory, as the tests run it (tests/support/dynalite.rs).
+node .test-deps/dynalite/node_modules/dynalite/cli.js --host 127.0.0.1 --port "$dynamo_port" \
+  --createTableMs 0 --deleteTableMs 0 >"$work/dynalite.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do curl -s "http://127.0.0.1:$moto_port/moto-api/" >/dev/null 2>&1 && break; sleep 0.2; done
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$dynamo_port/" >/dev/null 2>&1 && break; sleep 0.2; done
 
 # start NAME ENV... : starts a replica, sets $addr and $pid
 start() {
@@ -42,7 +43,7 @@ start() {
   env -i PATH="$PATH" CABAL_TRIAGE_WEBHOOK_TOKEN="$token" CABAL_TRIAGE_LISTEN=127.0.0.1:0 \
     CABAL_TRIAGE_LOG_LEVEL=warn CABAL_TRIAGE_LEDGER="$work/$name.db" \
     AWS_ACCESS_KEY_ID=AKIDBENCH AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
-    CABAL_TRIAGE_AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" "$@" \
+    CABAL_TRIAGE_AWS_ENDPOINT_URL="http://127.0.0.1:$dynamo_port" "$@" \
     "$bin" serve 2>"$work/$name.stderr" &
   pid=$!
   pids+=("$pid")
@@ -74,9 +75,9 @@ dy_sat=$(bench "dynamodb saturated" "$addr" 0 32)
 kill "$pid"; wait "$pid" 2>/dev/null || true
 
 echo
-echo "saturation: dynamodb-on-moto $(field rate "$dy_sat") alerts/s vs sqlite $(field rate "$sq_sat") alerts/s" \
+echo "saturation: dynamodb-on-dynalite $(field rate "$dy_sat") alerts/s vs sqlite $(field rate "$sq_sat") alerts/s" \
      "(ratio $(ratio "$(field rate "$dy_sat")" "$(field rate "$sq_sat")"))"
-echo "p99 ack latency @100/s: dynamodb-on-moto $(field p99_ms "$dy_paced") ms vs sqlite $(field p99_ms "$sq_paced") ms" \
+echo "p99 ack latency @100/s: dynamodb-on-dynalite $(field p99_ms "$dy_paced") ms vs sqlite $(field p99_ms "$sq_paced") ms" \
      "(ratio $(ratio "$(field p99_ms "$dy_paced")" "$(field p99_ms "$sq_paced")"))"
 
 # Lease takeover: replica a leases a long triage, is killed; replica b takes it over.

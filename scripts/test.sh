@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need (Debian's and PyPI's
-# packages), then checks formatting and lints, and runs every test with cargo-nextest.
+# packages, dynalite from npm), then checks formatting and lints, and runs every test with cargo-nextest.
 # `.ci/run` runs exactly this. Safe to run again: installs are skipped when already present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +24,8 @@ if [ -f tests/requirements.txt ]; then
     exit 1
   fi
 fi
+# dynalite: DynamoDB for the ledger's tests (tests/support/dynalite.rs), from npm.
+scripts/install-dynalite.sh
 # Debian's Alertmanager for tests/e2e.rs and amtool for tests/deploy.rs (binary:
 # /usr/bin/prometheus-alertmanager). The tests fail instead of skipping when it is missing.
 if ! command -v alertmanager >/dev/null 2>&1 && [ ! -x /usr/bin/prometheus-alertmanager ]; then

@@ -971,23 +971,16 @@ async fn sqlite_wal_is_checkpointed_off_the_commit_path_and_reused() {
 
 #[tokio::test]
 async fn dynamodb_passes_the_suite() {
-    let moto = super::dynamodb::test_moto::Moto::start();
+    let dynalite = super::dynamodb::test_dynalite::Dynalite::start();
     let destinations = SUITE_DESTINATIONS.map(String::from).to_vec();
-    let ledger = moto.ledger("suite", destinations).await;
+    let ledger = dynalite.ledger("suite", destinations).await;
     suite(Arc::new(ledger)).await;
 }
 
 #[tokio::test]
 async fn dynamodb_without_its_table_says_how_to_create_it() {
-    let moto = super::dynamodb::test_moto::Moto::start();
-    let aws = crate::config::AwsConfig {
-        region: Some("us-east-1".into()),
-        endpoint_url: Some(moto.endpoint.clone()),
-        ..Default::default()
-    };
-    let credentials = aws_credential_types::provider::SharedCredentialsProvider::new(
-        aws_credential_types::Credentials::new("AKIDTEST", "test-secret", None, None, "static"),
-    );
+    let dynalite = super::dynamodb::test_dynalite::Dynalite::start();
+    let (aws, credentials) = dynalite.aws();
     let result = DynamoLedger::connect(
         &aws,
         "absent",
@@ -1009,10 +1002,10 @@ async fn dynamodb_without_its_table_says_how_to_create_it() {
 /// delivery row is claimed once, and a dead replica's lease is taken over when it expires.
 #[tokio::test]
 async fn dynamodb_replicas_share_one_table_without_duplicates() {
-    let moto = super::dynamodb::test_moto::Moto::start();
+    let dynalite = super::dynamodb::test_dynalite::Dynalite::start();
     let destinations = vec!["pagerduty".to_string()];
-    let a = Arc::new(moto.ledger("replicas", destinations.clone()).await);
-    let b = Arc::new(moto.ledger("replicas", destinations).await);
+    let a = Arc::new(dynalite.ledger("replicas", destinations.clone()).await);
+    let b = Arc::new(dynalite.ledger("replicas", destinations).await);
     let batch: Vec<IncomingAlert> = (0..40)
         .map(|i| incoming(&format!("{i:016x}"), T0, AlertStatus::Firing, true))
         .collect();

@@ -1,8 +1,8 @@
-//! Starts `moto` in server mode (PyPI `moto[server]`, see tests/requirements.txt) on a free
-//! loopback port, waits until it answers, seeds it with `seed_moto.py`, and kills it when
-//! dropped. Its stderr is kept: for plain `moto.server` that is the access log (one line per
-//! request), so tests can see how far a client got before they pull the plug; the serialized
-//! server (`moto_serialized.py`) logs only errors and counts requests at `/_counts` instead.
+//! Starts `moto` in server mode (PyPI `moto[server]`, see tests/requirements.txt), unpatched, on
+//! a free loopback port for CloudWatch Logs, EC2 and ECS (DynamoDB runs on dynalite:
+//! `dynalite.rs`), waits until it answers, seeds it with `seed_moto.py`, and kills it when
+//! dropped. Its stderr is kept: that is the access log (one line per request), so tests can see
+//! how far a client got before they pull the plug.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -41,37 +41,11 @@ pub fn http_status(port: u16, method: &str, path: &str, body: &str) -> Option<u1
 impl Moto {
     /// Starts a fresh moto server and waits (up to 60 s) until it answers.
     pub fn start() -> Moto {
-        Moto::start_with(&["-m", "moto.server"])
-    }
-
-    /// Starts moto handling one request at a time (`moto_serialized.py`): what the ledger's
-    /// tests need, because DynamoDB applies each conditional write atomically and moto's
-    /// threaded server does not.
-    pub fn start_serialized() -> Moto {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/support/moto_serialized.py"
-        );
-        Moto::start_with(&[script])
-    }
-
-    fn start_with(program: &[&str]) -> Moto {
         for _ in 0..3 {
             let port = free_port();
             let log = tempfile::NamedTempFile::new().expect("temp file");
-            let mut args: Vec<String> = program.iter().map(|a| a.to_string()).collect();
-            if program.len() == 1 {
-                args.extend(["127.0.0.1".to_string(), port.to_string()]);
-            } else {
-                args.extend([
-                    "-H".into(),
-                    "127.0.0.1".into(),
-                    "-p".into(),
-                    port.to_string(),
-                ]);
-            }
             let child = Command::new("python3")
-                .args(&args)
+                .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log.reopen().expect("reopen log"))
@@ -132,55 +106,13 @@ impl Moto {
         );
     }
 
-    /// AWS API requests plain `moto.server` has answered so far (lines of its access log).
+    /// AWS API requests moto has answered so far (lines of its access log).
     pub fn requests_answered(&self) -> usize {
         std::fs::read_to_string(self.log.path())
             .unwrap_or_default()
             .lines()
             .filter(|l| l.contains("\"POST / HTTP/1.1\""))
             .count()
-    }
-
-    /// DynamoDB (and other JSON-protocol) requests answered so far, by operation (`PutItem`, ...),
-    /// as counted by `moto_serialized.py` (empty for the plain `moto.server`).
-    pub fn request_counts(&self) -> std::collections::BTreeMap<String, u64> {
-        let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)) else {
-            return Default::default();
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-        let request = format!(
-            "GET /_counts HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n\r\n",
-            self.port
-        );
-        let mut response = String::new();
-        if stream.write_all(request.as_bytes()).is_err()
-            || stream.read_to_string(&mut response).is_err()
-        {
-            return Default::default();
-        }
-        response
-            .split_once("\r\n\r\n")
-            .and_then(|(_, body)| serde_json::from_str(body).ok())
-            .unwrap_or_default()
-    }
-
-    /// Stops the server (SIGSTOP): connections are accepted by the kernel but never answered,
-    /// as with a hung dependency. `resume` continues it with its data.
-    pub fn pause(&self) {
-        self.signal("-STOP");
-    }
-
-    pub fn resume(&self) {
-        self.signal("-CONT");
-    }
-
-    fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("moto runs").id().to_string();
-        let status = Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill {signal} {pid}");
     }
 
     /// Kills the server (SIGKILL) and waits for it.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
@@ -130,15 +131,20 @@ async fn create_table(client: &Client, table: &str) -> Result<(), LedgerError> {
         .await
     {
         Ok(_) => Ok(()),
-        // Already enabled (by the replica that won the creation race).
-        Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|e| e.to_string().contains("already enabled")) =>
-        {
-            Ok(())
-        }
-        Err(error) => Err(sdk_error("UpdateTimeToLive", table, error)),
+        Err(error) => match error.as_service_error() {
+            // Already enabled (by the replica that won the creation race).
+            Some(e) if e.to_string().contains("already enabled") => Ok(()),
+            // An engine without TTL (dynalite, the tests' DynamoDB). In production the
+            // Terraform enables TTL; the purge deletes old episodes either way.
+            Some(e) if e.code() == Some("UnknownOperationException") => {
+                tracing::warn!(
+                    table,
+                    "this DynamoDB endpoint does not know UpdateTimeToLive; TTL on {EXPIRES_AT} is not enabled, old episodes are removed by the ledger's purge only (production: enable TTL with deploy/terraform/ledger_table.tf)"
+                );
+                Ok(())
+            }
+            _ => Err(sdk_error("UpdateTimeToLive", table, error)),
+        },
     }
 }
 
@@ -158,4 +164,58 @@ async fn wait_active(client: &Client, table: &str) -> Result<(), LedgerError> {
     Err(LedgerError::Unavailable(format!(
         "DynamoDB table {table} did not become ACTIVE within 60 s"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing::instrument::WithSubscriber;
+
+    use super::super::test_dynalite::Dynalite;
+
+    /// What a test's tracing subscriber wrote.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_without_ttl_is_tolerated_with_one_warning() {
+        let dynalite = Dynalite::start();
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .finish();
+        async {
+            // The first replica creates the table (dynalite answers UpdateTimeToLive with
+            // UnknownOperationException); the second finds it.
+            dynalite.ledger("ttl", Vec::new()).await;
+            dynalite.ledger("ttl", Vec::new()).await;
+        }
+        .with_subscriber(subscriber)
+        .await;
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let warnings: Vec<&str> = text
+            .lines()
+            .filter(|line| line.contains("UpdateTimeToLive"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{text}");
+        assert!(
+            warnings[0].contains("WARN") && warnings[0].contains("terraform"),
+            "{text}"
+        );
+    }
 }

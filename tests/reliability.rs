@@ -270,14 +270,7 @@ impl Cluster {
         let slack = FakeSlack::start().await;
         let pd = FakePagerDuty::start().await;
         let mut options = ServiceOptions::default()
-            .with("CABAL_TRIAGE_LEDGER_BACKEND", "dynamodb")
-            .with("CABAL_TRIAGE_LEDGER_TABLE", table)
-            .with("CABAL_TRIAGE_LEDGER_CREATE_TABLE", "true")
-            .with("CABAL_TRIAGE_AWS_ENDPOINT_URL", &dynamo.endpoint)
-            .with("AWS_ACCESS_KEY_ID", "AKIDTEST")
-            .with("AWS_SECRET_ACCESS_KEY", "test-secret")
-            .with("AWS_REGION", "us-east-1")
-            .with("AWS_EC2_METADATA_DISABLED", "true")
+            .dynamodb(&dynamo.endpoint, table)
             // `CABAL_TRIAGE_TEST_RUST_LOG=info` (with `CABAL_TRIAGE_TEST_LOG_DIR`) keeps every
             // delivery's story.
             .with(
@@ -801,7 +794,6 @@ async fn dependencies_failing_then_back_deliveries_complete_once() {
             .timeout(Duration::from_secs(40))
             .send()
             .await
-            .map(|r| r.status().as_u16())
     };
     // Scrapes while the ledger is unreachable still answer in time (the read goes on behind
     // them), and once the read has failed they say so.
@@ -844,10 +836,17 @@ async fn dependencies_failing_then_back_deliveries_complete_once() {
     // Both at once, from the start of the pause: the webhook's write and the scrapes' read each
     // take the SDK's operation timeout to fail.
     let (during_pause, ()) = tokio::join!(during_pause, scraping);
+    let during_pause = during_pause.expect("an answer within 40 s");
     assert_eq!(
-        during_pause.ok(),
-        Some(503),
+        during_pause.status().as_u16(),
+        503,
         "with DynamoDB unreachable the webhook answers 503 (Alertmanager retries)"
+    );
+    // It says what went wrong with DynamoDB, and no advice meant for SQLite.
+    let said = during_pause.text().await.unwrap();
+    assert!(
+        said.contains("DynamoDB") && !said.contains("disk space"),
+        "{said}"
     );
     tokio::time::sleep(DYNAMO_PAUSED.saturating_sub(paused.elapsed())).await;
     cluster.dynamo.resume();

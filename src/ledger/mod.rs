@@ -23,10 +23,11 @@ pub use dynamodb::DynamoLedger;
 pub use model::*;
 pub use sqlite::SqliteLedger;
 
-/// A ledger failure. `Unavailable` is the one the webhook turns into 503.
+/// A ledger failure. `Unavailable` is the one the webhook turns into 503; its text is the
+/// backend's own (what SQLite or DynamoDB said, and what to check for that backend).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LedgerError {
-    #[error("ledger cannot write: {0}; check disk space and permissions of the ledger file")]
+    #[error("ledger cannot write: {0}")]
     Unavailable(String),
     #[error("ledger is locked by another process: {0}; the SQLite ledger serves one process (use the dynamodb backend for several replicas)")]
     Locked(String),

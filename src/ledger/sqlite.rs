@@ -133,7 +133,7 @@ impl SqliteLedger {
     pub fn open(path: &Path, destinations: Vec<String>) -> Result<SqliteLedger, LedgerError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
-                LedgerError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+                file_unavailable(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
         let lock_path = lock_path(path);
@@ -142,9 +142,7 @@ impl SqliteLedger {
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .map_err(|e| {
-                LedgerError::Unavailable(format!("cannot open {}: {e}", lock_path.display()))
-            })?;
+            .map_err(|e| file_unavailable(format!("cannot open {}: {e}", lock_path.display())))?;
         lock.try_lock()
             .map_err(|e| LedgerError::Locked(format!("{} ({e})", lock_path.display())))?;
 
@@ -247,7 +245,7 @@ fn lock_path(path: &Path) -> PathBuf {
 
 fn open_connection(path: &Path) -> Result<Connection, LedgerError> {
     let connection = Connection::open(path)
-        .map_err(|e| LedgerError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+        .map_err(|e| file_unavailable(format!("cannot open {}: {e}", path.display())))?;
     connection
         .execute_batch(
             "PRAGMA journal_mode = WAL;
@@ -401,7 +399,14 @@ fn in_savepoint<T>(
 }
 
 fn unavailable(error: rusqlite::Error) -> LedgerError {
-    LedgerError::Unavailable(error.to_string())
+    file_unavailable(error)
+}
+
+/// A failure of the ledger file or its folder, with what an operator checks for SQLite.
+fn file_unavailable(error: impl std::fmt::Display) -> LedgerError {
+    LedgerError::Unavailable(format!(
+        "SQLite: {error}; check disk space and permissions of the ledger file"
+    ))
 }
 
 fn corrupt(what: &str, error: impl std::fmt::Display) -> LedgerError {

@@ -898,11 +898,33 @@ async fn unwritable_location_is_unavailable_not_a_panic() {
         std::path::Path::new("/proc/cabal-triage/ledger.db"),
         Vec::new(),
     );
-    assert!(
-        matches!(result, Err(LedgerError::Unavailable(_))),
-        "{:?}",
-        result.err()
-    );
+    match result {
+        Err(error @ LedgerError::Unavailable(_)) => {
+            let text = error.to_string();
+            assert!(text.contains("/proc/cabal-triage"), "{text}");
+            assert!(text.contains("check disk space and permissions"), "{text}");
+        }
+        other => panic!("{:?}", other.err()),
+    }
+}
+
+#[tokio::test]
+async fn dynamodb_unreachable_says_what_dynamodb_said_not_sqlite_advice() {
+    let mut dynalite = Some(super::dynamodb::test_dynalite::Dynalite::start());
+    let ledger = dynalite.as_ref().unwrap().ledger("gone", Vec::new()).await;
+    dynalite.take(); // killed: nothing answers on its port any more
+    let error = ledger
+        .ingest(
+            vec![incoming("0000000000000gone", T0, AlertStatus::Firing, true)],
+            T0,
+        )
+        .await
+        .expect_err("nothing to write to");
+    let text = error.to_string();
+    assert!(matches!(error, LedgerError::Unavailable(_)), "{text}");
+    assert!(text.contains("DynamoDB") && text.contains("gone"), "{text}");
+    assert!(text.contains("aws.endpoint_url"), "{text}");
+    assert!(!text.contains("disk space"), "SQLite's advice: {text}");
 }
 
 #[tokio::test]

@@ -58,6 +58,19 @@ impl ServiceOptions {
         self.env.push((key.to_string(), value.to_string()));
         self
     }
+
+    /// The DynamoDB ledger in `table` at `endpoint` (dynalite), created at start when absent,
+    /// with static test credentials.
+    pub fn dynamodb(self, endpoint: &str, table: &str) -> Self {
+        self.with("CABAL_TRIAGE_LEDGER_BACKEND", "dynamodb")
+            .with("CABAL_TRIAGE_LEDGER_TABLE", table)
+            .with("CABAL_TRIAGE_LEDGER_CREATE_TABLE", "true")
+            .with("CABAL_TRIAGE_AWS_ENDPOINT_URL", endpoint)
+            .with("AWS_ACCESS_KEY_ID", "AKIDTEST")
+            .with("AWS_SECRET_ACCESS_KEY", "test-secret")
+            .with("AWS_REGION", "us-east-1")
+            .with("AWS_EC2_METADATA_DISABLED", "true")
+    }
 }
 
 impl Service {

@@ -291,13 +291,7 @@ pub(super) async fn complete(
             Written::Conflict(now) => current.conflict(now),
         }
     }
-    Err(contention(&id))
-}
-
-fn contention(id: &str) -> LedgerError {
-    LedgerError::Unavailable(format!(
-        "episode {id} kept changing under concurrent writers; the lease stays until it expires"
-    ))
+    Err(current.contention("the lease stays until it expires"))
 }
 
 pub(super) async fn fail(
@@ -362,7 +356,7 @@ pub(super) async fn fail(
             Written::Conflict(now) => current.conflict(now),
         }
     }
-    Err(contention(&id))
+    Err(current.contention("the lease stays until it expires"))
 }
 
 pub(super) async fn release(
@@ -399,5 +393,5 @@ pub(super) async fn release(
             Written::Conflict(now) => current.conflict(now),
         }
     }
-    Err(contention(&id))
+    Err(current.contention("the lease stays until it expires"))
 }

@@ -73,6 +73,12 @@ const EMPTY_REQUERY: Duration = Duration::from_secs(1);
 const RECORD_LOCKS: usize = 64;
 /// Alerts of one notification recorded at the same time.
 const INGEST_CONCURRENCY: usize = 16;
+/// Alerts this process records at the same time, over all notifications. Beyond this, alerts
+/// wait here rather than in DynamoDB's queue: a burst of notifications (an HA pair re-sending
+/// a storm) would otherwise send hundreds of requests at once, and requests that wait out
+/// their attempt timeout at a saturated endpoint are retried, adding load, until the webhook
+/// answers 503.
+const INGEST_IN_FLIGHT: usize = 32;
 /// Episode items this process remembers (see `DynamoLedger::items`); beyond this many, some
 /// are forgotten (a forgotten item costs one read when next needed).
 const ITEM_CACHE: usize = 4096;
@@ -96,6 +102,8 @@ pub(super) struct Current<'a> {
     id: &'a str,
     item: Option<Item>,
     fresh: bool,
+    /// Writes from this item that failed their condition so far.
+    conflicts: u32,
 }
 
 impl<'a> Current<'a> {
@@ -105,16 +113,24 @@ impl<'a> Current<'a> {
             ledger,
             id,
             fresh: false,
+            conflicts: 0,
         }
     }
 
     /// The item to work from: the copy at hand, else a consistent read (None: no such episode).
+    /// After a failed write, it first pauses (`pause_after_conflicts`).
     pub(super) async fn get(&mut self) -> Result<Option<Item>, LedgerError> {
+        pause_after_conflicts(self.conflicts).await;
         if let Some(item) = self.item.take() {
             return Ok(Some(item));
         }
         self.fresh = true;
         self.ledger.get_episode_item(self.id).await
+    }
+
+    /// The error once the writes kept failing (`consequence`: what happens then).
+    pub(super) fn contention(&self, consequence: &str) -> LedgerError {
+        contention(self.id, self.conflicts, consequence)
     }
 
     /// Whether the item `get` returned last was read from DynamoDB rather than remembered.
@@ -126,7 +142,49 @@ impl<'a> Current<'a> {
     pub(super) fn conflict(&mut self, now: Option<Item>) {
         self.fresh = now.is_some();
         self.item = now;
+        self.conflicts += 1;
     }
+}
+
+/// The pause before the next try after `conflicts` writes of one item failed their condition
+/// in a row (none before the first): doubling from 2 ms up to 100 ms, with jitter, so that
+/// writers racing for one item spread out instead of colliding again.
+async fn pause_after_conflicts(conflicts: u32) {
+    // TODO(a17-merge): use timing::Backoff
+    const BACKOFF: crate::aws::retry::Backoff = crate::aws::retry::Backoff {
+        initial: Duration::from_millis(2),
+        max: Duration::from_millis(100),
+    };
+    if conflicts > 0 {
+        tokio::time::sleep(BACKOFF.delay(conflicts - 1, rand::random::<f64>())).await;
+    }
+}
+
+/// What a 503 says when DynamoDB kept refusing the writes of one episode.
+fn contention(id: &str, conflicts: u32, consequence: &str) -> LedgerError {
+    LedgerError::Unavailable(format!(
+        "DynamoDB refused {conflicts} conditional writes of episode {id} in a row (ConditionalCheckFailedException: other writers changed the item first each time); {consequence}"
+    ))
+}
+
+/// The episode's triage state on an item.
+fn counted_state(item: &Item) -> Result<EpisodeState, LedgerError> {
+    let text = require_s(item, "state")?;
+    EpisodeState::parse(text).ok_or_else(|| LedgerError::Corrupt(format!("episode state: {text}")))
+}
+
+/// What ingest answers for an alert recorded on `item`.
+fn ingest_result(
+    id: &str,
+    item: &Item,
+    outcome: IngestOutcome,
+) -> Result<IngestResult, LedgerError> {
+    Ok(IngestResult {
+        id: id.to_string(),
+        alertname: require_s(item, "alertname")?.to_string(),
+        state: counted_state(item)?,
+        outcome,
+    })
 }
 
 /// The DynamoDB implementation of [`Ledger`].
@@ -149,6 +207,8 @@ pub struct DynamoLedger {
     items: Mutex<HashMap<String, Remembered>>,
     /// See `RECORD_LOCKS`.
     record_locks: Vec<tokio::sync::Mutex<()>>,
+    /// See `INGEST_IN_FLIGHT`.
+    ingest_slots: tokio::sync::Semaphore,
 }
 
 /// An episode item as this process last saw it.
@@ -256,6 +316,7 @@ impl DynamoLedger {
             record_locks: (0..RECORD_LOCKS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
+            ingest_slots: tokio::sync::Semaphore::new(INGEST_IN_FLIGHT),
         })
     }
 
@@ -801,6 +862,11 @@ impl DynamoLedger {
             futures::stream::iter(by_episode.into_iter().map(|(id, indexes)| {
                 let snapshot = snapshots.remove(&id);
                 async move {
+                    let _slot = self
+                        .ingest_slots
+                        .acquire()
+                        .await
+                        .map_err(|_| LedgerError::Closed)?;
                     let mut snapshot = snapshot;
                     let mut done = Vec::with_capacity(indexes.len());
                     for index in indexes {
@@ -848,13 +914,10 @@ impl DynamoLedger {
         snapshot: Option<Item>,
         now_ms: i64,
     ) -> Result<IngestResult, LedgerError> {
-        let alertname = incoming.alert.alertname().to_string();
         let mut snapshot = snapshot;
-        for attempt in 0..CONFLICT_RETRIES {
-            if attempt > 0 {
-                // `snapshot` is the item as the failed write found it: no read needed.
-                tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 10)).await;
-            }
+        let mut conflicts = 0;
+        for _ in 0..CONFLICT_RETRIES {
+            pause_after_conflicts(conflicts).await;
             let Some(existing) = &snapshot else {
                 let (item, state) = self.new_episode(incoming, id, now_ms)?;
                 match self.put_new(id, item).await? {
@@ -864,7 +927,7 @@ impl DynamoLedger {
                         }
                         return Ok(IngestResult {
                             id: id.to_string(),
-                            alertname,
+                            alertname: incoming.alert.alertname().to_string(),
                             state,
                             outcome: IngestOutcome::Created,
                         });
@@ -876,73 +939,107 @@ impl DynamoLedger {
                     }
                 }
             };
-            let state_text = require_s(existing, "state")?;
-            let state = EpisodeState::parse(state_text)
-                .ok_or_else(|| LedgerError::Corrupt(format!("episode state: {state_text}")))?;
-            let status = require_s(existing, "status")?;
-            let version = require_n(existing, "version")?;
-            let first_seen_ms = require_n(existing, "first_seen_ms")?;
-            let mut rows = rows_of(existing)?;
-            let seen = Change::new()
-                .set("last_seen_ms", n(now_ms))
-                .set(LIST_SK, s(list_sk(now_ms, first_seen_ms, id)))
-                .set(EXPIRES_AT, self.expires_at(now_ms));
-            let resolves = incoming.alert.status == AlertStatus::Resolved && status == "firing";
-            let (outcome, change, new_rows) = if resolves {
-                // A resolution is news, not a repeat. Once resolved an episode stays resolved:
-                // in HA, a firing notification from a slower peer can arrive after it.
-                let added = self.add_rows(&mut rows, DeliveryKind::Resolved, version + 1, now_ms);
-                let change = seen.set("status", s(AlertStatus::Resolved.as_str()));
-                let change = match incoming.alert.ends_at {
-                    Some(ends_at) => change.set("ends_at", s(rfc3339(ends_at))),
-                    None => change.remove("ends_at"),
-                };
-                let change = Self::with_rows(change, id, &rows);
-                (
-                    IngestOutcome::Resolved,
-                    Self::versioned(change, version),
-                    added,
-                )
-            } else {
-                let change = seen.add("repeats", n(1));
-                let wants_row = status == "firing"
-                    && !matches!(state, EpisodeState::NoRunbook | EpisodeState::Skipped);
-                if wants_row && self.add_rows(&mut rows, DeliveryKind::Repeat, version + 1, now_ms)
-                {
-                    let change = Self::with_rows(change, id, &rows);
-                    (
-                        IngestOutcome::Repeat,
-                        Self::versioned(change, version),
-                        true,
-                    )
-                } else {
-                    // Only counters: no need to serialize with other writers of the episode.
-                    (
-                        IngestOutcome::Repeat,
-                        change.when("attribute_exists(#pk)", &[PK], Vec::new()),
-                        false,
-                    )
+            let resolves = incoming.alert.status == AlertStatus::Resolved
+                && require_s(existing, "status")? == "firing";
+            if !resolves {
+                match self.record_repeat(id, existing, now_ms).await? {
+                    Some(result) => return Ok(result),
+                    // Purged meanwhile: a new episode.
+                    None => {
+                        snapshot = None;
+                        continue;
+                    }
                 }
+            }
+            // A resolution is news, not a repeat. Once resolved an episode stays resolved: in
+            // HA, a firing notification from a slower peer can arrive after it.
+            let version = require_n(existing, "version")?;
+            let mut rows = rows_of(existing)?;
+            let added = self.add_rows(&mut rows, DeliveryKind::Resolved, version + 1, now_ms);
+            let change = self
+                .seen(id, existing, now_ms)?
+                .set("status", s(AlertStatus::Resolved.as_str()));
+            let change = match incoming.alert.ends_at {
+                Some(ends_at) => change.set("ends_at", s(rfc3339(ends_at))),
+                None => change.remove("ends_at"),
             };
-            if let Written::Conflict(now) = self.write(id, change).await? {
-                snapshot = now;
-                continue;
+            let change = Self::versioned(Self::with_rows(change, id, &rows), version);
+            match self.write(id, change).await? {
+                Written::Applied(now) => {
+                    if added {
+                        self.row_generation.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return ingest_result(id, &now, IngestOutcome::Resolved);
+                }
+                Written::Conflict(now) => {
+                    snapshot = now;
+                    conflicts += 1;
+                }
             }
-            if new_rows {
-                self.row_generation.fetch_add(1, Ordering::Relaxed);
-            }
-            return Ok(IngestResult {
-                id: id.to_string(),
-                alertname: get_s(existing, "alertname")
-                    .unwrap_or(&alertname)
-                    .to_string(),
-                state,
-                outcome,
-            });
         }
-        Err(LedgerError::Unavailable(format!(
-            "episode {id} kept changing under concurrent writers; not recorded, retry"
-        )))
+        Err(contention(id, conflicts, "not recorded, retry"))
+    }
+
+    /// The attributes every alert of an episode updates: when it was last seen.
+    fn seen(&self, id: &str, existing: &Item, now_ms: i64) -> Result<Change, LedgerError> {
+        let first_seen_ms = require_n(existing, "first_seen_ms")?;
+        Ok(Change::new()
+            .set("last_seen_ms", n(now_ms))
+            .set(LIST_SK, s(list_sk(now_ms, first_seen_ms, id)))
+            .set(EXPIRES_AT, self.expires_at(now_ms)))
+    }
+
+    /// Records a repeat of an existing episode. The count is an atomic `ADD` that checks no
+    /// version, so it never conflicts with the triage's writes or another replica's count;
+    /// then, when the episode wants a repeat row (see `add_rows`), the row is added by a
+    /// versioned write that starts from the item the count returned. None: the episode is gone.
+    async fn record_repeat(
+        &self,
+        id: &str,
+        existing: &Item,
+        now_ms: i64,
+    ) -> Result<Option<IngestResult>, LedgerError> {
+        let count = self.seen(id, existing, now_ms)?.add("repeats", n(1)).when(
+            "attribute_exists(#pk)",
+            &[PK],
+            Vec::new(),
+        );
+        let mut current = match self.write(id, count).await? {
+            Written::Applied(now) => now,
+            Written::Conflict(_) => return Ok(None),
+        };
+        let counted = ingest_result(id, &current, IngestOutcome::Repeat)?;
+        let mut conflicts = 0;
+        for _ in 0..CONFLICT_RETRIES {
+            let state = counted_state(&current)?;
+            let firing = require_s(&current, "status")? == AlertStatus::Firing.as_str();
+            if !firing || matches!(state, EpisodeState::NoRunbook | EpisodeState::Skipped) {
+                return Ok(Some(counted));
+            }
+            let version = require_n(&current, "version")?;
+            let mut rows = rows_of(&current)?;
+            if !self.add_rows(&mut rows, DeliveryKind::Repeat, version + 1, now_ms) {
+                return Ok(Some(counted));
+            }
+            pause_after_conflicts(conflicts).await;
+            let change = Self::versioned(Self::with_rows(Change::new(), id, &rows), version);
+            match self.write(id, change).await? {
+                Written::Applied(_) => {
+                    self.row_generation.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Some(counted));
+                }
+                Written::Conflict(Some(now)) => {
+                    current = now;
+                    conflicts += 1;
+                }
+                Written::Conflict(None) => return Ok(Some(counted)),
+            }
+        }
+        Err(contention(
+            id,
+            conflicts,
+            "the repeat is counted but its notification row is not written; retry",
+        ))
     }
 
     /// A new episode item (with its job when it has a runbook and fires).

@@ -267,11 +267,9 @@ pub(super) async fn record(
             }
             Written::Conflict(now) => current.conflict(now),
         }
-        tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 10)).await;
     }
-    Err(LedgerError::Unavailable(format!(
-        "episode {id} kept changing under concurrent writers; the delivery is retried when its lease expires"
-    )))
+    Err(current
+        .contention("the outcome is not recorded; the delivery is retried when its lease expires"))
 }
 
 /// Stores references (key, value) on the episode, all in one unconditional-but-existing write.

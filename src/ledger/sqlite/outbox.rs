@@ -2,16 +2,9 @@
 //! how an attempt ended, and the per-episode references deliveries keep (Slack `ts`, ...).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
-
-use super::{corrupt, summary_from_row, unavailable, SUMMARY_COLUMNS};
-use crate::alert::WebhookAlert;
-use crate::ledger::{
-    from_unix_ms, ClaimedDelivery, DeliveryKind, DeliveryResult, DeliveryState, DoubtWindow,
-    LedgerError,
-};
+use super::episodes::{summary_from_row, SUMMARY_COLUMNS};
+use super::*;
 
 /// SQL: the start of a row's window of doubt, widened to take in the attempt whose lease began
 /// at `claimed_ms` (what `DoubtWindow::widen_ms` does for the DynamoDB ledger).
@@ -235,4 +228,110 @@ pub(super) fn read_refs(
         .query_map(params![episode_id], |row| Ok((row.get(0)?, row.get(1)?)))
         .map_err(unavailable)?;
     rows.collect::<Result<_, _>>().map_err(unavailable)
+}
+
+pub(super) async fn claim_deliveries(
+    ledger: &SqliteLedger,
+    owner: &str,
+    lease: Duration,
+    now: OffsetDateTime,
+    limit: usize,
+) -> Result<Vec<ClaimedDelivery>, LedgerError> {
+    let owner = owner.to_string();
+    let now_ms = unix_ms(now);
+    ledger
+        .write(move |tx| outbox::claim(tx, &owner, lease, now_ms, limit))
+        .await
+}
+
+pub(super) async fn record_delivery(
+    ledger: &SqliteLedger,
+    delivery_id: i64,
+    owner: &str,
+    result: DeliveryResult,
+    now: OffsetDateTime,
+) -> Result<bool, LedgerError> {
+    let owner = owner.to_string();
+    let now_ms = unix_ms(now);
+    ledger
+        .write(move |tx| outbox::record(tx, delivery_id, &owner, &result, now_ms))
+        .await
+}
+
+pub(super) async fn record_delivery_with_refs(
+    ledger: &SqliteLedger,
+    delivery_id: i64,
+    owner: &str,
+    result: DeliveryResult,
+    (episode_id, refs): (&str, &[(&str, &str)]),
+    now: OffsetDateTime,
+) -> Result<bool, LedgerError> {
+    let owner = owner.to_string();
+    let episode_id = episode_id.to_string();
+    let refs = owned_refs(refs);
+    let now_ms = unix_ms(now);
+    // One transaction: the references (stored whoever holds the row), then the outcome.
+    ledger
+        .write(move |tx| {
+            for (key, value) in &refs {
+                outbox::set_ref(tx, &episode_id, key, value, now_ms)?;
+            }
+            outbox::record(tx, delivery_id, &owner, &result, now_ms)
+        })
+        .await
+}
+
+pub(super) fn enqueue_deliveries(
+    tx: &Transaction<'_>,
+    destinations: &[String],
+    episode_id: &str,
+    kind: DeliveryKind,
+    now_ms: i64,
+) -> Result<(), LedgerError> {
+    for destination in destinations {
+        if !destination_wants(destination, kind) {
+            continue;
+        }
+        if kind == DeliveryKind::Repeat {
+            // Repeats coalesce: one waiting repeat row per episode and destination is enough
+            // (HA peers and retries can re-send a group several times within seconds). And a
+            // repeat gets no row before one that posts the episode's message
+            // (`repeat_row_wanted`).
+            let mut statement = tx
+                .prepare_cached(
+                    "SELECT kind, state FROM deliveries WHERE episode_id = ?1 AND destination = ?2",
+                )
+                .map_err(unavailable)?;
+            let earlier: Vec<(String, String)> = statement
+                .query_map(params![episode_id, destination], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .and_then(|rows| rows.collect())
+                .map_err(unavailable)?;
+            let waiting = earlier
+                .iter()
+                .any(|(kind, state)| kind == "repeat" && state == "pending");
+            let kinds = earlier
+                .iter()
+                .filter_map(|(kind, _)| DeliveryKind::parse(kind));
+            if waiting || !repeat_row_wanted(destination, kinds) {
+                continue;
+            }
+        }
+        let kind = kind.as_str();
+        tx.execute(
+            "INSERT INTO deliveries (episode_id, destination, kind, state, next_attempt_ms, created_ms, updated_ms)
+             VALUES (?1, ?2, ?3, 'pending', ?4, ?4, ?4)",
+            params![episode_id, destination, kind, now_ms],
+        )
+        .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// References as owned pairs, to move into a write closure.
+fn owned_refs(refs: &[(&str, &str)]) -> Vec<(String, String)> {
+    refs.iter()
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect()
 }

@@ -15,7 +15,7 @@ use axum::response::IntoResponse;
 use super::change::Change;
 use super::item::{episode_pk, n, s, EPISODE_SK, PK, SK};
 use super::test_dynalite::{aws_for, Dynalite};
-use super::{DynamoLedger, Written};
+use super::{DynamoLedger, WriteOutcome};
 
 /// A DynamoDB endpoint that knows one table, fails every `UpdateItem` on its condition with
 /// the item attached (as DynamoDB does under `ALL_OLD`), and records the operations it was asked.
@@ -93,9 +93,9 @@ async fn a_failed_condition_works_from_the_item_dynamodb_returned_without_a_read
     .await
     .unwrap();
     match ledger.write(id, stale_change()).await.unwrap() {
-        Written::Conflict(Some(now)) => assert_eq!(now.get("version"), Some(&n(7))),
-        Written::Conflict(None) => panic!("the item DynamoDB returned was dropped"),
-        Written::Applied(_) => panic!("the fake fails every update"),
+        WriteOutcome::Conflict(Some(now)) => assert_eq!(now.get("version"), Some(&n(7))),
+        WriteOutcome::Conflict(None) => panic!("the item DynamoDB returned was dropped"),
+        WriteOutcome::Applied(_) => panic!("the fake fails every update"),
     }
     let after_start: Vec<String> = asked
         .lock()
@@ -124,9 +124,9 @@ async fn a_failed_condition_on_an_engine_that_returns_no_item_reads_it() {
     assert!(ledger.put_new(id, item).await.unwrap().is_ok());
     ledger.remember(id, None, false);
     match ledger.write(id, stale_change()).await.unwrap() {
-        Written::Conflict(Some(now)) => assert_eq!(now.get("version"), Some(&n(3))),
-        Written::Conflict(None) => panic!("an existing episode taken for a missing one"),
-        Written::Applied(_) => panic!("version 0 expected, 3 stored: the write must fail"),
+        WriteOutcome::Conflict(Some(now)) => assert_eq!(now.get("version"), Some(&n(3))),
+        WriteOutcome::Conflict(None) => panic!("an existing episode taken for a missing one"),
+        WriteOutcome::Applied(_) => panic!("version 0 expected, 3 stored: the write must fail"),
     }
     // And the put of an episode that exists finds the one there.
     let again = HashMap::from([

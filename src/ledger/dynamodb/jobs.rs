@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::change::Change;
 use super::item::*;
-use super::{Current, DynamoLedger, Refill, Written, CONFLICT_RETRIES};
+use super::*;
 use crate::ledger::{DeliveryKind, EpisodeState, JobState, LeasedJob, LedgerError};
 
 /// What one try at leasing a candidate found.
@@ -28,14 +28,14 @@ pub(super) async fn lease_next(
     now_ms: i64,
 ) -> Result<Option<LeasedJob>, LedgerError> {
     let generation = ledger.job_generation.load(Ordering::Relaxed);
-    let mut refill = Refill::default();
+    let mut refill = RefillsDone::default();
     loop {
         let Some(candidate) = ledger
             .next_candidate(
                 &ledger.jobs_queue,
                 (QUEUE_INDEX, QUEUE_PK, QUEUE_SK),
                 "J",
-                &super::JOB_OTHERS,
+                &super::JOB_CANDIDATES,
                 generation,
                 now_ms,
                 &mut refill,
@@ -47,7 +47,7 @@ pub(super) async fn lease_next(
         let Some(id) = get_s(&candidate, PK).and_then(episode_id_of_pk) else {
             continue;
         };
-        let mut current = Current::new(ledger, id);
+        let mut current = WorkingCopy::new(ledger, id);
         for _ in 0..CONFLICT_RETRIES {
             let Some(item) = current.get().await? else {
                 break;
@@ -125,11 +125,11 @@ async fn try_lease(
             .remove(QUEUE_SK);
         let change = DynamoLedger::versioned(DynamoLedger::with_rows(change, id, &rows), version);
         return match ledger.write(id, still_expired(change)).await? {
-            Written::Applied(_) => {
+            WriteOutcome::Applied(_) => {
                 ledger.row_generation.fetch_add(1, Ordering::Relaxed);
                 Ok(Try::Ended)
             }
-            Written::Conflict(now) => Ok(Try::Conflict(now)),
+            WriteOutcome::Conflict(now) => Ok(Try::Conflict(now)),
         };
     }
     let attempt = attempts + 1;
@@ -167,8 +167,8 @@ async fn try_lease(
         .write(id, still_expired(DynamoLedger::versioned(change, version)))
         .await?
     {
-        Written::Applied(now) => now,
-        Written::Conflict(now) => return Ok(Try::Conflict(now)),
+        WriteOutcome::Applied(now) => now,
+        WriteOutcome::Conflict(now) => return Ok(Try::Conflict(now)),
     };
     if announced_now {
         ledger.row_generation.fetch_add(1, Ordering::Relaxed);
@@ -215,7 +215,7 @@ fn is_held(item: &Item, owner: &str) -> bool {
 
 /// The episode item to change when `owner` holds its job's lease (remembered, else read; a
 /// copy that says the lease is gone is checked with a read). None: the lease is not `owner`'s.
-async fn held(current: &mut Current<'_>, owner: &str) -> Result<Option<Item>, LedgerError> {
+async fn held(current: &mut WorkingCopy<'_>, owner: &str) -> Result<Option<Item>, LedgerError> {
     for _ in 0..2 {
         let Some(item) = current.get().await? else {
             return Ok(None);
@@ -265,7 +265,7 @@ pub(super) async fn complete(
     let Some(id) = episode_of(ledger, job_id) else {
         return Ok(false);
     };
-    let mut current = Current::new(ledger, &id);
+    let mut current = WorkingCopy::new(ledger, &id);
     for _ in 0..CONFLICT_RETRIES {
         let Some(item) = held(&mut current, owner).await? else {
             return Ok(false);
@@ -283,12 +283,12 @@ pub(super) async fn complete(
             .remove(QUEUE_SK);
         let change = DynamoLedger::versioned(DynamoLedger::with_rows(change, &id, &rows), version);
         match ledger.write(&id, change).await? {
-            Written::Applied(_) => {
+            WriteOutcome::Applied(_) => {
                 forget(ledger, job_id);
                 ledger.row_generation.fetch_add(1, Ordering::Relaxed);
                 return Ok(true);
             }
-            Written::Conflict(now) => current.conflict(now),
+            WriteOutcome::Conflict(now) => current.conflict(now),
         }
     }
     Err(current.contention("the lease stays until it expires"))
@@ -305,7 +305,7 @@ pub(super) async fn fail(
     let Some(id) = episode_of(ledger, job_id) else {
         return Ok(JobState::Leased);
     };
-    let mut current = Current::new(ledger, &id);
+    let mut current = WorkingCopy::new(ledger, &id);
     for _ in 0..CONFLICT_RETRIES {
         let Some(item) = held(&mut current, owner).await? else {
             // The lease was lost meanwhile; whoever holds the job now decides.
@@ -344,7 +344,7 @@ pub(super) async fn fail(
         };
         let change = DynamoLedger::versioned(DynamoLedger::with_rows(change, &id, &rows), version);
         match ledger.write(&id, change).await? {
-            Written::Applied(_) => {
+            WriteOutcome::Applied(_) => {
                 forget(ledger, job_id);
                 if exhausted {
                     ledger.row_generation.fetch_add(1, Ordering::Relaxed);
@@ -353,7 +353,7 @@ pub(super) async fn fail(
                 }
                 return Ok(outcome);
             }
-            Written::Conflict(now) => current.conflict(now),
+            WriteOutcome::Conflict(now) => current.conflict(now),
         }
     }
     Err(current.contention("the lease stays until it expires"))
@@ -368,7 +368,7 @@ pub(super) async fn release(
     let Some(id) = episode_of(ledger, job_id) else {
         return Ok(());
     };
-    let mut current = Current::new(ledger, &id);
+    let mut current = WorkingCopy::new(ledger, &id);
     for _ in 0..CONFLICT_RETRIES {
         let Some(item) = held(&mut current, owner).await? else {
             return Ok(());
@@ -385,12 +385,12 @@ pub(super) async fn release(
             .write(&id, DynamoLedger::versioned(change, version))
             .await?
         {
-            Written::Applied(_) => {
+            WriteOutcome::Applied(_) => {
                 forget(ledger, job_id);
                 ledger.job_generation.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             }
-            Written::Conflict(now) => current.conflict(now),
+            WriteOutcome::Conflict(now) => current.conflict(now),
         }
     }
     Err(current.contention("the lease stays until it expires"))

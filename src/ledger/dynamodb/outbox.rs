@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::change::Change;
 use super::item::*;
-use super::{Current, DynamoLedger, Refill, Written, CONFLICT_RETRIES};
+use super::*;
 use crate::alert::WebhookAlert;
 use crate::ledger::{
     from_unix_ms, ClaimedDelivery, DeliveryResult, DeliveryState, DoubtWindow, LedgerError,
@@ -26,7 +26,7 @@ pub(super) async fn claim(
     limit: usize,
 ) -> Result<Vec<ClaimedDelivery>, LedgerError> {
     let generation = ledger.row_generation.load(Ordering::Relaxed);
-    let mut refill = Refill::default();
+    let mut refill = RefillsDone::default();
     let mut claimed: Vec<(i64, String, ClaimedDelivery)> = Vec::new();
     let mut visited: HashMap<String, ()> = HashMap::new();
     while claimed.len() < limit {
@@ -35,7 +35,7 @@ pub(super) async fn claim(
                 &ledger.rows_queue,
                 (OUTBOX_INDEX, OUTBOX_PK, OUTBOX_SK),
                 "D",
-                &super::ROW_OTHERS,
+                &super::ROW_CANDIDATES,
                 generation,
                 now_ms,
                 &mut refill,
@@ -82,7 +82,7 @@ async fn claim_episode(
     now_ms: i64,
     limit: usize,
 ) -> Result<Option<Vec<(String, ClaimedDelivery)>>, LedgerError> {
-    let mut current = Current::new(ledger, id);
+    let mut current = WorkingCopy::new(ledger, id);
     for _ in 0..CONFLICT_RETRIES {
         let Some(episode) = current.get().await? else {
             return Ok(None);
@@ -120,8 +120,8 @@ async fn claim_episode(
         let change =
             DynamoLedger::versioned(DynamoLedger::with_rows(Change::new(), id, &rows), version);
         let claimed = match ledger.write(id, change).await? {
-            Written::Applied(now) => now,
-            Written::Conflict(now) => {
+            WriteOutcome::Applied(now) => now,
+            WriteOutcome::Conflict(now) => {
                 current.conflict(now);
                 continue;
             }
@@ -187,7 +187,7 @@ pub(super) async fn record(
         return Ok(false);
     };
     let _one_at_a_time = ledger.record_lock(&id).lock().await;
-    let mut current = Current::new(ledger, &id);
+    let mut current = WorkingCopy::new(ledger, &id);
     for _ in 0..CONFLICT_RETRIES {
         let Some(episode) = current.get().await? else {
             return Ok(false);
@@ -254,7 +254,7 @@ pub(super) async fn record(
         });
         let change = DynamoLedger::versioned(DynamoLedger::with_rows(change, &id, &rows), version);
         match ledger.write(&id, change).await? {
-            Written::Applied(_) => {
+            WriteOutcome::Applied(_) => {
                 if finished {
                     ledger
                         .claimed_rows
@@ -265,7 +265,7 @@ pub(super) async fn record(
                 ledger.row_generation.fetch_add(1, Ordering::Relaxed);
                 return Ok(true);
             }
-            Written::Conflict(now) => current.conflict(now),
+            WriteOutcome::Conflict(now) => current.conflict(now),
         }
     }
     Err(current

@@ -5,14 +5,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 use super::CliError;
 use crate::config::{Config, LedgerBackend, SlackMode};
 use crate::ledger::{
-    DynamoLedger, Ledger, SqliteLedger, DESTINATION_PAGERDUTY, DESTINATION_SLACK,
-    DESTINATION_SLACK_WEBHOOK,
+    run_retention, DynamoLedger, Ledger, RetentionPolicy, SqliteLedger, DESTINATION_PAGERDUTY,
+    DESTINATION_SLACK, DESTINATION_SLACK_WEBHOOK,
 };
 use crate::metrics::Metrics;
 use crate::notify::outbox::{configured_destinations, Outbox};
@@ -155,11 +154,10 @@ pub(crate) async fn serve_with(
         owner_prefix: format!("{}:{}", hostname(), std::process::id()),
     };
     let workers = tokio::spawn(pool.run(shutdown.clone()));
-    let purge = tokio::spawn(purge_loop(
+    let purge = tokio::spawn(run_retention(
         Arc::clone(&ledger),
-        config.ledger.retention(),
-        Duration::from_secs(config.ledger.purge_interval_secs),
-        shutdown.clone(),
+        RetentionPolicy::from_config(&config.ledger),
+        shutdown.stop_intake.clone(),
     ));
 
     // The line tests and operators wait for: the actual address (the port may have been 0).
@@ -181,26 +179,6 @@ pub(crate) async fn serve_with(
     purge.abort();
     tracing::info!("cabal-triage stopped");
     Ok(())
-}
-
-async fn purge_loop(
-    ledger: Arc<dyn Ledger>,
-    retention: Duration,
-    every: Duration,
-    shutdown: Shutdown,
-) {
-    loop {
-        let cutoff = OffsetDateTime::now_utc() - retention;
-        match ledger.purge(cutoff).await {
-            Ok(0) => {}
-            Ok(purged) => tracing::info!(purged, "purged episodes past retention"),
-            Err(error) => tracing::warn!(%error, "purge failed; will retry"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = shutdown.stop_intake.cancelled() => return,
-        }
-    }
 }
 
 fn hostname() -> String {

@@ -12,6 +12,7 @@
 
 mod dynamodb;
 mod model;
+mod retention;
 mod sqlite;
 
 use std::time::Duration;
@@ -21,6 +22,7 @@ use time::OffsetDateTime;
 
 pub use dynamodb::DynamoLedger;
 pub use model::*;
+pub use retention::{run_retention, RetentionPolicy};
 pub use sqlite::SqliteLedger;
 
 /// A ledger failure. `Unavailable` is the one the webhook turns into 503; its text is the

@@ -8,11 +8,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::CliError;
-use crate::config::{Config, LedgerBackend, SlackMode};
-use crate::ledger::{
-    run_retention, DynamoLedger, Ledger, RetentionPolicy, SqliteLedger, DESTINATION_PAGERDUTY,
-    DESTINATION_SLACK, DESTINATION_SLACK_WEBHOOK,
-};
+use crate::config::{Config, LedgerBackend};
+use crate::ledger::{run_retention, DynamoLedger, Ledger, RetentionPolicy, SqliteLedger};
 use crate::metrics::Metrics;
 use crate::notify::outbox::{configured_destinations, Outbox};
 use crate::probe::ProbeSet;
@@ -57,21 +54,6 @@ pub fn run(path: Option<&Path>) -> Result<(), CliError> {
     })
 }
 
-/// The configured destinations, in the order deliveries are created.
-fn destinations(config: &Config) -> Vec<String> {
-    let mut destinations = Vec::new();
-    if config.slack.enabled() {
-        destinations.push(match config.slack.mode {
-            SlackMode::Bot => DESTINATION_SLACK.to_string(),
-            SlackMode::Webhook => DESTINATION_SLACK_WEBHOOK.to_string(),
-        });
-    }
-    if config.pagerduty.enabled() {
-        destinations.push(DESTINATION_PAGERDUTY.to_string());
-    }
-    destinations
-}
-
 /// Runs the service with `runbooks` until `shutdown`; `listening` learns the bound address
 /// (the port may have been 0). `demo` runs it in-process with replay runbooks.
 pub(crate) async fn serve_with(
@@ -80,9 +62,12 @@ pub(crate) async fn serve_with(
     shutdown: Shutdown,
     listening: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
 ) -> Result<(), CliError> {
+    // The destinations, built once: the ledger is told their routes, the outbox uses them.
+    let destinations = configured_destinations(config).map_err(CliError::Runtime)?;
+    let routes: Vec<_> = destinations.iter().map(|d| d.route()).collect();
     let ledger: Arc<dyn Ledger> = match config.ledger.backend {
         LedgerBackend::Sqlite => {
-            let ledger = SqliteLedger::open(&config.ledger.path, destinations(config))
+            let ledger = SqliteLedger::open(&config.ledger.path, routes)
                 .map_err(|e| CliError::Runtime(e.to_string()))?;
             if config.ledger.max_size_mib > 0 {
                 let cap = ledger
@@ -98,7 +83,7 @@ pub(crate) async fn serve_with(
                 &config.aws,
                 &config.ledger.table,
                 config.ledger.create_table,
-                destinations(config),
+                routes,
                 config.ledger.retention(),
                 None,
             )
@@ -137,7 +122,7 @@ pub(crate) async fn serve_with(
     // verdicts finished then still go out) and stops once the workers have.
     let outbox = Outbox::new(
         Arc::clone(&ledger),
-        configured_destinations(config).map_err(CliError::Runtime)?,
+        destinations,
         config,
         Arc::clone(&metrics),
         format!("{}:{}/outbox", hostname(), std::process::id()),

@@ -157,4 +157,4 @@ pub fn from_unix_ms(ms: i64) -> OffsetDateTime {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

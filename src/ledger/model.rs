@@ -250,35 +250,39 @@ impl DeliveryKind {
     }
 }
 
-/// Whether a repeat notification gets a row for a destination whose rows of this episode so
-/// far are of `earlier` kinds. Rows of one destination go out in order, so a repeat row written
-/// before any row that posts the episode's message could only ever be skipped (nothing to reply
-/// to): it is not written. The count is not lost; the message shows the notifications so far.
-/// In a storm this saves a claim and a record per episode, and keeps early repeats to a plain
-/// counter update (see docs/architecture.md, "Requests per episode").
-pub fn repeat_row_wanted(
-    destination: &str,
-    earlier: impl IntoIterator<Item = DeliveryKind>,
-) -> bool {
-    destination_wants(destination, DeliveryKind::Repeat)
-        && earlier.into_iter().any(DeliveryKind::posts_message)
+/// A destination as the ledger knows it: the name its delivery rows carry, and the kinds of
+/// change it wants a row for. Plain data, built once from the configuration by the side that
+/// delivers (`notify::Destination::route`) and handed to the ledger; the ledger knows nothing
+/// else of Slack, PagerDuty or any other destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub name: String,
+    pub kinds: Vec<DeliveryKind>,
 }
 
-/// The outbox's routing table: which destinations get a row for which kind of change. Slack in
-/// bot mode keeps one message per episode up to date, so it wants everything; an incoming
-/// webhook cannot edit or thread, and PagerDuty gets one note per finished triage, so they want
-/// the verdict only. Unknown destinations get every kind (the dispatcher then reports them).
-pub fn destination_wants(destination: &str, kind: DeliveryKind) -> bool {
-    match destination {
-        DESTINATION_PAGERDUTY | DESTINATION_SLACK_WEBHOOK => kind == DeliveryKind::Verdict,
-        _ => true,
+impl Route {
+    pub fn new(name: impl Into<String>, kinds: impl IntoIterator<Item = DeliveryKind>) -> Route {
+        Route {
+            name: name.into(),
+            kinds: kinds.into_iter().collect(),
+        }
+    }
+
+    /// Whether the destination gets a row for a change of this kind.
+    pub fn wants(&self, kind: DeliveryKind) -> bool {
+        self.kinds.contains(&kind)
     }
 }
 
-/// Destination names (delivery rows and the `destination` metric label).
-pub const DESTINATION_SLACK: &str = "slack";
-pub const DESTINATION_SLACK_WEBHOOK: &str = "slack-webhook";
-pub const DESTINATION_PAGERDUTY: &str = "pagerduty";
+/// Whether a repeat notification gets a row for `route` when its rows of this episode so far
+/// are of `earlier` kinds. Rows of one destination go out in order, so a repeat row written
+/// before any row that posts the episode's message could only ever be skipped (nothing to reply
+/// to): it is not written. The count is not lost; the message shows the notifications so far.
+/// In a storm this saves a claim and a record per episode, and keeps early repeats to a plain
+/// counter update.
+pub fn repeat_row_wanted(route: &Route, earlier: impl IntoIterator<Item = DeliveryKind>) -> bool {
+    route.wants(DeliveryKind::Repeat) && earlier.into_iter().any(DeliveryKind::posts_message)
+}
 
 /// The state of a delivery row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -55,8 +55,8 @@ pub(crate) fn incoming(
 
 const LEASE: Duration = Duration::from_secs(30);
 
-/// The behaviour every ledger must have. The ledger must be opened with the destinations
-/// `slack` and `pagerduty` (the outbox checks count their rows).
+/// The behaviour every ledger must have. The ledger must be opened with `suite_routes()` (the
+/// outbox checks count their rows).
 pub(crate) async fn suite(ledger: Arc<dyn Ledger>) {
     dedup_and_resolve(&*ledger).await;
     leases_retries_and_failure(&*ledger).await;
@@ -67,7 +67,20 @@ pub(crate) async fn suite(ledger: Arc<dyn Ledger>) {
     doubt_windows(&*ledger).await;
 }
 
-pub(crate) const SUITE_DESTINATIONS: [&str; 2] = ["slack", "pagerduty"];
+/// The destinations the suite is run with.
+pub(crate) fn suite_routes() -> Vec<Route> {
+    vec![slack_route(), pagerduty_route()]
+}
+
+/// A destination that wants a row for every kind of change (as Slack in bot mode does).
+pub(crate) fn slack_route() -> Route {
+    Route::new("slack", DeliveryKind::ALL)
+}
+
+/// A destination that wants the verdict only (as PagerDuty does).
+pub(crate) fn pagerduty_route() -> Route {
+    Route::new("pagerduty", [DeliveryKind::Verdict])
+}
 
 fn of_episode(claimed: Vec<ClaimedDelivery>, id: &str) -> Vec<ClaimedDelivery> {
     claimed.into_iter().filter(|d| d.episode.id == id).collect()
@@ -762,7 +775,7 @@ async fn listing_and_purge(ledger: &dyn Ledger) {
 #[tokio::test]
 async fn sqlite_passes_the_suite() {
     let dir = tempfile::tempdir().unwrap();
-    let destinations = SUITE_DESTINATIONS.map(String::from).to_vec();
+    let destinations = suite_routes();
     let ledger = SqliteLedger::open(&dir.path().join("ledger.db"), destinations).unwrap();
     suite(Arc::new(ledger)).await;
 }
@@ -806,7 +819,7 @@ async fn sqlite_is_one_process_and_reclaims_leases_at_open() {
 #[tokio::test]
 async fn sqlite_outbox_rows_are_written_with_the_state_change() {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = SqliteLedger::open(&dir.path().join("ledger.db"), vec!["slack".into()]).unwrap();
+    let ledger = SqliteLedger::open(&dir.path().join("ledger.db"), vec![slack_route()]).unwrap();
     let created = ledger
         .ingest(vec![incoming("ee01", T0, AlertStatus::Firing, true)], T0)
         .await
@@ -833,7 +846,7 @@ async fn sqlite_outbox_rows_are_written_with_the_state_change() {
 async fn sqlite_deliveries_in_flight_at_a_crash_go_out_again_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.db");
-    let ledger = SqliteLedger::open(&path, vec!["slack".into()]).unwrap();
+    let ledger = SqliteLedger::open(&path, vec![slack_route()]).unwrap();
     let created = ledger
         .ingest(vec![incoming("ef01", T0, AlertStatus::Firing, true)], T0)
         .await
@@ -846,7 +859,7 @@ async fn sqlite_deliveries_in_flight_at_a_crash_go_out_again_at_open() {
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].kind, DeliveryKind::Started);
     drop(ledger);
-    let reopened = SqliteLedger::open(&path, vec!["slack".into()]).unwrap();
+    let reopened = SqliteLedger::open(&path, vec![slack_route()]).unwrap();
     let detail = reopened.get_episode(&created[0].id).await.unwrap().unwrap();
     assert_eq!(detail.deliveries[0].state, "pending");
     assert!(detail.deliveries[0]
@@ -890,6 +903,63 @@ async fn sqlite_group_commit_serves_concurrent_writers() {
     }
     let stats = ledger.stats(T0).await.unwrap();
     assert_eq!(stats.queue_depth, 200);
+}
+
+/// The ledger writes rows for the destinations it is given, by name, for the kinds each wants;
+/// it knows nothing else of them.
+#[tokio::test]
+async fn rows_follow_the_routes_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let routes = vec![
+        Route::new("pager-of-record", [DeliveryKind::Verdict]),
+        Route::new(
+            "status-board",
+            [DeliveryKind::Started, DeliveryKind::Resolved],
+        ),
+    ];
+    let ledger = SqliteLedger::open(&dir.path().join("ledger.db"), routes).unwrap();
+    let id = ledger
+        .ingest(
+            vec![incoming("00000000000route", T0, AlertStatus::Firing, true)],
+            T0,
+        )
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    let job = ledger.lease_next("w", LEASE, T0).await.unwrap().unwrap();
+    assert!(ledger
+        .complete_job(job.job_id, "w", "{}".into(), T0)
+        .await
+        .unwrap());
+    ledger
+        .ingest(
+            vec![incoming(
+                "00000000000route",
+                T0,
+                AlertStatus::Resolved,
+                true,
+            )],
+            T0,
+        )
+        .await
+        .unwrap();
+    let rows: Vec<(String, String)> = ledger
+        .get_episode(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .deliveries
+        .into_iter()
+        .map(|d| (d.destination, d.kind))
+        .collect();
+    let expected = [
+        ("status-board", "started"),
+        ("pager-of-record", "verdict"),
+        ("status-board", "resolved"),
+    ]
+    .map(|(d, k)| (d.to_string(), k.to_string()));
+    assert_eq!(rows, expected);
 }
 
 #[tokio::test]
@@ -994,7 +1064,7 @@ async fn sqlite_wal_is_checkpointed_off_the_commit_path_and_reused() {
 #[tokio::test]
 async fn dynamodb_passes_the_suite() {
     let dynalite = super::dynamodb::test_dynalite::Dynalite::start();
-    let destinations = SUITE_DESTINATIONS.map(String::from).to_vec();
+    let destinations = suite_routes();
     let ledger = dynalite.ledger("suite", destinations).await;
     suite(Arc::new(ledger)).await;
 }
@@ -1025,7 +1095,7 @@ async fn dynamodb_without_its_table_says_how_to_create_it() {
 #[tokio::test]
 async fn dynamodb_replicas_share_one_table_without_duplicates() {
     let dynalite = super::dynamodb::test_dynalite::Dynalite::start();
-    let destinations = vec!["pagerduty".to_string()];
+    let destinations = vec![pagerduty_route()];
     let a = Arc::new(dynalite.ledger("replicas", destinations.clone()).await);
     let b = Arc::new(dynalite.ledger("replicas", destinations).await);
     let batch: Vec<IncomingAlert> = (0..40)

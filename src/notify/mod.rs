@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::ledger::{ClaimedDelivery, EpisodeState, Ledger};
+use crate::ledger::{ClaimedDelivery, DeliveryKind, EpisodeState, Ledger, Route};
 use crate::report::render::{Annotation, Stage};
 use crate::report::Report;
 
@@ -108,11 +108,26 @@ pub struct RenderSettings {
     pub show_local_parts: bool,
 }
 
-/// One destination: makes one attempt at one outbox row.
+/// One destination: says which changes it wants a delivery row for, and makes one attempt at
+/// one row.
 #[async_trait]
 pub trait Destination: Send + Sync {
     /// The destination name used in delivery rows and metrics.
     fn name(&self) -> &'static str;
+
+    /// Whether it wants a row for a change of this kind.
+    fn wants(&self, kind: DeliveryKind) -> bool;
+
+    /// What the ledger is told of it: its name and the kinds it wants.
+    fn route(&self) -> Route {
+        Route::new(
+            self.name(),
+            DeliveryKind::ALL
+                .into_iter()
+                .filter(|kind| self.wants(*kind)),
+        )
+    }
+
     async fn deliver(
         &self,
         delivery: &ClaimedDelivery,

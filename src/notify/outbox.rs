@@ -211,6 +211,13 @@ impl Outbox {
                 "destination {} is not configured any more; nothing was sent",
                 delivery.destination
             ))),
+            // Written under a configuration that routed this kind here (the ledger writes rows
+            // only for the kinds a destination wants): nothing to send.
+            Some(destination) if !destination.wants(delivery.kind) => Ok(Sent::Skipped(format!(
+                "{} does not take {} notifications",
+                delivery.destination,
+                delivery.kind.as_str()
+            ))),
             Some(destination) => destination.deliver(&delivery, &context).await,
         };
         let now = OffsetDateTime::now_utc();
@@ -313,5 +320,112 @@ mod lease_tests {
         assert!(!enough_lease_left(ends, lease, after(60_000)), "expired");
         // A clock that went back counts as a fresh claim, not as an error.
         assert!(enough_lease_left(ends, lease, after(-3_000)));
+    }
+}
+
+#[cfg(test)]
+mod route_tests {
+    use super::*;
+    use crate::config::Secret;
+    use crate::ledger::{DeliveryKind, Route};
+
+    fn routes(config: &Config) -> Vec<Route> {
+        configured_destinations(config)
+            .unwrap()
+            .iter()
+            .map(|d| d.route())
+            .collect()
+    }
+
+    #[test]
+    fn the_configured_destinations_say_which_changes_they_want() {
+        let mut config = Config::default();
+        assert!(routes(&config).is_empty(), "nothing configured, no route");
+        config.slack.bot_token = Some(Secret::new("xoxb-test"));
+        config.pagerduty.api_token = Some(Secret::new("pd-test"));
+        config.pagerduty.from_email = Some("oncall@example.com".into());
+        assert_eq!(
+            routes(&config),
+            [
+                Route::new("slack", DeliveryKind::ALL),
+                Route::new("pagerduty", [DeliveryKind::Verdict]),
+            ]
+        );
+        config.slack.mode = SlackMode::Webhook;
+        config.slack.webhook_url = Some(Secret::new("https://hooks.slack.invalid/T0/B0/x"));
+        assert_eq!(
+            routes(&config)[0],
+            Route::new("slack-webhook", [DeliveryKind::Verdict])
+        );
+    }
+}
+
+#[cfg(test)]
+mod unwanted_row_tests {
+    use super::*;
+    use crate::alert::AlertStatus;
+    use crate::config::Secret;
+    use crate::ledger::tests::{incoming, T0};
+    use crate::ledger::{DeliveryKind, Route, SqliteLedger};
+
+    /// A row its destination does not want (written under an older configuration) is skipped
+    /// by the outbox, once for every destination, without asking the destination.
+    #[tokio::test]
+    async fn a_row_the_destination_does_not_want_is_skipped_unsent() {
+        let dir = tempfile::tempdir().unwrap();
+        // Rows for every kind, as a configuration that routed everything to PagerDuty wrote.
+        let ledger: Arc<dyn Ledger> = Arc::new(
+            SqliteLedger::open(
+                &dir.path().join("ledger.db"),
+                vec![Route::new("pagerduty", DeliveryKind::ALL)],
+            )
+            .unwrap(),
+        );
+        let id = ledger
+            .ingest(
+                vec![incoming("0000000unwanted", T0, AlertStatus::Firing, true)],
+                T0,
+            )
+            .await
+            .unwrap()[0]
+            .id
+            .clone();
+        ledger
+            .lease_next("w", Duration::from_secs(30), T0)
+            .await
+            .unwrap();
+        let mut config = Config::default();
+        // Nothing listens there: a request would fail and be retried, not skipped.
+        config.pagerduty.api_base_url = "http://127.0.0.1:9".into();
+        config.pagerduty.api_token = Some(Secret::new("pd-test"));
+        config.pagerduty.from_email = Some("oncall@example.com".into());
+        let outbox = Outbox::new(
+            Arc::clone(&ledger),
+            configured_destinations(&config).unwrap(),
+            &config,
+            Arc::new(Metrics::new()),
+            "test/outbox".into(),
+        );
+        let now = OffsetDateTime::now_utc();
+        let claimed = ledger
+            .claim_deliveries("test/outbox", Duration::from_secs(30), now, 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].kind, DeliveryKind::Started);
+        outbox.attempt(claimed.into_iter().next().unwrap()).await;
+        let detail = ledger.get_episode(&id).await.unwrap().unwrap();
+        let row = &detail.deliveries[0];
+        assert_eq!(
+            (row.kind.as_str(), row.state.as_str()),
+            ("started", "skipped")
+        );
+        assert_eq!(row.attempts, 1, "{row:?}");
+        assert!(
+            row.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("does not take started")),
+            "{row:?}"
+        );
     }
 }

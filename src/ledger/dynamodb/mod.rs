@@ -76,7 +76,8 @@ pub(super) enum WriteOutcome {
 pub struct DynamoLedger {
     client: Client,
     table: String,
-    destinations: Vec<String>,
+    /// Destinations that get outbox rows, and for which changes.
+    routes: Vec<Route>,
     retention: Duration,
     /// Job ids this process leased, to their episode ids.
     leased_jobs: Mutex<HashMap<i64, String>>,
@@ -115,7 +116,7 @@ impl DynamoLedger {
         aws: &AwsConfig,
         table: &str,
         create_table: bool,
-        destinations: Vec<String>,
+        routes: Vec<Route>,
         retention: Duration,
         credentials: Option<SharedCredentialsProvider>,
     ) -> Result<DynamoLedger, LedgerError> {
@@ -139,7 +140,7 @@ impl DynamoLedger {
         Ok(DynamoLedger {
             client,
             table: table.to_string(),
-            destinations,
+            routes,
             retention,
             leased_jobs: Mutex::new(HashMap::new()),
             claimed_rows: Mutex::new(HashMap::new()),
@@ -183,13 +184,14 @@ impl DynamoLedger {
     /// (`repeat_row_wanted`).
     fn add_rows(&self, rows: &mut Rows, kind: DeliveryKind, version: i64, now_ms: i64) -> bool {
         let mut added = false;
-        for (index, destination) in self.destinations.iter().enumerate() {
-            if !destination_wants(destination, kind) {
+        for (index, route) in self.routes.iter().enumerate() {
+            if !route.wants(kind) {
                 continue;
             }
+            let destination = &route.name;
             let of_destination = || rows.values().filter(|row| row.destination == *destination);
             if kind == DeliveryKind::Repeat
-                && (!repeat_row_wanted(destination, of_destination().map(|row| row.kind))
+                && (!repeat_row_wanted(route, of_destination().map(|row| row.kind))
                     || of_destination()
                         .any(|row| row.is_open() && row.kind == DeliveryKind::Repeat))
             {

@@ -9,6 +9,7 @@ use aws_credential_types::Credentials;
 
 use super::DynamoLedger;
 use crate::config::AwsConfig;
+use crate::ledger::Route;
 
 #[allow(dead_code)] // pause and resume serve the integration tests
 #[path = "../../../tests/support/dynalite.rs"]
@@ -40,13 +41,13 @@ impl Dynalite {
     }
 
     /// A ledger on `table` (created when absent), as one replica would open it.
-    pub async fn ledger(&self, table: &str, destinations: Vec<String>) -> DynamoLedger {
+    pub async fn ledger(&self, table: &str, routes: Vec<Route>) -> DynamoLedger {
         let (aws, credentials) = self.aws();
         DynamoLedger::connect(
             &aws,
             table,
             true,
-            destinations,
+            routes,
             Duration::from_secs(30 * 86_400),
             Some(credentials),
         )

@@ -9,13 +9,13 @@ pub(super) async fn ingest(
     alerts: Vec<IncomingAlert>,
     now: OffsetDateTime,
 ) -> Result<Vec<IngestResult>, LedgerError> {
-    let destinations = Arc::clone(&ledger.destinations);
+    let routes = Arc::clone(&ledger.routes);
     let now_ms = unix_ms(now);
     ledger
         .write(move |tx| {
             alerts
                 .iter()
-                .map(|incoming| ingest_one(tx, &destinations, incoming, now_ms))
+                .map(|incoming| ingest_one(tx, &routes, incoming, now_ms))
                 .collect()
         })
         .await
@@ -23,7 +23,7 @@ pub(super) async fn ingest(
 
 fn ingest_one(
     tx: &Transaction<'_>,
-    destinations: &[String],
+    routes: &[Route],
     incoming: &IncomingAlert,
     now_ms: i64,
 ) -> Result<IngestResult, LedgerError> {
@@ -96,7 +96,7 @@ fn ingest_one(
                     params![id, ends_at, now_ms],
                 )
                 .map_err(unavailable)?;
-                enqueue_deliveries(tx, destinations, &id, DeliveryKind::Resolved, now_ms)?;
+                enqueue_deliveries(tx, routes, &id, DeliveryKind::Resolved, now_ms)?;
                 Ok(IngestResult {
                     id,
                     alertname,
@@ -112,7 +112,7 @@ fn ingest_one(
                 if status_text == "firing"
                     && !matches!(state, EpisodeState::NoRunbook | EpisodeState::Skipped)
                 {
-                    enqueue_deliveries(tx, destinations, &id, DeliveryKind::Repeat, now_ms)?;
+                    enqueue_deliveries(tx, routes, &id, DeliveryKind::Repeat, now_ms)?;
                 }
                 Ok(IngestResult {
                     id,

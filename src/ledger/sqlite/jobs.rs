@@ -12,9 +12,9 @@ pub(super) async fn lease_next(
 ) -> Result<Option<LeasedJob>, LedgerError> {
     let owner = owner.to_string();
     let now_ms = unix_ms(now);
-    let destinations = Arc::clone(&ledger.destinations);
+    let routes = Arc::clone(&ledger.routes);
     ledger
-        .write(move |tx| lease_one(tx, &destinations, &owner, lease, now_ms))
+        .write(move |tx| lease_one(tx, &routes, &owner, lease, now_ms))
         .await
 }
 
@@ -50,7 +50,7 @@ pub(super) async fn complete_job(
 ) -> Result<bool, LedgerError> {
     let owner = owner.to_string();
     let now_ms = unix_ms(now);
-    let destinations = Arc::clone(&ledger.destinations);
+    let routes = Arc::clone(&ledger.routes);
     ledger
         .write(move |tx| {
             let Some((episode_id, leased_ms, _, _)) = holds_lease(tx, job_id, &owner)? else {
@@ -67,13 +67,7 @@ pub(super) async fn complete_job(
                 params![episode_id, report_json],
             )
             .map_err(unavailable)?;
-            enqueue_deliveries(
-                tx,
-                &destinations,
-                &episode_id,
-                DeliveryKind::Verdict,
-                now_ms,
-            )?;
+            enqueue_deliveries(tx, &routes, &episode_id, DeliveryKind::Verdict, now_ms)?;
             Ok(true)
         })
         .await
@@ -89,7 +83,7 @@ pub(super) async fn fail_attempt(
 ) -> Result<JobState, LedgerError> {
     let owner = owner.to_string();
     let now_ms = unix_ms(now);
-    let destinations = Arc::clone(&ledger.destinations);
+    let routes = Arc::clone(&ledger.routes);
     ledger
         .write(move |tx| {
             let Some((episode_id, _, attempts, max_attempts)) = holds_lease(tx, job_id, &owner)?
@@ -109,13 +103,7 @@ pub(super) async fn fail_attempt(
                     now_ms,
                     now_ms,
                 )?;
-                enqueue_deliveries(
-                    tx,
-                    &destinations,
-                    &episode_id,
-                    DeliveryKind::TriageFailed,
-                    now_ms,
-                )?;
+                enqueue_deliveries(tx, &routes, &episode_id, DeliveryKind::TriageFailed, now_ms)?;
                 Ok(JobState::Failed)
             } else {
                 let not_before = now_ms + retry_after.as_millis() as i64;
@@ -172,7 +160,7 @@ pub(super) async fn release(
 /// the process cannot loop forever), or failed when they used every attempt.
 pub(super) fn reclaim_leases(
     connection: &mut Connection,
-    destinations: &[String],
+    routes: &[Route],
     now: OffsetDateTime,
 ) -> Result<(), LedgerError> {
     let tx = connection.transaction().map_err(unavailable)?;
@@ -212,13 +200,7 @@ pub(super) fn reclaim_leases(
     for (job_id, episode_id, attempts, max_attempts) in leased {
         let error = format!("attempt {attempts} interrupted: the previous cabal-triage process stopped while it ran");
         let (job_state, episode_state) = if attempts >= max_attempts {
-            enqueue_deliveries(
-                &tx,
-                destinations,
-                &episode_id,
-                DeliveryKind::TriageFailed,
-                now_ms,
-            )?;
+            enqueue_deliveries(&tx, routes, &episode_id, DeliveryKind::TriageFailed, now_ms)?;
             (JobState::Failed, EpisodeState::Failed)
         } else {
             (JobState::Queued, EpisodeState::Queued)
@@ -274,7 +256,7 @@ pub(super) fn set_episode_state(
 /// Marks failed the leased jobs whose lease expired with no attempt left.
 fn fail_exhausted_expired(
     tx: &Transaction<'_>,
-    destinations: &[String],
+    routes: &[Route],
     now_ms: i64,
 ) -> Result<(), LedgerError> {
     let exhausted: Vec<(i64, String, Option<String>, u32)> = {
@@ -306,25 +288,19 @@ fn fail_exhausted_expired(
             now_ms,
             now_ms,
         )?;
-        enqueue_deliveries(
-            tx,
-            destinations,
-            &episode_id,
-            DeliveryKind::TriageFailed,
-            now_ms,
-        )?;
+        enqueue_deliveries(tx, routes, &episode_id, DeliveryKind::TriageFailed, now_ms)?;
     }
     Ok(())
 }
 
 fn lease_one(
     tx: &Transaction<'_>,
-    destinations: &[String],
+    routes: &[Route],
     owner: &str,
     lease: Duration,
     now_ms: i64,
 ) -> Result<Option<LeasedJob>, LedgerError> {
-    fail_exhausted_expired(tx, destinations, now_ms)?;
+    fail_exhausted_expired(tx, routes, now_ms)?;
     let candidate: Option<(i64, String, String, Option<String>)> = tx
         .prepare_cached(
             "SELECT id, episode_id, state, lease_owner FROM jobs
@@ -376,7 +352,7 @@ fn lease_one(
         )
         .map_err(unavailable)?;
     if attempt == 1 && !announced {
-        enqueue_deliveries(tx, destinations, &episode_id, DeliveryKind::Started, now_ms)?;
+        enqueue_deliveries(tx, routes, &episode_id, DeliveryKind::Started, now_ms)?;
     }
     Ok(Some(LeasedJob {
         job_id,

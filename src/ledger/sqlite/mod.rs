@@ -52,8 +52,8 @@ type WriteOp = Box<dyn FnOnce(Result<&Transaction<'_>, &LedgerError>) -> Complet
 pub struct SqliteLedger {
     writer: mpsc::UnboundedSender<WriteOp>,
     reader: Arc<Mutex<Connection>>,
-    /// Destinations that get an outbox row per state change (empty: nothing to deliver).
-    destinations: Arc<Vec<String>>,
+    /// Destinations that get outbox rows, and for which changes (empty: nothing to deliver).
+    routes: Arc<Vec<Route>>,
     _checkpointer: checkpoint::Checkpointer,
     _lock: File,
     path: PathBuf,
@@ -62,7 +62,7 @@ pub struct SqliteLedger {
 impl SqliteLedger {
     /// Opens (creating when absent) the ledger at `path`, runs migrations, and takes back the
     /// leases a previous process left behind.
-    pub fn open(path: &Path, destinations: Vec<String>) -> Result<SqliteLedger, LedgerError> {
+    pub fn open(path: &Path, routes: Vec<Route>) -> Result<SqliteLedger, LedgerError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
                 file_unavailable(format!("cannot create {}: {e}", parent.display()))
@@ -84,7 +84,7 @@ impl SqliteLedger {
             .execute_batch("PRAGMA wal_autocheckpoint = 0;")
             .map_err(unavailable)?;
         migrate(&mut writer)?;
-        reclaim_leases(&mut writer, &destinations, OffsetDateTime::now_utc())?;
+        reclaim_leases(&mut writer, &routes, OffsetDateTime::now_utc())?;
         let reader = open_connection(path)?;
         let checkpointer = checkpoint::spawn(path)?;
 
@@ -96,7 +96,7 @@ impl SqliteLedger {
         Ok(SqliteLedger {
             writer: sender,
             reader: Arc::new(Mutex::new(reader)),
-            destinations: Arc::new(destinations),
+            routes: Arc::new(routes),
             _checkpointer: checkpointer,
             _lock: lock,
             path: path.to_path_buf(),

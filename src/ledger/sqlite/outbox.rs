@@ -283,15 +283,16 @@ pub(super) async fn record_delivery_with_refs(
 
 pub(super) fn enqueue_deliveries(
     tx: &Transaction<'_>,
-    destinations: &[String],
+    routes: &[Route],
     episode_id: &str,
     kind: DeliveryKind,
     now_ms: i64,
 ) -> Result<(), LedgerError> {
-    for destination in destinations {
-        if !destination_wants(destination, kind) {
+    for route in routes {
+        if !route.wants(kind) {
             continue;
         }
+        let destination = &route.name;
         if kind == DeliveryKind::Repeat {
             // Repeats coalesce: one waiting repeat row per episode and destination is enough
             // (HA peers and retries can re-send a group several times within seconds). And a
@@ -314,7 +315,7 @@ pub(super) fn enqueue_deliveries(
             let kinds = earlier
                 .iter()
                 .filter_map(|(kind, _)| DeliveryKind::parse(kind));
-            if waiting || !repeat_row_wanted(destination, kinds) {
+            if waiting || !repeat_row_wanted(route, kinds) {
                 continue;
             }
         }

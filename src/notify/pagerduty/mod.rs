@@ -18,8 +18,11 @@ use super::http::{body_excerpt, transient_status, transport_error};
 use super::{stored_report, with_annotation, DeliveryContext, DeliveryError, Destination, Sent};
 use crate::alert::pagerduty_dedup_key;
 use crate::config::Secret;
-use crate::ledger::{ClaimedDelivery, DeliveryKind, DESTINATION_PAGERDUTY};
+use crate::ledger::{ClaimedDelivery, DeliveryKind};
 use crate::report::render::pagerduty as render;
+
+/// The destination name (delivery rows and the `destination` metric label).
+pub const DESTINATION: &str = "pagerduty";
 
 /// Ledger reference key for the incident the notes go to.
 pub const REF_INCIDENT: &str = "pagerduty.incident";
@@ -157,7 +160,12 @@ pub fn report_digest(report_json: &str) -> String {
 #[async_trait]
 impl Destination for PagerDuty {
     fn name(&self) -> &'static str {
-        DESTINATION_PAGERDUTY
+        DESTINATION
+    }
+
+    /// One note per finished triage on the incident Alertmanager opened.
+    fn wants(&self, kind: DeliveryKind) -> bool {
+        kind == DeliveryKind::Verdict
     }
 
     async fn deliver(
@@ -165,11 +173,6 @@ impl Destination for PagerDuty {
         delivery: &ClaimedDelivery,
         context: &DeliveryContext<'_>,
     ) -> Result<Sent, DeliveryError> {
-        if delivery.kind != DeliveryKind::Verdict {
-            return Ok(Sent::Skipped(
-                "PagerDuty gets one note per finished triage".into(),
-            ));
-        }
         let Some(report_json) = delivery.report_json.as_deref() else {
             return Ok(Sent::Skipped("no report stored".into()));
         };

@@ -35,13 +35,15 @@ use super::{
     failpoint, stored_report, with_annotation, DeliveryContext, DeliveryError, Destination, Sent,
 };
 use crate::config::{Secret, SlackConfig};
-use crate::ledger::{
-    ClaimedDelivery, DeliveryKind, DoubtWindow, DESTINATION_SLACK, DESTINATION_SLACK_WEBHOOK,
-};
+use crate::ledger::{ClaimedDelivery, DeliveryKind, DoubtWindow};
 use crate::report::render::slack as render;
 
 /// How far Slack's clock (which stamps a message's `ts`) may be from ours, in seconds.
 const CLOCK_MARGIN_SECS: i64 = 60;
+
+/// The destination names of the two modes (delivery rows and the `destination` metric label).
+pub const BOT_DESTINATION: &str = "slack";
+pub const WEBHOOK_DESTINATION: &str = "slack-webhook";
 
 /// Ledger reference keys for the episode's message.
 pub const REF_CHANNEL: &str = "slack.channel";
@@ -179,7 +181,12 @@ fn store_parent(context: &DeliveryContext<'_>, at: &MessageRef) {
 #[async_trait]
 impl Destination for SlackBot {
     fn name(&self) -> &'static str {
-        DESTINATION_SLACK
+        BOT_DESTINATION
+    }
+
+    /// One message per episode kept up to date, with replies in its thread: every change.
+    fn wants(&self, _kind: DeliveryKind) -> bool {
+        true
     }
 
     async fn deliver(
@@ -240,7 +247,12 @@ impl SlackWebhook {
 #[async_trait]
 impl Destination for SlackWebhook {
     fn name(&self) -> &'static str {
-        DESTINATION_SLACK_WEBHOOK
+        WEBHOOK_DESTINATION
+    }
+
+    /// An incoming webhook can neither edit nor thread: one post per finished triage.
+    fn wants(&self, kind: DeliveryKind) -> bool {
+        kind == DeliveryKind::Verdict
     }
 
     async fn deliver(
@@ -248,11 +260,6 @@ impl Destination for SlackWebhook {
         delivery: &ClaimedDelivery,
         context: &DeliveryContext<'_>,
     ) -> Result<Sent, DeliveryError> {
-        if delivery.kind != DeliveryKind::Verdict {
-            return Ok(Sent::Skipped(
-                "an incoming webhook gets the verdict only".into(),
-            ));
-        }
         let report = stored_report(delivery)?;
         let message = with_annotation(delivery, report.as_ref(), context.settings, render::message);
         let what = "incoming webhook post";

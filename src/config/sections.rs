@@ -403,7 +403,8 @@ pub struct AwsConfig {
     pub region: Option<String>,
     /// Named profile; the SDK's default chain when unset.
     pub profile: Option<String>,
-    /// Endpoint for every AWS service (`CABAL_TRIAGE_AWS_ENDPOINT_URL`); tests point it at moto.
+    /// Endpoint for every AWS service (`CABAL_TRIAGE_AWS_ENDPOINT_URL`); tests point it at moto and
+    /// dynalite.
     pub endpoint_url: Option<String>,
     /// Per-service endpoint overrides, by service: `logs`, `ec2`, `ecs`, `dynamodb`.
     pub endpoints: BTreeMap<String, String>,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need (Debian's and PyPI's
-# packages, dynalite from npm), then checks formatting and lints, and runs every test with cargo-nextest.
+# packages, dynalite from npm), then checks formatting and lints, and runs every test with
+# cargo-nextest.
 # `.ci/run` runs exactly this. Safe to run again: installs are skipped when already present.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -18,7 +18,7 @@ pub(super) async fn lease_next(
         .await
 }
 
-pub(super) async fn renew_lease(
+pub(super) async fn renew(
     ledger: &SqliteLedger,
     job_id: i64,
     owner: &str,
@@ -41,7 +41,7 @@ pub(super) async fn renew_lease(
         .await
 }
 
-pub(super) async fn complete_job(
+pub(super) async fn complete(
     ledger: &SqliteLedger,
     job_id: i64,
     owner: &str,
@@ -73,7 +73,7 @@ pub(super) async fn complete_job(
         .await
 }
 
-pub(super) async fn fail_attempt(
+pub(super) async fn fail(
     ledger: &SqliteLedger,
     job_id: i64,
     owner: &str,

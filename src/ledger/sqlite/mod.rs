@@ -277,7 +277,7 @@ impl Ledger for SqliteLedger {
         lease: Duration,
         now: OffsetDateTime,
     ) -> Result<bool, LedgerError> {
-        jobs::renew_lease(self, job_id, owner, lease, now).await
+        jobs::renew(self, job_id, owner, lease, now).await
     }
 
     async fn complete_job(
@@ -287,7 +287,7 @@ impl Ledger for SqliteLedger {
         report_json: String,
         now: OffsetDateTime,
     ) -> Result<bool, LedgerError> {
-        jobs::complete_job(self, job_id, owner, report_json, now).await
+        jobs::complete(self, job_id, owner, report_json, now).await
     }
 
     async fn fail_attempt(
@@ -298,7 +298,7 @@ impl Ledger for SqliteLedger {
         retry_after: Duration,
         now: OffsetDateTime,
     ) -> Result<JobState, LedgerError> {
-        jobs::fail_attempt(self, job_id, owner, error, retry_after, now).await
+        jobs::fail(self, job_id, owner, error, retry_after, now).await
     }
 
     async fn release(

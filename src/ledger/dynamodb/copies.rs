@@ -63,7 +63,9 @@ impl<'a> WorkingCopy<'a> {
 /// in a row (none before the first): doubling from 2 ms up to 100 ms, with jitter, so that
 /// writers racing for one item spread out instead of colliding again.
 pub(super) async fn pause_after_conflicts(conflicts: u32) {
-    // TODO(a17-merge): use timing::Backoff
+    // TODO(a17-merge): use timing::Backoff: `const BACKOFF: crate::timing::Backoff =
+    // crate::timing::Backoff::equal_jitter(2 ms, 100 ms);` and `BACKOFF.pause(conflicts - 1)`
+    // (the same pauses: between half and all of the doubling ceiling).
     const BACKOFF: crate::aws::retry::Backoff = crate::aws::retry::Backoff {
         initial: Duration::from_millis(2),
         max: Duration::from_millis(100),

@@ -122,8 +122,10 @@ impl DynamoLedger {
     ) -> Result<DynamoLedger, LedgerError> {
         let sdk = crate::aws::sdk::load_sdk_config(aws, Duration::from_secs(3), credentials).await;
         let mut config = aws_sdk_dynamodb::config::Builder::from(&sdk)
-            // A few quick retries of throttled or failed calls; every write is conditional or
-            // idempotent, so a retried call cannot apply twice.
+            // A few quick retries of throttled or failed calls. Every write is conditional or
+            // idempotent, so a retried call cannot apply twice, except a repeat's count (an
+            // `ADD`): a call that timed out after it applied counts that repeat twice, which
+            // overstates a counter and loses nothing.
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()

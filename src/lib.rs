@@ -21,4 +21,5 @@ pub mod sendmail;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
+pub mod timing;
 pub mod worker;

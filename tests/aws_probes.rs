@@ -14,7 +14,7 @@ use std::time::Duration;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
-use cabal_triage::aws::{AwsClients, Deadline};
+use cabal_triage::aws::AwsClients;
 use cabal_triage::config::Config;
 use cabal_triage::probe::snapshot::{Snapshot, Window};
 use cabal_triage::probe::{
@@ -22,6 +22,7 @@ use cabal_triage::probe::{
     TaskDiscoveryProbe,
 };
 use cabal_triage::report::{NatState, StepOutcome};
+use cabal_triage::timing::Deadline;
 use serde_json::json;
 use support::fake_aws::{aws_error, FakeAws, FakeEcs, FakeTask};
 use support::moto::Moto;

@@ -11,6 +11,8 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+use crate::timing::Deadline;
+
 /// A failed AWS call, classified. `action` is the IAM action (`logs:FilterLogEvents`), often
 /// followed by the resource (`on /ecs/cabal-smtp-out`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -136,6 +138,14 @@ impl AwsError {
             | AwsError::Throttled { action, .. }
             | AwsError::Service { action, .. }
             | AwsError::Other { action, .. } => action,
+        }
+    }
+
+    /// The timeout error of `action` for `deadline`.
+    pub fn timeout(action: &str, deadline: &Deadline) -> AwsError {
+        AwsError::Timeout {
+            action: action.to_string(),
+            budget: deadline.budget,
         }
     }
 

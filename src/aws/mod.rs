@@ -3,7 +3,7 @@
 //! sentence an operator can act on, and the deadline-bounded retry of throttled calls.
 //!
 //! Nothing here decides anything: the probes (`crate::probe`) call these adapters and turn what
-//! they return into evidence. `exec` is the native ECS Exec client (SSM Session Manager data channel), which runs a command in a
+//! they return into evidence. Deadlines and the backoff formula are `crate::timing`'s. `exec` is the native ECS Exec client (SSM Session Manager data channel), which runs a command in a
 //! task's container without the AWS CLI or session-manager-plugin.
 
 pub mod ec2;
@@ -15,5 +15,4 @@ pub mod retry;
 pub mod sdk;
 
 pub use error::AwsError;
-pub use retry::{Backoff, Deadline};
 pub use sdk::AwsClients;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, Secret};
+use crate::timing::Backoff;
 
 /// `[server]`: the HTTP listener.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -652,7 +653,8 @@ pub struct DeliveryConfig {
     pub http_timeout_ms: u64,
     /// Attempts per delivery before it ends `failed`.
     pub max_attempts: u32,
-    /// First retry delay, in ms; doubles per attempt, with ±25 % jitter.
+    /// Ceiling of the first retry delay, in ms; doubles per attempt, with full jitter (the
+    /// delay is drawn between zero and the ceiling).
     pub initial_backoff_ms: u64,
     /// Longest delay between attempts, in ms (a longer `Retry-After` is still honoured).
     pub max_backoff_ms: u64,
@@ -676,6 +678,14 @@ impl Default for DeliveryConfig {
 }
 
 impl DeliveryConfig {
+    /// The pauses between attempts (`timing::Backoff`, full jitter).
+    pub fn backoff(&self) -> Backoff {
+        Backoff::full_jitter(
+            Duration::from_millis(self.initial_backoff_ms),
+            Duration::from_millis(self.max_backoff_ms),
+        )
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         for (key, value) in [
             ("delivery.concurrency", self.concurrency as u64),
@@ -746,7 +756,8 @@ pub struct ProbesConfig {
     pub log_min_window_secs: u64,
     /// The window never reaches further back than this (an alert firing for days), in seconds.
     pub log_max_window_secs: u64,
-    /// First wait after a throttled AWS call, in ms; it doubles (with jitter) up to the max.
+    /// Ceiling of the first wait after a throttled AWS call, in ms; it doubles up to the max,
+    /// and each wait is drawn between zero and its ceiling (full jitter).
     pub throttle_backoff_initial_ms: u64,
     /// Longest wait between two throttled attempts, in ms.
     pub throttle_backoff_max_ms: u64,
@@ -821,6 +832,14 @@ impl ProbesConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The pauses between throttled AWS calls (`timing::Backoff`, full jitter).
+    pub fn throttle_backoff(&self) -> Backoff {
+        Backoff::full_jitter(
+            Duration::from_millis(self.throttle_backoff_initial_ms),
+            Duration::from_millis(self.throttle_backoff_max_ms),
+        )
     }
 
     pub fn log_scan_deadline(&self) -> Duration {

@@ -11,8 +11,8 @@ use super::dnsbl::{DnsblOutcome, DnsblProbe};
 use super::{DnsblCheck, ExecProbe};
 use crate::aws::exec::probe::{run_everywhere, task_id, ExecProbeResult, TierTargets};
 use crate::aws::exec::ExecSessionStarter;
-use crate::aws::Deadline;
 use crate::config::{DnsblConfig, ExecConfig};
+use crate::timing::Deadline;
 
 /// ECS Exec in every given task, in parallel.
 pub struct AwsExecProbe {

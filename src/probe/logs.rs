@@ -14,9 +14,10 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use crate::aws::logs::{filter_log_events_page, FilterQuery, RawLogEvent, FILTER_LOG_EVENTS};
-use crate::aws::{retry, AwsClients, Backoff, Deadline};
+use crate::aws::{retry, AwsClients};
 use crate::config::Config;
 use crate::report::Step;
+use crate::timing::{Backoff, Deadline};
 
 use super::snapshot::{LogEvent, Snapshot, Window};
 use super::{step, LogScanProbe, ProbeError};
@@ -153,10 +154,7 @@ impl AwsLogScan {
                 max_bytes: probes.log_max_bytes_per_tier,
                 page_limit: probes.log_page_limit,
             },
-            backoff: Backoff {
-                initial: Duration::from_millis(probes.throttle_backoff_initial_ms),
-                max: Duration::from_millis(probes.throttle_backoff_max_ms),
-            },
+            backoff: probes.throttle_backoff(),
         }
     }
 

@@ -30,8 +30,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::aws::exec::probe::{ExecProbeResult, TierTargets};
-use crate::aws::{AwsError, Deadline};
+use crate::aws::AwsError;
 use crate::report::{Step, StepOutcome};
+use crate::timing::Deadline;
 
 pub use aws_impls::{AwsExecProbe, ResolverDnsbl};
 pub use dnsbl::DnsblOutcome;

@@ -16,9 +16,10 @@ use crate::aws::ec2::{
     describe_instances_page, describe_nat_gateways_page, RawInstance, RawNatGateway,
     DESCRIBE_INSTANCES, DESCRIBE_NAT_GATEWAYS,
 };
-use crate::aws::{retry, AwsClients, AwsError, Backoff, Deadline};
+use crate::aws::{retry, AwsClients, AwsError};
 use crate::config::Config;
 use crate::report::{NatState, Step};
+use crate::timing::{Backoff, Deadline};
 
 use super::snapshot::{NatEntry, NatSnapshot, Snapshot};
 use super::{step, NatProbe, ProbeError};
@@ -130,10 +131,7 @@ impl AwsNatProbe {
             client: clients.ec2.clone(),
             endpoint: clients.endpoints.ec2.clone(),
             tag_pattern: config.nat.tag_pattern.clone(),
-            backoff: Backoff {
-                initial: Duration::from_millis(config.probes.throttle_backoff_initial_ms),
-                max: Duration::from_millis(config.probes.throttle_backoff_max_ms),
-            },
+            backoff: config.probes.throttle_backoff(),
         }
     }
 

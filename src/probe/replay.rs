@@ -21,8 +21,8 @@ use super::snapshot::{ContainerInfo, NatSnapshot, Snapshot, TaskInfo, Window};
 use super::tasks::TierTasks;
 use super::{DnsblCheck, ExecProbe, LogScanProbe, NatProbe, ProbeError, TaskDiscoveryProbe};
 use crate::aws::exec::probe::{task_id, ExecProbeResult, TierTargets};
-use crate::aws::Deadline;
 use crate::config::CabalmailConfig;
+use crate::timing::Deadline;
 
 /// Why the NAT step of a replay has nothing.
 pub const NAT_NOT_RECORDED: &str = "the replay snapshot has no nat record (the probe was not run)";

@@ -12,9 +12,10 @@ use tokio::time::Instant;
 use crate::aws::ecs::{
     describe_tasks, list_tasks_page, RawTask, DESCRIBE_TASKS, DESCRIBE_TASKS_MAX, LIST_TASKS,
 };
-use crate::aws::{retry, AwsClients, AwsError, Backoff, Deadline};
+use crate::aws::{retry, AwsClients, AwsError};
 use crate::config::Config;
 use crate::report::Step;
+use crate::timing::{Backoff, Deadline};
 
 use super::snapshot::{ContainerInfo, Snapshot, TaskInfo};
 use super::{step, ProbeError, TaskDiscoveryProbe};
@@ -195,10 +196,7 @@ impl AwsTaskDiscovery {
                 .tiers_in_order()
                 .map(|(name, t)| (name.to_string(), t.service.clone(), t.container.clone()))
                 .collect(),
-            backoff: Backoff {
-                initial: Duration::from_millis(config.probes.throttle_backoff_initial_ms),
-                max: Duration::from_millis(config.probes.throttle_backoff_max_ms),
-            },
+            backoff: config.probes.throttle_backoff(),
         }
     }
 

@@ -171,7 +171,8 @@ pub struct CallContext<'a> {
 }
 
 impl CallContext<'_> {
-    fn action(&self) -> String {
+    /// The action as messages name it: the IAM action, and its resource when known.
+    pub fn action(&self) -> String {
         match self.resource {
             Some(resource) => format!("{} on {resource}", self.iam_action),
             None => self.iam_action.to_string(),

@@ -149,6 +149,8 @@ impl ProbeSet {
     pub fn aws(clients: &crate::aws::AwsClients, config: &crate::config::Config) -> ProbeSet {
         let starter = Arc::new(crate::aws::exec::EcsSessionStarter::new(
             clients.ecs.clone(),
+            clients.endpoints.ecs.clone(),
+            config.probes.throttle_backoff(),
         ));
         ProbeSet {
             tasks: Arc::new(AwsTaskDiscovery::new(clients, config)),

@@ -17,4 +17,4 @@ pub mod starter;
 pub use client::ChannelTimings;
 pub use error::ExecError;
 pub use operation::{exec, ExecOptions, ExecOutput, ExecRequest};
-pub use starter::{EcsSessionStarter, ExecSessionStarter, StartedSession};
+pub use starter::{EcsSessionStarter, ExecSessionStarter, StartRequest, StartedSession};

@@ -10,6 +10,7 @@ pub mod alert;
 pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod dns;
 pub mod dnsbl;
 pub mod ledger;
 pub mod metrics;

@@ -12,11 +12,12 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use cabal_triage::aws::exec::codec::HeaderShape;
-use cabal_triage::aws::exec::probe::{probe_mail_queues, TaskTarget, TierTargets};
 use cabal_triage::aws::exec::{
     exec, ChannelTimings, EcsSessionStarter, ExecError, ExecOptions, ExecOutput, ExecRequest,
 };
+use cabal_triage::aws::probes::exec::probe_mail_queues;
 use cabal_triage::config::{ExecConfig, ProbesConfig};
+use cabal_triage::probe::{TaskTarget, TierTargets};
 use fake_agent::{AgentScript, Behaviour, Handshake, Order};
 use fake_ecs::{EcsBehaviour, FakeEcs};
 

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::serve::serve_with;
-use super::triage::parse_snapshot;
 use super::CliError;
 use crate::alert::{parse_webhook, AlertStatus};
 use crate::config::{Config, Secret};
@@ -58,7 +57,8 @@ async fn demo(dir: PathBuf) -> Result<(), CliError> {
         .map_err(|e| CliError::Runtime(format!("demo configuration: {e}")))?;
     let config = Arc::new(config);
 
-    let snapshot = parse_snapshot(SNAPSHOT, "bundled snapshot")?;
+    let snapshot = crate::probe::snapshot::parse(SNAPSHOT, "bundled snapshot")
+        .map_err(|e| CliError::Runtime(e.to_string()))?;
     let captured_at = snapshot.captured_at;
     let env = Environment::new(
         ProbeSet::replay(snapshot, &config),

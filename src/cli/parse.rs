@@ -32,10 +32,8 @@ fn provider_table(config: Option<&Path>) -> Result<ProviderTable, CliError> {
         None => Ok(ProviderTable::builtin()),
         Some(path) => {
             let config = Config::load(Some(path)).map_err(|e| CliError::Input(e.to_string()))?;
-            config
-                .providers
-                .table()
-                .map_err(|e| CliError::Input(e.to_string()))
+            ProviderTable::from_config(&config.providers)
+                .map_err(|e| CliError::Input(format!("{}: providers.extra: {e}", path.display())))
         }
     }
 }

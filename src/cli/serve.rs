@@ -16,7 +16,6 @@ use crate::ledger::{
 };
 use crate::metrics::Metrics;
 use crate::notify::outbox::{configured_destinations, Outbox};
-use crate::probe::ProbeSet;
 use crate::runbook::environment::Environment;
 use crate::runbook::Registry;
 use crate::server::{self, AppState, Authenticator, Limits};
@@ -49,7 +48,11 @@ pub fn run(path: Option<&Path>) -> Result<(), CliError> {
         )
         .await;
         let env = Environment::new(
-            ProbeSet::aws(&clients, &config),
+            crate::aws::probes::probe_set(
+                &clients,
+                &config,
+                Arc::new(crate::dns::ResolverDnsbl::new(config.dnsbl.clone())),
+            ),
             Arc::clone(&config),
             Environment::system_clock(),
         );

@@ -13,7 +13,7 @@ use clap::{Args, ValueEnum};
 use super::CliError;
 use crate::alert::{parse_webhook, AlertStatus, EpisodeKey, WebhookAlert, WebhookPayload};
 use crate::config::Config;
-use crate::probe::snapshot::Snapshot;
+use crate::probe::snapshot::{self, Snapshot};
 use crate::probe::ProbeSet;
 use crate::report::render::{pagerduty, slack, text, Annotation, Stage};
 use crate::report::Report;
@@ -104,13 +104,7 @@ pub fn read_snapshot(path: &Path) -> Result<Snapshot, CliError> {
     let bytes = read_capped(&name, MAX_SNAPSHOT_BYTES)?;
     let text =
         String::from_utf8(bytes).map_err(|_| CliError::Input(format!("{name}: not UTF-8 text")))?;
-    parse_snapshot(&text, &name)
-}
-
-/// Parses a replay snapshot's text; `origin` names it in errors.
-pub fn parse_snapshot(text: &str, origin: &str) -> Result<Snapshot, CliError> {
-    serde_json::from_str(text)
-        .map_err(|e| CliError::Input(format!("{origin}:{}: not a replay snapshot: {e}", e.line())))
+    snapshot::parse(&text, &name).map_err(|e| CliError::Input(e.to_string()))
 }
 
 /// Triages the payload's first alert that has a runbook.
@@ -135,7 +129,11 @@ pub async fn triage(
             )
             .await;
             (
-                ProbeSet::aws(&clients, &config),
+                crate::aws::probes::probe_set(
+                    &clients,
+                    &config,
+                    Arc::new(crate::dns::ResolverDnsbl::new(config.dnsbl.clone())),
+                ),
                 Environment::system_clock(),
             )
         }

@@ -863,17 +863,80 @@ pub struct ProvidersConfig {
 }
 
 impl ProvidersConfig {
-    /// The provider table: built-ins plus `extra`.
-    pub fn table(&self) -> Result<crate::sendmail::ProviderTable, ConfigError> {
-        crate::sendmail::ProviderTable::with_extra(
-            self.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        )
-        .map_err(|e| ConfigError::invalid("providers.extra", e.to_string()))
+    /// The entries of `extra`, checked. The table itself is built by whoever reads recipients
+    /// (`sendmail::ProviderTable::from_config`); configuration only holds the settings.
+    pub fn entries(&self) -> Result<Vec<ProviderEntry>, ConfigError> {
+        self.extra
+            .iter()
+            .map(|(pattern, provider)| {
+                ProviderEntry::parse(pattern, provider)
+                    .map_err(|e| ConfigError::invalid("providers.extra", e.to_string()))
+            })
+            .collect()
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        self.table().map(|_| ())
+        self.entries().map(|_| ())
     }
+}
+
+/// One `[providers] extra` entry, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderEntry {
+    /// Lower case, without the trailing dot.
+    pub domain: String,
+    /// `*.domain`: the entry stands for the domain's sub-domains (relay hosts), not the domain.
+    pub subdomains: bool,
+    pub provider: String,
+}
+
+/// A `[providers] extra` entry that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderEntryError {
+    #[error("provider pattern {0:?} is not a domain or *.domain (for example \"example.net\" or \"*.mx.example.net\")")]
+    BadPattern(String),
+    #[error("provider name for {0:?} is empty or not made of letters, digits, '.', '-' and '_'")]
+    BadName(String),
+}
+
+impl ProviderEntry {
+    /// Reads `pattern` (`example.net` or `*.example.net`, any case, trailing dot allowed) and
+    /// checks the provider name.
+    pub fn parse(pattern: &str, provider: &str) -> Result<ProviderEntry, ProviderEntryError> {
+        let name_ok = !provider.is_empty()
+            && provider.len() <= 64
+            && provider
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        if !name_ok {
+            return Err(ProviderEntryError::BadName(pattern.to_string()));
+        }
+        let lower = pattern.trim().trim_end_matches('.').to_ascii_lowercase();
+        let (subdomains, domain) = match lower.strip_prefix("*.") {
+            Some(domain) => (true, domain),
+            None => (false, lower.as_str()),
+        };
+        if !is_domain(domain) {
+            return Err(ProviderEntryError::BadPattern(pattern.to_string()));
+        }
+        Ok(ProviderEntry {
+            domain: domain.to_string(),
+            subdomains,
+            provider: provider.to_string(),
+        })
+    }
+}
+
+fn is_domain(domain: &str) -> bool {
+    !domain.is_empty()
+        && domain.len() <= 253
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 /// `[exec]`: ECS Exec, and the command the mail-queue probe runs. The command comes only from

@@ -15,12 +15,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::dnsbl::DnsblOutcome;
+use super::exec::{ExecProbeResult, TierTargets};
 use super::logs::{LogScan, TierLogScan};
 use super::nat::NatProbeResult;
 use super::snapshot::{ContainerInfo, NatSnapshot, Snapshot, TaskInfo, Window};
+use super::tasks::task_id;
 use super::tasks::TierTasks;
 use super::{DnsblCheck, ExecProbe, LogScanProbe, NatProbe, ProbeError, TaskDiscoveryProbe};
-use crate::aws::exec::probe::{task_id, ExecProbeResult, TierTargets};
 use crate::config::CabalmailConfig;
 use crate::timing::Deadline;
 
@@ -248,8 +249,8 @@ impl DnsblCheck for ReplayProbes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::exec::probe::TaskTarget;
     use crate::config::Config;
+    use crate::probe::exec::TaskTarget;
 
     const SNAPSHOT: &str = r#"{"captured_at": "2026-11-28T20:15:00Z",
      "window": {"from": "2026-11-28T19:43:30Z", "to": "2026-11-28T20:15:00Z"},

@@ -32,6 +32,6 @@ pub use classify::{classify, classify_line, Delivery, Status};
 pub use dsn::{Category, Dsn, DsnClass};
 pub use line::{parse_message, DeliveryLine, Relay, SenderLine, SendmailMessage};
 pub use mailq::{parse_mailq, MailqReport, QueueSummary, QueuedMessage};
-pub use providers::{ProviderError, ProviderTable};
+pub use providers::ProviderTable;
 pub use redact::redact_local_parts;
 pub use syslog::{parse_syslog, SyslogLine};

@@ -10,7 +10,6 @@ mod error;
 pub mod operation;
 pub mod output;
 pub mod payloads;
-pub mod probe;
 pub mod session;
 pub mod starter;
 

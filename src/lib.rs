@@ -7,6 +7,7 @@
 //! depends on the I/O edges (`ledger`, `server`, `worker`, `probe`, `aws`, `notify`).
 
 pub mod alert;
+pub mod app;
 pub mod aws;
 pub mod cli;
 pub mod config;

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::serve::serve_with;
 use super::CliError;
 use crate::alert::{parse_webhook, AlertStatus};
 use crate::config::{Config, Secret};
@@ -68,7 +67,11 @@ async fn demo(dir: PathBuf) -> Result<(), CliError> {
     let shutdown = Shutdown::new();
     let (tell, listening) = tokio::sync::oneshot::channel();
     let runbooks = Registry::with_sendmail(Arc::new(env));
-    let server = serve_with(&config, runbooks, shutdown.clone(), Some(tell));
+    let server = async {
+        crate::app::serve(&config, runbooks, shutdown.clone(), Some(tell))
+            .await
+            .map_err(CliError::from)
+    };
     let client = async {
         let Ok(addr) = listening.await else {
             return Err(CliError::Runtime("the service did not start".into()));

@@ -1,4 +1,5 @@
-//! Sendmail intelligence: reading sendmail's own words. Pure code, no I/O.
+//! Sendmail intelligence: reading sendmail's own words. Pure code: nothing here opens a file or
+//! a socket (`stream` reads and writes only the streams it is handed).
 //!
 //! - [`syslog`]: the syslog envelope of a log line (traditional, RFC 3339 or stripped).
 //! - [`line`]: sendmail's delivery-status and sender lines, borrowing from the input.
@@ -9,6 +10,8 @@
 //! - [`aggregate`]: a tier's delivery lines summed up for the report.
 //! - [`mailq`]: `mailq` output, for the queue depth.
 //! - [`redact`]: email local parts hidden in samples.
+//! - [`stream`]: a whole log turned into `parse maillog` JSON lines on every core, in order,
+//!   written by [`json`].
 //!
 //! `docs/sendmail.md` documents the formats and tables.
 
@@ -16,10 +19,12 @@ pub mod aggregate;
 pub mod classify;
 pub mod dsn;
 pub mod implied;
+pub mod json;
 pub mod line;
 pub mod mailq;
 pub mod providers;
 pub mod redact;
+pub mod stream;
 pub mod syslog;
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! ECS Exec end to end against local fakes on 127.0.0.1: the real aws-sdk-ecs client calls a
 //! fake ECS `ExecuteCommand` endpoint, and the client speaks the data channel to a fake agent
-//! that runs the command and follows `ssm-data-channel.md` (out-of-order and duplicated frames,
+//! that runs the command and follows the data-channel protocol (out-of-order and duplicated frames,
 //! lost acks, corrupted frames, handshakes, both `channel_closed` shapes, drops and silence).
 
 #[path = "support/fake_agent.rs"]

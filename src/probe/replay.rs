@@ -1,5 +1,5 @@
-//! The replay implementation of every probe trait, backed by a replay snapshot (design.md,
-//! "Replay snapshot"): what the probes saw during a real triage, or a hand-written incident.
+//! The replay implementation of every probe trait, backed by a replay snapshot
+//! (`docs/contracts.md`, "Replay snapshot"): what the probes saw during a real triage, or a hand-written incident.
 //! The runbook runs unchanged on top of it, so a replay reaches the same verdict as the triage
 //! that recorded the snapshot. No AWS, no network.
 //!

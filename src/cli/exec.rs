@@ -10,9 +10,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::CliError;
-use crate::aws::ecs::{list_tasks_page, LIST_TASKS};
+use crate::aws::ecs::first_running_task;
 use crate::aws::exec::{exec, EcsSessionStarter, ExecError, ExecOptions, ExecRequest};
-use crate::aws::retry;
 use crate::config::Config;
 use crate::timing::Deadline;
 
@@ -71,12 +70,25 @@ pub fn run(args: ExecArgs) -> Result<(), CliError> {
             None,
         )
         .await;
+        let cluster = &config.cabalmail.cluster;
         let task = match args.task {
             Some(task) => task,
-            None => {
-                let deadline = Deadline::after(config.probes.task_discovery_deadline());
-                first_running_task(&clients, &config, &tier.service, deadline).await?
-            }
+            None => first_running_task(
+                &clients.ecs,
+                clients.endpoints.ecs.as_deref(),
+                cluster,
+                &tier.service,
+                Deadline::after(config.probes.task_discovery_deadline()),
+                config.probes.throttle_backoff(),
+            )
+            .await
+            .map_err(|e| CliError::Runtime(e.to_string()))?
+            .ok_or_else(|| {
+                CliError::Runtime(format!(
+                    "service {} has no running task in cluster {cluster}",
+                    tier.service
+                ))
+            })?,
         };
         let request = ExecRequest {
             cluster: config.cabalmail.cluster.clone(),
@@ -114,35 +126,4 @@ pub fn run(args: ExecArgs) -> Result<(), CliError> {
             "the command's exit status is unknown (the session ended without it)".into(),
         )),
     }
-}
-
-/// The first running task of the tier's service (ARNs of the first page sorted, so the choice
-/// is stable), through the same adapter, error sentences and throttling retry as the probes.
-// The runbooks use the task discovery probe (every task, exec readiness); an operator naming no
-// task gets the first running one, which is all this command needs.
-async fn first_running_task(
-    clients: &crate::aws::AwsClients,
-    config: &Config,
-    service: &str,
-    deadline: Deadline,
-) -> Result<String, CliError> {
-    let cluster = &config.cabalmail.cluster;
-    let action = format!("{LIST_TASKS} on service {service} in cluster {cluster}");
-    let (mut tasks, _) = retry::call(&action, deadline, config.probes.throttle_backoff(), || {
-        list_tasks_page(
-            &clients.ecs,
-            clients.endpoints.ecs.as_deref(),
-            cluster,
-            service,
-            None,
-        )
-    })
-    .await
-    .map_err(|e| CliError::Runtime(e.to_string()))?;
-    tasks.sort();
-    tasks.into_iter().next().ok_or_else(|| {
-        CliError::Runtime(format!(
-            "service {service} has no running task in cluster {cluster}"
-        ))
-    })
 }

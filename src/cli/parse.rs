@@ -10,7 +10,7 @@ use std::path::Path;
 use super::CliError;
 use crate::config::Config;
 use crate::sendmail::stream::{default_workers, write_deliveries, StreamError, MAX_LINE_BYTES};
-use crate::sendmail::{parse_mailq, redact_local_parts, ProviderTable};
+use crate::sendmail::{parse_mailq, ProviderTable};
 
 /// Largest `mailq` output read.
 pub const MAX_MAILQ_BYTES: u64 = 64 << 20;
@@ -79,17 +79,7 @@ pub fn run_mailq(file: &str, show_local_parts: bool) -> Result<(), CliError> {
     let text = String::from_utf8_lossy(&bytes);
     let mut report = parse_mailq(&text);
     if !show_local_parts {
-        for message in &mut report.messages {
-            if let Some(sender) = &mut message.sender {
-                *sender = redact_local_parts(sender).into_owned();
-            }
-            if let Some(status) = &mut message.status {
-                *status = redact_local_parts(status).into_owned();
-            }
-            for recipient in &mut message.recipients {
-                *recipient = redact_local_parts(recipient).into_owned();
-            }
-        }
+        report.redact_local_parts();
     }
     let mut out = io::stdout().lock();
     serde_json::to_writer(&mut out, &report)

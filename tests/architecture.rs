@@ -118,7 +118,7 @@ struct Violation {
     file: String,
     from: String,
     to: String,
-    /// The path as written (`crate::aws::Deadline`, `super::super::cli`).
+    /// The path as written (`crate::aws::AwsError`, `super::super::cli`).
     path: String,
     rule: String,
 }

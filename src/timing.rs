@@ -13,6 +13,14 @@
 //! Decorrelated jitter needs the previous pause as state, which the outbox (whose attempts are
 //! rows in the ledger, resumed by any replica) does not have.
 //!
+//! Full jitter is a share of 1 (`Backoff::jitter`). Where the number of attempts is bounded
+//! (`delivery.max_attempts`, `worker.max_attempts`) rather than the time, a share of 1 would
+//! make the time the attempts cover a matter of luck (half the sum of the ceilings on average,
+//! and a dependency down for a minute could use up every attempt); those callers draw half of
+//! each pause (`Backoff::equal_jitter`: between half and all of the ceiling), so their
+//! attempts always cover at least half of it. The AWS retry is bounded by the probe's deadline
+//! instead, and uses full jitter.
+//!
 //! This module imports nothing from the crate: everything else may depend on it.
 
 use std::time::Duration;
@@ -59,15 +67,23 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    /// Full jitter: every caller in this crate uses it (see the module documentation).
-    pub const FULL_JITTER: f64 = 1.0;
-
-    /// Exponential backoff from `initial` up to `max` with full jitter.
+    /// Exponential backoff from `initial` up to `max` with full jitter: each pause anywhere
+    /// between zero and its ceiling. For retries bounded by a deadline.
     pub const fn full_jitter(initial: Duration, max: Duration) -> Backoff {
         Backoff {
             initial,
             max,
-            jitter: Backoff::FULL_JITTER,
+            jitter: 1.0,
+        }
+    }
+
+    /// Exponential backoff from `initial` up to `max`, each pause between half and all of its
+    /// ceiling. For retries bounded by a number of attempts (see the module documentation).
+    pub const fn equal_jitter(initial: Duration, max: Duration) -> Backoff {
+        Backoff {
+            initial,
+            max,
+            jitter: 0.5,
         }
     }
 
@@ -143,10 +159,7 @@ mod tests {
 
     #[test]
     fn a_smaller_jitter_keeps_a_floor_and_none_is_exact() {
-        let half = Backoff {
-            jitter: 0.5,
-            ..full()
-        };
+        let half = Backoff::equal_jitter(MS(100), MS(1000));
         assert_eq!(half.delay(1, 0.0), MS(200));
         assert_eq!(half.delay(1, 1.0), MS(100));
         let none = Backoff {

@@ -653,8 +653,8 @@ pub struct DeliveryConfig {
     pub http_timeout_ms: u64,
     /// Attempts per delivery before it ends `failed`.
     pub max_attempts: u32,
-    /// Ceiling of the first retry delay, in ms; doubles per attempt, with full jitter (the
-    /// delay is drawn between zero and the ceiling).
+    /// Ceiling of the first retry delay, in ms; doubles per attempt, each delay drawn between
+    /// half and all of its ceiling.
     pub initial_backoff_ms: u64,
     /// Longest delay between attempts, in ms (a longer `Retry-After` is still honoured).
     pub max_backoff_ms: u64,
@@ -678,9 +678,10 @@ impl Default for DeliveryConfig {
 }
 
 impl DeliveryConfig {
-    /// The pauses between attempts (`timing::Backoff`, full jitter).
+    /// The pauses between attempts (`timing::Backoff`; equal jitter: the attempts are counted,
+    /// so each pause keeps half of its ceiling).
     pub fn backoff(&self) -> Backoff {
-        Backoff::full_jitter(
+        Backoff::equal_jitter(
             Duration::from_millis(self.initial_backoff_ms),
             Duration::from_millis(self.max_backoff_ms),
         )

@@ -1,8 +1,9 @@
 //! The one retry stage every destination shares: what is worth another attempt (a destination's
 //! `Transient` error, never a `Permanent` one) and when. The pause is the crate's one backoff
 //! (`timing::Backoff`: the ceiling doubling from `delivery.initial_backoff_ms`, capped at
-//! `delivery.max_backoff_ms`, full jitter so that many deliveries failing together do not retry
-//! together); a destination's `Retry-After` is a minimum; and a budget
+//! `delivery.max_backoff_ms`, each delay drawn between half and all of it so that many
+//! deliveries failing together do not retry together, while the attempts still cover a known
+//! time); a destination's `Retry-After` is a minimum; and a budget
 //! (`delivery.max_attempts`, `delivery.budget_secs`) after which the row ends `failed` with the
 //! last error. Pure: the caller passes the attempt, the age and the random number.
 
@@ -78,7 +79,7 @@ mod tests {
 
     fn policy() -> RetryPolicy {
         RetryPolicy {
-            backoff: Backoff::full_jitter(Duration::from_secs(1), Duration::from_secs(60)),
+            backoff: Backoff::equal_jitter(Duration::from_secs(1), Duration::from_secs(60)),
             max_attempts: 5,
             budget: Duration::from_secs(600),
         }
@@ -105,7 +106,12 @@ mod tests {
         }
         assert_eq!(
             retry_in(p.decide(3, Duration::ZERO, &failed, 0.5)),
-            Duration::from_secs(2)
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            retry_in(p.decide(3, Duration::ZERO, &failed, 1.0)),
+            Duration::from_secs(2),
+            "never below half the ceiling"
         );
         let capped = RetryPolicy {
             max_attempts: 100,

@@ -25,9 +25,10 @@ use crate::shutdown::Shutdown;
 use crate::timing::Backoff;
 
 /// Pause before a failed triage is tried again: the ceiling 1 s, 2 s, 4 s … capped at 60 s,
-/// full jitter so that jobs that failed together (an AWS outage) do not come back together.
+/// drawn between half and all of it so that jobs that failed together (an AWS outage) do not
+/// come back together, while the bounded attempts still cover at least half the ceilings.
 pub const RETRY_BACKOFF: Backoff =
-    Backoff::full_jitter(Duration::from_secs(1), Duration::from_secs(60));
+    Backoff::equal_jitter(Duration::from_secs(1), Duration::from_secs(60));
 
 /// Longest pause of a worker loop that cannot lease (the ledger is failing).
 const LEASE_ERROR_MAX_PAUSE: Duration = Duration::from_secs(30);
@@ -266,8 +267,9 @@ mod tests {
         assert_eq!(retry_backoff(1, 0.0), Duration::from_secs(1));
         assert_eq!(retry_backoff(2, 0.0), Duration::from_secs(2));
         assert_eq!(retry_backoff(3, 0.0), Duration::from_secs(4));
-        assert_eq!(retry_backoff(3, 0.5), Duration::from_secs(2));
+        assert_eq!(retry_backoff(3, 0.5), Duration::from_secs(3));
+        assert_eq!(retry_backoff(3, 1.0), Duration::from_secs(2));
         assert_eq!(retry_backoff(50, 0.0), Duration::from_secs(60));
-        assert_eq!(retry_backoff(50, 0.75), Duration::from_secs(15));
+        assert_eq!(retry_backoff(50, 1.0), Duration::from_secs(30));
     }
 }

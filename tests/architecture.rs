@@ -7,7 +7,8 @@
 //!
 //! The rules are written once, here, as three tables (`MODULES`, `MAY_IMPORT`, `NEVER`);
 //! `docs/architecture.md` shows the same tables. Test modules (`#[cfg(test)]`) are held to the
-//! same rules: no exemption.
+//! same rules: no exemption. Not read: paths inside string literals (a serde `with = "…"`;
+//! there are none) and doc comments (they are not code).
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -10,7 +10,7 @@ mod demo;
 mod exec;
 mod parse;
 mod service;
-pub mod triage;
+mod triage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -113,7 +113,7 @@ fn read_payload(path: &str) -> Result<WebhookPayload, CliError> {
 }
 
 /// Reads a replay snapshot (exit 2 naming the file and line when it is wrong).
-pub fn read_snapshot(path: &Path) -> Result<Snapshot, CliError> {
+fn read_snapshot(path: &Path) -> Result<Snapshot, CliError> {
     let name = path.display().to_string();
     let bytes = read_capped(&name, MAX_SNAPSHOT_BYTES)?;
     let text =
@@ -122,7 +122,7 @@ pub fn read_snapshot(path: &Path) -> Result<Snapshot, CliError> {
 }
 
 /// The report in the asked format.
-pub fn render(
+fn render(
     format: TriageFormat,
     alert: &WebhookAlert,
     report: &Report,

@@ -2,11 +2,11 @@
 //! a socket (`stream` reads and writes only the streams it is handed).
 //!
 //! - [`syslog`]: the syslog envelope of a log line (traditional, RFC 3339 or stripped).
-//! - [`line`]: sendmail's delivery-status and sender lines, borrowing from the input.
+//! - [`line`](mod@line): sendmail's delivery-status and sender lines, borrowing from the input.
 //! - [`dsn`]: RFC 3463 enhanced status codes, their meaning and the runbook's reading.
 //! - [`implied`]: the code sendmail's DSN-less texts imply (`Connection refused by ...`).
 //! - [`providers`]: which operator runs a recipient domain's mail.
-//! - [`classify`]: a delivery line turned into typed evidence (the `parse maillog` record).
+//! - [`classify`](mod@classify): a delivery line turned into typed evidence (the `parse maillog` record).
 //! - [`aggregate`]: a tier's delivery lines summed up for the report.
 //! - [`mailq`]: `mailq` output, for the queue depth.
 //! - [`redact`]: email local parts hidden in samples.

@@ -63,7 +63,7 @@ pub enum StreamError {
     Write(io::Error),
 }
 
-/// The number of workers to use: one per core, at most [`MAX_WORKERS`].
+/// The number of workers to use: one per core, at most `MAX_WORKERS` (8).
 pub fn default_workers() -> usize {
     std::thread::available_parallelism()
         .map_or(1, usize::from)

@@ -1,8 +1,10 @@
 //! The service, wired: the configuration in, the ledger, runbooks, probes, HTTP server, worker
 //! pool and outbox built from it and run until `shutdown` (as mini-redis's `server::run`). The
 //! command line (`cli`) loads the configuration, starts the runtime and the signal handling and
-//! calls [`run`]; `demo` calls [`serve`] with replay runbooks. Only `cli` (and the binary) import
+//! calls [`run`]; [`demo`] calls [`serve`] with replay runbooks. Only `cli` (and the binary) import
 //! this module; it may import every other one.
+
+pub mod demo;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

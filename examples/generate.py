@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the example incidents of examples/: for each, the Alertmanager payload, the replay
-snapshot (design.md's format, with sendmail lines in the format Cabalmail's tiers log) and the
+snapshot (the format of docs/contracts.md, "Replay snapshot", with sendmail lines in the format Cabalmail's tiers log) and the
 expected verdict. The files are committed; rerun this after changing an incident:
 
     python3 examples/generate.py

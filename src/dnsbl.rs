@@ -1,7 +1,7 @@
 //! DNS blocklists, the pure part: the query name for an IP in a zone, and what a zone's answer
 //! means. A DNSBL answers an A record in 127.0.0.0/8 when the IP is listed, and NXDOMAIN when it
 //! is not. Spamhaus answers 127.255.255.x when it refuses the query (for example through a public
-//! resolver): that is "unknown", never "listed". The lookups themselves live in `probe::dnsbl`.
+//! resolver): that is "unknown", never "listed". The lookups themselves are an edge: `crate::dns`.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};

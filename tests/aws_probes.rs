@@ -14,14 +14,13 @@ use std::time::Duration;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
-use cabal_triage::aws::{AwsClients, Deadline};
+use cabal_triage::aws::probes::{AwsLogScan, AwsNatProbe, AwsTaskDiscovery};
+use cabal_triage::aws::AwsClients;
 use cabal_triage::config::Config;
 use cabal_triage::probe::snapshot::{Snapshot, Window};
-use cabal_triage::probe::{
-    log_window, AwsLogScan, AwsNatProbe, AwsTaskDiscovery, LogScan, LogScanProbe, NatProbe,
-    TaskDiscoveryProbe,
-};
+use cabal_triage::probe::{log_window, LogScan, LogScanProbe, NatProbe, TaskDiscoveryProbe};
 use cabal_triage::report::{NatState, StepOutcome};
+use cabal_triage::timing::Deadline;
 use serde_json::json;
 use support::fake_aws::{aws_error, FakeAws, FakeEcs, FakeTask};
 use support::moto::Moto;

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use cabal_triage::config::DnsblConfig;
+use cabal_triage::dns::DnsblProbe;
 use cabal_triage::dnsbl::{interpret_all, Listing};
-use cabal_triage::probe::dnsbl::DnsblProbe;
 use support::fake_dns::{Answer, FakeDns};
 
 fn config(nameserver: std::net::SocketAddr) -> DnsblConfig {

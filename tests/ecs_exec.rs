@@ -1,6 +1,6 @@
 //! ECS Exec end to end against local fakes on 127.0.0.1: the real aws-sdk-ecs client calls a
 //! fake ECS `ExecuteCommand` endpoint, and the client speaks the data channel to a fake agent
-//! that runs the command and follows `ssm-data-channel.md` (out-of-order and duplicated frames,
+//! that runs the command and follows the data-channel protocol (out-of-order and duplicated frames,
 //! lost acks, corrupted frames, handshakes, both `channel_closed` shapes, drops and silence).
 
 #[path = "support/fake_agent.rs"]
@@ -12,11 +12,12 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use cabal_triage::aws::exec::codec::HeaderShape;
-use cabal_triage::aws::exec::probe::{probe_mail_queues, TaskTarget, TierTargets};
 use cabal_triage::aws::exec::{
     exec, ChannelTimings, EcsSessionStarter, ExecError, ExecOptions, ExecOutput, ExecRequest,
 };
-use cabal_triage::config::ExecConfig;
+use cabal_triage::aws::probes::exec::probe_mail_queues;
+use cabal_triage::config::{ExecConfig, ProbesConfig};
+use cabal_triage::probe::{TaskTarget, TierTargets};
 use fake_agent::{AgentScript, Behaviour, Handshake, Order};
 use fake_ecs::{EcsBehaviour, FakeEcs};
 
@@ -48,13 +49,22 @@ async fn run(script: AgentScript, command: &str) -> (FakeEcs, Result<ExecOutput,
     .await
 }
 
+/// The real starter against the fake ECS, with the service's default throttling backoff.
+fn starter(ecs: &FakeEcs) -> EcsSessionStarter {
+    EcsSessionStarter::new(
+        ecs.client(),
+        Some(ecs.endpoint.clone()),
+        ProbesConfig::default().throttle_backoff(),
+    )
+}
+
 async fn run_with(
     behaviour: EcsBehaviour,
     command: &str,
     options: ExecOptions,
 ) -> (FakeEcs, Result<ExecOutput, ExecError>) {
     let ecs = FakeEcs::start(behaviour).await;
-    let starter = EcsSessionStarter::new(ecs.client());
+    let starter = starter(&ecs);
     let result = exec(&starter, &request(command), &options).await;
     (ecs, result)
 }
@@ -395,6 +405,63 @@ async fn exec_not_enabled_is_reported_with_the_fix() {
 }
 
 #[tokio::test]
+async fn a_throttled_execute_command_is_retried_like_every_aws_call() {
+    let ecs = FakeEcs::start(EcsBehaviour {
+        throttle_first: 1,
+        ..Default::default()
+    })
+    .await;
+    let config = ExecConfig {
+        mailq_command: "printf 'Total requests: 3\\n'".into(),
+        ..ExecConfig::default()
+    };
+    let tiers = vec![TierTargets {
+        tier: "smtp-out".into(),
+        cluster: "cabal-mail".into(),
+        container: "smtp-out".into(),
+        tasks: vec![TaskTarget {
+            task: "arn:aws:ecs:us-east-1:123456789012:task/cabal-mail/0a1b".into(),
+            exec_enabled: true,
+        }],
+    }];
+    let results = probe_mail_queues(&starter(&ecs), &config, &tiers).await;
+    let result = &results["smtp-out"][0];
+    assert_eq!(result.error, None, "{result:?}");
+    assert_eq!(result.output.as_deref(), Some("Total requests: 3\r\n"));
+    assert_eq!(result.exit_status, Some(0));
+    assert_eq!(ecs.requests().len(), 2, "throttled once, then started");
+    assert_clean(&ecs).await;
+}
+
+#[tokio::test]
+async fn execute_command_throttled_until_the_deadline_says_so() {
+    let (ecs, result) = run_with(
+        EcsBehaviour {
+            throttle_first: u32::MAX,
+            ..Default::default()
+        },
+        "true",
+        ExecOptions {
+            deadline: Duration::from_secs(2),
+            ..ExecOptions::default()
+        },
+    )
+    .await;
+    let error = result.unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with("ecs:ExecuteCommand on task arn:aws:ecs:us-east-1:123456789012:task/cabal-mail/0a1b in cluster cabal-mail: throttled by AWS"),
+        "{message}"
+    );
+    assert!(
+        ecs.requests().len() >= 2,
+        "retried: {}",
+        ecs.requests().len()
+    );
+    assert!(ecs.agent.records().is_empty(), "no data channel opened");
+}
+
+#[tokio::test]
 async fn keep_alive_pings_are_sent() {
     let script = AgentScript {
         frame_size: 2,
@@ -438,7 +505,7 @@ async fn mail_queue_probe_runs_every_task_in_parallel_under_its_own_deadline() {
         ..Default::default()
     })
     .await;
-    let starter = EcsSessionStarter::new(ecs.client());
+    let starter = starter(&ecs);
     let config = ExecConfig {
         mailq_command: "printf 'Total requests: 7\\n'".into(),
         ..ExecConfig::default()
@@ -507,7 +574,7 @@ async fn probe_deadline_is_per_task() {
         ..Default::default()
     })
     .await;
-    let starter = EcsSessionStarter::new(ecs.client());
+    let starter = starter(&ecs);
     let config = ExecConfig {
         task_deadline_secs: 1,
         ..ExecConfig::default()

@@ -1,6 +1,6 @@
 //! The example incidents of `examples/` through the real binary: `triage --alert payload.json
 //! --replay snapshot.json --format json` must reach each incident's expected verdict, and the
-//! other formats and the error paths must behave as design.md's CLI contract says.
+//! other formats and the error paths must behave as `docs/contracts.md` ("CLI") says.
 
 mod support;
 
@@ -55,7 +55,8 @@ fn every_example_reaches_its_expected_verdict() {
                 report["verdict"]["summary"]
             );
         }
-        // The report of design.md: verdict at the top level, every step, the evidence snapshot.
+        // The report of `docs/contracts.md` ("Report"): verdict at the top level, every step,
+        // the evidence snapshot.
         for key in [
             "episode",
             "alertname",

@@ -33,7 +33,8 @@ async fn retries_then_succeeds_fails_after_max_attempts_and_survives_panics() {
     let (status, answer) = service.post_alerts(&body).await;
     assert_eq!(status, 202, "{answer}");
     let ids = ids_of(&answer);
-    // Backoff is 1 s then 2 s: the failing ones need about 3 s to use their 3 attempts.
+    // The pauses are 0.5-1 s then 1-2 s: the failing ones need at most about 3 s to use their
+    // 3 attempts.
     let episodes = service
         .wait_for_states(&ids, &["triaged", "failed"], Duration::from_secs(30))
         .await;

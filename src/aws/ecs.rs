@@ -4,6 +4,8 @@ use aws_sdk_ecs::types::DesiredStatus;
 use aws_sdk_ecs::Client;
 
 use super::error::{classify, AwsError, CallContext};
+use super::retry;
+use crate::timing::{Backoff, Deadline};
 
 pub const LIST_TASKS: &str = "ecs:ListTasks";
 pub const DESCRIBE_TASKS: &str = "ecs:DescribeTasks";
@@ -59,6 +61,26 @@ pub async fn list_tasks_page(
         output.task_arns().to_vec(),
         output.next_token().map(str::to_string),
     ))
+}
+
+/// The first running task of a service (the ARNs of ListTasks' first page sorted, so the
+/// choice is stable), None when it has none; throttling retried within `deadline`. For an
+/// operator who names no task (`cabal-triage exec`); the runbooks discover every task.
+pub async fn first_running_task(
+    client: &Client,
+    endpoint: Option<&str>,
+    cluster: &str,
+    service: &str,
+    deadline: Deadline,
+    backoff: Backoff,
+) -> Result<Option<String>, AwsError> {
+    let action = format!("{LIST_TASKS} on service {service} in cluster {cluster}");
+    let (mut tasks, _) = retry::call(&action, deadline, backoff, || {
+        list_tasks_page(client, endpoint, cluster, service, None)
+    })
+    .await?;
+    tasks.sort();
+    Ok(tasks.into_iter().next())
 }
 
 /// DescribeTasks for up to 100 task ARNs. Tasks ECS could not describe come back as failures

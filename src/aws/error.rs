@@ -11,6 +11,8 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+use crate::timing::Deadline;
+
 /// A failed AWS call, classified. `action` is the IAM action (`logs:FilterLogEvents`), often
 /// followed by the resource (`on /ecs/cabal-smtp-out`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -139,6 +141,14 @@ impl AwsError {
         }
     }
 
+    /// The timeout error of `action` for `deadline`.
+    pub fn timeout(action: &str, deadline: &Deadline) -> AwsError {
+        AwsError::Timeout {
+            action: action.to_string(),
+            budget: deadline.budget,
+        }
+    }
+
     /// Turns a "not found" from FilterLogEvents into the precise log-group sentence.
     pub fn for_log_group(self, log_group: &str) -> AwsError {
         match self {
@@ -161,7 +171,8 @@ pub struct CallContext<'a> {
 }
 
 impl CallContext<'_> {
-    fn action(&self) -> String {
+    /// The action as messages name it: the IAM action, and its resource when known.
+    pub fn action(&self) -> String {
         match self.resource {
             Some(resource) => format!("{} on {resource}", self.iam_action),
             None => self.iam_action.to_string(),

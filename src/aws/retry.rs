@@ -1,75 +1,22 @@
-//! Deadlines and the retry of throttled calls.
+//! The retry of throttled AWS calls, within the probe's deadline.
 //!
 //! AWS answers "slow down" (ThrottlingException, RequestLimitExceeded) when the account's API
 //! rate is used up, for example by a console open on the same log group. A careful operator
-//! waits and tries again; so does `call`, with exponential backoff and jitter, but never past the
-//! probe's deadline: the report must go out on time. Transient failures (connection refused or
-//! reset, HTTP 5xx) get at most two more attempts. Everything else fails at once.
+//! waits and tries again; so does `call`, with the crate's one backoff (`timing::Backoff`), but
+//! never past the probe's deadline: the report must go out on time. Transient failures
+//! (connection refused or reset, HTTP 5xx) get at most two more attempts. Everything else fails
+//! at once. What counts as throttled or transient is `AwsError`'s to say (`error.rs`); every
+//! AWS call goes through here, ECS Exec's `ExecuteCommand` included.
 
 use std::future::Future;
-use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::error::AwsError;
-
-/// The moment a probe must stop, and the budget it was given (for messages).
-#[derive(Debug, Clone, Copy)]
-pub struct Deadline {
-    pub at: Instant,
-    pub budget: Duration,
-}
-
-impl Deadline {
-    /// A deadline `budget` from now.
-    pub fn after(budget: Duration) -> Deadline {
-        Deadline {
-            at: Instant::now() + budget,
-            budget,
-        }
-    }
-
-    pub fn remaining(&self) -> Duration {
-        self.at.saturating_duration_since(Instant::now())
-    }
-
-    pub fn expired(&self) -> bool {
-        self.remaining().is_zero()
-    }
-
-    /// The timeout error of `action` for this deadline.
-    pub fn timeout_error(&self, action: &str) -> AwsError {
-        AwsError::Timeout {
-            action: action.to_string(),
-            budget: self.budget,
-        }
-    }
-}
-
-/// Exponential backoff between attempts.
-#[derive(Debug, Clone, Copy)]
-pub struct Backoff {
-    pub initial: Duration,
-    pub max: Duration,
-}
+use crate::timing::{Backoff, Deadline};
 
 /// Transient failures retried at most this many times (throttling: until the deadline).
 pub const MAX_TRANSIENT_RETRIES: u32 = 2;
-
-impl Backoff {
-    /// The pause before retry number `retry` (0-based), given `jitter` in [0, 1): between half
-    /// and all of `initial * 2^retry`, capped at `max`. Pure, so it is tested exactly.
-    pub fn delay(&self, retry: u32, jitter: f64) -> Duration {
-        let factor = 2u32.saturating_pow(retry.min(20));
-        let ceiling = self.initial.saturating_mul(factor).min(self.max);
-        let jitter = if jitter.is_finite() {
-            jitter.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        ceiling / 2 + ceiling.mul_f64(jitter) / 2
-    }
-}
 
 /// Runs `op` until it succeeds, fails for good, or the deadline comes. Throttling is retried
 /// with backoff while the pause still fits before the deadline; when time runs out after a
@@ -96,7 +43,7 @@ where
                     attempts: throttled,
                 })
             }
-            Err(_) => return Err(deadline.timeout_error(action)),
+            Err(_) => return Err(AwsError::timeout(action, &deadline)),
             Ok(outcome) => outcome,
         };
         let error = match outcome {
@@ -105,10 +52,10 @@ where
         };
         let pause = if error.is_throttling() {
             throttled += 1;
-            backoff.delay(throttled - 1, rand::random::<f64>())
+            backoff.pause(throttled - 1)
         } else if error.is_transient() && transient < MAX_TRANSIENT_RETRIES {
             transient += 1;
-            backoff.delay(transient - 1, rand::random::<f64>())
+            backoff.pause(transient - 1)
         } else {
             return Err(error);
         };
@@ -130,29 +77,10 @@ where
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
-
-    const BACKOFF: Backoff = Backoff {
-        initial: Duration::from_millis(100),
-        max: Duration::from_millis(1000),
-    };
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_caps() {
-        assert_eq!(BACKOFF.delay(0, 0.0), Duration::from_millis(50));
-        assert_eq!(BACKOFF.delay(0, 1.0), Duration::from_millis(100));
-        assert_eq!(BACKOFF.delay(2, 0.0), Duration::from_millis(200));
-        assert_eq!(BACKOFF.delay(10, 1.0), Duration::from_millis(1000));
-        assert_eq!(
-            BACKOFF.delay(u32::MAX, f64::NAN),
-            Duration::from_millis(500)
-        );
-    }
+    use std::time::Duration;
 
     /// Real time, kept short: the tests wait milliseconds.
-    const FAST: Backoff = Backoff {
-        initial: Duration::from_millis(5),
-        max: Duration::from_millis(40),
-    };
+    const FAST: Backoff = Backoff::full_jitter(Duration::from_millis(5), Duration::from_millis(40));
 
     fn throttled() -> AwsError {
         AwsError::Throttled {

@@ -10,8 +10,10 @@ use std::time::Duration;
 use clap::Args;
 
 use super::CliError;
+use crate::aws::ecs::first_running_task;
 use crate::aws::exec::{exec, EcsSessionStarter, ExecError, ExecOptions, ExecRequest};
 use crate::config::Config;
+use crate::timing::Deadline;
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
@@ -62,16 +64,31 @@ pub fn run(args: ExecArgs) -> Result<(), CliError> {
         .build()
         .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
     let output = runtime.block_on(async {
-        let client = crate::aws::AwsClients::load(
+        let clients = crate::aws::AwsClients::load(
             &config.aws,
             Duration::from_secs(config.probes.aws_connect_timeout_secs),
             None,
         )
-        .await
-        .ecs;
+        .await;
+        let cluster = &config.cabalmail.cluster;
         let task = match args.task {
             Some(task) => task,
-            None => first_running_task(&client, &config.cabalmail.cluster, &tier.service).await?,
+            None => first_running_task(
+                &clients.ecs,
+                clients.endpoints.ecs.as_deref(),
+                cluster,
+                &tier.service,
+                Deadline::after(config.probes.task_discovery_deadline()),
+                config.probes.throttle_backoff(),
+            )
+            .await
+            .map_err(|e| CliError::Runtime(e.to_string()))?
+            .ok_or_else(|| {
+                CliError::Runtime(format!(
+                    "service {} has no running task in cluster {cluster}",
+                    tier.service
+                ))
+            })?,
         };
         let request = ExecRequest {
             cluster: config.cabalmail.cluster.clone(),
@@ -79,7 +96,12 @@ pub fn run(args: ExecArgs) -> Result<(), CliError> {
             container: tier.container.clone(),
             command,
         };
-        exec(&EcsSessionStarter::new(client), &request, &options)
+        let starter = EcsSessionStarter::new(
+            clients.ecs.clone(),
+            clients.endpoints.ecs.clone(),
+            config.probes.throttle_backoff(),
+        );
+        exec(&starter, &request, &options)
             .await
             .map_err(|e: ExecError| CliError::Runtime(e.to_string()))
     })?;
@@ -104,43 +126,4 @@ pub fn run(args: ExecArgs) -> Result<(), CliError> {
             "the command's exit status is unknown (the session ended without it)".into(),
         )),
     }
-}
-
-/// The ECS client from `[aws]` (region, profile, endpoint override) and the SDK's default
-/// credential chain.
-/// The first running task of the tier's service (ARNs sorted, so the choice is stable).
-// The runbooks use `probe::tasks` (every task, exec readiness); an operator naming no task
-// gets the first running one, which is all this command needs.
-async fn first_running_task(
-    client: &aws_sdk_ecs::Client,
-    cluster: &str,
-    service: &str,
-) -> Result<String, CliError> {
-    let response = client
-        .list_tasks()
-        .cluster(cluster)
-        .service_name(service)
-        .desired_status(aws_sdk_ecs::types::DesiredStatus::Running)
-        .send()
-        .await
-        .map_err(|e| {
-            let reason = match e.as_service_error() {
-                Some(service_error) => format!(
-                    "{}: {}",
-                    service_error.meta().code().unwrap_or("error"),
-                    service_error.meta().message().unwrap_or("no message")
-                ),
-                None => aws_sdk_ecs::error::DisplayErrorContext(&e).to_string(),
-            };
-            CliError::Runtime(format!(
-                "cannot list the tasks of service {service} in cluster {cluster}: {reason}"
-            ))
-        })?;
-    let mut tasks = response.task_arns.unwrap_or_default();
-    tasks.sort();
-    tasks.into_iter().next().ok_or_else(|| {
-        CliError::Runtime(format!(
-            "service {service} has no running task in cluster {cluster}"
-        ))
-    })
 }

@@ -1,15 +1,16 @@
-//! The command line (clap). Each subcommand lives in its own file; this one parses and
-//! dispatches, and maps errors to the exit codes of design.md: 0 success, 1 runtime failure,
-//! 2 bad usage or bad input (with a one-line error on stderr).
+//! The command line (clap): it parses arguments, reads the files they name and prints; the work
+//! is done by the library (`app` for `serve`, `runbook::oneshot` for `triage`,
+//! `sendmail::stream` for `parse maillog`, ...). Each subcommand lives in its own file; this one
+//! parses and dispatches, and maps errors to the exit codes of `docs/contracts.md` ("CLI"):
+//! 0 success, 1 runtime failure, 2 bad usage or bad input (with a one-line error on stderr).
+//! Nothing imports this module.
 
 mod check_config;
 mod demo;
 mod exec;
-mod maillog_json;
-mod maillog_pipeline;
 mod parse;
-mod serve;
-pub mod triage;
+mod service;
+mod triage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -109,7 +110,7 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve { config } => serve::run(config.as_deref()),
+        Command::Serve { config } => service::run(config.as_deref()),
         Command::Demo => demo::run(),
         Command::CheckConfig { config } => check_config::run(config.as_deref()),
         Command::Parse {

@@ -1,19 +1,17 @@
-//! `cabal-triage parse maillog FILE` and `cabal-triage parse mailq FILE` (design.md, CLI and
-//! `parse maillog` contracts): read a file or standard input (`-`), print JSON. The maillog path
-//! streams through `maillog_pipeline` (lossy UTF-8 per line, one JSON object per delivery line,
-//! classified on every core, written in input order).
+//! `cabal-triage parse maillog FILE` and `cabal-triage parse mailq FILE` (`docs/contracts.md`,
+//! "CLI" and "`parse maillog` output"): read a file or standard input (`-`), print JSON. The
+//! maillog path streams through `sendmail::stream` (lossy UTF-8 per line, one JSON object per
+//! delivery line, classified on every core, written in input order).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 
-use super::maillog_pipeline::{default_workers, write_deliveries, WriteOrRead};
 use super::CliError;
 use crate::config::Config;
-use crate::sendmail::{parse_mailq, redact_local_parts, ProviderTable};
+use crate::sendmail::stream::{default_workers, write_deliveries, StreamError, MAX_LINE_BYTES};
+use crate::sendmail::{parse_mailq, ProviderTable};
 
-/// Longest line read; the rest of a longer line is skipped (sendmail's own lines are < 2 KiB).
-pub const MAX_LINE_BYTES: usize = 4 << 20;
 /// Largest `mailq` output read.
 pub const MAX_MAILQ_BYTES: u64 = 64 << 20;
 
@@ -32,10 +30,8 @@ fn provider_table(config: Option<&Path>) -> Result<ProviderTable, CliError> {
         None => Ok(ProviderTable::builtin()),
         Some(path) => {
             let config = Config::load(Some(path)).map_err(|e| CliError::Input(e.to_string()))?;
-            config
-                .providers
-                .table()
-                .map_err(|e| CliError::Input(e.to_string()))
+            ProviderTable::from_config(&config.providers)
+                .map_err(|e| CliError::Input(format!("{}: providers.extra: {e}", path.display())))
         }
     }
 }
@@ -53,15 +49,15 @@ pub fn run_maillog(file: &str, config: Option<&Path>) -> Result<(), CliError> {
         default_workers(),
         MAX_LINE_BYTES,
     );
-    let result = result.and_then(|()| out.flush().map_err(WriteOrRead::Write));
+    let result = result.and_then(|()| out.flush().map_err(StreamError::Write));
     match result {
         Ok(()) => Ok(()),
-        Err(WriteOrRead::Read { line, error }) => Err(CliError::Input(format!(
+        Err(StreamError::Read { line, error }) => Err(CliError::Input(format!(
             "{file}:{line}: cannot read: {error}"
         ))),
         // The reader went away (`| head`): nothing more to say.
-        Err(WriteOrRead::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        Err(WriteOrRead::Write(e)) => Err(CliError::Runtime(format!(
+        Err(StreamError::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(StreamError::Write(e)) => Err(CliError::Runtime(format!(
             "cannot write to standard output: {e}"
         ))),
     }
@@ -83,17 +79,7 @@ pub fn run_mailq(file: &str, show_local_parts: bool) -> Result<(), CliError> {
     let text = String::from_utf8_lossy(&bytes);
     let mut report = parse_mailq(&text);
     if !show_local_parts {
-        for message in &mut report.messages {
-            if let Some(sender) = &mut message.sender {
-                *sender = redact_local_parts(sender).into_owned();
-            }
-            if let Some(status) = &mut message.status {
-                *status = redact_local_parts(status).into_owned();
-            }
-            for recipient in &mut message.recipients {
-                *recipient = redact_local_parts(recipient).into_owned();
-            }
-        }
+        report.redact_local_parts();
     }
     let mut out = io::stdout().lock();
     serde_json::to_writer(&mut out, &report)
@@ -109,49 +95,4 @@ pub fn run_mailq(file: &str, show_local_parts: bool) -> Result<(), CliError> {
                 )))
             }
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn writes_one_json_line_per_delivery_line() {
-        let input = b"Nov 28 20:14:03 h sm-mta[1]: Q0000001: to=<a@gmail.com>, delay=00:00:02, mailer=esmtp, pri=1, relay=gmail-smtp-in.l.google.com. [142.250.31.27], dsn=4.7.28, stat=Deferred: 421-4.7.28 x\nNov 28 20:14:04 h dovecot: imap-login: user=<a>\nQ0000002: to=<b@\xfe.example>, stat=Sent \xff\n\xffQ0000003: to=<c@d.example>, stat=Sent\n";
-        let mut out = Vec::new();
-        let table = ProviderTable::builtin();
-        assert!(write_deliveries(&input[..], &mut out, &table, 2, MAX_LINE_BYTES).is_ok());
-        let text = String::from_utf8(out).unwrap();
-        let lines: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert_eq!(lines.len(), 2);
-        assert_eq!(lines[0]["line"], 1);
-        assert_eq!(lines[0]["provider"], "google");
-        // Field order follows the contract.
-        let first = text.lines().next().unwrap();
-        let positions: Vec<usize> = [
-            "line",
-            "queue_id",
-            "status",
-            "dsn",
-            "dsn_class",
-            "category",
-            "recipient_domain",
-            "provider",
-            "relay",
-            "reply",
-            "reply_dsn",
-        ]
-        .iter()
-        .map(|k| first.find(&format!("\"{k}\":")).unwrap())
-        .collect();
-        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{first}");
-        assert_eq!(lines[1]["line"], 3);
-        assert_eq!(lines[1]["status"], "sent");
-        assert_eq!(lines[1]["recipient_domain"], "\u{fffd}.example");
-        // Garbage before the queue id: not a sendmail message.
-        assert!(!text.contains("Q0000003"));
-    }
 }

@@ -1,24 +1,24 @@
 //! `cabal-triage triage --alert PAYLOAD.json [--replay SNAPSHOT.json] [--format ...]`: one triage
-//! in the foreground. The payload is an Alertmanager webhook body (version 4); its first alert
+//! in the foreground (`runbook::oneshot`). This file reads the arguments and the files and
+//! prints the result. The payload is an Alertmanager webhook body (version 4); its first alert
 //! with a runbook is triaged. With `--replay` the probes answer from the snapshot (no AWS, no
 //! network) and the clock stands at its capture time; without it they talk to AWS as `serve`
-//! does. `--format json` prints design.md's report (the `verdict` object at the top level).
+//! does. `--format json` prints the report of `docs/contracts.md` ("Report"; the `verdict`
+//! object at the top level).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
 use super::CliError;
-use crate::alert::{parse_webhook, AlertStatus, EpisodeKey, WebhookAlert, WebhookPayload};
+use crate::alert::{parse_webhook, AlertStatus, WebhookAlert, WebhookPayload};
 use crate::config::Config;
-use crate::probe::snapshot::Snapshot;
-use crate::probe::ProbeSet;
+use crate::probe::snapshot::{self, Snapshot};
 use crate::report::render::{pagerduty, slack, text, Annotation, Stage};
 use crate::report::Report;
 use crate::runbook::environment::Environment;
-use crate::runbook::{Registry, TriageRequest};
+use crate::runbook::oneshot::{self, OneShotError};
 
 #[derive(Debug, Args)]
 pub struct TriageArgs {
@@ -40,7 +40,7 @@ pub struct TriageArgs {
 pub enum TriageFormat {
     /// The annotation as the terminal shows it.
     Text,
-    /// The report (design.md), `verdict` at the top level.
+    /// The report (`docs/contracts.md`, "Report"), `verdict` at the top level.
     Json,
     /// The Slack message (Block Kit JSON).
     Slack,
@@ -58,7 +58,21 @@ pub fn run(args: TriageArgs) -> Result<(), CliError> {
         .build()
         .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
     let config = Arc::new(config);
-    let (alert, report) = runtime.block_on(triage(&payload, snapshot, Arc::clone(&config)))?;
+    let (alert, report) = runtime.block_on(async {
+        let (probes, clock) = match snapshot {
+            Some(snapshot) => oneshot::replay(snapshot, &config),
+            None => (
+                crate::app::aws_probes(&config).await,
+                Environment::system_clock(),
+            ),
+        };
+        oneshot::triage(&payload, probes, clock, Arc::clone(&config))
+            .await
+            .map_err(|e| match e {
+                OneShotError::NoRunbook { .. } => CliError::Input(e.to_string()),
+                other => CliError::Runtime(other.to_string()),
+            })
+    })?;
     print!("{}", render(args.format, &alert, &report, &config)?);
     Ok(())
 }
@@ -99,85 +113,16 @@ fn read_payload(path: &str) -> Result<WebhookPayload, CliError> {
 }
 
 /// Reads a replay snapshot (exit 2 naming the file and line when it is wrong).
-pub fn read_snapshot(path: &Path) -> Result<Snapshot, CliError> {
+fn read_snapshot(path: &Path) -> Result<Snapshot, CliError> {
     let name = path.display().to_string();
     let bytes = read_capped(&name, MAX_SNAPSHOT_BYTES)?;
     let text =
         String::from_utf8(bytes).map_err(|_| CliError::Input(format!("{name}: not UTF-8 text")))?;
-    parse_snapshot(&text, &name)
-}
-
-/// Parses a replay snapshot's text; `origin` names it in errors.
-pub fn parse_snapshot(text: &str, origin: &str) -> Result<Snapshot, CliError> {
-    serde_json::from_str(text)
-        .map_err(|e| CliError::Input(format!("{origin}:{}: not a replay snapshot: {e}", e.line())))
-}
-
-/// Triages the payload's first alert that has a runbook.
-pub async fn triage(
-    payload: &WebhookPayload,
-    snapshot: Option<Snapshot>,
-    config: Arc<Config>,
-) -> Result<(WebhookAlert, Report), CliError> {
-    let (probes, clock) = match snapshot {
-        Some(snapshot) => {
-            let at = snapshot.captured_at;
-            (
-                ProbeSet::replay(snapshot, &config),
-                Environment::fixed_clock(at),
-            )
-        }
-        None => {
-            let clients = crate::aws::AwsClients::load(
-                &config.aws,
-                Duration::from_secs(config.probes.aws_connect_timeout_secs),
-                None,
-            )
-            .await;
-            (
-                ProbeSet::aws(&clients, &config),
-                Environment::system_clock(),
-            )
-        }
-    };
-    let registry = Registry::with_sendmail(Arc::new(Environment::new(
-        probes,
-        Arc::clone(&config),
-        clock,
-    )));
-    let Some((alert, runbook)) = payload
-        .alerts
-        .iter()
-        .find_map(|a| registry.get(a.alertname()).map(|r| (a.clone(), r)))
-    else {
-        return Err(CliError::Input(format!(
-            "no alert in the payload has a runbook; runbooks exist for: {}",
-            registry.alertnames().join(", ")
-        )));
-    };
-    let key = EpisodeKey::new(&payload.group_key, &alert.fingerprint, alert.starts_at);
-    let request = TriageRequest {
-        episode_id: key.id(),
-        group_key: payload.group_key.clone(),
-        alert: alert.clone(),
-        attempt: 1,
-        budget: config.worker.triage_budget(),
-    };
-    let budget = request.budget;
-    let report = tokio::time::timeout(budget + Duration::from_secs(1), runbook.triage(request))
-        .await
-        .map_err(|_| {
-            CliError::Runtime(format!(
-                "triage exceeded its budget of {} s (worker.triage_budget_secs)",
-                budget.as_secs()
-            ))
-        })?
-        .map_err(|e| CliError::Runtime(e.to_string()))?;
-    Ok((alert, report))
+    snapshot::parse(&text, &name).map_err(|e| CliError::Input(e.to_string()))
 }
 
 /// The report in the asked format.
-pub fn render(
+fn render(
     format: TriageFormat,
     alert: &WebhookAlert,
     report: &Report,

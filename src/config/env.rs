@@ -1,4 +1,4 @@
-//! Environment overrides. The variables named in design.md's essential settings map to their
+//! Environment overrides. The variables named in `docs/contracts.md` ("Essential settings") map to their
 //! keys exactly; any other key can be set as `CABAL_TRIAGE__<SECTION>__<KEY>` (double
 //! underscores, case-insensitive), for example `CABAL_TRIAGE__WORKER__CONCURRENCY=8`.
 
@@ -17,7 +17,7 @@ enum Kind {
     Append,
 }
 
-/// The named variables (design.md's contract, plus a few conveniences).
+/// The named variables (`docs/contracts.md`, "Essential settings", plus a few conveniences).
 const NAMED: &[(&str, &str, &str, Kind)] = &[
     ("CABAL_TRIAGE_LISTEN", "server", "listen", Kind::Text),
     (

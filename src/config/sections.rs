@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, Secret};
+use crate::timing::Backoff;
 
 /// `[server]`: the HTTP listener.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -653,7 +654,8 @@ pub struct DeliveryConfig {
     pub http_timeout_ms: u64,
     /// Attempts per delivery before it ends `failed`.
     pub max_attempts: u32,
-    /// First retry delay, in ms; doubles per attempt, with ±25 % jitter.
+    /// Ceiling of the first retry delay, in ms; doubles per attempt, each delay drawn between
+    /// half and all of its ceiling.
     pub initial_backoff_ms: u64,
     /// Longest delay between attempts, in ms (a longer `Retry-After` is still honoured).
     pub max_backoff_ms: u64,
@@ -677,6 +679,15 @@ impl Default for DeliveryConfig {
 }
 
 impl DeliveryConfig {
+    /// The pauses between attempts (`timing::Backoff`; equal jitter: the attempts are counted,
+    /// so each pause keeps half of its ceiling).
+    pub fn backoff(&self) -> Backoff {
+        Backoff::equal_jitter(
+            Duration::from_millis(self.initial_backoff_ms),
+            Duration::from_millis(self.max_backoff_ms),
+        )
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         for (key, value) in [
             ("delivery.concurrency", self.concurrency as u64),
@@ -747,7 +758,8 @@ pub struct ProbesConfig {
     pub log_min_window_secs: u64,
     /// The window never reaches further back than this (an alert firing for days), in seconds.
     pub log_max_window_secs: u64,
-    /// First wait after a throttled AWS call, in ms; it doubles (with jitter) up to the max.
+    /// Ceiling of the first wait after a throttled AWS call, in ms; it doubles up to the max,
+    /// and each wait is drawn between zero and its ceiling (full jitter).
     pub throttle_backoff_initial_ms: u64,
     /// Longest wait between two throttled attempts, in ms.
     pub throttle_backoff_max_ms: u64,
@@ -824,6 +836,14 @@ impl ProbesConfig {
         Ok(())
     }
 
+    /// The pauses between throttled AWS calls (`timing::Backoff`, full jitter).
+    pub fn throttle_backoff(&self) -> Backoff {
+        Backoff::full_jitter(
+            Duration::from_millis(self.throttle_backoff_initial_ms),
+            Duration::from_millis(self.throttle_backoff_max_ms),
+        )
+    }
+
     pub fn log_scan_deadline(&self) -> Duration {
         Duration::from_secs(self.log_scan_deadline_secs)
     }
@@ -845,17 +865,80 @@ pub struct ProvidersConfig {
 }
 
 impl ProvidersConfig {
-    /// The provider table: built-ins plus `extra`.
-    pub fn table(&self) -> Result<crate::sendmail::ProviderTable, ConfigError> {
-        crate::sendmail::ProviderTable::with_extra(
-            self.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        )
-        .map_err(|e| ConfigError::invalid("providers.extra", e.to_string()))
+    /// The entries of `extra`, checked. The table itself is built by whoever reads recipients
+    /// (`sendmail::ProviderTable::from_config`); configuration only holds the settings.
+    pub fn entries(&self) -> Result<Vec<ProviderEntry>, ConfigError> {
+        self.extra
+            .iter()
+            .map(|(pattern, provider)| {
+                ProviderEntry::parse(pattern, provider)
+                    .map_err(|e| ConfigError::invalid("providers.extra", e.to_string()))
+            })
+            .collect()
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        self.table().map(|_| ())
+        self.entries().map(|_| ())
     }
+}
+
+/// One `[providers] extra` entry, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderEntry {
+    /// Lower case, without the trailing dot.
+    pub domain: String,
+    /// `*.domain`: the entry stands for the domain's sub-domains (relay hosts), not the domain.
+    pub subdomains: bool,
+    pub provider: String,
+}
+
+/// A `[providers] extra` entry that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderEntryError {
+    #[error("provider pattern {0:?} is not a domain or *.domain (for example \"example.net\" or \"*.mx.example.net\")")]
+    BadPattern(String),
+    #[error("provider name for {0:?} is empty or not made of letters, digits, '.', '-' and '_'")]
+    BadName(String),
+}
+
+impl ProviderEntry {
+    /// Reads `pattern` (`example.net` or `*.example.net`, any case, trailing dot allowed) and
+    /// checks the provider name.
+    pub fn parse(pattern: &str, provider: &str) -> Result<ProviderEntry, ProviderEntryError> {
+        let name_ok = !provider.is_empty()
+            && provider.len() <= 64
+            && provider
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        if !name_ok {
+            return Err(ProviderEntryError::BadName(pattern.to_string()));
+        }
+        let lower = pattern.trim().trim_end_matches('.').to_ascii_lowercase();
+        let (subdomains, domain) = match lower.strip_prefix("*.") {
+            Some(domain) => (true, domain),
+            None => (false, lower.as_str()),
+        };
+        if !is_domain(domain) {
+            return Err(ProviderEntryError::BadPattern(pattern.to_string()));
+        }
+        Ok(ProviderEntry {
+            domain: domain.to_string(),
+            subdomains,
+            provider: provider.to_string(),
+        })
+    }
+}
+
+fn is_domain(domain: &str) -> bool {
+    !domain.is_empty()
+        && domain.len() <= 253
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 /// `[exec]`: ECS Exec, and the command the mail-queue probe runs. The command comes only from

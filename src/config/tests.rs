@@ -232,10 +232,22 @@ fn providers_extra_extends_the_table_and_is_validated() {
         &[],
     )
     .unwrap();
-    let table = config.providers.table().unwrap();
-    assert_eq!(table.lookup_domain("example.net"), Some("someprovider"));
-    assert_eq!(table.lookup_domain("in.mx.example.org"), Some("other"));
-    assert_eq!(table.lookup_domain("gmail.com"), Some("google"));
+    let entries = config.providers.entries().unwrap();
+    assert_eq!(
+        entries,
+        [
+            ProviderEntry {
+                domain: "mx.example.org".into(),
+                subdomains: true,
+                provider: "other".into(),
+            },
+            ProviderEntry {
+                domain: "example.net".into(),
+                subdomains: false,
+                provider: "someprovider".into(),
+            },
+        ]
+    );
     let error = load("[providers]\nextra = { \"not a domain\" = \"x\" }\n", &[]).unwrap_err();
     assert!(error.to_string().contains("providers.extra"), "{error}");
 }

@@ -1,19 +1,21 @@
-//! The one retry stage every destination shares: exponential backoff (doubling from
-//! `delivery.initial_backoff_ms`, capped at `delivery.max_backoff_ms`) with ±25 % jitter so that
-//! many deliveries failing together do not retry together; a destination's `Retry-After` is a
-//! minimum; and a budget (`delivery.max_attempts`, `delivery.budget_secs`) after which the row
-//! ends `failed` with the last error. Pure: the caller passes the attempt, the age and the
-//! random number.
+//! The one retry stage every destination shares: what is worth another attempt (a destination's
+//! `Transient` error, never a `Permanent` one) and when. The pause is the crate's one backoff
+//! (`timing::Backoff`: the ceiling doubling from `delivery.initial_backoff_ms`, capped at
+//! `delivery.max_backoff_ms`, each delay drawn between half and all of it so that many
+//! deliveries failing together do not retry together, while the attempts still cover a known
+//! time); a destination's `Retry-After` is a minimum; and a budget
+//! (`delivery.max_attempts`, `delivery.budget_secs`) after which the row ends `failed` with the
+//! last error. Pure: the caller passes the attempt, the age and the random number.
 
 use std::time::Duration;
 
 use super::DeliveryError;
 use crate::config::DeliveryConfig;
+use crate::timing::Backoff;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
-    pub initial: Duration,
-    pub max_interval: Duration,
+    pub backoff: Backoff,
     pub max_attempts: u32,
     pub budget: Duration,
 }
@@ -30,19 +32,10 @@ pub enum Decision {
 impl RetryPolicy {
     pub fn from_config(config: &DeliveryConfig) -> Self {
         RetryPolicy {
-            initial: Duration::from_millis(config.initial_backoff_ms),
-            max_interval: Duration::from_millis(config.max_backoff_ms),
+            backoff: config.backoff(),
             max_attempts: config.max_attempts,
             budget: Duration::from_secs(config.budget_secs),
         }
-    }
-
-    /// The backoff before attempt `attempt + 1`, with `unit` in [0, 1) choosing the jitter.
-    pub fn backoff(&self, attempt: u32, unit: f64) -> Duration {
-        let doubling = 2f64.powi(attempt.saturating_sub(1).min(30) as i32);
-        let base = (self.initial.as_secs_f64() * doubling).min(self.max_interval.as_secs_f64());
-        let factor = 0.75 + 0.5 * unit.clamp(0.0, 1.0);
-        Duration::from_secs_f64(base * factor)
     }
 
     /// Decides after attempt number `attempt` (from 1) of a row created `age` ago failed.
@@ -65,8 +58,10 @@ impl RetryPolicy {
                 "{reason} (gave up after {attempt} attempts: delivery.max_attempts)"
             ));
         }
+        // Attempt 1 failed: the first retry (0 for the backoff).
         let delay = self
-            .backoff(attempt, unit)
+            .backoff
+            .delay(attempt.saturating_sub(1), unit)
             .max(retry_after.unwrap_or_default());
         if age + delay > self.budget {
             return Decision::GiveUp(format!(
@@ -84,22 +79,49 @@ mod tests {
 
     fn policy() -> RetryPolicy {
         RetryPolicy {
-            initial: Duration::from_secs(1),
-            max_interval: Duration::from_secs(60),
+            backoff: Backoff::equal_jitter(Duration::from_secs(1), Duration::from_secs(60)),
             max_attempts: 5,
             budget: Duration::from_secs(600),
         }
     }
 
+    fn retry_in(decision: Decision) -> Duration {
+        match decision {
+            Decision::RetryAfter(delay) => delay,
+            other => panic!("expected a retry, got {other:?}"),
+        }
+    }
+
     #[test]
-    fn backoff_doubles_with_jitter_and_is_capped() {
+    fn the_delay_is_the_shared_backoff_of_the_attempt() {
         let p = policy();
-        assert_eq!(p.backoff(1, 0.5), Duration::from_secs(1));
-        assert_eq!(p.backoff(2, 0.5), Duration::from_secs(2));
-        assert_eq!(p.backoff(3, 0.5), Duration::from_secs(4));
-        assert_eq!(p.backoff(3, 0.0), Duration::from_secs(3));
-        assert_eq!(p.backoff(3, 1.0), Duration::from_secs(5));
-        assert_eq!(p.backoff(40, 0.5), Duration::from_secs(60));
+        let failed = DeliveryError::transient("HTTP 500");
+        // unit 0 draws the ceiling: 1 s after the first attempt, doubling, capped at 60 s.
+        for (attempt, ceiling) in [(1, 1), (2, 2), (3, 4), (4, 8)] {
+            assert_eq!(
+                retry_in(p.decide(attempt, Duration::ZERO, &failed, 0.0)),
+                Duration::from_secs(ceiling),
+                "attempt {attempt}"
+            );
+        }
+        assert_eq!(
+            retry_in(p.decide(3, Duration::ZERO, &failed, 0.5)),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            retry_in(p.decide(3, Duration::ZERO, &failed, 1.0)),
+            Duration::from_secs(2),
+            "never below half the ceiling"
+        );
+        let capped = RetryPolicy {
+            max_attempts: 100,
+            budget: Duration::from_secs(100_000),
+            ..policy()
+        };
+        assert_eq!(
+            retry_in(capped.decide(40, Duration::ZERO, &failed, 0.0)),
+            Duration::from_secs(60)
+        );
     }
 
     #[test]
@@ -117,7 +139,7 @@ mod tests {
             retry_after: Some(Duration::from_millis(10)),
         };
         assert_eq!(
-            policy().decide(3, Duration::ZERO, &short, 0.5),
+            policy().decide(3, Duration::ZERO, &short, 0.0),
             Decision::RetryAfter(Duration::from_secs(4))
         );
     }
@@ -140,7 +162,7 @@ mod tests {
             Decision::GiveUp(reason) if reason.contains("after 5 attempts")
         ));
         assert!(matches!(
-            p.decide(2, Duration::from_secs(599), &transient, 0.5),
+            p.decide(2, Duration::from_secs(599), &transient, 0.0),
             Decision::GiveUp(reason) if reason.contains("budget")
         ));
         assert!(matches!(

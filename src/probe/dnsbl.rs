@@ -1,32 +1,12 @@
-//! The DNSBL probe: looks up each NAT public IP in each configured blocklist zone, all in
-//! parallel, each under the deadline, through hickory-resolver. It returns the raw answers (the
-//! replay snapshot's `dnsbl` object) and the errors; `crate::dnsbl` interprets them.
+//! What the DNSBL check returns: the raw answers (the replay snapshot's `dnsbl` object) and the
+//! errors per IP and zone. The lookups are an edge (`crate::dns`); `crate::dnsbl` interprets
+//! the answers.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
-use futures::future::join_all;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::net::{DnsError, NetError};
-use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::rr::{RData, RecordType};
-use hickory_resolver::TokioResolver;
+use crate::dnsbl::DnsblAnswers;
 
-use crate::config::DnsblConfig;
-use crate::dnsbl::{query_name, DnsblAnswers};
-
-/// Why the resolver could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum DnsblError {
-    #[error("dnsbl.nameservers: {0:?} is not ip:port")]
-    BadNameserver(String),
-    #[error("cannot read the system resolver configuration (/etc/resolv.conf): {0}; set dnsbl.nameservers")]
-    SystemConfig(String),
-}
-
-/// What the probe found: answers for the snapshot, errors for the report's steps.
+/// What the check found: answers for the snapshot, errors for the report's steps.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DnsblOutcome {
     pub answers: DnsblAnswers,
@@ -34,106 +14,4 @@ pub struct DnsblOutcome {
     pub errors: BTreeMap<String, BTreeMap<String, String>>,
     /// IPs not checked, with the reason (IPv6).
     pub skipped: BTreeMap<String, String>,
-}
-
-pub struct DnsblProbe {
-    resolver: TokioResolver,
-    zones: Vec<String>,
-    deadline: Duration,
-}
-
-impl DnsblProbe {
-    pub fn new(config: &DnsblConfig, deadline: Duration) -> Result<DnsblProbe, DnsblError> {
-        let mut builder = if config.nameservers.is_empty() {
-            TokioResolver::builder_tokio().map_err(|e| DnsblError::SystemConfig(e.to_string()))?
-        } else {
-            let mut servers = Vec::new();
-            for text in &config.nameservers {
-                let addr: SocketAddr = text
-                    .parse()
-                    .map_err(|_| DnsblError::BadNameserver(text.clone()))?;
-                let mut udp = ConnectionConfig::udp();
-                udp.port = addr.port();
-                let mut tcp = ConnectionConfig::tcp();
-                tcp.port = addr.port();
-                servers.push(NameServerConfig::new(addr.ip(), true, vec![udp, tcp]));
-            }
-            TokioResolver::builder_with_config(
-                ResolverConfig::from_name_servers(servers),
-                TokioRuntimeProvider::default(),
-            )
-        };
-        let options = builder.options_mut();
-        options.timeout = deadline;
-        options.attempts = 1;
-        options.cache_size = 0;
-        let resolver = builder
-            .build()
-            .map_err(|e| DnsblError::SystemConfig(e.to_string()))?;
-        Ok(DnsblProbe {
-            resolver,
-            zones: config.zones.clone(),
-            deadline,
-        })
-    }
-
-    /// Checks every IP against every zone, concurrently.
-    pub async fn check(&self, ips: &[IpAddr]) -> DnsblOutcome {
-        let mut outcome = DnsblOutcome::default();
-        let mut lookups = Vec::new();
-        for ip in ips {
-            if ip.is_ipv6() {
-                outcome.skipped.insert(
-                    ip.to_string(),
-                    "IPv6 is not checked: the configured blocklists list IPv4 addresses".into(),
-                );
-                continue;
-            }
-            for zone in &self.zones {
-                let Some(name) = query_name(*ip, zone) else {
-                    continue;
-                };
-                lookups
-                    .push(async move { (ip.to_string(), zone.clone(), self.lookup(&name).await) });
-            }
-        }
-        for (ip, zone, result) in join_all(lookups).await {
-            match result {
-                Ok(codes) => {
-                    outcome.answers.entry(ip).or_default().insert(zone, codes);
-                }
-                Err(error) => {
-                    outcome.errors.entry(ip).or_default().insert(zone, error);
-                }
-            }
-        }
-        outcome
-    }
-
-    async fn lookup(&self, name: &str) -> Result<Vec<String>, String> {
-        let lookup =
-            tokio::time::timeout(self.deadline, self.resolver.lookup(name, RecordType::A)).await;
-        match lookup {
-            Err(_) => Err(format!("timed out after {} ms", self.deadline.as_millis())),
-            Ok(Ok(found)) => Ok(found
-                .answers()
-                .iter()
-                .filter_map(|record| match &record.data {
-                    RData::A(a) => Some(a.0.to_string()),
-                    _ => None,
-                })
-                .collect()),
-            Ok(Err(NetError::Dns(DnsError::NoRecordsFound(no_records))))
-                if no_records.response_code == ResponseCode::NXDomain
-                    || no_records.response_code == ResponseCode::NoError =>
-            {
-                Ok(Vec::new())
-            }
-            Ok(Err(NetError::Dns(DnsError::ResponseCode(code)))) => Err(format!("answered {code}")),
-            Ok(Err(NetError::Dns(DnsError::NoRecordsFound(no_records)))) => {
-                Err(format!("answered {}", no_records.response_code))
-            }
-            Ok(Err(error)) => Err(error.to_string()),
-        }
-    }
 }

@@ -7,19 +7,16 @@
 //! whole tier, and no duplicates to merge. Each returned event is checked again on this side
 //! (`is_delivery_line`), so a backend that ignores or misreads the pattern (moto treats `?`
 //! terms as "match everything") cannot fill the caps with unrelated lines.
+//!
+//! This file holds what every implementation shares (the pattern, the caps, the result); the
+//! CloudWatch Logs implementation is `aws::probes::logs`.
 
 use std::time::Duration;
 
-use async_trait::async_trait;
-use tokio::time::Instant;
-
-use crate::aws::logs::{filter_log_events_page, FilterQuery, RawLogEvent, FILTER_LOG_EVENTS};
-use crate::aws::{retry, AwsClients, Backoff, Deadline};
-use crate::config::Config;
 use crate::report::Step;
 
 use super::snapshot::{LogEvent, Snapshot, Window};
-use super::{step, LogScanProbe, ProbeError};
+use super::{step, ProbeError};
 
 /// The terms of the runbook's metric filters.
 pub const DEFERRED_TERM: &str = "stat=Deferred";
@@ -52,23 +49,19 @@ pub struct LogAccumulator {
 impl LogAccumulator {
     /// Adds the matching events of a page. Returns false once a cap is reached: the event that
     /// would cross it is not kept and the scan stops, marked `truncated`.
-    pub fn push_page(&mut self, page: Vec<RawLogEvent>, caps: &LogCaps) -> bool {
-        for raw in page {
-            if !is_delivery_line(&raw.message) {
+    pub fn push_page(&mut self, page: impl IntoIterator<Item = LogEvent>, caps: &LogCaps) -> bool {
+        for event in page {
+            if !is_delivery_line(&event.message) {
                 continue;
             }
             if self.events.len() >= caps.max_events
-                || self.bytes.saturating_add(raw.message.len()) > caps.max_bytes
+                || self.bytes.saturating_add(event.message.len()) > caps.max_bytes
             {
                 self.truncated = true;
                 return false;
             }
-            self.bytes += raw.message.len();
-            self.events.push(LogEvent {
-                timestamp: raw.timestamp,
-                message: raw.message,
-                log_stream: raw.log_stream,
-            });
+            self.bytes += event.message.len();
+            self.events.push(event);
         }
         true
     }
@@ -126,121 +119,12 @@ impl LogScan {
     }
 }
 
-/// The scan against CloudWatch Logs.
-#[derive(Debug, Clone)]
-pub struct AwsLogScan {
-    client: aws_sdk_cloudwatchlogs::Client,
-    endpoint: Option<String>,
-    /// (tier, log group) in report order.
-    tiers: Vec<(String, String)>,
-    caps: LogCaps,
-    backoff: Backoff,
-}
-
-impl AwsLogScan {
-    pub fn new(clients: &AwsClients, config: &Config) -> AwsLogScan {
-        let probes = &config.probes;
-        AwsLogScan {
-            client: clients.logs.clone(),
-            endpoint: clients.endpoints.logs.clone(),
-            tiers: config
-                .cabalmail
-                .tiers_in_order()
-                .map(|(name, tier)| (name.to_string(), tier.log_group.clone()))
-                .collect(),
-            caps: LogCaps {
-                max_events: probes.log_max_events_per_tier,
-                max_bytes: probes.log_max_bytes_per_tier,
-                page_limit: probes.log_page_limit,
-            },
-            backoff: Backoff {
-                initial: Duration::from_millis(probes.throttle_backoff_initial_ms),
-                max: Duration::from_millis(probes.throttle_backoff_max_ms),
-            },
-        }
-    }
-
-    async fn scan_tier(
-        &self,
-        tier: &str,
-        log_group: &str,
-        window: Window,
-        deadline: Deadline,
-    ) -> TierLogScan {
-        let started = Instant::now();
-        let query = FilterQuery {
-            log_group,
-            start_ms: window.from_ms(),
-            end_ms: window.to_ms(),
-            filter_pattern: FILTER_PATTERN,
-            limit: self.caps.page_limit,
-        };
-        let action = format!("{FILTER_LOG_EVENTS} on {log_group}");
-        let mut kept = LogAccumulator::default();
-        let mut pages = 0u32;
-        let mut token: Option<String> = None;
-        let mut error = None;
-        loop {
-            let page = retry::call(&action, deadline, self.backoff, || {
-                filter_log_events_page(
-                    &self.client,
-                    self.endpoint.as_deref(),
-                    &query,
-                    token.clone(),
-                )
-            })
-            .await;
-            let page = match page {
-                Ok(page) => page,
-                Err(e) => {
-                    tracing::warn!(tier, log_group, pages, error = %e, "log scan stopped");
-                    error = Some(ProbeError::from(e));
-                    break;
-                }
-            };
-            pages += 1;
-            if !kept.push_page(page.events, &self.caps) {
-                break;
-            }
-            match page.next_token {
-                // CloudWatch ends with no token; a repeated token would loop forever.
-                Some(next) if token.as_deref() != Some(next.as_str()) => token = Some(next),
-                _ => break,
-            }
-        }
-        TierLogScan {
-            tier: tier.to_string(),
-            log_group: log_group.to_string(),
-            events: kept.events,
-            bytes: kept.bytes,
-            truncated: kept.truncated,
-            pages,
-            error,
-            elapsed: started.elapsed(),
-        }
-    }
-}
-
-#[async_trait]
-impl LogScanProbe for AwsLogScan {
-    async fn scan(&self, window: Window, deadline: Deadline) -> LogScan {
-        let scans = self
-            .tiers
-            .iter()
-            .map(|(tier, group)| self.scan_tier(tier, group, window, deadline));
-        LogScan {
-            window,
-            tiers: futures::future::join_all(scans).await,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn raw(message: &str) -> RawLogEvent {
-        RawLogEvent {
+    fn raw(message: &str) -> LogEvent {
+        LogEvent {
             timestamp: 1,
             message: message.to_string(),
             log_stream: "smtp-out/smtp-out/0a1b".into(),

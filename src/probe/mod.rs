@@ -10,11 +10,13 @@
 //!   ready task of a tier, over ECS Exec.
 //! - `DnsblCheck`: the NAT public IPs looked up in DNS blocklists (`dnsbl`).
 //!
-//! `aws_impls` holds the ECS Exec and resolver implementations of the last two; `replay` holds
-//! the implementation of all five backed by a replay snapshot (`triage --replay`, `demo`).
+//! The traits speak probe types only (this module imports no I/O module): the AWS
+//! implementations are `aws::probes`, the resolver's is `dns`; `replay` holds the
+//! implementation of all five backed by a replay snapshot (`triage --replay`, `demo`), and
+//! `snapshot` the snapshot itself and its parsing.
 
-pub mod aws_impls;
 pub mod dnsbl;
+pub mod exec;
 pub mod logs;
 pub mod nat;
 pub mod replay;
@@ -29,17 +31,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::aws::exec::probe::{ExecProbeResult, TierTargets};
-use crate::aws::{AwsError, Deadline};
 use crate::report::{Step, StepOutcome};
+use crate::timing::Deadline;
 
-pub use aws_impls::{AwsExecProbe, ResolverDnsbl};
 pub use dnsbl::DnsblOutcome;
-pub use logs::{AwsLogScan, LogScan, TierLogScan};
-pub use nat::{nat_state, AwsNatProbe, NatProbeResult};
+pub use exec::{ExecProbeResult, TaskTarget, TierTargets};
+pub use logs::{LogScan, TierLogScan};
+pub use nat::{nat_state, NatProbeResult};
 pub use replay::ReplayProbes;
 pub use snapshot::Snapshot;
-pub use tasks::{AwsTaskDiscovery, ExecReadiness, TaskDiscovery, TierTasks};
+pub use tasks::{ExecReadiness, TaskDiscovery, TierTasks};
 pub use window::log_window;
 
 /// Why a probe (or one tier of it) failed: the operator-readable sentence, and whether the
@@ -49,15 +50,6 @@ pub struct ProbeError {
     pub message: String,
     #[serde(default)]
     pub timed_out: bool,
-}
-
-impl From<AwsError> for ProbeError {
-    fn from(e: AwsError) -> Self {
-        ProbeError {
-            timed_out: e.is_timeout(),
-            message: e.to_string(),
-        }
-    }
 }
 
 impl std::fmt::Display for ProbeError {
@@ -131,7 +123,7 @@ pub trait DnsblCheck: Send + Sync {
     async fn check(&self, ips: &[IpAddr], deadline: Deadline) -> DnsblOutcome;
 }
 
-/// Every probe a runbook uses, behind its trait: AWS (`ProbeSet::aws`), a replay snapshot
+/// Every probe a runbook uses, behind its trait: AWS (`aws::probes::probe_set`), a replay snapshot
 /// (`ProbeSet::replay`), or test fakes.
 #[derive(Clone)]
 pub struct ProbeSet {
@@ -143,21 +135,6 @@ pub struct ProbeSet {
 }
 
 impl ProbeSet {
-    /// The production probes: ECS, ECS Exec, CloudWatch Logs and EC2 through `clients`, DNSBL
-    /// through the configured resolver.
-    pub fn aws(clients: &crate::aws::AwsClients, config: &crate::config::Config) -> ProbeSet {
-        let starter = Arc::new(crate::aws::exec::EcsSessionStarter::new(
-            clients.ecs.clone(),
-        ));
-        ProbeSet {
-            tasks: Arc::new(AwsTaskDiscovery::new(clients, config)),
-            exec: Arc::new(AwsExecProbe::new(starter, config.exec.clone())),
-            logs: Arc::new(AwsLogScan::new(clients, config)),
-            nat: Arc::new(AwsNatProbe::new(clients, config)),
-            dnsbl: Arc::new(ResolverDnsbl::new(config.dnsbl.clone())),
-        }
-    }
-
     /// Every probe answered from a replay snapshot.
     pub fn replay(snapshot: snapshot::Snapshot, config: &crate::config::Config) -> ProbeSet {
         let replay = Arc::new(ReplayProbes::new(snapshot, &config.cabalmail));

@@ -1,5 +1,5 @@
-//! The replay implementation of every probe trait, backed by a replay snapshot (design.md,
-//! "Replay snapshot"): what the probes saw during a real triage, or a hand-written incident.
+//! The replay implementation of every probe trait, backed by a replay snapshot
+//! (`docs/contracts.md`, "Replay snapshot"): what the probes saw during a real triage, or a hand-written incident.
 //! The runbook runs unchanged on top of it, so a replay reaches the same verdict as the triage
 //! that recorded the snapshot. No AWS, no network.
 //!
@@ -15,14 +15,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::dnsbl::DnsblOutcome;
+use super::exec::{ExecProbeResult, TierTargets};
 use super::logs::{LogScan, TierLogScan};
 use super::nat::NatProbeResult;
 use super::snapshot::{ContainerInfo, NatSnapshot, Snapshot, TaskInfo, Window};
+use super::tasks::task_id;
 use super::tasks::TierTasks;
 use super::{DnsblCheck, ExecProbe, LogScanProbe, NatProbe, ProbeError, TaskDiscoveryProbe};
-use crate::aws::exec::probe::{task_id, ExecProbeResult, TierTargets};
-use crate::aws::Deadline;
 use crate::config::CabalmailConfig;
+use crate::timing::Deadline;
 
 /// Why the NAT step of a replay has nothing.
 pub const NAT_NOT_RECORDED: &str = "the replay snapshot has no nat record (the probe was not run)";
@@ -248,8 +249,8 @@ impl DnsblCheck for ReplayProbes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::exec::probe::TaskTarget;
     use crate::config::Config;
+    use crate::probe::exec::TaskTarget;
 
     const SNAPSHOT: &str = r#"{"captured_at": "2026-11-28T20:15:00Z",
      "window": {"from": "2026-11-28T19:43:30Z", "to": "2026-11-28T20:15:00Z"},

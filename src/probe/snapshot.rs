@@ -1,6 +1,7 @@
-//! The replay snapshot (design.md, "Replay snapshot", a contract): what the probes saw, so a
-//! triage can be replayed without AWS. Pure data with serde; a missing key means the probe was
-//! not run, which replays treat like a probe that returned nothing.
+//! The replay snapshot (`docs/contracts.md`, "Replay snapshot"): what the probes saw, so a
+//! triage can be replayed without AWS. Pure data with serde, and its parsing (`parse`), so that
+//! the CLI, the demo and the replay tests read snapshots the same way; a missing key means the
+//! probe was not run, which replays treat like a probe that returned nothing.
 //!
 //! Beyond the contract's fields the types carry a few extras that replays need to reproduce a
 //! report exactly (`log_truncated`, `task_details`, the NAT's AZ and launch time); they are
@@ -10,6 +11,26 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+
+/// A text that is not a replay snapshot.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}:{line}: not a replay snapshot: {source}")]
+pub struct SnapshotError {
+    /// What the text was (a file name, "bundled snapshot").
+    pub origin: String,
+    /// The line of the first error, from 1.
+    pub line: usize,
+    pub source: serde_json::Error,
+}
+
+/// Parses a replay snapshot's text; `origin` names it in the error, with the line.
+pub fn parse(text: &str, origin: &str) -> Result<Snapshot, SnapshotError> {
+    serde_json::from_str(text).map_err(|source| SnapshotError {
+        origin: origin.to_string(),
+        line: source.line(),
+        source,
+    })
+}
 
 /// The whole snapshot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -220,6 +241,19 @@ mod tests {
         assert_eq!(again, snapshot);
         assert!(!text.contains("log_truncated"));
         assert!(!text.contains("task_details"));
+    }
+
+    #[test]
+    fn parse_errors_name_the_origin_and_line() {
+        assert_eq!(parse(CONTRACT_EXAMPLE, "contract").unwrap().tiers.len(), 3);
+        let error = parse("{\n\"captured_at\": 3}", "incident.json").unwrap_err();
+        assert_eq!(error.line, 2);
+        assert!(
+            error
+                .to_string()
+                .starts_with("incident.json:2: not a replay snapshot: "),
+            "{error}"
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The report: what a triage found and concluded. Its JSON field names are a contract (design.md,
-//! "Report"): the API, the replay tools and the notifiers read them. Pure data, no I/O.
+//! The report: what a triage found and concluded. Its JSON field names are a contract
+//! (`docs/contracts.md`, "Report"): the API, the replay tools and the notifiers read them. Pure data, no I/O.
 
 pub mod render;
 
@@ -21,7 +21,7 @@ pub struct Report {
     pub started_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub finished_at: OffsetDateTime,
-    /// What the probes saw (design.md's replay snapshot), so the triage can be replayed;
+    /// What the probes saw (`docs/contracts.md`, "Replay snapshot"), so the triage can be replayed;
     /// `GET /api/v1/episodes/{id}` shows it as `evidence_snapshot`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence_snapshot: Option<serde_json::Value>,

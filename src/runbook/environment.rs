@@ -25,9 +25,7 @@ pub struct Environment {
 impl Environment {
     /// `config.providers` must be valid (`Config::validate` checks it).
     pub fn new(probes: ProbeSet, config: Arc<Config>, clock: Clock) -> Environment {
-        let providers = config
-            .providers
-            .table()
+        let providers = ProviderTable::from_config(&config.providers)
             .unwrap_or_else(|_| ProviderTable::builtin());
         Environment {
             probes,

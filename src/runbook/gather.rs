@@ -17,12 +17,14 @@ use futures::future::join_all;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::aws::exec::probe::{TaskTarget, TierTargets};
-use crate::aws::Deadline;
 use crate::config::Config;
 use crate::probe::snapshot::{ExecRecord, Snapshot, Window};
-use crate::probe::{step, ExecProbe, ProbeError, ProbeSet as Probes, TaskDiscovery, TierTasks};
+use crate::probe::{
+    step, ExecProbe, ProbeError, ProbeSet as Probes, TaskDiscovery, TaskTarget, TierTargets,
+    TierTasks,
+};
 use crate::report::{Step, StepOutcome};
+use crate::timing::Deadline;
 
 /// One command to run over ECS Exec on some tiers (from configuration only).
 #[derive(Debug, Clone)]

@@ -9,8 +9,8 @@
 use proptest::prelude::*;
 use serde_json::Value;
 
-use crate::cli::triage::parse_snapshot;
 use crate::config::Config;
+use crate::probe::snapshot::parse as parse_snapshot;
 use crate::runbook::evidence;
 use crate::sendmail::ProviderTable;
 

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::redact::redact_local_parts;
+
 /// What a `mailq` output says.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MailqReport {
@@ -16,6 +18,22 @@ pub struct MailqReport {
     pub queues: Vec<QueueSummary>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub messages: Vec<QueuedMessage>,
+}
+
+impl MailqReport {
+    /// Hides the email local parts of every sender, status and recipient (`j***@gmail.com`).
+    pub fn redact_local_parts(&mut self) {
+        for message in &mut self.messages {
+            let fields = message
+                .sender
+                .iter_mut()
+                .chain(message.status.iter_mut())
+                .chain(message.recipients.iter_mut());
+            for field in fields {
+                *field = redact_local_parts(field).into_owned();
+            }
+        }
+    }
 }
 
 /// One queue directory.
@@ -263,6 +281,29 @@ mod tests {
             r.messages[1].status.as_deref(),
             Some("Deferred: Connection refused by mx.example.")
         );
+    }
+
+    #[test]
+    fn local_parts_are_redacted_on_request() {
+        let mut r = parse_mailq("5ASKE3aB000812*    1234 Sat Nov 28 20:14 <me@example.org>\r\n                 (Deferred: 450 <jane@gmail.com> busy)\r\n\t\t\t\t\t <a@gmail.com>\r\n");
+        assert_eq!(r.messages[0].recipients, ["<a@gmail.com>"]);
+        r.redact_local_parts();
+        let m = &r.messages[0];
+        for text in [
+            m.sender.as_deref().unwrap(),
+            m.status.as_deref().unwrap(),
+            &m.recipients[0],
+        ] {
+            assert!(
+                !text.contains("me@") && !text.contains("jane@") && !text.contains("<a@"),
+                "{text}"
+            );
+        }
+        assert!(
+            m.sender.as_deref().unwrap().contains("@example.org"),
+            "{m:?}"
+        );
+        assert!(m.recipients[0].contains("@gmail.com"), "{m:?}");
     }
 
     #[test]

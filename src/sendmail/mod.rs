@@ -1,14 +1,17 @@
-//! Sendmail intelligence: reading sendmail's own words. Pure code, no I/O.
+//! Sendmail intelligence: reading sendmail's own words. Pure code: nothing here opens a file or
+//! a socket (`stream` reads and writes only the streams it is handed).
 //!
 //! - [`syslog`]: the syslog envelope of a log line (traditional, RFC 3339 or stripped).
-//! - [`line`]: sendmail's delivery-status and sender lines, borrowing from the input.
+//! - [`line`](mod@line): sendmail's delivery-status and sender lines, borrowing from the input.
 //! - [`dsn`]: RFC 3463 enhanced status codes, their meaning and the runbook's reading.
 //! - [`implied`]: the code sendmail's DSN-less texts imply (`Connection refused by ...`).
 //! - [`providers`]: which operator runs a recipient domain's mail.
-//! - [`classify`]: a delivery line turned into typed evidence (the `parse maillog` record).
+//! - [`classify`](mod@classify): a delivery line turned into typed evidence (the `parse maillog` record).
 //! - [`aggregate`]: a tier's delivery lines summed up for the report.
 //! - [`mailq`]: `mailq` output, for the queue depth.
 //! - [`redact`]: email local parts hidden in samples.
+//! - [`stream`]: a whole log turned into `parse maillog` JSON lines on every core, in order,
+//!   written by [`json`].
 //!
 //! `docs/sendmail.md` documents the formats and tables.
 
@@ -16,10 +19,12 @@ pub mod aggregate;
 pub mod classify;
 pub mod dsn;
 pub mod implied;
+pub mod json;
 pub mod line;
 pub mod mailq;
 pub mod providers;
 pub mod redact;
+pub mod stream;
 pub mod syslog;
 
 #[cfg(test)]
@@ -32,6 +37,6 @@ pub use classify::{classify, classify_line, Delivery, Status};
 pub use dsn::{Category, Dsn, DsnClass};
 pub use line::{parse_message, DeliveryLine, Relay, SenderLine, SendmailMessage};
 pub use mailq::{parse_mailq, MailqReport, QueueSummary, QueuedMessage};
-pub use providers::{ProviderError, ProviderTable};
+pub use providers::ProviderTable;
 pub use redact::redact_local_parts;
 pub use syslog::{parse_syslog, SyslogLine};

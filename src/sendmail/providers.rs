@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use super::line::{find_byte, rfind_byte};
+use crate::config::{ProviderEntry, ProviderEntryError, ProvidersConfig};
 
 /// The table is fixed after construction (nothing from the logs is inserted, so no hash
 /// flooding), and lookups of short domain names run for every delivery line: a fast
@@ -80,15 +81,6 @@ pub const BUILTIN: &[(Pattern, &str)] = {
         (Subdomains("zohomail.com"), "zoho"),
     ]
 };
-
-/// A problem with an extra provider entry.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProviderError {
-    #[error("provider pattern {0:?} is not a domain or *.domain (for example \"example.net\" or \"*.mx.example.net\")")]
-    BadPattern(String),
-    #[error("provider name for {0:?} is empty or not made of letters, digits, '.', '-' and '_'")]
-    BadName(String),
-}
 
 /// The lookup table: the built-ins plus the configured extras (which win).
 #[derive(Debug, Clone)]
@@ -202,22 +194,29 @@ impl ProviderTable {
     /// `"*.example.net" = "name"` (its sub-domains). Extras override built-ins.
     pub fn with_extra<'a>(
         extra: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Result<Self, ProviderError> {
+    ) -> Result<Self, ProviderEntryError> {
         let mut table = Self::builtin();
         for (pattern, provider) in extra {
-            validate_name(pattern, provider)?;
-            let pattern_lc = pattern.trim().trim_end_matches('.').to_ascii_lowercase();
-            let (map, domain) = match pattern_lc.strip_prefix("*.") {
-                Some(domain) => (&mut table.subdomains, domain),
-                None => (&mut table.exact, pattern_lc.as_str()),
+            let entry = ProviderEntry::parse(pattern, provider)?;
+            let map = if entry.subdomains {
+                &mut table.subdomains
+            } else {
+                &mut table.exact
             };
-            if !is_domain(domain) {
-                return Err(ProviderError::BadPattern(pattern.to_string()));
-            }
-            map.insert(domain.into(), provider.into());
+            map.insert(entry.domain.into(), entry.provider.into());
         }
         table.index();
         Ok(table)
+    }
+
+    /// The built-ins plus `[providers] extra` of the configuration.
+    pub fn from_config(config: &ProvidersConfig) -> Result<Self, ProviderEntryError> {
+        Self::with_extra(
+            config
+                .extra
+                .iter()
+                .map(|(pattern, provider)| (pattern.as_str(), provider.as_str())),
+        )
     }
 
     /// The provider of a domain (any case, trailing dot allowed), if known.
@@ -277,31 +276,6 @@ impl ProviderTable {
             .and_then(|d| self.lookup_domain(d))
             .or_else(|| relay_host.and_then(|h| self.lookup_domain(h)))
     }
-}
-
-fn validate_name(pattern: &str, provider: &str) -> Result<(), ProviderError> {
-    let ok = !provider.is_empty()
-        && provider.len() <= 64
-        && provider
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ProviderError::BadName(pattern.to_string()))
-    }
-}
-
-fn is_domain(domain: &str) -> bool {
-    !domain.is_empty()
-        && domain.len() <= 253
-        && domain.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
 }
 
 #[cfg(test)]
@@ -479,19 +453,26 @@ mod tests {
         assert_eq!(t.lookup_domain("gmail.com"), Some("not-google"));
         assert!(matches!(
             ProviderTable::with_extra([("bad domain", "x")]),
-            Err(ProviderError::BadPattern(_))
+            Err(ProviderEntryError::BadPattern(_))
         ));
         assert!(matches!(
             ProviderTable::with_extra([("*.", "x")]),
-            Err(ProviderError::BadPattern(_))
+            Err(ProviderEntryError::BadPattern(_))
         ));
         assert!(matches!(
             ProviderTable::with_extra([("ok.example", "")]),
-            Err(ProviderError::BadName(_))
+            Err(ProviderEntryError::BadName(_))
         ));
         assert!(matches!(
             ProviderTable::with_extra([("ok.example", "a b")]),
-            Err(ProviderError::BadName(_))
+            Err(ProviderEntryError::BadName(_))
         ));
+        let config = ProvidersConfig {
+            extra: [("*.mx.example.org".to_string(), "other".to_string())].into(),
+        };
+        let t = ProviderTable::from_config(&config).unwrap();
+        assert_eq!(t.lookup_domain("in.mx.example.org"), Some("other"));
+        assert_eq!(t.lookup_domain("mx.example.org"), None);
+        assert_eq!(t.lookup_domain("gmail.com"), Some("google"));
     }
 }

@@ -107,7 +107,7 @@ pub async fn get_episode(
 }
 
 /// The episode as the API shows it: the report's replay snapshot moves to the top level as
-/// `evidence_snapshot` (design.md), so it can be saved and given to `triage --replay`.
+/// `evidence_snapshot` (`docs/contracts.md`, "Replay snapshot"), so it can be saved and given to `triage --replay`.
 fn with_evidence_snapshot(detail: crate::ledger::EpisodeDetail) -> serde_json::Value {
     let mut value = serde_json::to_value(detail).unwrap_or(serde_json::Value::Null);
     let snapshot = value

@@ -5,6 +5,10 @@
 //! runbook that fails, times out or panics costs one attempt; the job is retried with backoff
 //! until its attempts are used up, then ends `failed` with its last error. On shutdown, idle
 //! loops stop at once; running jobs get the grace period, then are cancelled and released.
+//!
+//! Every failure of a triage is worth another attempt (the attempts bound it); a loop that
+//! cannot read the ledger waits longer after each failure. Both pauses are the crate's one
+//! backoff (`timing::Backoff`) with this module's parameters.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +22,16 @@ use crate::ledger::{JobState, LeasedJob, Ledger};
 use crate::metrics::{Metrics, OutcomeLabels};
 use crate::runbook::{Registry, TriageRequest};
 use crate::shutdown::Shutdown;
+use crate::timing::Backoff;
+
+/// Pause before a failed triage is tried again: the ceiling 1 s, 2 s, 4 s … capped at 60 s,
+/// drawn between half and all of it so that jobs that failed together (an AWS outage) do not
+/// come back together, while the bounded attempts still cover at least half the ceilings.
+pub const RETRY_BACKOFF: Backoff =
+    Backoff::equal_jitter(Duration::from_secs(1), Duration::from_secs(60));
+
+/// Longest pause of a worker loop that cannot lease (the ledger is failing).
+const LEASE_ERROR_MAX_PAUSE: Duration = Duration::from_secs(30);
 
 pub struct WorkerPool {
     pub ledger: Arc<dyn Ledger>,
@@ -44,7 +58,9 @@ impl WorkerPool {
 
     async fn worker_loop(&self, index: usize, shutdown: Shutdown) {
         let owner = format!("{}/w{index}", self.owner_prefix);
-        let mut backoff = self.config.poll_interval();
+        let lease_errors_backoff =
+            Backoff::full_jitter(self.config.poll_interval(), LEASE_ERROR_MAX_PAUSE);
+        let mut failed_leases: u32 = 0;
         loop {
             if shutdown.stop_intake.is_cancelled() {
                 return;
@@ -60,19 +76,23 @@ impl WorkerPool {
                 .await
             {
                 Ok(Some(job)) => {
-                    backoff = self.config.poll_interval();
+                    failed_leases = 0;
                     self.run_job(&owner, job, &shutdown).await;
                     continue;
                 }
-                Ok(None) => {}
+                Ok(None) => failed_leases = 0,
                 Err(error) => {
                     tracing::error!(%error, worker = %owner, "cannot lease jobs");
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    failed_leases = failed_leases.saturating_add(1);
                 }
             }
+            let pause = match failed_leases {
+                0 => self.config.poll_interval(),
+                failed => lease_errors_backoff.pause(failed),
+            };
             tokio::select! {
                 _ = notified => {}
-                _ = tokio::time::sleep(backoff) => {}
+                _ = tokio::time::sleep(pause) => {}
                 _ = shutdown.stop_intake.cancelled() => return,
             }
         }
@@ -184,7 +204,7 @@ impl WorkerPool {
     }
 
     async fn record_failure(&self, owner: &str, job: &LeasedJob, error: String, started: Instant) {
-        let retry_after = retry_backoff(job.attempt);
+        let retry_after = retry_backoff(job.attempt, rand::random::<f64>());
         match self
             .ledger
             .fail_attempt(
@@ -223,9 +243,9 @@ impl WorkerPool {
     }
 }
 
-/// Backoff before retry `attempt + 1`: 1 s, 2 s, 4 s … capped at 60 s.
-pub fn retry_backoff(attempt: u32) -> Duration {
-    Duration::from_secs(1u64 << attempt.saturating_sub(1).min(6)).min(Duration::from_secs(60))
+/// The pause after attempt `attempt` (from 1) failed, `unit` in [0, 1) choosing the jitter.
+pub fn retry_backoff(attempt: u32, unit: f64) -> Duration {
+    RETRY_BACKOFF.delay(attempt.saturating_sub(1), unit)
 }
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
@@ -244,9 +264,12 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        assert_eq!(retry_backoff(1), Duration::from_secs(1));
-        assert_eq!(retry_backoff(2), Duration::from_secs(2));
-        assert_eq!(retry_backoff(3), Duration::from_secs(4));
-        assert_eq!(retry_backoff(50), Duration::from_secs(60));
+        assert_eq!(retry_backoff(1, 0.0), Duration::from_secs(1));
+        assert_eq!(retry_backoff(2, 0.0), Duration::from_secs(2));
+        assert_eq!(retry_backoff(3, 0.0), Duration::from_secs(4));
+        assert_eq!(retry_backoff(3, 0.5), Duration::from_secs(3));
+        assert_eq!(retry_backoff(3, 1.0), Duration::from_secs(2));
+        assert_eq!(retry_backoff(50, 0.0), Duration::from_secs(60));
+        assert_eq!(retry_backoff(50, 1.0), Duration::from_secs(30));
     }
 }

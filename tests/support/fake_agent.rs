@@ -1,5 +1,5 @@
 //! A fake agent side of the SSM data channel (MGS + agent), on 127.0.0.1 over plain `ws://`,
-//! following `ssm-data-channel.md` §13. It checks the client's frames more strictly than the real
+//! following the protocol as `docs/ecs-exec.md` describes the client. It checks the client's frames more strictly than the real
 //! agent, runs the command it was given (split like the agent does, executed without a shell,
 //! output with CR LF as a pty gives it), sends the output in frames (in order or not, duplicated,
 //! corrupted, slowed down), waits for acknowledgements and retransmits what is not acknowledged,

@@ -2,7 +2,8 @@
 //! AmazonEC2ContainerServiceV20141113.ExecuteCommand`) on 127.0.0.1, because moto does not
 //! implement it. Each call registers a session with the fake agent and answers with its stream
 //! URL and a fresh token, as ECS does; tasks can be marked exec-disabled, the token can be
-//! answered wrong (to test rejection), and a per-call latency can be added.
+//! answered wrong (to test rejection), the first calls can be throttled, and a per-call latency
+//! can be added.
 
 #![allow(dead_code)]
 
@@ -36,6 +37,9 @@ pub struct EcsBehaviour {
     pub wrong_token: bool,
     /// Delay before answering.
     pub latency: Duration,
+    /// The first this many ExecuteCommand calls are answered `ThrottlingException` (HTTP 400,
+    /// as ECS answers a rate limit).
+    pub throttle_first: u32,
     /// ListTasks answer: the running task ARNs of (cluster, service).
     pub running_tasks: Vec<(String, String, String)>,
 }
@@ -82,7 +86,8 @@ impl FakeEcs {
         self.router.clone()
     }
 
-    /// An `aws_sdk_ecs::Client` pointed at this endpoint with static test credentials.
+    /// An `aws_sdk_ecs::Client` pointed at this endpoint with static test credentials and, as
+    /// the service's own clients, without the SDK's retries (the service retries itself).
     pub fn client(&self) -> aws_sdk_ecs::Client {
         let config = aws_sdk_ecs::Config::builder()
             .endpoint_url(&self.endpoint)
@@ -94,6 +99,7 @@ impl FakeEcs {
                 None,
                 "test",
             ))
+            .retry_config(aws_sdk_ecs::config::retry::RetryConfig::disabled())
             .behavior_version_latest()
             .build();
         aws_sdk_ecs::Client::from_conf(config)
@@ -160,7 +166,15 @@ async fn execute_command(
     }
     inner.requests.lock().unwrap().push(request.clone());
     let (script, disabled, wrong_token, latency) = {
-        let behaviour = inner.behaviour.lock().unwrap();
+        let mut behaviour = inner.behaviour.lock().unwrap();
+        if behaviour.throttle_first > 0 {
+            behaviour.throttle_first -= 1;
+            return error(
+                StatusCode::BAD_REQUEST,
+                "ThrottlingException",
+                "Rate exceeded",
+            );
+        }
         let task = request["task"].as_str().unwrap_or("");
         (
             behaviour.script.clone(),

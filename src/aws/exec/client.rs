@@ -1,7 +1,7 @@
 //! The WebSocket side of the data channel: connects to the `streamUrl` exactly as ECS returned it
 //! (tokio-tungstenite with rustls), sends the OpenDataChannel frame with the token (never logged),
 //! then pumps frames through the [`DataChannel`] state machine with retransmission ticks,
-//! keep-alive pings, and the deadlines of `ssm-data-channel.md` §12.
+//! keep-alive pings, and the deadlines listed in `docs/ecs-exec.md` ("How it works").
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! Encoding and decoding of the binary data-channel message ("ClientMessage" / "AgentMessage")
-//! described in `docs/ssm-data-channel.md` §4: a big-endian header, a 4-byte payload length and
-//! the payload. Decoding validates every field and returns an error, never panics, on any input:
+//! of AWS's session-manager-plugin (its `message` package): a big-endian header, a 4-byte
+//! payload length and the payload. Decoding validates every field and returns an error, never panics, on any input:
 //! the bytes come from the network.
 
 use sha2::{Digest, Sha256};

@@ -11,6 +11,7 @@ use super::output::{normalise, Sentinel};
 use super::session::SessionSettings;
 use super::starter::{ExecSessionStarter, StartRequest};
 use super::ExecError;
+use crate::timing::Deadline;
 
 /// One command to run. `command` is shell text, run by `/bin/sh -c` in the container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +72,12 @@ pub async fn exec(
         container: request.container.clone(),
         command: sentinel.wrap(&request.command),
     };
-    let session = tokio::time::timeout_at(deadline, starter.start(&start))
+    let start_by = Deadline {
+        at: deadline,
+        budget: options.deadline,
+    };
+    // The starter retries throttling within the deadline; this bound holds whatever it does.
+    let session = tokio::time::timeout_at(deadline, starter.start(&start, start_by))
         .await
         .map_err(|_| ExecError::Deadline {
             deadline: options.deadline,

@@ -1,5 +1,5 @@
 //! From the pty's bytes to what callers want: the exit status, learned from a sentinel line the
-//! wrapped command prints (the agent sends no exit code, `ssm-data-channel.md` §11), the raw
+//! wrapped command prints (the agent sends no exit code), the raw
 //! output without that line, and a text form with CR LF normalised and terminal control
 //! sequences stripped.
 

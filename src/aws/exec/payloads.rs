@@ -1,6 +1,6 @@
 //! The JSON bodies carried by the data channel: the OpenDataChannel text frame, acknowledgements,
-//! `channel_closed`, the handshake messages and the terminal size (`ssm-data-channel.md` §3.2,
-//! §6, §8). Unknown keys are ignored on receipt; field names are AWS's.
+//! `channel_closed`, the handshake messages and the terminal size (as AWS's
+//! session-manager-plugin sends and reads them). Unknown keys are ignored on receipt; field names are AWS's.
 
 use serde::{Deserialize, Serialize};
 

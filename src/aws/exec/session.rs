@@ -1,5 +1,5 @@
 //! The data-channel state machine, without I/O: it takes received frames and the clock, and says
-//! what to send. `client.rs` moves the bytes. Rules from `ssm-data-channel.md` §7 and §8, stricter
+//! what to send. `client.rs` moves the bytes. Sequencing and acknowledgement rules as AWS's plugin follows them, stricter
 //! than AWS's plugin: early frames are buffered until the gap fills, duplicates are acknowledged
 //! again (so a lost acknowledgement is repaired), and output is kept byte-exact.
 

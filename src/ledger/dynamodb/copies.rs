@@ -4,6 +4,7 @@
 //! try, and the error once the tries are used up.
 
 use super::*;
+use crate::timing::Backoff;
 
 /// The episode item a read-modify-write works from: first the copy this process last saw
 /// (possibly stale), then what DynamoDB says. Every write made from it is conditioned on the
@@ -63,15 +64,10 @@ impl<'a> WorkingCopy<'a> {
 /// in a row (none before the first): doubling from 2 ms up to 100 ms, with jitter, so that
 /// writers racing for one item spread out instead of colliding again.
 pub(super) async fn pause_after_conflicts(conflicts: u32) {
-    // TODO(a17-merge): use timing::Backoff: `const BACKOFF: crate::timing::Backoff =
-    // crate::timing::Backoff::equal_jitter(2 ms, 100 ms);` and `BACKOFF.pause(conflicts - 1)`
-    // (the same pauses: between half and all of the doubling ceiling).
-    const BACKOFF: crate::aws::retry::Backoff = crate::aws::retry::Backoff {
-        initial: Duration::from_millis(2),
-        max: Duration::from_millis(100),
-    };
+    const BACKOFF: Backoff =
+        Backoff::equal_jitter(Duration::from_millis(2), Duration::from_millis(100));
     if conflicts > 0 {
-        tokio::time::sleep(BACKOFF.delay(conflicts - 1, rand::random::<f64>())).await;
+        tokio::time::sleep(BACKOFF.pause(conflicts - 1)).await;
     }
 }
 

@@ -1,4 +1,7 @@
-//! `parse maillog` on every core, output in input order. One thread reads the input in large
+//! A sendmail log turned into `parse maillog` records (`docs/contracts.md`, "`parse maillog`
+//! output") on every core, output in input order. It reads and writes the streams it is given
+//! (the CLI hands it a file or standard input, and standard output); it opens nothing itself.
+//! One thread reads the input in large
 //! blocks straight into batch buffers and cuts each batch after its last whole line (the
 //! partial line moves to the next batch; a line longer than the cap is cut there and the rest
 //! of it skipped, so memory stays bounded). Batches are dealt round-robin to the workers. A
@@ -15,9 +18,13 @@
 use std::io::{self, Read, Write};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 
-use super::maillog_json::push_record;
-use crate::sendmail::classify::classify_line_with_to;
-use crate::sendmail::ProviderTable;
+use super::classify::classify_line_with_to;
+use super::json::push_record;
+use super::ProviderTable;
+
+/// Longest line read by default; the rest of a longer line is skipped (sendmail's own lines are
+/// under 2 KiB).
+pub const MAX_LINE_BYTES: usize = 4 << 20;
 
 /// Bytes of input per batch: large enough that channel traffic is noise, small enough that
 /// every worker gets work early and memory stays small.
@@ -29,7 +36,7 @@ const MAX_WORKERS: usize = 8;
 
 /// A read failure and the 1-based number of the line being read when it happened.
 #[derive(Debug)]
-pub(crate) struct ReadFailure {
+pub struct ReadFailure {
     pub line: u64,
     pub error: io::Error,
 }
@@ -46,14 +53,18 @@ struct Batch {
 }
 
 /// Why `write_deliveries` stopped early.
-#[derive(Debug)]
-pub(crate) enum WriteOrRead {
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// The input failed at this line (1-based); everything before it was written.
+    #[error("line {line}: cannot read: {error}")]
     Read { line: u64, error: io::Error },
+    /// The output could not be written (a reader that went away is `BrokenPipe`).
+    #[error("cannot write the output: {0}")]
     Write(io::Error),
 }
 
-/// The number of workers to use: one per core, at most [`MAX_WORKERS`].
-pub(crate) fn default_workers() -> usize {
+/// The number of workers to use: one per core, at most `MAX_WORKERS` (8).
+pub fn default_workers() -> usize {
     std::thread::available_parallelism()
         .map_or(1, usize::from)
         .clamp(1, MAX_WORKERS)
@@ -61,13 +72,13 @@ pub(crate) fn default_workers() -> usize {
 
 /// Writes one JSON line per delivery line of `input` to `out`, in input order, classifying on
 /// `workers` threads. `max_line` caps a line's length (the rest of a longer line is skipped).
-pub(crate) fn write_deliveries<R: Read + Send, W: Write>(
+pub fn write_deliveries<R: Read + Send, W: Write>(
     input: R,
     out: &mut W,
     providers: &ProviderTable,
     workers: usize,
     max_line: usize,
-) -> Result<(), WriteOrRead> {
+) -> Result<(), StreamError> {
     write_in_batches(input, out, providers, workers, max_line, BATCH_BYTES)
 }
 
@@ -79,7 +90,7 @@ fn write_in_batches<R: Read + Send, W: Write>(
     workers: usize,
     max_line: usize,
     batch_bytes: usize,
-) -> Result<(), WriteOrRead> {
+) -> Result<(), StreamError> {
     let workers = workers.max(1);
     let batch_bytes = batch_bytes.max(16);
     let max_line = max_line.max(1);
@@ -127,7 +138,7 @@ fn write_in_batches<R: Read + Send, W: Write>(
                 break;
             };
             if let Err(e) = out.write_all(&output) {
-                written = Err(WriteOrRead::Write(e));
+                written = Err(StreamError::Write(e));
                 break;
             }
             // The worker may have stopped already; the buffer is then simply freed.
@@ -139,7 +150,7 @@ fn write_in_batches<R: Read + Send, W: Write>(
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         written?;
-        read.map_err(|failure| WriteOrRead::Read {
+        read.map_err(|failure| StreamError::Read {
             line: failure.line,
             error: failure.error,
         })
@@ -575,7 +586,7 @@ mod tests {
         let table = ProviderTable::builtin();
         let failing = Failing { left: input };
         match write_in_batches(failing, &mut out, &table, 2, max_line, 4096) {
-            Err(WriteOrRead::Read { line, error }) => {
+            Err(StreamError::Read { line, error }) => {
                 assert_eq!(error.to_string(), "disk on fire");
                 (out, line)
             }
@@ -642,9 +653,49 @@ mod tests {
             let endless = Endless(corpus(), 0);
             let outcome = write_deliveries(endless, &mut Closed(3), &table, workers, 1 << 20);
             match outcome {
-                Err(WriteOrRead::Write(e)) => assert_eq!(e.kind(), io::ErrorKind::BrokenPipe),
+                Err(StreamError::Write(e)) => assert_eq!(e.kind(), io::ErrorKind::BrokenPipe),
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn writes_one_json_line_per_delivery_line() {
+        let input = b"Nov 28 20:14:03 h sm-mta[1]: Q0000001: to=<a@gmail.com>, delay=00:00:02, mailer=esmtp, pri=1, relay=gmail-smtp-in.l.google.com. [142.250.31.27], dsn=4.7.28, stat=Deferred: 421-4.7.28 x\nNov 28 20:14:04 h dovecot: imap-login: user=<a>\nQ0000002: to=<b@\xfe.example>, stat=Sent \xff\n\xffQ0000003: to=<c@d.example>, stat=Sent\n";
+        let mut out = Vec::new();
+        let table = ProviderTable::builtin();
+        assert!(write_deliveries(&input[..], &mut out, &table, 2, MAX_LINE_BYTES).is_ok());
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["line"], 1);
+        assert_eq!(lines[0]["provider"], "google");
+        // Field order follows the contract.
+        let first = text.lines().next().unwrap();
+        let positions: Vec<usize> = [
+            "line",
+            "queue_id",
+            "status",
+            "dsn",
+            "dsn_class",
+            "category",
+            "recipient_domain",
+            "provider",
+            "relay",
+            "reply",
+            "reply_dsn",
+        ]
+        .iter()
+        .map(|k| first.find(&format!("\"{k}\":")).unwrap())
+        .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{first}");
+        assert_eq!(lines[1]["line"], 3);
+        assert_eq!(lines[1]["status"], "sent");
+        assert_eq!(lines[1]["recipient_domain"], "\u{fffd}.example");
+        // Garbage before the queue id: not a sendmail message.
+        assert!(!text.contains("Q0000003"));
     }
 }

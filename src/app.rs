@@ -1,17 +1,22 @@
-//! `cabal-triage serve`: wires the configuration, ledger, runbooks, HTTP server and worker pool
-//! together and runs them until SIGTERM/SIGINT (see `shutdown`).
+//! The service, wired: the configuration in, the ledger, runbooks, probes, HTTP server, worker
+//! pool and outbox built from it and run until `shutdown` (as mini-redis's `server::run`). The
+//! command line (`cli`) loads the configuration, starts the runtime and the signal handling and
+//! calls [`run`]; [`demo`] calls [`serve`] with replay runbooks. Only `cli` (and the binary) import
+//! this module; it may import every other one.
 
-use std::path::Path;
+pub mod demo;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::CliError;
 use crate::config::{Config, LedgerBackend};
-use crate::ledger::{run_retention, DynamoLedger, Ledger, RetentionPolicy, SqliteLedger};
+use crate::ledger::{run_retention, DynamoLedger, Ledger, RetentionPolicy, Route, SqliteLedger};
 use crate::metrics::Metrics;
 use crate::notify::outbox::{configured_destinations, Outbox};
+use crate::notify::Destination;
 use crate::probe::ProbeSet;
 use crate::runbook::environment::Environment;
 use crate::runbook::Registry;
@@ -19,61 +24,86 @@ use crate::server::{self, AppState, Authenticator, Limits};
 use crate::shutdown::Shutdown;
 use crate::worker::WorkerPool;
 
-pub fn run(path: Option<&Path>) -> Result<(), CliError> {
-    let config = Config::load(path).map_err(|e| CliError::Input(e.to_string()))?;
-    config
-        .auth
-        .require_for_serve()
-        .map_err(|e| CliError::Input(e.to_string()))?;
-    crate::telemetry::init(&config.log);
-    let file_text = path.and_then(|p| std::fs::read_to_string(p).ok());
-    for warning in config.warnings(file_text.as_deref()) {
-        tracing::warn!("{warning}");
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(async {
-        let shutdown = Shutdown::new();
-        shutdown.listen_for_signals(config.worker.shutdown_grace());
-        let config = Arc::new(config);
-        let clients = crate::aws::AwsClients::load(
-            &config.aws,
-            Duration::from_secs(config.probes.aws_connect_timeout_secs),
-            None,
-        )
-        .await;
-        let env = Environment::new(
-            ProbeSet::aws(&clients, &config),
-            Arc::clone(&config),
-            Environment::system_clock(),
-        );
-        let runbooks = Registry::with_sendmail(Arc::new(env));
-        serve_with(&config, runbooks, shutdown, None).await
-    })
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A setting that cannot work (exit status 2 at the command line).
+    #[error("{0}")]
+    Config(String),
+    /// The ledger could not be opened or prepared; its message says what to check.
+    #[error("{0}")]
+    Ledger(#[from] crate::ledger::LedgerError),
+    /// A Slack or PagerDuty destination could not be set up.
+    #[error("{0}")]
+    Destinations(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Server(std::io::Error),
+}
+
+/// Runs the service on `config` until `shutdown`: the production probes (AWS and the DNS
+/// resolver) behind the sendmail runbooks.
+pub async fn run(config: Arc<Config>, shutdown: Shutdown) -> Result<(), AppError> {
+    let env = Environment::new(
+        aws_probes(&config).await,
+        Arc::clone(&config),
+        Environment::system_clock(),
+    );
+    let runbooks = Registry::with_sendmail(Arc::new(env));
+    serve(&config, runbooks, shutdown, None).await
+}
+
+/// The production probes: ECS, ECS Exec, CloudWatch Logs and EC2 through the clients `[aws]`
+/// describes, DNSBL through the configured resolver.
+pub async fn aws_probes(config: &Config) -> ProbeSet {
+    let clients = crate::aws::AwsClients::load(
+        &config.aws,
+        Duration::from_secs(config.probes.aws_connect_timeout_secs),
+        None,
+    )
+    .await;
+    crate::aws::probes::probe_set(
+        &clients,
+        config,
+        Arc::new(crate::dns::ResolverDnsbl::new(config.dnsbl.clone())),
+    )
+}
+
+/// The configured destinations, built once from configuration: the routes the ledger writes
+/// delivery rows for (each destination's name and the delivery kinds it wants, in the order
+/// deliveries are created), and the notifiers the outbox delivers through. Everything `serve`
+/// knows about destinations comes from here.
+struct Destinations {
+    routes: Vec<Route>,
+    notifiers: Vec<Arc<dyn Destination>>,
+}
+
+fn destinations(config: &Config) -> Result<Destinations, AppError> {
+    let notifiers = configured_destinations(config).map_err(AppError::Destinations)?;
+    let routes = notifiers.iter().map(|d| d.route()).collect();
+    Ok(Destinations { routes, notifiers })
 }
 
 /// Runs the service with `runbooks` until `shutdown`; `listening` learns the bound address
 /// (the port may have been 0). `demo` runs it in-process with replay runbooks.
-pub(crate) async fn serve_with(
+pub async fn serve(
     config: &Config,
     runbooks: Registry,
     shutdown: Shutdown,
-    listening: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
-) -> Result<(), CliError> {
-    // The destinations, built once: the ledger is told their routes, the outbox uses them.
-    let destinations = configured_destinations(config).map_err(CliError::Runtime)?;
-    let routes: Vec<_> = destinations.iter().map(|d| d.route()).collect();
+    listening: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+) -> Result<(), AppError> {
+    let destinations = destinations(config)?;
     let ledger: Arc<dyn Ledger> = match config.ledger.backend {
         LedgerBackend::Sqlite => {
-            let ledger = SqliteLedger::open(&config.ledger.path, routes)
-                .map_err(|e| CliError::Runtime(e.to_string()))?;
+            let ledger = SqliteLedger::open(&config.ledger.path, destinations.routes.clone())?;
             if config.ledger.max_size_mib > 0 {
                 let cap = ledger
                     .limit_size(config.ledger.max_size_mib * 1024 * 1024)
-                    .await
-                    .map_err(|e| CliError::Runtime(e.to_string()))?;
+                    .await?;
                 tracing::info!(cap_bytes = cap, "ledger size capped");
             }
             Arc::new(ledger)
@@ -83,12 +113,11 @@ pub(crate) async fn serve_with(
                 &config.aws,
                 &config.ledger.table,
                 config.ledger.create_table,
-                routes,
+                destinations.routes.clone(),
                 config.ledger.retention(),
                 None,
             )
-            .await
-            .map_err(|e| CliError::Runtime(e.to_string()))?;
+            .await?;
             tracing::info!(table = %ledger.table(), "ledger on DynamoDB");
             Arc::new(ledger)
         }
@@ -99,13 +128,17 @@ pub(crate) async fn serve_with(
     let listen = config
         .server
         .listen_addr()
-        .map_err(|e| CliError::Input(e.to_string()))?;
+        .map_err(|e| AppError::Config(e.to_string()))?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| CliError::Runtime(format!("cannot listen on {listen}: {e}")))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| CliError::Runtime(e.to_string()))?;
+        .map_err(|source| AppError::Listen {
+            addr: listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| AppError::Listen {
+        addr: listen,
+        source,
+    })?;
     let state = AppState {
         ledger: Arc::clone(&ledger),
         runbooks: Arc::clone(&runbooks),
@@ -122,7 +155,7 @@ pub(crate) async fn serve_with(
     // verdicts finished then still go out) and stops once the workers have.
     let outbox = Outbox::new(
         Arc::clone(&ledger),
-        destinations,
+        destinations.notifiers,
         config,
         Arc::clone(&metrics),
         format!("{}:{}/outbox", hostname(), std::process::id()),
@@ -157,7 +190,7 @@ pub(crate) async fn serve_with(
     axum::serve(listener, server::router(state))
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await
-        .map_err(|e| CliError::Runtime(format!("server failed: {e}")))?;
+        .map_err(AppError::Server)?;
     let _ = workers.await;
     outbox_stop.cancel();
     let _ = tokio::time::timeout(config.worker.shutdown_grace(), outbox_task).await;

@@ -1,12 +1,12 @@
-//! The `parse maillog` record (design.md, `parse maillog` contract) written as one JSON line by
-//! hand. It is the innermost loop of the command: serde's generic serializer spent about a
+//! The `parse maillog` record (`docs/contracts.md`, "`parse maillog` output") written as one
+//! JSON line by hand. It is the innermost loop of the command: serde's generic serializer spent about a
 //! sixth of the run escaping strings byte by byte and dispatching per field. This writer emits
 //! exactly the bytes serde_json's compact serializer emits for the same record (the tests below
 //! compare the two on the fixture corpus and on arbitrary strings: control characters, quotes,
 //! backslashes, any Unicode), and skips over runs of plain bytes eight at a time.
 
-use crate::sendmail::dsn::code_text;
-use crate::sendmail::{Category, Delivery, Status};
+use super::dsn::code_text;
+use super::{Category, Delivery, Status};
 
 /// Appends `{"line":N,"queue_id":...,"reply_dsn":...}` and a newline to `out`.
 pub(crate) fn push_record(out: &mut Vec<u8>, line: u64, delivery: &Delivery<'_>) {

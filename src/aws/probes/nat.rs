@@ -1,0 +1,201 @@
+//! The EC2 implementation of `probe::NatProbe`: the instances and NAT gateways whose `Name` tag
+//! matches `nat.tag_pattern`, every page, each call retried on throttling within the deadline.
+//!
+//! The pattern is sent to EC2 as a `tag:Name` filter and checked again on this side with the
+//! same wildcard rules (`*`, `?`), so a backend that ignores the filter (moto does for NAT
+//! gateways) cannot make an unrelated gateway look like the NAT.
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+use wildmatch::WildMatch;
+
+use crate::aws::ec2::{
+    describe_instances_page, describe_nat_gateways_page, RawInstance, RawNatGateway,
+    DESCRIBE_INSTANCES, DESCRIBE_NAT_GATEWAYS,
+};
+use crate::aws::{retry, AwsClients, AwsError};
+use crate::config::Config;
+use crate::probe::nat::NatProbeResult;
+use crate::probe::snapshot::{NatEntry, NatSnapshot};
+use crate::probe::{NatProbe, ProbeError};
+use crate::timing::{Backoff, Deadline};
+
+fn name_matches(pattern: &WildMatch, name: Option<&str>) -> bool {
+    name.is_some_and(|n| pattern.matches(n))
+}
+
+fn instance_entry(i: RawInstance) -> NatEntry {
+    NatEntry {
+        id: i.id,
+        name: i.name,
+        state: i.state,
+        public_ip: i.public_ip,
+        availability_zone: i.availability_zone,
+        subnet_id: None,
+        launch_time: i.launch_time,
+    }
+}
+
+fn gateway_entry(g: RawNatGateway) -> NatEntry {
+    NatEntry {
+        id: g.id,
+        name: g.name,
+        state: g.state,
+        public_ip: g.public_ip,
+        availability_zone: None,
+        subnet_id: g.subnet_id,
+        launch_time: g.create_time,
+    }
+}
+
+/// The NAT probe against EC2.
+#[derive(Debug, Clone)]
+pub struct AwsNatProbe {
+    client: aws_sdk_ec2::Client,
+    endpoint: Option<String>,
+    tag_pattern: String,
+    backoff: Backoff,
+}
+
+impl AwsNatProbe {
+    pub fn new(clients: &AwsClients, config: &Config) -> AwsNatProbe {
+        AwsNatProbe {
+            client: clients.ec2.clone(),
+            endpoint: clients.endpoints.ec2.clone(),
+            tag_pattern: config.nat.tag_pattern.clone(),
+            backoff: config.probes.throttle_backoff(),
+        }
+    }
+
+    async fn instances(
+        &self,
+        deadline: Deadline,
+        found: &mut Vec<NatEntry>,
+    ) -> Result<(), AwsError> {
+        let pattern = WildMatch::new(&self.tag_pattern);
+        every_page(
+            |token| {
+                retry::call(DESCRIBE_INSTANCES, deadline, self.backoff, move || {
+                    describe_instances_page(
+                        &self.client,
+                        self.endpoint.as_deref(),
+                        &self.tag_pattern,
+                        token.clone(),
+                    )
+                })
+            },
+            |page| {
+                found.extend(
+                    page.into_iter()
+                        .filter(|i| name_matches(&pattern, i.name.as_deref()))
+                        .map(instance_entry),
+                )
+            },
+        )
+        .await
+    }
+
+    async fn gateways(
+        &self,
+        deadline: Deadline,
+        found: &mut Vec<NatEntry>,
+    ) -> Result<(), AwsError> {
+        let pattern = WildMatch::new(&self.tag_pattern);
+        every_page(
+            |token| {
+                retry::call(DESCRIBE_NAT_GATEWAYS, deadline, self.backoff, move || {
+                    describe_nat_gateways_page(
+                        &self.client,
+                        self.endpoint.as_deref(),
+                        &self.tag_pattern,
+                        token.clone(),
+                    )
+                })
+            },
+            |page| {
+                found.extend(
+                    page.into_iter()
+                        .filter(|g| name_matches(&pattern, g.name.as_deref()))
+                        .map(gateway_entry),
+                )
+            },
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl NatProbe for AwsNatProbe {
+    async fn describe(&self, deadline: Deadline) -> NatProbeResult {
+        let started = Instant::now();
+        let mut instances = Vec::new();
+        let mut gateways = Vec::new();
+        let (inst, gw) = tokio::join!(
+            self.instances(deadline, &mut instances),
+            self.gateways(deadline, &mut gateways)
+        );
+        let errors: Vec<ProbeError> = [inst.err(), gw.err()]
+            .into_iter()
+            .flatten()
+            .map(ProbeError::from)
+            .collect();
+        let error = match errors.len() {
+            0 => None,
+            _ => Some(ProbeError {
+                timed_out: errors.iter().all(|e| e.timed_out),
+                message: errors
+                    .iter()
+                    .map(|e| e.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }),
+        };
+        instances.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        gateways.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        NatProbeResult {
+            nat: NatSnapshot {
+                instances,
+                gateways,
+                error: error.as_ref().map(|e| e.message.clone()),
+            },
+            error,
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+/// Reads every page of a paginated call, handing each page to `on_page` as it arrives (so what
+/// was read before a failure is kept), and stops when the token ends or repeats.
+async fn every_page<P, F, Fut>(
+    mut fetch: F,
+    mut on_page: impl FnMut(Vec<P>),
+) -> Result<(), AwsError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<P>, Option<String>), AwsError>>,
+{
+    let mut token: Option<String> = None;
+    loop {
+        let (page, next) = fetch(token.clone()).await?;
+        on_page(page);
+        match next {
+            Some(next) if token.as_deref() != Some(next.as_str()) => token = Some(next),
+            _ => return Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_name_pattern_matches_numbered_nats_only() {
+        let p = WildMatch::new("cabal-nat-*");
+        assert!(name_matches(&p, Some("cabal-nat-0")));
+        assert!(name_matches(&p, Some("cabal-nat-12")));
+        assert!(!name_matches(&p, Some("cabal-nat")));
+        assert!(!name_matches(&p, Some("other-nat-0")));
+        assert!(!name_matches(&p, None));
+    }
+}

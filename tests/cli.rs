@@ -83,3 +83,32 @@ fn usage_errors_exit_2() {
     assert_eq!(code, Some(0));
     assert!(stdout.contains("serve"));
 }
+
+/// `healthcheck` (the container health check of the distroless image) exits 0 against a
+/// running service and 1, with a message naming the URL, when nothing answers or the answer is
+/// not 2xx.
+#[tokio::test(flavor = "multi_thread")]
+async fn healthcheck_exits_0_against_a_running_service_and_1_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = support::service::Service::start_in(
+        dir.path(),
+        support::service::ServiceOptions::default(),
+    )
+    .await;
+    let url = format!("{}/healthz", service.base);
+    let (code, _, stderr) = run(&["healthcheck", "--url", &url], &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    // Without --url: the port of CABAL_TRIAGE_LISTEN on the loopback.
+    let (code, _, stderr) = run(&["healthcheck"], &[("CABAL_TRIAGE_LISTEN", &service.addr)]);
+    assert_eq!(code, Some(0), "{stderr}");
+    // A path the service answers 404 for.
+    let missing = format!("{}/no-such-path", service.base);
+    let (code, _, stderr) = run(&["healthcheck", "--url", &missing], &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("404"), "{stderr}");
+    drop(service);
+    // Nothing listening any more.
+    let (code, _, stderr) = run(&["healthcheck", "--url", &url, "--timeout", "2"], &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(&url), "{stderr}");
+}

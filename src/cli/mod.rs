@@ -8,6 +8,7 @@
 mod check_config;
 mod demo;
 mod exec;
+mod healthcheck;
 mod parse;
 mod service;
 mod triage;
@@ -53,6 +54,16 @@ pub enum Command {
     Exec(exec::ExecArgs),
     /// One triage in the foreground; with --replay, from a snapshot and without AWS.
     Triage(triage::TriageArgs),
+    /// GET the running service's /healthz; exit 0 when it answers 2xx, 1 otherwise (for
+    /// container health checks in the shell-less image).
+    Healthcheck {
+        /// URL to ask; default http://127.0.0.1:<port of CABAL_TRIAGE_LISTEN, or 9095>/healthz.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Give up after this many seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 3)]
+        timeout: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,6 +141,7 @@ pub fn main() -> ExitCode {
         } => parse::run_mailq(&file, show_local_parts),
         Command::Exec(args) => exec::run(args),
         Command::Triage(args) => triage::run(args),
+        Command::Healthcheck { url, timeout } => healthcheck::run(url, timeout),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

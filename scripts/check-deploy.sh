@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Validates deploy/ with the tools this machine has, and says which checks it could not run:
-#   terraform validate   (deploy/terraform; providers from TF_PLUGIN_DIR or /opt/tf-plugins when
-#                         the registry cannot be reached, else from registry.terraform.io)
+#   terraform fmt/validate (deploy/terraform copied alone, and wired into a stand-in of
+#                         Cabalmail's terraform/infra by deploy/cabalmail/triage.tf; providers from
+#                         registry.terraform.io, else TF_PLUGIN_DIR or /opt/tf-plugins with a notice)
 #   systemd-analyze verify (deploy/systemd/cabal-triage.service, against a built binary)
 #   amtool check-config  (deploy/alertmanager/alertmanager.yml)
 #   JSON syntax          (deploy/ecs/task-definition.json, deploy/iam/cabal-triage-policy.json)
@@ -26,19 +27,46 @@ else
   skipped+=("amtool check-config (install prometheus-alertmanager)")
 fi
 
+# terraform init for the directory $1. The registry first (the pinned hashicorp/aws >= 6, < 7);
+# offline, the newest provider in the plugin directory, with the copy's constraint rewritten to
+# it and a notice saying so (the module uses no attribute that differs between 5.100 and 6.x).
+tf_init() {
+  local dir=$1
+  if (cd "$dir" && terraform init -backend=false -input=false >/dev/null 2>&1); then
+    return 0
+  fi
+  local plugin_dir="${TF_PLUGIN_DIR:-/opt/tf-plugins}"
+  local local_version
+  local_version=$(ls "$plugin_dir/registry.terraform.io/hashicorp/aws" 2>/dev/null | sort -V | tail -1)
+  [ -n "$local_version" ] || return 1
+  echo "NOTICE: registry unreachable; validating $dir against hashicorp/aws $local_version from $plugin_dir instead of the pinned \">= 6.0.0, < 7.0.0\""
+  find "$dir" -name '*.tf' -exec sed -i "s/version *= *\">= 6.0.0, < 7.0.0\"/version = \"$local_version\"/" {} +
+  (cd "$dir" && terraform init -backend=false -input=false -plugin-dir="$plugin_dir" >/dev/null 2>&1)
+}
+
 if command -v terraform >/dev/null 2>&1; then
-  log "terraform validate deploy/terraform"
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
-  # A copy, so that .terraform/ and the lock file never land in the repository; the module
-  # reads ../iam/cabal-triage-policy.json, so deploy/ is copied whole.
-  cp -r deploy "$work/"
-  plugin_dir="${TF_PLUGIN_DIR:-/opt/tf-plugins}"
-  init_args=(-backend=false -input=false)
-  if [ -d "$plugin_dir" ]; then init_args+=(-plugin-dir="$plugin_dir"); fi
-  if (cd "$work/deploy/terraform" && terraform init "${init_args[@]}" >/dev/null 2>&1); then
-    (cd "$work/deploy/terraform" && terraform validate -no-color) || status=1
-    (cd deploy/terraform && terraform fmt -check -no-color .) || { echo "terraform fmt: run terraform fmt deploy/terraform"; status=1; }
+  log "terraform fmt -check deploy/terraform deploy/cabalmail tests/fixtures/cabalmail-root"
+  terraform fmt -check -recursive -no-color deploy/terraform deploy/cabalmail tests/fixtures/cabalmail-root \
+    || { echo "terraform fmt: run terraform fmt -recursive on the files above"; status=1; }
+  log "provider pin: hashicorp/aws >= 6.0.0, < 7.0.0 (Cabalmail's terraform/infra/terraform.tf)"
+  grep -q 'version = ">= 6.0.0, < 7.0.0"' deploy/terraform/versions.tf || { echo "deploy/terraform/versions.tf does not pin Cabalmail's aws provider range"; status=1; }
+  # The module alone, copied without the rest of deploy/ (it must read nothing outside itself).
+  log "terraform validate deploy/terraform (copied alone)"
+  mkdir -p "$work/module" && cp -r deploy/terraform/. "$work/module/"
+  if tf_init "$work/module"; then
+    (cd "$work/module" && terraform validate -no-color) || status=1
+    # Cabalmail's root with the module under modules/triage and deploy/cabalmail/triage.tf.
+    log "terraform validate deploy/cabalmail/triage.tf in a stand-in of Cabalmail's terraform/infra"
+    cp -r tests/fixtures/cabalmail-root "$work/infra"
+    mkdir -p "$work/infra/modules/triage" && cp -r deploy/terraform/. "$work/infra/modules/triage/"
+    cp deploy/cabalmail/triage.tf "$work/infra/triage.tf"
+    if tf_init "$work/infra"; then
+      (cd "$work/infra" && terraform validate -no-color) || status=1
+    else
+      echo "terraform init failed in the stand-in root"; status=1
+    fi
   else
     skipped+=("terraform validate (terraform init found no hashicorp/aws provider)")
   fi

@@ -129,6 +129,14 @@ fn ecs_task_definition_is_valid_and_agrees_with_image_and_docs() {
             .starts_with("arn:aws:ssm:"));
     }
     assert!(names.contains(&"CABAL_TRIAGE_WEBHOOK_TOKEN"));
+    for secret in container["secrets"].as_array().unwrap() {
+        let from = secret["valueFrom"].as_str().unwrap();
+        assert!(from.contains(":parameter/cabal/triage_"), "{from}");
+    }
+    let health = &container["healthCheck"]["command"];
+    assert_eq!(health[0], "CMD", "exec form: no shell in the image");
+    assert_eq!(health[1], "/usr/local/bin/cabal-triage");
+    assert_eq!(health[2], "healthcheck");
     let mount = &container["mountPoints"][0];
     assert_eq!(mount["containerPath"], "/var/lib/cabal-triage");
     let ledger = container["environment"]
@@ -172,4 +180,291 @@ fn dockerfile_is_multi_stage_distroless_non_root_without_shell() {
         assert!(dockerfile.contains(&format!("COPY {needed}")) || needed.starts_with("Cargo"));
     }
     assert!(dockerfile.contains("COPY Cargo.toml Cargo.lock ./"));
+}
+
+// ── deploy/terraform as a module of Cabalmail's terraform/infra ──────────────────────────────
+
+/// All `.tf` files of the module, concatenated (name, text).
+fn terraform_files() -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = std::fs::read_dir(repo_path("deploy/terraform"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tf"))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "{files:?}");
+    files
+}
+
+fn terraform_text() -> String {
+    terraform_files()
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The body of the block that starts with `header` (e.g. `resource "aws_ecs_service" "triage"`),
+/// braces matched; panics when absent.
+fn block<'a>(text: &'a str, header: &str) -> &'a str {
+    let start = text
+        .find(&format!("{header} {{"))
+        .unwrap_or_else(|| panic!("no block {header}"));
+    let body = &text[start + header.len() + 2..];
+    let mut depth = 1;
+    for (i, c) in body.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return &body[..i];
+                }
+            }
+            _ => {}
+        }
+    }
+    panic!("unbalanced block {header}");
+}
+
+/// Whitespace-insensitive containment (terraform fmt aligns `=`).
+fn has(text: &str, needle: &str) -> bool {
+    let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    squash(text).contains(&squash(needle))
+}
+
+#[test]
+fn terraform_module_reads_no_file_outside_itself() {
+    for (name, text) in terraform_files() {
+        assert!(
+            !text.contains("path.module}/.."),
+            "{name} reads outside the module: it breaks once copied to terraform/infra/modules/"
+        );
+        for call in ["file(", "templatefile("] {
+            for (at, _) in text.match_indices(call) {
+                let rest = &text[at + call.len()..];
+                let arg = rest.split([',', ')']).next().unwrap();
+                let relative = arg
+                    .trim()
+                    .trim_matches('"')
+                    .strip_prefix("${path.module}/")
+                    .unwrap_or_else(|| panic!("{name}: {call}{arg} is not under path.module"));
+                assert!(
+                    repo_path("deploy/terraform").join(relative).is_file(),
+                    "{name}: {relative} is not in the module"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn terraform_iam_template_renders_to_the_shipped_policy() {
+    let template = repo_file("deploy/terraform/iam_policy.json.tftpl");
+    let mut rendered = template
+        .replace("${region}", "REGION")
+        .replace("${account_id}", "ACCOUNT_ID")
+        .replace("${cluster_name}", "cabal-mail")
+        .replace("${ledger_table_name}", "cabal-triage");
+    for tier in ["imap", "smtp-in", "smtp-out"] {
+        rendered = rendered.replace(
+            &format!("${{log_groups[\"{tier}\"]}}"),
+            &format!("/ecs/cabal-{tier}"),
+        );
+    }
+    assert!(!rendered.contains("${"), "unrendered: {rendered}");
+    let rendered: Value = serde_json::from_str(&rendered).expect("the template is JSON");
+    let shipped: Value =
+        serde_json::from_str(&repo_file("deploy/iam/cabal-triage-policy.json")).unwrap();
+    assert_eq!(
+        rendered, shipped,
+        "deploy/terraform/iam_policy.json.tftpl and deploy/iam/cabal-triage-policy.json differ: change both"
+    );
+}
+
+#[test]
+fn terraform_module_uses_cabalmail_names_pins_and_gates() {
+    let variables = repo_file("deploy/terraform/variables.tf");
+    for name in [
+        "private_subnet_ids",
+        "ecs_cluster_id",
+        "ecs_cluster_capacity_provider",
+        "quiesced",
+        "tier_log_group_names",
+        "ecr_repository_url",
+        "image_tag",
+        "alertmanager_security_group_id",
+        "prometheus_security_group_id",
+    ] {
+        assert!(
+            variables.contains(&format!("variable \"{name}\" {{")),
+            "no variable {name}"
+        );
+    }
+    for old in [
+        "private_subnets",
+        "capacity_provider",
+        "image",
+        "alertmanager_cidr_blocks",
+    ] {
+        assert!(
+            !variables.contains(&format!("variable \"{old}\" {{")),
+            "variable {old} is not Cabalmail's name"
+        );
+    }
+    let versions = repo_file("deploy/terraform/versions.tf");
+    assert!(
+        has(&versions, r#"version = ">= 6.0.0, < 7.0.0""#),
+        "{versions}"
+    );
+    let retention = block(&variables, r#"variable "log_retention_days""#);
+    assert!(has(retention, "default = 365"), "{retention}");
+    let text = terraform_text();
+    let service = block(&text, r#"resource "aws_ecs_service" "triage""#);
+    assert!(
+        has(service, "desired_count = var.quiesced ? 0 :"),
+        "{service}"
+    );
+    let prefix = block(&variables, r#"variable "ssm_parameter_prefix""#);
+    assert!(has(prefix, r#"default = "/cabal/triage_""#), "{prefix}");
+    let locals = repo_file("deploy/terraform/locals.tf");
+    for secret in ["webhook_token", "slack_bot_token", "pagerduty_api_token"] {
+        assert!(
+            locals.contains(&format!("${{local.parameter_arn}}{secret}\"")),
+            "SSM parameter {secret} is not /cabal/<snake_case>"
+        );
+    }
+    assert!(has(
+        &locals,
+        r#"placeholder_image_tag = "bootstrap-placeholder""#
+    ));
+}
+
+#[test]
+fn terraform_module_leaves_out_of_band_deploys_alone_and_rolls_back_failed_ones() {
+    let text = terraform_text();
+    let task = block(&text, r#"resource "aws_ecs_task_definition" "triage""#);
+    assert!(
+        has(task, "ignore_changes = [container_definitions]"),
+        "{task}"
+    );
+    assert!(has(task, "local.health_check"), "{task}");
+    let service = block(&text, r#"resource "aws_ecs_service" "triage""#);
+    assert!(
+        has(service, "ignore_changes = [task_definition]"),
+        "{service}"
+    );
+    let breaker = block(service, "deployment_circuit_breaker");
+    assert!(has(breaker, "enable = true") && has(breaker, "rollback = true"));
+    let discovery = block(
+        &text,
+        r#"resource "aws_service_discovery_service" "triage""#,
+    );
+    assert!(
+        has(discovery, "ignore_changes = [health_check_custom_config]"),
+        "{discovery}"
+    );
+    let namespace = block(
+        &text,
+        r#"data "aws_service_discovery_dns_namespace" "monitoring""#,
+    );
+    assert!(has(namespace, "name = var.service_discovery_namespace"));
+    let variables = repo_file("deploy/terraform/variables.tf");
+    let ns = block(&variables, r#"variable "service_discovery_namespace""#);
+    assert!(
+        has(ns, r#"default = "cabal-monitoring.cabal.internal""#),
+        "{ns}"
+    );
+    // The container health check runs the binary's own subcommand (no shell in the image).
+    let locals = repo_file("deploy/terraform/locals.tf");
+    let health = block(&locals, "healthCheck =");
+    assert!(
+        has(
+            health,
+            r#"command = ["CMD", "/usr/local/bin/cabal-triage", "healthcheck""#
+        ),
+        "{health}"
+    );
+}
+
+#[test]
+fn terraform_security_group_takes_peers_by_group_and_egress_matches_its_description() {
+    let text = terraform_text();
+    let group = block(&text, r#"resource "aws_security_group" "triage""#);
+    assert!(group.contains("HTTPS") && group.contains("DNS"), "{group}");
+    let mut ingress = 0;
+    for (at, _) in text.match_indices("resource \"aws_vpc_security_group_ingress_rule\"") {
+        let header_end = text[at..].find(" {").unwrap();
+        let rule = block(&text, &text[at..at + header_end]);
+        assert!(
+            rule.contains("referenced_security_group_id") && !rule.contains("cidr_"),
+            "ingress by CIDR: {rule}"
+        );
+        ingress += 1;
+    }
+    assert_eq!(ingress, 2, "Alertmanager and Prometheus");
+    assert!(
+        !text.contains("aws_security_group_rule\""),
+        "one rule style"
+    );
+    let mut egress_ports = Vec::new();
+    for (at, _) in text.match_indices("resource \"aws_vpc_security_group_egress_rule\"") {
+        let header_end = text[at..].find(" {").unwrap();
+        let rule = block(&text, &text[at..at + header_end]);
+        assert!(
+            !has(rule, r#"ip_protocol = "-1""#),
+            "all traffic out: {rule}"
+        );
+        let port = rule
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("from_port"))
+            .unwrap_or_else(|| panic!("egress without a port: {rule}"))
+            .trim_start_matches([' ', '='])
+            .trim()
+            .to_string();
+        egress_ports.push(port);
+    }
+    egress_ports.sort();
+    assert_eq!(egress_ports, ["443", "53"], "HTTPS and DNS only");
+}
+
+#[test]
+fn cabalmail_root_snippet_gates_on_monitoring_and_passes_only_declared_inputs() {
+    let snippet = repo_file("deploy/cabalmail/triage.tf");
+    let module = block(&snippet, r#"module "triage""#);
+    assert!(has(module, r#"source = "./modules/triage""#));
+    assert!(has(module, "count = var.monitoring ? 1 : 0"), "{module}");
+    assert!(has(module, "quiesced = var.quiesced"));
+    assert!(has(
+        module,
+        r#"ecr_repository_url = module.ecr.repository_urls["triage"]"#
+    ));
+    assert!(has(
+        module,
+        r#"image_tag = local.tier_image_tags["triage"]"#
+    ));
+    let variables = repo_file("deploy/terraform/variables.tf");
+    let passed: Vec<&str> = module
+        .lines()
+        .filter_map(|l| l.trim().split_once(" = ").map(|(k, _)| k.trim()))
+        .filter(|k| !["source", "count", "depends_on"].contains(k) && !k.starts_with('#'))
+        .collect();
+    for name in &passed {
+        assert!(
+            variables.contains(&format!("variable \"{name}\" {{")),
+            "the snippet passes {name}, which the module does not declare"
+        );
+    }
+    // Every input without a default is passed.
+    for (at, _) in variables.match_indices("variable \"") {
+        let name = variables[at + 10..].split('"').next().unwrap();
+        let body = block(&variables, &format!("variable \"{name}\""));
+        if !body.contains("default") {
+            assert!(passed.contains(&name), "the snippet does not pass {name}");
+        }
+    }
 }

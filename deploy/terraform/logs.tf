@@ -1,5 +1,6 @@
 /**
-* The service's own log group (the awslogs driver writes one JSON object per line).
+* The service's own log group (the awslogs driver writes one JSON object per line), kept 365
+* days by default like Cabalmail's tier log groups.
 */
 
 resource "aws_cloudwatch_log_group" "triage" {

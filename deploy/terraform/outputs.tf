@@ -25,12 +25,17 @@ output "log_group_name" {
 
 output "webhook_url" {
   value       = local.webhook_url
-  description = "Webhook URL for Alertmanager (Cloud Map name), null without service discovery."
+  description = "Webhook URL for Alertmanager: triage.<monitoring namespace> in Cloud Map."
 }
 
 output "alertmanager_receiver" {
   value = templatefile("${path.module}/alertmanager_receiver.yml.tftpl", {
-    webhook_url = coalesce(local.webhook_url, "http://CABAL_TRIAGE_ADDRESS:${var.port}/api/v1/alerts")
+    webhook_url = local.webhook_url
   })
   description = "Alertmanager receiver (webhook_configs + pagerduty_configs in one route) for cabal-triage."
+}
+
+output "prometheus_scrape_target" {
+  value       = "triage.${var.service_discovery_namespace}:${var.port}"
+  description = "For a dns_sd_configs job in Cabalmail's docker/prometheus/prometheus.yml (type A, this port)."
 }

@@ -1,54 +1,98 @@
 /**
-* Input variables for the cabal-triage module. Names of the Cabalmail environment default to
-* Cabalmail's own (cluster cabal-mail, log groups /ecs/cabal-<tier>); secrets are never inputs:
-* the task reads them from SSM Parameter Store at start.
+* Inputs of the cabal-triage module. Names follow Cabalmail's own modules (modules/monitoring:
+* private_subnet_ids, ecs_cluster_id, ecs_cluster_capacity_provider, quiesced, tier_log_group_names)
+* so the module block in terraform/infra/main.tf passes the same expressions the monitoring block
+* does. Secrets are never inputs: the task reads them from SSM Parameter Store (/cabal/triage_*).
 */
 
 # ── Cabalmail environment ─────────────────────────────────────
 
 variable "region" {
   type        = string
-  description = "AWS region of the Cabalmail deployment."
-}
-
-variable "cluster_name" {
-  type        = string
-  description = "ECS cluster that runs the mail tiers; cabal-triage runs in it too."
-  default     = "cabal-mail"
-}
-
-variable "capacity_provider" {
-  type        = string
-  description = "Capacity provider of the cluster (Cabalmail's EC2 capacity provider)."
-}
-
-variable "private_subnets" {
-  type        = list(string)
-  description = "Private subnet IDs for the task (awsvpc networking)."
+  description = "AWS region of the Cabalmail deployment (var.aws_region in Cabalmail's root)."
 }
 
 variable "vpc_id" {
   type        = string
-  description = "VPC ID."
+  description = "VPC ID (module.vpc.vpc.id)."
 }
 
-variable "alertmanager_cidr_blocks" {
+variable "private_subnet_ids" {
   type        = list(string)
-  description = "CIDR blocks allowed to reach the webhook port (where Alertmanager runs)."
+  description = "Private subnet IDs for the task (module.vpc.private_subnets[*].id)."
+}
+
+variable "ecs_cluster_id" {
+  type        = string
+  description = "ARN of the mail cluster (module.ecs.cluster_arn); the service runs in it and the probes are limited to it."
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{12}:cluster/[A-Za-z0-9_-]+$", var.ecs_cluster_id))
+    error_message = "ecs_cluster_id must be the cluster ARN (module.ecs.cluster_arn), arn:aws:ecs:<region>:<account>:cluster/<name>."
+  }
+}
+
+variable "ecs_cluster_capacity_provider" {
+  type        = string
+  description = "EC2 capacity provider of the cluster (module.ecs.capacity_provider_name)."
+}
+
+variable "tier_log_group_names" {
+  type        = map(string)
+  description = "Log group of each mail tier (module.ecs.tier_log_group_names); the probes may read these three only."
+  default = {
+    imap       = "/ecs/cabal-imap"
+    "smtp-in"  = "/ecs/cabal-smtp-in"
+    "smtp-out" = "/ecs/cabal-smtp-out"
+  }
+
+  validation {
+    condition     = alltrue([for tier in ["imap", "smtp-in", "smtp-out"] : contains(keys(var.tier_log_group_names), tier)])
+    error_message = "tier_log_group_names must have the keys imap, smtp-in and smtp-out (module.ecs.tier_log_group_names)."
+  }
+}
+
+variable "alertmanager_security_group_id" {
+  type        = string
+  description = "Security group of Cabalmail's Alertmanager task (cabal-alertmanager): allowed to post to the webhook."
+}
+
+variable "prometheus_security_group_id" {
+  type        = string
+  description = "Security group of Cabalmail's Prometheus task (cabal-prometheus): allowed to scrape /metrics."
 }
 
 variable "service_discovery_namespace" {
   type        = string
-  description = "Cloud Map private DNS namespace (Cabalmail's cabal.internal) to register triage.<namespace> in; null to skip."
-  default     = "cabal.internal"
+  description = "Cloud Map namespace Prometheus discovers scrape targets in; the task registers as triage.<namespace>."
+  default     = "cabal-monitoring.cabal.internal"
+}
+
+variable "quiesced" {
+  type        = bool
+  description = "When true, desired_count is zero (Cabalmail's quiesce switch, docs/quiesce.md)."
+  default     = false
+}
+
+# ── Image ─────────────────────────────────────────────────────
+
+variable "ecr_repository_url" {
+  type        = string
+  description = "ECR repository of the image (module.ecr.repository_urls[\"triage\"], i.e. cabal-triage)."
+}
+
+variable "image_tag" {
+  type        = string
+  description = "Tag to start from (local.tier_image_tags[\"triage\"], read from /cabal/deployed_image_tag/triage). Later deploys register task definitions out of band; Terraform ignores them."
+}
+
+variable "placeholder_image" {
+  type        = string
+  description = "Image used while image_tag is the bootstrap sentinel (\"bootstrap-placeholder\"), as Cabalmail's other tiers do on the first apply."
+  default     = "public.ecr.aws/nginx/nginx:stable"
 }
 
 # ── Container ─────────────────────────────────────────────────
-
-variable "image" {
-  type        = string
-  description = "Container image built from deploy/Dockerfile (e.g. <account>.dkr.ecr.<region>.amazonaws.com/cabal-triage:sha-abc1234)."
-}
 
 variable "cpu" {
   type        = number
@@ -64,14 +108,19 @@ variable "memory" {
 
 variable "port" {
   type        = number
-  description = "Port the webhook listens on."
+  description = "Port of the webhook, the operator API and /metrics."
   default     = 9095
 }
 
 variable "log_retention_days" {
   type        = number
-  description = "Retention of the service's own log group."
-  default     = 30
+  description = "Retention of the service's own log group; Cabalmail keeps a year (its checkov gate, CKV_AWS_338)."
+  default     = 365
+
+  validation {
+    condition     = var.log_retention_days >= 365
+    error_message = "log_retention_days below 365 fails Cabalmail's checkov gate (CKV_AWS_338)."
+  }
 }
 
 variable "extra_environment" {
@@ -97,7 +146,7 @@ variable "ledger_backend" {
 
 variable "desired_count" {
   type        = number
-  description = "Replicas; more than 1 needs ledger_backend = \"dynamodb\"."
+  description = "Replicas when not quiesced; more than 1 needs ledger_backend = \"dynamodb\"."
   default     = 1
 }
 
@@ -125,8 +174,13 @@ variable "public_url" {
 
 variable "ssm_parameter_prefix" {
   type        = string
-  description = "Path prefix of the SecureString parameters: <prefix>/webhook-token, <prefix>/slack-bot-token, <prefix>/pagerduty-api-token."
-  default     = "/cabal-triage"
+  description = "Prefix of the SecureString parameters, Cabalmail style: <prefix>webhook_token, <prefix>slack_bot_token, <prefix>pagerduty_api_token."
+  default     = "/cabal/triage_"
+
+  validation {
+    condition     = startswith(var.ssm_parameter_prefix, "/cabal/")
+    error_message = "ssm_parameter_prefix must start with /cabal/ (Cabalmail's parameter namespace)."
+  }
 }
 
 variable "ssm_kms_key_arn" {

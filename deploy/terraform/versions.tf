@@ -1,14 +1,15 @@
 /**
-* Provider requirements of the cabal-triage module.
+* Provider requirements of the cabal-triage module: the range Cabalmail's root module pins
+* (terraform/infra/terraform.tf), so `terraform init` in Cabalmail's stack resolves one provider.
 */
 
 terraform {
-  required_version = ">= 1.5"
+  required_version = ">= 1.9.0"
 
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.0"
+      version = ">= 6.0.0, < 7.0.0"
     }
   }
 }

@@ -5,6 +5,7 @@
 #                         registry.terraform.io, else TF_PLUGIN_DIR or /opt/tf-plugins with a notice)
 #   systemd-analyze verify (deploy/systemd/cabal-triage.service, against a built binary)
 #   amtool check-config  (deploy/alertmanager/alertmanager.yml)
+#   cargo check --target aarch64-unknown-linux-gnu (when the target and a cross compiler exist)
 #   JSON syntax          (deploy/ecs/task-definition.json, deploy/iam/cabal-triage-policy.json)
 # `docker build` is not run here (no Docker daemon on these machines).
 # Usage: scripts/check-deploy.sh [PATH-TO-cabal-triage-BINARY]
@@ -72,6 +73,17 @@ if command -v terraform >/dev/null 2>&1; then
   fi
 else
   skipped+=("terraform validate (no terraform)")
+fi
+
+# The build stage of deploy/Dockerfile compiles natively for linux/arm64 on Cabalmail's runners;
+# here a cross `cargo check` shows the code and its C dependencies build for aarch64.
+if rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu \
+  && command -v aarch64-linux-gnu-gcc >/dev/null 2>&1; then
+  log "cargo check --target aarch64-unknown-linux-gnu"
+  CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
+    cargo check --locked --release --bin cabal-triage --target aarch64-unknown-linux-gnu || status=1
+else
+  skipped+=("cargo check --target aarch64-unknown-linux-gnu (rustup target add aarch64-unknown-linux-gnu; apt-get install gcc-aarch64-linux-gnu)")
 fi
 
 if command -v systemd-analyze >/dev/null 2>&1; then

@@ -468,3 +468,63 @@ fn cabalmail_root_snippet_gates_on_monitoring_and_passes_only_declared_inputs() 
         }
     }
 }
+
+// ── Images for arm64 (Cabalmail's Graviton cluster) and amd64 ───────────────────────────────
+
+/// The architecture guard of the build stage (`case … esac`), as the shell runs it.
+fn architecture_guard(dockerfile: &str) -> String {
+    let start = dockerfile
+        .find("case \"${TARGETARCH")
+        .expect("an architecture guard");
+    let end = dockerfile[start..].find("esac").expect("esac") + start + 4;
+    dockerfile[start..end].replace("\\\n", "\n")
+}
+
+#[test]
+fn dockerfile_builds_per_architecture_and_refuses_a_mismatched_build_stage() {
+    let dockerfile = repo_file("deploy/Dockerfile");
+    assert!(
+        dockerfile.contains("--platform linux/arm64"),
+        "the buildx command for Cabalmail"
+    );
+    assert!(dockerfile.contains("\nARG TARGETARCH\n"));
+    // Each architecture builds into its own directory of the shared cache.
+    assert!(
+        dockerfile.contains("--target-dir \"/cargo-target/${TARGETARCH:-native}\""),
+        "one cargo target directory per architecture"
+    );
+    for label in [
+        "org.opencontainers.image.source=\"${SOURCE}\"",
+        "org.opencontainers.image.revision=\"${REVISION}\"",
+        "org.opencontainers.image.version",
+        "org.opencontainers.image.licenses=\"MIT\"",
+    ] {
+        assert!(dockerfile.contains(label), "no OCI label {label}");
+    }
+    // The guard passes for this machine's architecture, and for a classic build without
+    // TARGETARCH, and fails for the other one.
+    let guard = architecture_guard(&dockerfile);
+    let (same, other) = match std::env::consts::ARCH {
+        "x86_64" => ("amd64", "arm64"),
+        "aarch64" => ("arm64", "amd64"),
+        arch => panic!("no image for {arch}"),
+    };
+    let run = |arch: Option<&str>| {
+        let mut command = Command::new("sh");
+        command.arg("-c").arg(&guard).env_remove("TARGETARCH");
+        if let Some(arch) = arch {
+            command.env("TARGETARCH", arch);
+        }
+        command.output().expect("run sh")
+    };
+    assert!(run(Some(same)).status.success());
+    assert!(run(None).status.success());
+    let mismatched = run(Some(other));
+    assert!(!mismatched.status.success());
+    assert!(String::from_utf8_lossy(&mismatched.stderr).contains("BUILDPLATFORM"));
+    let docs = repo_file("docs/operations.md");
+    assert!(
+        docs.contains("docker buildx build --platform linux/arm64"),
+        "docs/operations.md has the buildx command"
+    );
+}

@@ -4,7 +4,7 @@
 #                         Cabalmail's terraform/infra by deploy/cabalmail/triage.tf; providers from
 #                         registry.terraform.io, else TF_PLUGIN_DIR or /opt/tf-plugins with a notice)
 #   systemd-analyze verify (deploy/systemd/cabal-triage.service, against a built binary)
-#   amtool check-config  (deploy/alertmanager/alertmanager.yml)
+#   amtool check-config  (deploy/alertmanager/alertmanager.yml, and the Cabalmail template rendered)
 #   cargo check --target aarch64-unknown-linux-gnu (when the target and a cross compiler exist)
 #   JSON syntax          (deploy/ecs/task-definition.json, deploy/iam/cabal-triage-policy.json)
 # `docker build` is not run here (no Docker daemon on these machines).
@@ -24,6 +24,16 @@ done
 if command -v amtool >/dev/null 2>&1; then
   log "amtool check-config deploy/alertmanager/alertmanager.yml"
   amtool check-config deploy/alertmanager/alertmanager.yml >/dev/null || status=1
+  log "amtool check-config deploy/alertmanager/cabalmail/alertmanager.yml.tmpl (rendered as Cabalmail's entrypoint does)"
+  am_rendered=$(mktemp)
+  if ALERT_SINK_URL=https://example.lambda-url.us-west-2.on.aws/ ALERT_SECRET=check-deploy \
+      CABAL_TRIAGE_WEBHOOK_TOKEN=check-deploy-token \
+      deploy/alertmanager/cabalmail/render.sh deploy/alertmanager/cabalmail/alertmanager.yml.tmpl "$am_rendered"; then
+    amtool check-config "$am_rendered" >/dev/null || status=1
+  else
+    status=1
+  fi
+  rm -f "$am_rendered"
 else
   skipped+=("amtool check-config (install prometheus-alertmanager)")
 fi

@@ -63,7 +63,7 @@ fn alertmanager_example_config_passes_amtool() {
     assert!(output.contains("1 receivers"), "{output}");
     // The check can fail: the same file with the webhook URL broken is refused.
     let broken = yaml.replace(
-        "url: http://triage.cabal.internal:9095/api/v1/alerts",
+        "url: http://triage.cabal-monitoring.cabal.internal:9095/api/v1/alerts",
         "url: not a url",
     );
     assert_ne!(broken, yaml);
@@ -76,10 +76,12 @@ fn terraform_receiver_template_renders_to_a_config_amtool_accepts() {
     let Some(amtool) = amtool() else { return };
     let template = repo_file("deploy/terraform/alertmanager_receiver.yml.tftpl");
     assert!(template.contains("${webhook_url}"));
-    let receiver = template.replace(
-        "${webhook_url}",
-        "http://triage.cabal.internal:9095/api/v1/alerts",
-    );
+    let receiver = template
+        .replace(
+            "${webhook_url}",
+            "http://triage.cabal-monitoring.cabal.internal:9095/api/v1/alerts",
+        )
+        .replace("__CABAL_TRIAGE_WEBHOOK_TOKEN__", "a-token");
     assert!(
         !receiver.contains("${"),
         "unrendered placeholder: {receiver}"
@@ -527,4 +529,131 @@ fn dockerfile_builds_per_architecture_and_refuses_a_mismatched_build_stage() {
         docs.contains("docker buildx build --platform linux/arm64"),
         "docs/operations.md has the buildx command"
     );
+}
+
+// ── Alertmanager as Cabalmail runs it ─────────────────────────────────────────────────────────
+
+/// deploy/alertmanager/cabalmail/alertmanager.yml.tmpl rendered by render.sh (the substitution
+/// Cabalmail's entrypoint does), into `dir`.
+fn render_cabalmail_alertmanager(dir: &Path, token: Option<&str>) -> (bool, String, PathBuf) {
+    let out = dir.join("alertmanager.yml");
+    let mut command = Command::new(repo_path("deploy/alertmanager/cabalmail/render.sh"));
+    command
+        .arg(repo_path(
+            "deploy/alertmanager/cabalmail/alertmanager.yml.tmpl",
+        ))
+        .arg(&out)
+        .env(
+            "ALERT_SINK_URL",
+            "https://abc123.lambda-url.us-west-2.on.aws/",
+        )
+        .env("ALERT_SECRET", "alert-sink-secret")
+        .env_remove("CABAL_TRIAGE_WEBHOOK_TOKEN");
+    if let Some(token) = token {
+        command.env("CABAL_TRIAGE_WEBHOOK_TOKEN", token);
+    }
+    let output = command.output().expect("run render.sh");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        out,
+    )
+}
+
+/// The alertnames of the runbooks in src/runbook/ (`pub const ALERTNAME`), the test runbook
+/// excepted.
+fn runbook_alertnames() -> Vec<String> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(repo_path("src/runbook")).unwrap() {
+        let path = entry.unwrap().path();
+        let file = if path.is_dir() {
+            path.join("mod.rs")
+        } else {
+            path.clone()
+        };
+        if file.ends_with("test_runbook.rs") || !file.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for line in text.lines() {
+            if let Some(rest) = line.trim().strip_prefix("pub const ALERTNAME: &str = \"") {
+                names.push(rest.trim_end_matches("\";").to_string());
+            }
+        }
+    }
+    names.sort();
+    assert!(names.len() >= 2, "{names:?}");
+    names
+}
+
+#[test]
+fn cabalmail_alertmanager_config_copies_runbook_alerts_to_triage_and_keeps_paging() {
+    let Some(amtool) = amtool() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // The token is injected like Cabalmail's secrets; without it the render refuses.
+    let (ok, stderr, _) = render_cabalmail_alertmanager(dir.path(), None);
+    assert!(
+        !ok && stderr.contains("CABAL_TRIAGE_WEBHOOK_TOKEN"),
+        "{stderr}"
+    );
+    let (ok, stderr, file) = render_cabalmail_alertmanager(dir.path(), Some("0123456789abcdef"));
+    assert!(ok, "{stderr}");
+    let rendered = std::fs::read_to_string(&file).unwrap();
+    assert!(!rendered.contains("__"), "placeholder left: {rendered}");
+    assert!(rendered.contains("credentials: 0123456789abcdef"));
+    assert!(
+        !rendered.contains("credentials_file"),
+        "Cabalmail injects secrets by placeholder"
+    );
+    let (ok, output) = check_config(&amtool, &rendered);
+    assert!(ok, "{output}");
+    assert!(output.contains("3 receivers"), "{output}");
+
+    // The route matches exactly the alertnames cabal-triage has runbooks for.
+    let template = repo_file("deploy/alertmanager/cabalmail/alertmanager.yml.tmpl");
+    let matcher = template
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("- alertname =~ \""))
+        .expect("an alertname matcher")
+        .trim_end_matches('"');
+    let mut routed: Vec<String> = matcher.split('|').map(str::to_string).collect();
+    routed.sort();
+    assert_eq!(
+        routed,
+        runbook_alertnames(),
+        "the cabal-triage route of deploy/alertmanager/cabalmail/alertmanager.yml.tmpl must list every runbook's alertname"
+    );
+
+    // Where alerts go: alert_sink exactly as in Cabalmail's own tree, plus cabal-triage for the
+    // runbook alerts.
+    let routes = |labels: &[&str]| {
+        let output = Command::new(&amtool)
+            .args(["config", "routes", "test", "--config.file"])
+            .arg(&file)
+            .args(labels)
+            .output()
+            .expect("amtool config routes test");
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    let deferred = format!("alertname={}", runbook_alertnames()[1]);
+    let bounced = format!("alertname={}", runbook_alertnames()[0]);
+    for (labels, expected) in [
+        (
+            vec![deferred.as_str(), "severity=critical"],
+            "cabal-triage,alert-sink-critical",
+        ),
+        (
+            vec![bounced.as_str(), "severity=warning"],
+            "cabal-triage,alert-sink-warning",
+        ),
+        // No severity route takes it: still the root's receiver, as without cabal-triage.
+        (vec![deferred.as_str()], "cabal-triage,alert-sink-warning"),
+        (
+            vec!["alertname=NodeHighCPU", "severity=critical"],
+            "alert-sink-critical",
+        ),
+        (vec!["alertname=NodeHighCPU"], "alert-sink-warning"),
+    ] {
+        assert_eq!(routes(&labels), expected, "{labels:?}");
+    }
 }

@@ -41,6 +41,10 @@ module "triage" {
 
   quiesced = var.quiesced
 
+  # Lets Cabalmail's Alertmanager task read /cabal/triage_webhook_token (see
+  # deploy/alertmanager/cabalmail/ for its configuration).
+  alertmanager_execution_role_name = "cabal-alertmanager-execution"
+
   # Optional: slack_channel = "C0123456789", pagerduty_from_email = "oncall@example.com".
 
   # The Cloud Map namespace and the security groups come from the monitoring module.

@@ -78,3 +78,33 @@ resource "aws_iam_role_policy" "secrets" {
   role   = aws_iam_role.execution.id
   policy = data.aws_iam_policy_document.secrets.json
 }
+
+# ── Alertmanager's side of the webhook secret ─────────────────
+
+# Cabalmail's Alertmanager task reads its secrets at start through its execution role; this lets
+# it read the webhook token too (the entrypoint writes it into the rendered configuration).
+data "aws_iam_policy_document" "alertmanager_webhook_token" {
+  count = var.alertmanager_execution_role_name == null ? 0 : 1
+
+  statement {
+    sid       = "ReadTheCabalTriageWebhookToken"
+    actions   = ["ssm:GetParameters"]
+    resources = ["${local.parameter_arn}webhook_token"]
+  }
+
+  dynamic "statement" {
+    for_each = var.ssm_kms_key_arn == null ? [] : [var.ssm_kms_key_arn]
+    content {
+      sid       = "DecryptTheCabalTriageWebhookToken"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "alertmanager_webhook_token" {
+  count  = var.alertmanager_execution_role_name == null ? 0 : 1
+  name   = "${local.name}-webhook-token"
+  role   = var.alertmanager_execution_role_name
+  policy = data.aws_iam_policy_document.alertmanager_webhook_token[0].json
+}

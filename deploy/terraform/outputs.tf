@@ -32,7 +32,7 @@ output "alertmanager_receiver" {
   value = templatefile("${path.module}/alertmanager_receiver.yml.tftpl", {
     webhook_url = local.webhook_url
   })
-  description = "Alertmanager receiver (webhook_configs + pagerduty_configs in one route) for cabal-triage."
+  description = "cabal-triage receiver for Cabalmail's Alertmanager configuration template (token as the __CABAL_TRIAGE_WEBHOOK_TOKEN__ placeholder)."
 }
 
 output "prometheus_scrape_target" {

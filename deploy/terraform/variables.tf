@@ -188,3 +188,9 @@ variable "ssm_kms_key_arn" {
   description = "Customer-managed KMS key encrypting the parameters; null for the AWS-managed aws/ssm key."
   default     = null
 }
+
+variable "alertmanager_execution_role_name" {
+  type        = string
+  description = "Execution role of Cabalmail's Alertmanager task (cabal-alertmanager-execution): granted ssm:GetParameters on the webhook token so the task can inject it as CABAL_TRIAGE_WEBHOOK_TOKEN; null to grant nothing."
+  default     = null
+}

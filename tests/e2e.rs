@@ -8,7 +8,8 @@
 //! The greylist storm ([`GREYLIST_STORM`], the real `SendmailDeferredSpike` runbook) adds moto
 //! seeded with the storm, the fake ECS control plane, ECS Exec endpoint and agent, all behind one
 //! loopback AWS endpoint (`support/aws_front.rs`), and a fake DNS server for the blocklists.
-//! `assert_one_annotation` applies unchanged.
+//! `assert_one_annotation` applies unchanged. One more scenario runs Cabalmail's own
+//! configuration (deploy/alertmanager/cabalmail/) with a fake alert_sink beside cabal-triage.
 
 #[path = "support/alertmanager.rs"]
 mod alertmanager;
@@ -727,4 +728,120 @@ async fn greylist_storm_is_triaged_and_annotated_once_across_repeat_intervals() 
     let parent_text = stack.slack.requests("chat.update")[0].body.to_string();
     assert!(parent_text.contains("blocklist-check"), "{parent_text}");
     assert!(!parent_text.contains("user1@gmail.com"), "{parent_text}");
+}
+
+/// An alert for the Cabalmail configuration test: `alertname`, `severity`, started now.
+fn cabalmail_alert(alertname: &str, severity: &str) -> Value {
+    json!([{
+        "labels": {"alertname": alertname, "severity": severity, "job": "cabalmail-e2e"},
+        "annotations": {"summary": format!("{alertname} in the Cabalmail configuration test")},
+        "startsAt": now_rfc3339(),
+        "generatorURL": "http://127.0.0.1:9/graph",
+    }])
+}
+
+/// deploy/alertmanager/cabalmail/alertmanager.yml.tmpl, rendered the way Cabalmail's entrypoint
+/// does (render.sh), run by the real Alertmanager with only two edits: the cabal-triage URL
+/// points at the local service and group_wait is 1 s instead of 30 s. The alert_sink Lambda is
+/// a fake recording what it receives. Every alert reaches alert_sink with Cabalmail's secret;
+/// the runbook alerts reach cabal-triage too, with its token; the others do not.
+#[tokio::test(flavor = "multi_thread")]
+async fn cabalmail_alertmanager_config_keeps_paging_alert_sink_and_copies_runbook_alerts() {
+    let Some(binary) = alertmanager_binary("cabalmail_alertmanager_config") else {
+        return;
+    };
+    let stack = Stack::new().await;
+    // The real runbooks run on the copies: their AWS calls go to a closed local port.
+    let service = stack.service(&[
+        ("CABAL_TRIAGE_AWS_ENDPOINT_URL", "http://127.0.0.1:9".into()),
+        ("CABAL_TRIAGE_AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "AKIDE2E".into()),
+        ("AWS_SECRET_ACCESS_KEY", "e2e-secret".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ]);
+    let sink = FakeSlack::start().await;
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rendered = tempfile::tempdir().unwrap();
+    let out = rendered.path().join("alertmanager.yml");
+    let status = std::process::Command::new(root.join("deploy/alertmanager/cabalmail/render.sh"))
+        .arg(root.join("deploy/alertmanager/cabalmail/alertmanager.yml.tmpl"))
+        .arg(&out)
+        .env("ALERT_SINK_URL", sink.webhook_url())
+        .env("ALERT_SECRET", "alert-sink-secret")
+        .env("CABAL_TRIAGE_WEBHOOK_TOKEN", TOKEN)
+        .status()
+        .expect("run render.sh");
+    assert!(status.success());
+    let text = std::fs::read_to_string(&out).unwrap();
+    let config = text
+        .replace(
+            "http://triage.cabal-monitoring.cabal.internal:9095",
+            &format!("http://{}", stack.listen),
+        )
+        .replace("group_wait: 30s", "group_wait: 1s");
+    assert!(config.contains(&stack.listen) && config.contains("group_wait: 1s"));
+    let am = Alertmanager::start(&binary, "am-cabalmail", &config, None).await;
+
+    let sent = [
+        ("SendmailDeferredSpike", "critical", true),
+        ("SendmailBouncedSpike", "warning", true),
+        ("NodeHighCPU", "critical", false),
+        ("NodeDiskSpaceLow", "warning", false),
+    ];
+    for (alertname, severity, _) in sent {
+        am.push(&cabalmail_alert(alertname, severity)).await;
+    }
+
+    let sink = &sink;
+    let paged = eventually(
+        "alert_sink has every alert",
+        Duration::from_secs(30),
+        || async move {
+            let requests = sink.requests("incoming-webhook");
+            let names: std::collections::BTreeSet<String> = requests
+                .iter()
+                .flat_map(|r| r.body["alerts"].as_array().cloned().unwrap_or_default())
+                .filter_map(|a| a["labels"]["alertname"].as_str().map(str::to_string))
+                .collect();
+            (names.len() == sent.len()).then_some(requests)
+        },
+    )
+    .await;
+    for request in &paged {
+        assert_eq!(
+            request.authorization.as_deref(),
+            Some("Bearer alert-sink-secret")
+        );
+        let receiver = request.body["receiver"].as_str().unwrap();
+        let severity = request.body["commonLabels"]["severity"].as_str().unwrap();
+        assert_eq!(
+            receiver,
+            format!("alert-sink-{severity}"),
+            "{}",
+            request.body
+        );
+    }
+
+    let addr = service.addr.to_string();
+    for (alertname, _, copied) in sent {
+        if copied {
+            let addr = &addr;
+            eventually(alertname, Duration::from_secs(30), || async move {
+                (!episodes_named(addr, alertname).await.is_empty()).then_some(())
+            })
+            .await;
+        }
+    }
+    // Alertmanager sent its notifications for this group round; the others were never routed.
+    assert!(am.webhook_notifications().await >= sent.len() as f64);
+    assert_eq!(am.webhook_failures().await, 0.0, "{}", am.log_text());
+    for (alertname, _, copied) in sent {
+        if !copied {
+            assert!(
+                episodes_named(&addr, alertname).await.is_empty(),
+                "{alertname} reached cabal-triage"
+            );
+        }
+    }
 }

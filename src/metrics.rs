@@ -10,6 +10,11 @@
 //! busy table. A result younger than a few seconds is reused (an HA Prometheus pair scrapes the
 //! same target within seconds). A read that fails or exceeds its own deadline is logged and
 //! counted; `cabal_triage_ledger_stats_timestamp_seconds` says when the values served were read.
+//!
+//! Beside its own `cabal_triage_*` metrics the registry serves `cabal_triage_build_info` (version
+//! and git revision, value 1) and the standard `process_*` metrics (`process`).
+
+mod process;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -56,6 +61,19 @@ struct LedgerStatsProgress {
     /// The read under way, if any.
     in_flight: Option<LedgerRead>,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+    pub revision: String,
+}
+
+/// The git revision the binary was built from: `CABAL_TRIAGE_REVISION` at compile time (the
+/// Dockerfile passes its `REVISION` build argument), else "unknown".
+pub const REVISION: &str = match option_env!("CABAL_TRIAGE_REVISION") {
+    Some(revision) => revision,
+    None => "unknown",
+};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabels {
@@ -107,7 +125,21 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("cabal_triage");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(process::ProcessCollector));
+        let registry = root.sub_registry_with_prefix("cabal_triage");
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                revision: REVISION.to_string(),
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "The version and git revision of this binary (value 1)",
+            build_info,
+        );
         let webhook_requests = Family::<CodeLabels, Counter>::default();
         registry.register(
             "webhook_requests",
@@ -171,7 +203,7 @@ impl Metrics {
             ledger_stats_timestamp.clone(),
         );
         Metrics {
-            registry,
+            registry: root,
             webhook_requests,
             alerts_received,
             repeats,
@@ -457,5 +489,40 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         assert_eq!(triaged(&metrics).as_deref(), Some("6"));
         assert_eq!(metrics.ledger_stats_failures.get(), 1);
+    }
+}
+
+#[cfg(test)]
+mod exposition_tests {
+    //! What a scrape shows beside the service's own counters.
+
+    use super::*;
+
+    #[test]
+    fn scrape_has_build_info_and_process_metrics_without_the_prefix() {
+        let text = Metrics::new().encode();
+        let build = format!(
+            "cabal_triage_build_info{{version=\"{}\",revision=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            REVISION
+        );
+        assert!(text.contains(&build), "{text}");
+        assert!(text.contains("cabal_triage_alerts_received"), "{text}");
+        #[cfg(target_os = "linux")]
+        for name in [
+            "process_resident_memory_bytes",
+            "process_virtual_memory_bytes",
+            "process_cpu_seconds_total",
+            "process_start_time_seconds",
+            "process_open_fds",
+        ] {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("no {name} in {text}"));
+            let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+            assert!(value >= 0.0, "{line}");
+        }
+        assert!(!text.contains("cabal_triage_process_"), "{text}");
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::config::{Config, LedgerBackend};
+use crate::config::{Config, LedgerBackend, LogFormat};
 use crate::ledger::{run_retention, DynamoLedger, Ledger, RetentionPolicy, Route, SqliteLedger};
 use crate::metrics::Metrics;
 use crate::notify::outbox::{configured_destinations, Outbox};
@@ -184,7 +184,11 @@ pub async fn serve(
         Some(tell) => {
             let _ = tell.send(local);
         }
-        None => eprintln!("cabal-triage listening on {local}"),
+        // In JSON mode stderr carries JSON only: the event above has the address.
+        None if config.log.format == LogFormat::Human => {
+            eprintln!("cabal-triage listening on {local}")
+        }
+        None => {}
     }
     let stop = shutdown.stop_intake.clone();
     axum::serve(listener, server::router(state))

@@ -34,15 +34,18 @@ pub enum Command {
     /// Run the service: webhook intake, workers, operator API.
     Serve {
         /// TOML configuration file; embedded defaults when omitted.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "CABAL_TRIAGE_CONFIG")]
         config: Option<PathBuf>,
+        /// Address and port to listen on; overrides server.listen and CABAL_TRIAGE_LISTEN.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
     },
     /// The whole pipeline on this machine: the real intake and ledger, a bundled incident
     /// replayed, the annotation printed. No AWS, no network, no configuration.
     Demo,
     /// Validate the configuration and print it with secrets masked.
     CheckConfig {
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "CABAL_TRIAGE_CONFIG")]
         config: Option<PathBuf>,
     },
     /// Parse sendmail's logs or `mailq` output into JSON (`-` reads standard input).
@@ -121,7 +124,7 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve { config } => service::run(config.as_deref()),
+        Command::Serve { config, listen } => service::run(config.as_deref(), listen),
         Command::Demo => demo::run(),
         Command::CheckConfig { config } => check_config::run(config.as_deref()),
         Command::Parse {

@@ -1,5 +1,6 @@
 //! `cabal-triage serve`: loads and checks the configuration, starts logging, the runtime and the
 //! signal handling (`shutdown`), and runs the service (`app::run`) until SIGTERM/SIGINT.
+//! `--listen` overrides `server.listen`; `--config` may come from `CABAL_TRIAGE_CONFIG`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,8 +10,15 @@ use crate::app::{self, AppError};
 use crate::config::Config;
 use crate::shutdown::Shutdown;
 
-pub fn run(path: Option<&Path>) -> Result<(), CliError> {
-    let config = Config::load(path).map_err(|e| CliError::Input(e.to_string()))?;
+pub fn run(path: Option<&Path>, listen: Option<String>) -> Result<(), CliError> {
+    let mut config = Config::load(path).map_err(|e| CliError::Input(e.to_string()))?;
+    if let Some(listen) = listen {
+        config.server.listen = listen;
+        config
+            .server
+            .listen_addr()
+            .map_err(|e| CliError::Input(format!("--listen: {e}")))?;
+    }
     config
         .auth
         .require_for_serve()

@@ -5,6 +5,10 @@
 //! 2. `abort_jobs` fires when the grace period has passed (or on a second signal): running jobs
 //!    are cancelled and their leases released, so the next process takes them at once. Anything
 //!    that cannot be released is left to lease expiry.
+//!
+//! SIGHUP does the same as SIGTERM: a graceful drain, never the abrupt default death. Secrets
+//! (`*_file` included) are read at start only, so rotating one means a restart; the drain makes
+//! a `kill -HUP` (or a closed terminal) as safe as a `systemctl restart`.
 
 use std::time::Duration;
 
@@ -37,18 +41,27 @@ impl Shutdown {
         });
     }
 
-    /// Waits for SIGTERM or SIGINT and drives both stages; a second signal aborts at once.
+    /// Waits for SIGTERM, SIGINT or SIGHUP and drives both stages; a second signal aborts at
+    /// once.
     pub fn listen_for_signals(&self, grace: Duration) {
         let shutdown = self.clone();
         tokio::spawn(async move {
             loop {
-                if wait_for_signal().await.is_err() {
-                    return;
-                }
+                let signal = match wait_for_signal().await {
+                    Ok(signal) => signal,
+                    Err(error) => {
+                        tracing::error!(%error, "cannot listen for signals; SIGTERM will stop the service without a drain");
+                        return;
+                    }
+                };
                 tracing::info!(
+                    signal,
                     grace_secs = grace.as_secs(),
                     "shutdown requested: no new work; running triages get the grace period"
                 );
+                if signal == "SIGHUP" {
+                    tracing::info!("SIGHUP drains and stops like SIGTERM; secrets and the configuration are read at start, so start the service again to pick up rotated ones");
+                }
                 shutdown.begin(grace);
                 if shutdown.abort_jobs.is_cancelled() {
                     return;
@@ -58,13 +71,15 @@ impl Shutdown {
     }
 }
 
-async fn wait_for_signal() -> std::io::Result<()> {
+/// Waits for SIGTERM, SIGINT or SIGHUP; returns its name.
+async fn wait_for_signal() -> std::io::Result<&'static str> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
-    }
-    Ok(())
+    let mut hangup = signal(SignalKind::hangup())?;
+    Ok(tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+        _ = hangup.recv() => "SIGHUP",
+    })
 }

@@ -249,3 +249,40 @@ async fn sigterm_after_the_grace_period_releases_jobs_for_the_next_start() {
         );
     }
 }
+
+/// SIGHUP drains like SIGTERM (running triages finish, exit 0) instead of killing the process
+/// mid-triage, and says that secrets are re-read only by a new start.
+#[tokio::test]
+async fn sighup_drains_like_sigterm_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ServiceOptions::default()
+        .with("CABAL_TRIAGE__WORKER__CONCURRENCY", "2")
+        .with("CABAL_TRIAGE__WORKER__SHUTDOWN_GRACE_SECS", "10");
+    let mut service = Service::start_in(dir.path(), options.clone()).await;
+    let alerts: Vec<_> = (0..2)
+        .map(|n| test_alert(n, &[("test_sleep_ms", "1000")]))
+        .collect();
+    let (_, answer) = service.post_alerts(&notification(GROUP_KEY, alerts)).await;
+    let ids = ids_of(&answer);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, took) = service.signal_and_wait("HUP", Duration::from_secs(15));
+    assert!(
+        status.success(),
+        "SIGHUP must not kill the service: {status:?}"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // The reader thread may still be forwarding the last lines.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = service.drain_stderr().join("\n");
+    assert!(log.contains("SIGHUP"), "{log}");
+    drop(service);
+
+    let service = Service::start_in(dir.path(), options).await;
+    let episodes = service
+        .wait_for_states(&ids, &["triaged"], Duration::from_secs(20))
+        .await;
+    assert!(
+        episodes.iter().all(|e| e["job"]["attempts"] == 1),
+        "both finished during the drain: {episodes:?}"
+    );
+}

@@ -402,6 +402,9 @@ fn terraform_security_group_takes_peers_by_group_and_egress_matches_its_descript
     for (at, _) in text.match_indices("resource \"aws_vpc_security_group_ingress_rule\"") {
         let header_end = text[at..].find(" {").unwrap();
         let rule = block(&text, &text[at..at + header_end]);
+        if !rule.contains("aws_security_group.triage.id") {
+            continue; // the opt-in endpoints' group (endpoints.tf)
+        }
         assert!(
             rule.contains("referenced_security_group_id") && !rule.contains("cidr_"),
             "ingress by CIDR: {rule}"
@@ -417,6 +420,7 @@ fn terraform_security_group_takes_peers_by_group_and_egress_matches_its_descript
     for (at, _) in text.match_indices("resource \"aws_vpc_security_group_egress_rule\"") {
         let header_end = text[at..].find(" {").unwrap();
         let rule = block(&text, &text[at..at + header_end]);
+        assert!(rule.contains("aws_security_group.triage.id"), "{rule}");
         assert!(
             !has(rule, r#"ip_protocol = "-1""#),
             "all traffic out: {rule}"
@@ -655,5 +659,78 @@ fn cabalmail_alertmanager_config_copies_runbook_alerts_to_triage_and_keeps_pagin
         (vec!["alertname=NodeHighCPU"], "alert-sink-warning"),
     ] {
         assert_eq!(routes(&labels), expected, "{labels:?}");
+    }
+}
+
+// ── Blind during the incident: egress without the NAT ───────────────────────────────────────
+
+#[test]
+fn nat_independent_endpoints_are_opt_in_cover_the_probes_and_serve_the_whole_vpc() {
+    let variables = repo_file("deploy/terraform/variables.tf");
+    let enabled = block(&variables, r#"variable "vpc_endpoints""#);
+    assert!(has(enabled, "default = false"), "opt-in: {enabled}");
+    let services = block(&variables, r#"variable "vpc_endpoint_services""#);
+    assert!(
+        has(
+            services,
+            r#"default = ["logs", "ec2", "ecs", "ssmmessages"]"#
+        ),
+        "{services}"
+    );
+    let endpoints = repo_file("deploy/terraform/endpoints.tf");
+    let endpoint = block(&endpoints, r#"resource "aws_vpc_endpoint" "interface""#);
+    for needed in [
+        r#"vpc_endpoint_type = "Interface""#,
+        "subnet_ids = var.private_subnet_ids",
+        "private_dns_enabled = true",
+        "for_each = local.vpc_endpoint_services",
+    ] {
+        assert!(has(endpoint, needed), "{needed}: {endpoint}");
+    }
+    assert!(has(
+        &endpoints,
+        "toset(var.vpc_endpoints ? var.vpc_endpoint_services : [])"
+    ));
+    // Private DNS sends every client of the VPC to the endpoints: HTTPS from the VPC, no wider.
+    let ingress = block(
+        &endpoints,
+        r#"resource "aws_vpc_security_group_ingress_rule" "endpoints_https""#,
+    );
+    assert!(has(ingress, "cidr_ipv4 = var.vpc_cidr_block"), "{ingress}");
+    assert!(has(ingress, "from_port = 443"), "{ingress}");
+    // Every service the probes call has an endpoint in the default list: the IAM policy's
+    // action prefixes (ledger and DynamoDB aside: a gateway endpoint exists).
+    let policy: Value =
+        serde_json::from_str(&repo_file("deploy/iam/cabal-triage-policy.json")).unwrap();
+    for statement in policy["Statement"].as_array().unwrap() {
+        let actions = match &statement["Action"] {
+            Value::String(a) => vec![a.clone()],
+            Value::Array(a) => a.iter().map(|v| v.as_str().unwrap().to_string()).collect(),
+            other => panic!("{other}"),
+        };
+        for action in actions {
+            let service = action.split(':').next().unwrap();
+            assert!(
+                service == "dynamodb" || has(services, &format!("\"{service}\"")),
+                "{action}: no endpoint for {service} in the default vpc_endpoint_services"
+            );
+        }
+    }
+    let docs = repo_file("docs/operations.md");
+    let section = docs
+        .split("### Blind during the incident")
+        .nth(1)
+        .expect("docs/operations.md has the section");
+    for topic in [
+        "vpc_endpoints",
+        "outbox",
+        "Slack",
+        "PagerDuty",
+        "ssmmessages",
+    ] {
+        assert!(
+            section.contains(topic),
+            "the section does not mention {topic}"
+        );
     }
 }

@@ -47,6 +47,11 @@ module "triage" {
 
   # Optional: slack_channel = "C0123456789", pagerduty_from_email = "oncall@example.com".
 
+  # Opt-in: keep the probes (and the tiers' logs) working while the NAT is down, at an hourly
+  # cost per endpoint and AZ (docs/operations.md, "Blind during the incident").
+  vpc_endpoints  = false
+  vpc_cidr_block = module.vpc.vpc.cidr_block
+
   # The Cloud Map namespace and the security groups come from the monitoring module.
   depends_on = [module.monitoring]
 }

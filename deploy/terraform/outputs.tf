@@ -39,3 +39,8 @@ output "prometheus_scrape_target" {
   value       = "triage.${var.service_discovery_namespace}:${var.port}"
   description = "For a dns_sd_configs job in Cabalmail's docker/prometheus/prometheus.yml (type A, this port)."
 }
+
+output "vpc_endpoint_ids" {
+  value       = { for service, endpoint in aws_vpc_endpoint.interface : service => endpoint.id }
+  description = "Interface VPC endpoints created with vpc_endpoints (empty otherwise)."
+}

@@ -194,3 +194,31 @@ variable "alertmanager_execution_role_name" {
   description = "Execution role of Cabalmail's Alertmanager task (cabal-alertmanager-execution): granted ssm:GetParameters on the webhook token so the task can inject it as CABAL_TRIAGE_WEBHOOK_TOKEN; null to grant nothing."
   default     = null
 }
+
+# ── Egress without the NAT (opt-in) ───────────────────────────
+
+variable "vpc_endpoints" {
+  type        = bool
+  description = "Create interface VPC endpoints (vpc_endpoint_services) in the private subnets, so the probes and the task's logs work while the NAT is down. Off by default: each endpoint has an hourly cost per AZ, and private DNS makes them serve the whole VPC."
+  default     = false
+}
+
+variable "vpc_endpoint_services" {
+  type        = list(string)
+  description = "Services given an interface endpoint when vpc_endpoints is true: logs (tier log probe, awslogs), ec2 (NAT state), ecs (task list, ExecuteCommand), ssmmessages (ECS Exec data channel). Add ssm, ecr.api, ecr.dkr, ecs-agent, ecs-telemetry to also let tasks start without the NAT."
+  default     = ["logs", "ec2", "ecs", "ssmmessages"]
+
+  validation {
+    condition = alltrue([
+      for s in var.vpc_endpoint_services :
+      contains(["logs", "ec2", "ecs", "ssmmessages", "ssm", "kms", "sts", "ecr.api", "ecr.dkr", "ecs-agent", "ecs-telemetry"], s)
+    ])
+    error_message = "vpc_endpoint_services: one of logs, ec2, ecs, ssmmessages, ssm, kms, sts, ecr.api, ecr.dkr, ecs-agent, ecs-telemetry (S3 and DynamoDB have gateway endpoints in Cabalmail's vpc module already)."
+  }
+}
+
+variable "vpc_cidr_block" {
+  type        = string
+  description = "CIDR of the VPC (module.vpc.vpc.cidr_block); needed with vpc_endpoints, whose security group admits HTTPS from it."
+  default     = null
+}

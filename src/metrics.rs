@@ -30,6 +30,7 @@ use prometheus_client::registry::Registry;
 use time::OffsetDateTime;
 
 use crate::ledger::{Ledger, LedgerError, LedgerStats};
+use crate::report::{Step, StepOutcome};
 
 /// The time rules of the ledger read behind the episode and queue gauges.
 #[derive(Clone, Copy, Debug)]
@@ -111,6 +112,7 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     pub job_duration: Family<OutcomeLabels, Histogram>,
     pub probe_outcomes: Family<ProbeLabels, Counter>,
+    pub probe_duration: Family<ProbeLabels, Histogram>,
     pub deliveries: Family<DeliveryLabels, Counter>,
     pub ledger_stats_failures: Counter,
     pub ledger_stats_timestamp: Gauge<f64, std::sync::atomic::AtomicU64>,
@@ -184,6 +186,16 @@ impl Metrics {
             "Diagnostic probe runs by probe and outcome",
             probe_outcomes.clone(),
         );
+        // Probes answer in milliseconds (replay, a warm API) up to the triage budget: 5 ms to
+        // about 41 s.
+        let probe_duration = Family::<ProbeLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.005, 2.0, 14))
+        });
+        registry.register(
+            "probe_duration_seconds",
+            "Diagnostic probe duration by probe and outcome (each step of a triage's report)",
+            probe_duration.clone(),
+        );
         let deliveries = Family::<DeliveryLabels, Counter>::default();
         registry.register(
             "deliveries",
@@ -211,10 +223,27 @@ impl Metrics {
             queue_depth,
             job_duration,
             probe_outcomes,
+            probe_duration,
             deliveries,
             ledger_stats_failures,
             ledger_stats_timestamp,
             ledger_stats: Mutex::new(LedgerStatsProgress::default()),
+        }
+    }
+
+    /// Counts each step of a finished triage's report (a probe: `tasks smtp-out`, `mailq imap`,
+    /// `nat`, …) by outcome and records its duration. Step names come from the runbook and the
+    /// configured tiers, never from alert labels, so the label set stays small.
+    pub fn observe_steps(&self, steps: &[Step]) {
+        for step in steps {
+            let labels = ProbeLabels {
+                probe: step.name.clone(),
+                outcome: step_outcome(step.outcome).to_string(),
+            };
+            self.probe_outcomes.get_or_create(&labels).inc();
+            self.probe_duration
+                .get_or_create(&labels)
+                .observe(step.ms as f64 / 1000.0);
         }
     }
 
@@ -492,6 +521,15 @@ mod tests {
     }
 }
 
+fn step_outcome(outcome: StepOutcome) -> &'static str {
+    match outcome {
+        StepOutcome::Ok => "ok",
+        StepOutcome::Failed => "failed",
+        StepOutcome::TimedOut => "timed_out",
+        StepOutcome::Skipped => "skipped",
+    }
+}
+
 #[cfg(test)]
 mod exposition_tests {
     //! What a scrape shows beside the service's own counters.
@@ -524,5 +562,30 @@ mod exposition_tests {
             assert!(value >= 0.0, "{line}");
         }
         assert!(!text.contains("cabal_triage_process_"), "{text}");
+    }
+
+    #[test]
+    fn every_step_of_a_report_is_counted_and_timed_by_probe_and_outcome() {
+        let metrics = Metrics::new();
+        let step = |name: &str, outcome, ms| Step {
+            name: name.to_string(),
+            outcome,
+            ms,
+            error: None,
+        };
+        metrics.observe_steps(&[
+            step("mailq smtp-out", StepOutcome::Ok, 40),
+            step("mailq smtp-out", StepOutcome::Ok, 60),
+            step("nat", StepOutcome::TimedOut, 10_000),
+        ]);
+        let text = metrics.encode();
+        for line in [
+            "cabal_triage_probe_outcomes_total{probe=\"mailq smtp-out\",outcome=\"ok\"} 2",
+            "cabal_triage_probe_outcomes_total{probe=\"nat\",outcome=\"timed_out\"} 1",
+            "cabal_triage_probe_duration_seconds_sum{probe=\"mailq smtp-out\",outcome=\"ok\"} 0.1",
+            "cabal_triage_probe_duration_seconds_count{probe=\"nat\",outcome=\"timed_out\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in {text}");
+        }
     }
 }

@@ -84,6 +84,17 @@ async fn retries_then_succeeds_fails_after_max_attempts_and_survives_panics() {
         metrics.contains("cabal_triage_job_duration_seconds_count{outcome=\"retry\"} 5"),
         "{metrics}"
     );
+    // Each stored report's steps are counted and timed per probe (the test runbook's one step).
+    assert!(
+        metrics.contains("cabal_triage_probe_outcomes_total{probe=\"sleep\",outcome=\"ok\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "cabal_triage_probe_duration_seconds_count{probe=\"sleep\",outcome=\"ok\"} 2"
+        ),
+        "{metrics}"
+    );
     // The gauges say when they were read: just now.
     let read_at: f64 = metrics
         .lines()

@@ -161,7 +161,10 @@ impl WorkerPool {
             return;
         };
         let error = match result {
-            Ok(Ok(Ok(report))) => match serde_json::to_string(&report) {
+            Ok(Ok(Ok(report))) => match {
+                self.metrics.observe_steps(&report.steps);
+                serde_json::to_string(&report)
+            } {
                 Ok(json) => {
                     match self
                         .ledger

@@ -45,16 +45,25 @@ pub enum AppError {
     Server(std::io::Error),
 }
 
+/// Where the running service re-reads its configuration on SIGHUP (the command line's
+/// `--config` file and the environment, `*_file` secrets included).
+pub type ConfigSource = Arc<dyn Fn() -> Result<Config, String> + Send + Sync>;
+
 /// Runs the service on `config` until `shutdown`: the production probes (AWS and the DNS
-/// resolver) behind the sendmail runbooks.
-pub async fn run(config: Arc<Config>, shutdown: Shutdown) -> Result<(), AppError> {
+/// resolver) behind the sendmail runbooks. With a `reload` source, SIGHUP re-reads the webhook
+/// and read secrets from it without a restart.
+pub async fn run(
+    config: Arc<Config>,
+    shutdown: Shutdown,
+    reload: Option<ConfigSource>,
+) -> Result<(), AppError> {
     let env = Environment::new(
         aws_probes(&config).await,
         Arc::clone(&config),
         Environment::system_clock(),
     );
     let runbooks = Registry::with_sendmail(Arc::new(env));
-    serve(&config, runbooks, shutdown, None).await
+    serve(&config, runbooks, shutdown, None, reload).await
 }
 
 /// The production probes: ECS, ECS Exec, CloudWatch Logs and EC2 through the clients `[aws]`
@@ -89,12 +98,14 @@ fn destinations(config: &Config) -> Result<Destinations, AppError> {
 }
 
 /// Runs the service with `runbooks` until `shutdown`; `listening` learns the bound address
-/// (the port may have been 0). `demo` runs it in-process with replay runbooks.
+/// (the port may have been 0); `reload`, when given, is re-read on SIGHUP for the secrets.
+/// `demo` runs it in-process with replay runbooks.
 pub async fn serve(
     config: &Config,
     runbooks: Registry,
     shutdown: Shutdown,
     listening: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+    reload: Option<ConfigSource>,
 ) -> Result<(), AppError> {
     let destinations = destinations(config)?;
     let ledger: Arc<dyn Ledger> = match config.ledger.backend {
@@ -139,10 +150,18 @@ pub async fn serve(
         addr: listen,
         source,
     })?;
+    let auth = Arc::new(Authenticator::new(&config.auth));
+    if let Some(source) = reload {
+        tokio::spawn(reload_secrets_on_hangup(
+            Arc::clone(&auth),
+            source,
+            shutdown.stop_intake.clone(),
+        ));
+    }
     let state = AppState {
         ledger: Arc::clone(&ledger),
         runbooks: Arc::clone(&runbooks),
-        auth: Arc::new(Authenticator::new(&config.auth)),
+        auth: Arc::clone(&auth),
         metrics: Arc::clone(&metrics),
         work_available: Arc::clone(&work_available),
         limits: Limits {
@@ -201,6 +220,52 @@ pub async fn serve(
     purge.abort();
     tracing::info!("cabal-triage stopped");
     Ok(())
+}
+
+/// On every SIGHUP until intake stops: re-reads the configuration from `source` and accepts its
+/// webhook and read secrets from then on. Work in progress is untouched. Other settings (Slack
+/// and PagerDuty tokens included) take effect at the next start, and the log line says so; a
+/// configuration that cannot be read, or that leaves no webhook secret, keeps the secrets in use.
+async fn reload_secrets_on_hangup(
+    auth: Arc<Authenticator>,
+    source: ConfigSource,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(hangup) => hangup,
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGHUP; rotated secrets need a restart");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            received = hangup.recv() => if received.is_none() { return },
+            _ = stop.cancelled() => return,
+        }
+        let reloaded = source().and_then(|config| {
+            config
+                .auth
+                .require_for_serve()
+                .map_err(|e| e.to_string())
+                .map(|()| config)
+        });
+        match reloaded {
+            Ok(config) => {
+                auth.replace(&config.auth);
+                tracing::info!(
+                    webhook_secrets = config.auth.webhook_tokens.len(),
+                    read_secrets = config.auth.read_tokens.len(),
+                    "SIGHUP: webhook and read secrets re-read and in use; other settings (Slack and PagerDuty tokens included) take effect at the next start"
+                );
+            }
+            Err(error) => tracing::warn!(
+                %error,
+                "SIGHUP: cannot re-read the configuration; the secrets in use stay"
+            ),
+        }
+    }
 }
 
 fn hostname() -> String {

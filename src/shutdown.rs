@@ -6,9 +6,8 @@
 //!    are cancelled and their leases released, so the next process takes them at once. Anything
 //!    that cannot be released is left to lease expiry.
 //!
-//! SIGHUP does the same as SIGTERM: a graceful drain, never the abrupt default death. Secrets
-//! (`*_file` included) are read at start only, so rotating one means a restart; the drain makes
-//! a `kill -HUP` (or a closed terminal) as safe as a `systemctl restart`.
+//! SIGHUP is not a shutdown: `serve` re-reads its webhook and read secrets on it
+//! (`app::reload_secrets_on_hangup`).
 
 use std::time::Duration;
 
@@ -41,7 +40,7 @@ impl Shutdown {
         });
     }
 
-    /// Waits for SIGTERM, SIGINT or SIGHUP and drives both stages; a second signal aborts at
+    /// Waits for SIGTERM or SIGINT and drives both stages; a second signal aborts at
     /// once.
     pub fn listen_for_signals(&self, grace: Duration) {
         let shutdown = self.clone();
@@ -59,9 +58,6 @@ impl Shutdown {
                     grace_secs = grace.as_secs(),
                     "shutdown requested: no new work; running triages get the grace period"
                 );
-                if signal == "SIGHUP" {
-                    tracing::info!("SIGHUP drains and stops like SIGTERM; secrets and the configuration are read at start, so start the service again to pick up rotated ones");
-                }
                 shutdown.begin(grace);
                 if shutdown.abort_jobs.is_cancelled() {
                     return;
@@ -71,15 +67,13 @@ impl Shutdown {
     }
 }
 
-/// Waits for SIGTERM, SIGINT or SIGHUP; returns its name.
+/// Waits for SIGTERM or SIGINT; returns its name.
 async fn wait_for_signal() -> std::io::Result<&'static str> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut hangup = signal(SignalKind::hangup())?;
     Ok(tokio::select! {
         _ = terminate.recv() => "SIGTERM",
         _ = interrupt.recv() => "SIGINT",
-        _ = hangup.recv() => "SIGHUP",
     })
 }

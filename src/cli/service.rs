@@ -1,5 +1,6 @@
 //! `cabal-triage serve`: loads and checks the configuration, starts logging, the runtime and the
-//! signal handling (`shutdown`), and runs the service (`app::run`) until SIGTERM/SIGINT.
+//! signal handling (`shutdown`), and runs the service (`app::run`) until SIGTERM/SIGINT; on
+//! SIGHUP the service re-reads its secrets from the same configuration file and environment.
 //! `--listen` overrides `server.listen`; `--config` may come from `CABAL_TRIAGE_CONFIG`.
 
 use std::path::Path;
@@ -36,7 +37,10 @@ pub fn run(path: Option<&Path>, listen: Option<String>) -> Result<(), CliError> 
         .block_on(async {
             let shutdown = Shutdown::new();
             shutdown.listen_for_signals(config.worker.shutdown_grace());
-            app::run(Arc::new(config), shutdown).await
+            let path = path.map(Path::to_path_buf);
+            let reload: app::ConfigSource =
+                Arc::new(move || Config::load(path.as_deref()).map_err(|e| e.to_string()));
+            app::run(Arc::new(config), shutdown, Some(reload)).await
         })
         .map_err(CliError::from)
 }

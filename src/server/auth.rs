@@ -5,6 +5,11 @@
 //! Comparison is constant-time: each presented secret is hashed and the digest compared with
 //! every configured digest using `subtle`, without stopping at the first match, so neither the
 //! position nor the length of a match leaks through timing.
+//!
+//! The accepted secrets can be replaced while the service runs ([`Authenticator::replace`], on
+//! SIGHUP), so a rotated `auth.webhook_tokens_file` takes effect without a restart.
+
+use std::sync::{PoisonError, RwLock};
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -22,26 +27,46 @@ pub enum Scope {
 }
 
 pub struct Authenticator {
+    keys: RwLock<AcceptedSecrets>,
+}
+
+/// The digests of the secrets accepted now.
+struct AcceptedSecrets {
     webhook: Vec<[u8; 32]>,
     read: Vec<[u8; 32]>,
     allow_unauthenticated: bool,
 }
 
-impl Authenticator {
-    pub fn new(config: &AuthConfig) -> Self {
+impl AcceptedSecrets {
+    fn of(config: &AuthConfig) -> Self {
         let digest = |s: &crate::config::Secret| -> [u8; 32] {
             Sha256::digest(s.expose().as_bytes()).into()
         };
-        Authenticator {
+        AcceptedSecrets {
             webhook: config.webhook_tokens.iter().map(digest).collect(),
             read: config.read_tokens.iter().map(digest).collect(),
             allow_unauthenticated: config.allow_unauthenticated,
         }
     }
+}
+
+impl Authenticator {
+    pub fn new(config: &AuthConfig) -> Self {
+        Authenticator {
+            keys: RwLock::new(AcceptedSecrets::of(config)),
+        }
+    }
+
+    /// Accepts the secrets of `config` from now on, and no others (a rotation: the operator
+    /// keeps the old secret in the list until Alertmanager sends the new one).
+    pub fn replace(&self, config: &AuthConfig) {
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = AcceptedSecrets::of(config);
+    }
 
     /// Whether the `Authorization` header value grants `scope`.
     pub fn allows(&self, authorization: Option<&[u8]>, scope: Scope) -> bool {
-        if self.allow_unauthenticated {
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        if keys.allow_unauthenticated {
             return true;
         }
         let Some(secret) = authorization.and_then(presented_secret) else {
@@ -49,11 +74,11 @@ impl Authenticator {
         };
         let presented: [u8; 32] = Sha256::digest(&secret).into();
         let mut granted = Choice::from(0);
-        for known in &self.webhook {
+        for known in &keys.webhook {
             granted |= known.ct_eq(&presented);
         }
         if scope == Scope::Read {
-            for known in &self.read {
+            for known in &keys.read {
                 granted |= known.ct_eq(&presented);
             }
         }
@@ -109,6 +134,18 @@ mod tests {
         assert!(!auth.allows(Some(b"Bearer read-secret-0123456789"), Scope::Webhook));
         assert!(auth.allows(Some(b"Bearer read-secret-0123456789"), Scope::Read));
         assert!(auth.allows(Some(b"Bearer old-secret-0123456789"), Scope::Read));
+    }
+
+    #[test]
+    fn replaced_secrets_take_over_at_once() {
+        let auth = auth();
+        auth.replace(&AuthConfig {
+            webhook_tokens: vec![Secret::new("newer-secret-0123456789")],
+            ..Default::default()
+        });
+        assert!(auth.allows(Some(b"Bearer newer-secret-0123456789"), Scope::Webhook));
+        assert!(!auth.allows(Some(b"Bearer old-secret-0123456789"), Scope::Webhook));
+        assert!(!auth.allows(Some(b"Bearer read-secret-0123456789"), Scope::Read));
     }
 
     #[test]

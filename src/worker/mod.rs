@@ -160,11 +160,11 @@ impl WorkerPool {
             }
             return;
         };
+        if let Ok(Ok(Ok(report))) = &result {
+            self.metrics.observe_steps(&report.steps);
+        }
         let error = match result {
-            Ok(Ok(Ok(report))) => match {
-                self.metrics.observe_steps(&report.steps);
-                serde_json::to_string(&report)
-            } {
+            Ok(Ok(Ok(report))) => match serde_json::to_string(&report) {
                 Ok(json) => {
                     match self
                         .ledger

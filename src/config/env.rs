@@ -1,6 +1,10 @@
 //! Environment overrides. The variables named in `docs/contracts.md` ("Essential settings") map to their
 //! keys exactly; any other key can be set as `CABAL_TRIAGE__<SECTION>__<KEY>` (double
-//! underscores, case-insensitive), for example `CABAL_TRIAGE__WORKER__CONCURRENCY=8`.
+//! underscores, case-insensitive), for example `CABAL_TRIAGE__WORKER__CONCURRENCY=8`, at any
+//! depth: `CABAL_TRIAGE__CABALMAIL__TIERS__SMTP_OUT__LOG_GROUP=/ecs/mail-out` sets
+//! `cabalmail.tiers.smtp-out.log_group` (an `_` in a name also matches a `-` of an existing or
+//! default key). A table below the section that the file does not have starts from its default,
+//! so setting one tier's log group keeps the other tiers.
 
 use super::ConfigError;
 
@@ -125,17 +129,63 @@ pub fn apply_env_overrides(
             continue;
         };
         let parts: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
-        if parts.len() != 2 || parts.iter().any(String::is_empty) {
+        if parts.len() < 2 || parts.iter().any(String::is_empty) {
             return Err(ConfigError::Env {
                 var: var.clone(),
-                reason: "expected CABAL_TRIAGE__<SECTION>__<KEY>".into(),
+                reason: "expected CABAL_TRIAGE__<SECTION>__<KEY> (or deeper: __<TABLE>__<KEY>)"
+                    .into(),
             });
         }
         let guessed = guess_value(value);
-        let section = section_table(table, var, &parts[0])?;
-        section.insert(parts[1].clone(), guessed);
+        let (key, tables) = parts.split_last().expect("at least two parts");
+        let mut current = section_table(table, var, &tables[0])?;
+        let mut path = vec![tables[0].clone()];
+        for name in &tables[1..] {
+            let name = existing_or_default_name(current, &path, name);
+            if !current.contains_key(&name) {
+                let start = default_at(&path, &name).unwrap_or_default();
+                current.insert(name.clone(), toml::Value::Table(start));
+            }
+            path.push(name.clone());
+            current = current
+                .get_mut(&name)
+                .and_then(toml::Value::as_table_mut)
+                .ok_or_else(|| ConfigError::Env {
+                    var: var.clone(),
+                    reason: format!("`{}` in the config file is not a table", path.join(".")),
+                })?;
+        }
+        let key = existing_or_default_name(current, &path, key);
+        current.insert(key, guessed);
     }
     Ok(())
+}
+
+/// The name under which `segment` (lowercased, from an environment variable) is known at
+/// `path`: an existing key of `table` or of the defaults that equals it with `-` read as `_`, else
+/// `segment` itself.
+fn existing_or_default_name(table: &toml::Table, path: &[String], segment: &str) -> String {
+    let matches = |k: &String| k.replace('-', "_") == segment;
+    if let Some(found) = table.keys().find(|k| matches(k)) {
+        return found.clone();
+    }
+    default_table_at(path)
+        .and_then(|defaults| defaults.keys().find(|k| matches(k)).cloned())
+        .unwrap_or_else(|| segment.to_string())
+}
+
+/// The default value of the table `path` + `name`, when the defaults have one.
+fn default_at(path: &[String], name: &str) -> Option<toml::Table> {
+    default_table_at(path)?.get(name)?.as_table().cloned()
+}
+
+/// The defaults' table at `path` (the built-in configuration, as TOML).
+fn default_table_at(path: &[String]) -> Option<toml::Table> {
+    let mut value = toml::Value::try_from(super::Config::default()).ok()?;
+    for name in path {
+        value = value.as_table()?.get(name)?.clone();
+    }
+    value.as_table().cloned()
 }
 
 fn section_table<'a>(

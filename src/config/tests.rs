@@ -320,3 +320,49 @@ channel = "C0CRITICAL"
         "{error}"
     );
 }
+
+#[test]
+fn environment_overrides_reach_any_depth_and_keep_the_defaults_beside_them() {
+    let config = load(
+        "",
+        &[
+            (
+                "CABAL_TRIAGE__CABALMAIL__TIERS__SMTP_OUT__LOG_GROUP",
+                "/ecs/mail-out",
+            ),
+            (
+                "CABAL_TRIAGE__AWS__ENDPOINTS__LOGS",
+                "http://127.0.0.1:4566",
+            ),
+        ],
+    )
+    .unwrap();
+    let tiers = &config.cabalmail.tiers;
+    assert_eq!(tiers.len(), 3, "the other tiers stay: {tiers:?}");
+    assert_eq!(tiers["smtp-out"].log_group, "/ecs/mail-out");
+    assert_eq!(tiers["smtp-out"].service, "cabal-smtp-out");
+    assert_eq!(tiers["smtp-in"].log_group, "/ecs/cabal-smtp-in");
+    assert_eq!(config.aws.endpoints["logs"], "http://127.0.0.1:4566");
+
+    // Over a file's own tier table: the file's other keys stay, `_` matches the file's `-`.
+    let file = "[cabalmail.tiers.smtp-in]\nservice = \"mail-in\"\ncontainer = \"in\"\nlog_group = \"/x\"\n";
+    let config = load(
+        file,
+        &[(
+            "CABAL_TRIAGE__CABALMAIL__TIERS__SMTP_IN__CONTAINER",
+            "sendmail",
+        )],
+    )
+    .unwrap();
+    let tier = &config.cabalmail.tiers["smtp-in"];
+    assert_eq!(
+        (tier.service.as_str(), tier.container.as_str()),
+        ("mail-in", "sendmail")
+    );
+
+    // A key that is not a table on the way is an error naming it.
+    let error = load("", &[("CABAL_TRIAGE__CABALMAIL__CLUSTER__NAME", "x")])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("cabalmail.cluster"), "{error}");
+}

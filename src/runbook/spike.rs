@@ -116,6 +116,7 @@ fn tier_details(facts: &TierFacts) -> Value {
         "top_relays": facts.summary.top_relays,
         "top_replies": facts.summary.top_replies,
         "greylist_lines": facts.greylist_lines,
+        "dsn5_deferred_lines": facts.summary.dsn5_deferred_lines,
         "longest_policy_delay_secs": facts.longest_policy_delay_secs,
         "queue_tasks": facts.queue_tasks,
         "queue_tasks_answered": facts.queue_tasks_answered,

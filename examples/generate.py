@@ -235,6 +235,24 @@ def bounced_dsn5_deferrals():
     return snapshot(tiers, nat(), dnsbl())
 
 
+def logs_stalled():
+    """smtp-out's queue grows to 63 while its log group went quiet 23 minutes ago (on Cabalmail
+    the tasks' logs leave through the same NAT as their mail): the few deferrals before the
+    silence are 4.4. The queue decides; the silence is said and points at egress."""
+    out = Log("smtp-out")
+    domains = [("gmail.com", "gmail-smtp-in.l.google.com."), ("yahoo.com", "mta5.am0.yahoodns.net."),
+               ("example.org", "mx.example.org.")]
+    for k, at in enumerate(spread(29, 24, 3)):
+        domain, mx = domains[k]
+        out.line(at, f"to=<person{k}@{domain}>, delay=00:0{k}:10, xdelay=00:01:15, mailer=esmtp, pri={30000 + k * 90}, relay={mx}, dsn=4.4.1, stat=Deferred: Connection timed out with {mx}")
+    tiers = {"imap": quiet("imap"), "smtp-in": quiet("smtp-in"), "smtp-out": tier("smtp-out", out, [63, 63])}
+    newest = {"imap": CAPTURED - dt.timedelta(seconds=40), "smtp-in": CAPTURED - dt.timedelta(seconds=75),
+              "smtp-out": CAPTURED - dt.timedelta(minutes=23, seconds=20)}
+    for name, at in newest.items():
+        tiers[name]["newest_log_event_ms"] = ms(at)
+    return snapshot(tiers, nat(), dnsbl())
+
+
 INCIDENTS = {
     "greylist-storm-one-provider": (greylist_storm, "SendmailDeferredSpike",
         {"offending_tier": "smtp-out", "dsn_class": "4.7", "nat_state": "running",
@@ -257,6 +275,11 @@ INCIDENTS = {
     "bounced-address-map-stale": (address_map_stale, "SendmailBouncedSpike",
         {"offending_tier": "smtp-in", "dsn_class": "5.1", "nat_state": "running",
          "action": "address-map-stale", "confidence": "high"}),
+    "queue-growing-logs-stalled": (logs_stalled, "SendmailDeferredSpike",
+        {"offending_tier": "smtp-out", "dsn_class": "4.4", "nat_state": "running",
+         "action": "nat-replace", "confidence": "medium"},
+        ["smtp-out's logs stopped 23 min ago; the queue holds 63",
+         "check egress (the NAT of its tasks' zones) first"]),
     "bounced-dsn5-deferrals": (bounced_dsn5_deferrals, "SendmailBouncedSpike",
         {"offending_tier": "none", "dsn_class": None, "nat_state": "running",
          "action": "investigate", "confidence": "high"},

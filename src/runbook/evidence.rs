@@ -43,6 +43,12 @@ pub struct TierFacts {
     /// The log scan of the tier failed (the summary holds what was read before).
     pub log_error: Option<String>,
     pub log_truncated: bool,
+    /// The newest event of the tier's log group (any line), epoch ms; None when unknown.
+    pub newest_log_event_ms: Option<i64>,
+    /// Its age at capture time, seconds (0 when the clock says it is from the future).
+    pub newest_log_age_secs: Option<u64>,
+    /// Why the newest event could not be read.
+    pub newest_log_event_error: Option<String>,
     pub summary: TierLogSummary,
     /// Deferred lines whose remote reply says it greylists.
     pub greylist_lines: u64,
@@ -188,6 +194,12 @@ fn tier_facts(
         tier: name.to_string(),
         log_error: recorded.log_error.clone(),
         log_truncated: recorded.log_truncated,
+        newest_log_event_ms: recorded.newest_log_event_ms,
+        newest_log_age_secs: recorded.newest_log_event_ms.map(|ms| {
+            let captured_ms = captured_at.unix_timestamp_nanos() / 1_000_000;
+            u64::try_from((captured_ms - i128::from(ms)) / 1000).unwrap_or(0)
+        }),
+        newest_log_event_error: recorded.newest_log_event_error.clone(),
         ..TierFacts::default()
     };
     let exec = recorded.exec.as_deref().unwrap_or(&[]);

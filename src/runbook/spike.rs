@@ -123,6 +123,9 @@ fn tier_details(facts: &TierFacts) -> Value {
         "queue_problems": facts.queue_problems,
         "log_error": facts.log_error,
         "log_truncated": facts.log_truncated,
+        "newest_log_event_ms": facts.newest_log_event_ms,
+        "newest_log_age_secs": facts.newest_log_age_secs,
+        "newest_log_event_error": facts.newest_log_event_error,
         "virtusertable": facts.virtusertable,
         "virtusertable_problems": facts.virtusertable_problems,
     })

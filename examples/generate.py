@@ -253,6 +253,18 @@ def logs_stalled():
     return snapshot(tiers, nat(), dnsbl())
 
 
+def smtp_in_shared_queue():
+    """smtp-in's two tasks share one queue on EFS (Cabalmail's smtp-in-queue volume): both print
+    the same 4 requests. Counted once, the queue is below the threshold and the deferrals to imap
+    in the window are over: the spike has passed (added up, 8 made smtp-in the offender)."""
+    inbound = Log("smtp-in")
+    for k, at in enumerate(spread(29, 18, 14)):
+        user = ["chris", "dana"][k % 2]
+        inbound.line(at, f"to=<{user}@cabal.example>, delay=00:{k % 10:02d}:01, xdelay=00:00:00, mailer=relay, pri={30000 + k * 60}, relay=imap.cabal.internal. [10.0.1.23], dsn=4.0.0, stat=Deferred: Connection refused by imap.cabal.internal.", pid=455)
+    tiers = {"imap": quiet("imap"), "smtp-in": tier("smtp-in", inbound, [4, 4]), "smtp-out": quiet("smtp-out")}
+    return snapshot(tiers, nat(), dnsbl())
+
+
 INCIDENTS = {
     "greylist-storm-one-provider": (greylist_storm, "SendmailDeferredSpike",
         {"offending_tier": "smtp-out", "dsn_class": "4.7", "nat_state": "running",
@@ -280,6 +292,10 @@ INCIDENTS = {
          "action": "nat-replace", "confidence": "medium"},
         ["smtp-out's logs stopped 23 min ago; the queue holds 63",
          "check egress (the NAT of its tasks' zones) first"]),
+    "smtp-in-shared-queue": (smtp_in_shared_queue, "SendmailDeferredSpike",
+        {"offending_tier": "none", "dsn_class": None, "nat_state": "running",
+         "action": "investigate", "confidence": "high"},
+        ["the spike has passed"]),
     "bounced-dsn5-deferrals": (bounced_dsn5_deferrals, "SendmailBouncedSpike",
         {"offending_tier": "none", "dsn_class": None, "nat_state": "running",
          "action": "investigate", "confidence": "high"},

@@ -121,6 +121,7 @@ fn tier_details(facts: &TierFacts) -> Value {
         "queue_tasks": facts.queue_tasks,
         "queue_tasks_answered": facts.queue_tasks_answered,
         "queue_problems": facts.queue_problems,
+        "identical_queues": facts.identical_queues,
         "log_error": facts.log_error,
         "log_truncated": facts.log_truncated,
         "newest_log_event_ms": facts.newest_log_event_ms,

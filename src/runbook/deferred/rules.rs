@@ -89,6 +89,24 @@ pub fn nat_wave(smtp_out: &TierFacts, t: &RunbooksConfig) -> Option<(u64, f64)> 
     (count >= t.nat_wave_min_lines && share >= t.nat_wave_share).then_some((count, share))
 }
 
+/// The sentence for a tier configured with queues of their own whose tasks printed the same
+/// queue.
+pub fn identical_sentence(facts: &TierFacts) -> Option<String> {
+    let same = facts.identical_queues?;
+    let tier = &facts.tier;
+    Some(if same.same_messages {
+        format!(
+            " {tier}'s {} tasks list the same {} queued messages: their queue is shared, counted once; set cabalmail.tiers.{tier}.shared_queue = true.",
+            same.tasks, same.depth
+        )
+    } else {
+        format!(
+            " {tier}'s {} tasks each report {} queued messages, added up as queues of their own; if their queue is shared (EFS), set cabalmail.tiers.{tier}.shared_queue = true.",
+            same.tasks, same.depth
+        )
+    })
+}
+
 /// smtp-out's logs silent with its queue standing out, and the 4.4 share of the deferrals read
 /// before the silence reaching `nat_wave_share`: the lines cannot make a wave's count since they
 /// stopped arriving, but their kind says egress.
@@ -288,11 +306,19 @@ pub fn verdict(evidence: &TriageEvidence, t: &RunbooksConfig) -> Verdict {
         ),
         _ => reason,
     };
-    if !silent.is_empty() && !summary.ends_with('.') {
+    let echoes: Vec<String> = evidence
+        .tiers
+        .iter()
+        .filter_map(identical_sentence)
+        .collect();
+    if (!silent.is_empty() || !echoes.is_empty()) && !summary.ends_with('.') {
         summary.push('.');
     }
     for (f, age) in &silent {
         summary.push_str(&silence_sentence(f, *age));
+    }
+    for echo in echoes {
+        summary.push_str(&echo);
     }
     summary.push_str(&summary_tail(&standing_out, missing));
     Verdict {
@@ -464,6 +490,48 @@ mod tests {
             v.summary
         );
         assert!(!v.summary.contains("egress"), "{}", v.summary);
+    }
+
+    #[test]
+    fn identical_queues_on_a_tier_configured_not_shared_are_said() {
+        use crate::runbook::evidence::IdenticalQueues;
+        let mut inbound = tier("smtp-in", Some(33), 60, &[("4.4", 60)]);
+        inbound.identical_queues = Some(IdenticalQueues {
+            tasks: 2,
+            depth: 33,
+            same_messages: true,
+        });
+        let e = evidence(
+            vec![quiet("imap"), inbound.clone(), quiet("smtp-out")],
+            NatState::Running,
+        );
+        let v = verdict(&e, &t());
+        assert!(
+            v.summary.contains("smtp-in's 2 tasks list the same 33 queued messages: their queue is shared, counted once; set cabalmail.tiers.smtp-in.shared_queue = true."),
+            "{}",
+            v.summary
+        );
+        inbound.identical_queues = Some(IdenticalQueues {
+            tasks: 2,
+            depth: 7,
+            same_messages: false,
+        });
+        let e = evidence(
+            vec![quiet("imap"), inbound, quiet("smtp-out")],
+            NatState::Running,
+        );
+        assert!(verdict(&e, &t())
+            .summary
+            .contains("smtp-in's 2 tasks each report 7 queued messages, added up"));
+        let e = evidence(
+            vec![
+                quiet("imap"),
+                tier("smtp-in", Some(33), 60, &[("4.4", 60)]),
+                quiet("smtp-out"),
+            ],
+            NatState::Running,
+        );
+        assert!(!verdict(&e, &t()).summary.contains("tasks list the same"));
     }
 
     #[test]

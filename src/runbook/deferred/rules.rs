@@ -420,6 +420,10 @@ mod tests {
         // A drained queue is quiet whatever the lines: the spike has passed.
         let drained = tier("smtp-out", Some(0), 300, &[("4.7", 300)]);
         assert_eq!(tier_standing(&drained, &t()).standing, Standing::Quiet);
+        // One task of a shared queue answered (the other hung): its depth is the queue's.
+        let mut one_answer = few.clone();
+        one_answer.queue_partial = true;
+        assert_eq!(tier_standing(&one_answer, &t()).standing, Standing::Stands);
         // The queue unknown: the lines decide, partially.
         let s = tier_standing(&tier("smtp-out", None, 3, &[]), &t());
         assert_eq!((s.standing, s.partial), (Standing::Quiet, true));

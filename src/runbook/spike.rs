@@ -42,7 +42,8 @@ pub async fn run(
     )
     .await;
     let evidence = evidence::build(&gathered.snapshot, &env.config, &env.providers);
-    let verdict = (spec.verdict)(&evidence, &env.config.runbooks);
+    let mut verdict = (spec.verdict)(&evidence, &env.config.runbooks);
+    verdict.next_command = super::next_command::next_command(&verdict, &evidence, &env.config);
     let snapshot = serde_json::to_value(&gathered.snapshot).map_err(|e| {
         RunbookError::Failed(format!("cannot serialize the evidence snapshot: {e}"))
     })?;

@@ -219,6 +219,7 @@ pub fn verdict(evidence: &TriageEvidence, t: &RunbooksConfig) -> Verdict {
         action,
         confidence,
         summary,
+        next_command: None,
     }
 }
 

@@ -40,6 +40,7 @@ fn report(samples: Vec<String>, summary: String) -> Report {
             action: Action::BlocklistCheck,
             confidence: Confidence::High,
             summary,
+            next_command: None,
         },
         evidence: Evidence {
             tiers: BTreeMap::from([(

@@ -120,6 +120,21 @@ async fn log_scan_reads_every_page_of_every_tier_within_the_window() {
             .all(|e| e.log_stream.starts_with(&format!("{tier}/{tier}/"))));
         assert_eq!(t.step().outcome, StepOutcome::Ok);
         assert_eq!(t.step().name, format!("log scan {tier}"));
+        // The newest line of the group, any line (the last ones seeded are not delivery lines),
+        // from DescribeLogStreams beside the scan: its event time, or the later ingestion time.
+        let newest = t.newest_event_ms.expect("newest event read");
+        let seeded_newest = expected["newest_ms"].as_i64().unwrap();
+        let scanned_newest = t.events.iter().map(|e| e.timestamp).max().unwrap();
+        assert!(
+            newest >= seeded_newest,
+            "{tier}: {newest} < {seeded_newest}"
+        );
+        assert!(newest >= scanned_newest, "{tier}");
+        assert!(
+            newest <= now_ms(OffsetDateTime::now_utc()),
+            "{tier}: {newest} is in the future"
+        );
+        assert_eq!(t.newest_error, None, "{tier}");
     }
     let out = result.tier("smtp-out").unwrap();
     // 340 events in the window at 50 per page: moto ignores the `?` pattern, so every
@@ -144,6 +159,10 @@ async fn log_scan_reads_every_page_of_every_tier_within_the_window() {
     let again: Snapshot = serde_json::from_str(&text).unwrap();
     assert_eq!(again, snapshot);
     assert_eq!(again.tiers["imap"].log_events.as_ref().unwrap().len(), 7);
+    assert_eq!(
+        again.tiers["imap"].newest_log_event_ms,
+        result.tier("imap").unwrap().newest_event_ms
+    );
     assert_eq!(again.tiers["imap"].log_error, None);
 }
 
@@ -298,6 +317,19 @@ async fn access_denied_names_the_action_and_rejected_keys_say_so() {
             "grant logs:FilterLogEvents to the service's role (deploy/iam/cabal-triage-policy.json)"
         ));
         assert_eq!(t.step().outcome, StepOutcome::Failed);
+        // The newest-event read is denied too, named apart; unknown, never a silence.
+        assert_eq!(t.newest_event_ms, None);
+        let newest = &t.newest_error.as_ref().unwrap().message;
+        assert!(
+            newest.starts_with(&format!(
+                "logs:DescribeLogStreams on /ecs/cabal-{}: access denied",
+                t.tier
+            )),
+            "{newest}"
+        );
+        assert!(newest.ends_with(
+            "grant logs:DescribeLogStreams to the service's role (deploy/iam/cabal-triage-policy.json)"
+        ));
     }
     // The same user may call DescribeInstances but not DescribeNatGateways: the NAT probe
     // keeps the instance it found and names the denied action.

@@ -15,9 +15,10 @@ use cabal_triage::aws::exec::codec::HeaderShape;
 use cabal_triage::aws::exec::{
     exec, ChannelTimings, EcsSessionStarter, ExecError, ExecOptions, ExecOutput, ExecRequest,
 };
-use cabal_triage::aws::probes::exec::probe_mail_queues;
+use cabal_triage::aws::probes::exec::{probe_mail_queues, AwsExecProbe};
 use cabal_triage::config::{ExecConfig, ProbesConfig};
-use cabal_triage::probe::{TaskTarget, TierTargets};
+use cabal_triage::probe::{ExecProbe, TaskTarget, TierTargets};
+use cabal_triage::timing::Deadline;
 use fake_agent::{AgentScript, Behaviour, Handshake, Order};
 use fake_ecs::{EcsBehaviour, FakeEcs};
 
@@ -605,6 +606,64 @@ async fn probe_deadline_is_per_task() {
         .as_str()
         .unwrap()
         .contains("mailq | tail -1"));
+}
+
+#[tokio::test]
+async fn a_task_that_hangs_costs_only_its_own_answer() {
+    // Two smtp-out tasks share the EFS queue; the agent of the one behind a dead NAT never
+    // answers. The triage has 3 s left, less than the per-task deadline (10 s) plus its margin.
+    let ecs = FakeEcs::start(EcsBehaviour {
+        scripts_by_task: std::collections::HashMap::from([(
+            "hang".to_string(),
+            AgentScript {
+                behaviour: Behaviour::Silent,
+                ..Default::default()
+            },
+        )]),
+        ..Default::default()
+    })
+    .await;
+    let probe = AwsExecProbe::new(std::sync::Arc::new(starter(&ecs)), ExecConfig::default());
+    let tier = TierTargets {
+        tier: "smtp-out".into(),
+        cluster: "cabal-mail".into(),
+        container: "smtp-out".into(),
+        tasks: ["fast", "hang"]
+            .into_iter()
+            .map(|id| TaskTarget {
+                task: format!("arn:aws:ecs:us-east-1:123456789012:task/cabal-mail/{id}"),
+                exec_enabled: true,
+            })
+            .collect(),
+    };
+    let started = std::time::Instant::now();
+    let results = probe
+        .run(
+            "mailq",
+            "printf 'Total requests: 63\\n'",
+            &tier,
+            Deadline::after(Duration::from_secs(3)),
+        )
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "bounded by the triage's deadline"
+    );
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0].task, "fast");
+    assert_eq!(results[0].output.as_deref(), Some("Total requests: 63\r\n"));
+    assert_eq!(
+        (results[0].error.as_deref(), results[0].timed_out),
+        (None, false)
+    );
+    assert_eq!(results[1].task, "hang");
+    assert!(results[1].timed_out, "{:?}", results[1]);
+    assert_eq!(results[1].output, None);
+    let error = results[1].error.as_deref().unwrap();
+    assert!(
+        error.contains("deadline") || error.contains("did not finish"),
+        "{error}"
+    );
 }
 
 /// The `exec` subcommand, as a process, against the fakes: credentials and region from the

@@ -55,6 +55,19 @@ fn every_example_reaches_its_expected_verdict() {
                 report["verdict"]["summary"]
             );
         }
+        // What the summary must say, where the incident is about what is said.
+        for needle in expected["summary_contains"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let summary = report["verdict"]["summary"].as_str().unwrap_or_default();
+            assert!(
+                summary.contains(needle.as_str().unwrap()),
+                "{}: summary lacks {needle}: {summary}",
+                dir.display()
+            );
+        }
         // The report of `docs/contracts.md` ("Report"): verdict at the top level, every step,
         // the evidence snapshot.
         for key in [

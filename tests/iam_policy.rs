@@ -46,6 +46,7 @@ fn grants_exactly_the_actions_the_probes_call() {
     }
     let mut expected: BTreeSet<String> = [
         cabal_triage::aws::logs::FILTER_LOG_EVENTS,
+        cabal_triage::aws::logs::DESCRIBE_LOG_STREAMS,
         cabal_triage::aws::ec2::DESCRIBE_INSTANCES,
         cabal_triage::aws::ec2::DESCRIBE_NAT_GATEWAYS,
         cabal_triage::aws::ecs::LIST_TASKS,

@@ -1,4 +1,5 @@
-//! CloudWatch Logs adapter: one FilterLogEvents page, errors classified.
+//! CloudWatch Logs adapter: one FilterLogEvents page; the newest event time of a log group
+//! (DescribeLogStreams); errors classified.
 
 use aws_sdk_cloudwatchlogs::Client;
 
@@ -6,6 +7,12 @@ use super::error::{classify, AwsError, CallContext};
 
 /// IAM action of the call, as the error messages and the policy name it.
 pub const FILTER_LOG_EVENTS: &str = "logs:FilterLogEvents";
+/// IAM action of the newest-event read.
+pub const DESCRIBE_LOG_STREAMS: &str = "logs:DescribeLogStreams";
+
+/// Streams read to find a group's newest event: the first streams by last event time, a few in
+/// case CloudWatch's ordering lags (a stream's times are updated eventually).
+const NEWEST_STREAMS: i32 = 5;
 
 /// One event as FilterLogEvents returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,4 +77,34 @@ pub async fn filter_log_events_page(
         events,
         next_token: output.next_token().map(str::to_string),
     })
+}
+
+/// The newest event time of a log group, epoch milliseconds: the latest `lastEventTimestamp` or
+/// `lastIngestionTime` among its streams most recently written (`DescribeLogStreams` ordered by
+/// `LastEventTime`, descending, one page). `None` for a group without events.
+pub async fn newest_event_ms(
+    client: &Client,
+    endpoint: Option<&str>,
+    log_group: &str,
+) -> Result<Option<i64>, AwsError> {
+    let ctx = CallContext {
+        iam_action: DESCRIBE_LOG_STREAMS,
+        resource: Some(log_group),
+        endpoint,
+    };
+    let output = client
+        .describe_log_streams()
+        .log_group_name(log_group)
+        .order_by(aws_sdk_cloudwatchlogs::types::OrderBy::LastEventTime)
+        .descending(true)
+        .limit(NEWEST_STREAMS)
+        .send()
+        .await
+        .map_err(|e| classify(ctx, e).for_log_group(log_group))?;
+    Ok(output
+        .log_streams()
+        .iter()
+        .flat_map(|s| [s.last_event_timestamp(), s.last_ingestion_time()])
+        .flatten()
+        .max())
 }

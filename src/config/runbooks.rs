@@ -31,6 +31,9 @@ pub struct RunbooksConfig {
     pub nat_wave_share: f64,
     /// ...and this many 4.4 lines.
     pub nat_wave_min_lines: u64,
+    /// A tier's log group whose newest event (any line) is older than this while its queue
+    /// stands out has stopped shipping logs: said in the summary, confidence lowered.
+    pub log_silence_gap_secs: u64,
     /// Shell text run in each smtp-in task by the bounced runbook: it must print the line count
     /// of the virtusertable, then its modification time in epoch seconds. Only this setting
     /// chooses the command; no alert field can.
@@ -52,6 +55,7 @@ impl Default for RunbooksConfig {
             greylist_max_delay_secs: 1800,
             nat_wave_share: 0.5,
             nat_wave_min_lines: 10,
+            log_silence_gap_secs: 600,
             virtusertable_command:
                 "wc -l /etc/mail/virtusertable && date -r /etc/mail/virtusertable +%s".into(),
             virtusertable_max_age_secs: 7200,
@@ -80,6 +84,7 @@ impl RunbooksConfig {
         for (key, value) in [
             ("runbooks.deferred_threshold", self.deferred_threshold),
             ("runbooks.bounced_threshold", self.bounced_threshold),
+            ("runbooks.log_silence_gap_secs", self.log_silence_gap_secs),
             (
                 "runbooks.virtusertable_max_age_secs",
                 self.virtusertable_max_age_secs,

@@ -330,8 +330,8 @@ pub struct TierConfig {
     pub container: String,
     /// CloudWatch log group of the tier.
     pub log_group: String,
-    /// Whether all tasks of the tier share one mail queue (smtp-out's queue lives on EFS), so
-    /// the queue depth counts once instead of adding up across tasks.
+    /// Whether all tasks of the tier share one mail queue (smtp-out's and smtp-in's queues live
+    /// on EFS), so the queue depth counts once instead of adding up across tasks.
     #[serde(default)]
     pub shared_queue: bool,
 }
@@ -348,7 +348,7 @@ impl Default for CabalmailConfig {
             cluster: "cabal-mail".into(),
             tiers: BTreeMap::from([
                 ("imap".to_string(), tier("imap", false)),
-                ("smtp-in".to_string(), tier("smtp-in", false)),
+                ("smtp-in".to_string(), tier("smtp-in", true)),
                 ("smtp-out".to_string(), tier("smtp-out", true)),
             ]),
         }

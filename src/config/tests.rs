@@ -19,6 +19,9 @@ fn embedded_defaults_are_valid() {
     assert_eq!(config.slack.api_base_url, "https://slack.com/api");
     assert_eq!(config.pagerduty.api_base_url, "https://api.pagerduty.com");
     assert!(config.cabalmail.tiers["smtp-out"].shared_queue);
+    // smtp-in's queue is on EFS as deployed (the smtp-in-queue volume), like smtp-out's.
+    assert!(config.cabalmail.tiers["smtp-in"].shared_queue);
+    assert!(!config.cabalmail.tiers["imap"].shared_queue);
     assert!(config.auth.require_for_serve().is_err());
 }
 

@@ -69,14 +69,6 @@ impl ExecProbeResult {
     }
 }
 
-/// Every task of `tier` timed out with `error` (the whole tier ran out of time).
-pub fn all_timed_out(tier: &TierTargets, probe: &str, error: &str) -> Vec<ExecProbeResult> {
-    tier.tasks
-        .iter()
-        .map(|target| ExecProbeResult::failed(&target.task, probe, error.to_string(), true))
-        .collect()
-}
-
 /// Runs `run_one` in every task of every tier at once and collects the results keyed by tier,
 /// tasks in the order given. A task without ECS Exec enabled gets its error without a call.
 pub async fn fan_out<'a, F, Fut>(
@@ -199,19 +191,5 @@ mod tests {
             results["imap"].is_empty(),
             "a tier without tasks is still listed"
         );
-    }
-
-    #[test]
-    fn a_tier_out_of_time_times_out_every_task() {
-        let results = all_timed_out(
-            &tier("imap", &[("b1", true), ("b2", true)]),
-            "mailq",
-            "late",
-        );
-        assert_eq!(results.len(), 2);
-        assert!(results
-            .iter()
-            .all(|r| r.timed_out && r.error.as_deref() == Some("late")));
-        assert_eq!(results[1].task, "b2");
     }
 }

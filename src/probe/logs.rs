@@ -78,9 +78,21 @@ pub struct TierLogScan {
     pub pages: u32,
     pub error: Option<ProbeError>,
     pub elapsed: Duration,
+    /// The newest event of the log group, any line; `None` when unknown (see `newest_error`).
+    pub newest_event_ms: Option<i64>,
+    /// Why the newest event could not be read, when it could not.
+    pub newest_error: Option<ProbeError>,
 }
 
 impl TierLogScan {
+    /// The newest event time from the streams' own times and the events this scan read: a
+    /// stream's `lastEventTimestamp` is updated by CloudWatch eventually (usually within the
+    /// hour), so a scanned event newer than it wins. `None` when the streams were not read.
+    pub fn newest_of(streams_ms: Option<i64>, events: &[LogEvent]) -> Option<i64> {
+        let scanned = events.iter().map(|e| e.timestamp).max();
+        streams_ms.max(scanned)
+    }
+
     pub fn step(&self) -> Step {
         step(
             format!("log scan {}", self.tier),
@@ -115,6 +127,8 @@ impl LogScan {
             tier.log_events = Some(scan.events.clone());
             tier.log_error = scan.error.as_ref().map(|e| e.message.clone());
             tier.log_truncated = scan.truncated;
+            tier.newest_log_event_ms = scan.newest_event_ms;
+            tier.newest_log_event_error = scan.newest_error.as_ref().map(|e| e.message.clone());
         }
     }
 }

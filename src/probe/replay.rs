@@ -192,6 +192,10 @@ impl LogScanProbe for ReplayProbes {
                         .and_then(|t| t.log_error.as_deref())
                         .map(recorded_error),
                     elapsed: Duration::ZERO,
+                    newest_event_ms: recorded.and_then(|t| t.newest_log_event_ms),
+                    newest_error: recorded
+                        .and_then(|t| t.newest_log_event_error.as_deref())
+                        .map(recorded_error),
                 }
             })
             .collect();

@@ -112,6 +112,13 @@ pub struct TierSnapshot {
     /// The per-tier cap stopped the scan: more matching events exist (extra field).
     #[serde(default, skip_serializing_if = "is_false")]
     pub log_truncated: bool,
+    /// Epoch milliseconds of the newest event of the tier's log group, any line; null or absent
+    /// when unknown (not read, the read failed, or the group holds no event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest_log_event_ms: Option<i64>,
+    /// Why the newest event could not be read, when it could not (extra field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest_log_event_error: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -215,8 +222,8 @@ mod tests {
                                       "exit_status": 0, "error": null}],
                             "log_events": [{"timestamp": 1764360843000, "message": "<syslog line>",
                                             "log_stream": "smtp-out/smtp-out/0a1b"}],
-                            "log_error": null},
-               "smtp-in": {}, "imap": {"log_error": "timed out"}},
+                            "log_error": null, "newest_log_event_ms": 1764360843000},
+               "smtp-in": {"newest_log_event_ms": null}, "imap": {"log_error": "timed out"}},
      "nat": {"instances": [{"id": "i-0abc", "name": "cabal-nat-0", "state": "running", "public_ip": "203.0.113.7"}],
              "gateways": [{"id": "nat-0abc", "name": "cabal-nat-0", "state": "available", "public_ip": "198.51.100.1"}],
              "error": null},
@@ -230,6 +237,10 @@ mod tests {
         assert_eq!(out.exec.as_ref().unwrap()[0].exit_status, Some(0));
         assert_eq!(out.log_events.as_ref().unwrap()[0].timestamp, 1764360843000);
         assert!(snapshot.tiers["smtp-in"].log_events.is_none());
+        assert_eq!(out.newest_log_event_ms, Some(1764360843000));
+        // null (unknown) and absent (not read: an older snapshot) read alike.
+        assert_eq!(snapshot.tiers["smtp-in"].newest_log_event_ms, None);
+        assert_eq!(snapshot.tiers["imap"].newest_log_event_ms, None);
         let nat = snapshot.nat.as_ref().unwrap();
         assert_eq!(nat.instances[0].public_ip.as_deref(), Some("203.0.113.7"));
         assert_eq!(nat.gateways[0].state, "available");

@@ -37,6 +37,10 @@ pub struct Verdict {
     pub action: Action,
     pub confidence: Confidence,
     pub summary: String,
+    /// The operator's next step as a command line with the evidence's own identifiers (printed,
+    /// never executed); null when the action has none.
+    #[serde(default)]
+    pub next_command: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,6 +152,7 @@ mod tests {
                 action: Action::BlocklistCheck,
                 confidence: Confidence::High,
                 summary: "s".into(),
+                next_command: Some("aws ec2 start-instances --instance-ids i-0f9e8d7c".into()),
             },
             evidence: Evidence::default(),
             steps: vec![Step {
@@ -165,6 +170,10 @@ mod tests {
         assert_eq!(json["verdict"]["action"], "blocklist-check");
         assert_eq!(json["verdict"]["nat_state"], "running");
         assert_eq!(json["verdict"]["confidence"], "high");
+        assert_eq!(
+            json["verdict"]["next_command"],
+            "aws ec2 start-instances --instance-ids i-0f9e8d7c"
+        );
         assert_eq!(json["steps"][0]["outcome"], "timed_out");
         assert_eq!(json["started_at"], "1970-01-01T00:00:00Z");
         let back: Report = serde_json::from_value(json).unwrap();

@@ -40,9 +40,18 @@ pub struct TierFacts {
     pub queue_tasks: usize,
     /// Why tasks did not answer.
     pub queue_problems: Vec<String>,
+    /// On a tier configured with queues of its own: every answering task (two or more) printed
+    /// the same queue.
+    pub identical_queues: Option<IdenticalQueues>,
     /// The log scan of the tier failed (the summary holds what was read before).
     pub log_error: Option<String>,
     pub log_truncated: bool,
+    /// The newest event of the tier's log group (any line), epoch ms; None when unknown.
+    pub newest_log_event_ms: Option<i64>,
+    /// Its age at capture time, seconds (0 when the clock says it is from the future).
+    pub newest_log_age_secs: Option<u64>,
+    /// Why the newest event could not be read.
+    pub newest_log_event_error: Option<String>,
     pub summary: TierLogSummary,
     /// Deferred lines whose remote reply says it greylists.
     pub greylist_lines: u64,
@@ -69,6 +78,17 @@ impl TierFacts {
     pub fn bounced_lines(&self) -> Option<u64> {
         (self.logs_known() || self.summary.bounced_lines > 0).then_some(self.summary.bounced_lines)
     }
+}
+
+/// Tasks of a tier configured with queues of their own that printed the same queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct IdenticalQueues {
+    pub tasks: usize,
+    /// Each task's depth.
+    pub depth: u64,
+    /// The same queued messages were listed (queue ids): the queue is shared, and counted once.
+    /// Without listings (`mailq | tail -1`) only the depths agree: said, still added up.
+    pub same_messages: bool,
 }
 
 /// The oldest virtusertable among a tier's tasks.
@@ -188,6 +208,12 @@ fn tier_facts(
         tier: name.to_string(),
         log_error: recorded.log_error.clone(),
         log_truncated: recorded.log_truncated,
+        newest_log_event_ms: recorded.newest_log_event_ms,
+        newest_log_age_secs: recorded.newest_log_event_ms.map(|ms| {
+            let captured_ms = captured_at.unix_timestamp_nanos() / 1_000_000;
+            u64::try_from((captured_ms - i128::from(ms)) / 1000).unwrap_or(0)
+        }),
+        newest_log_event_error: recorded.newest_log_event_error.clone(),
         ..TierFacts::default()
     };
     let exec = recorded.exec.as_deref().unwrap_or(&[]);
@@ -241,6 +267,7 @@ fn tier_facts(
 
 fn queue_facts(facts: &mut TierFacts, shared_queue: bool, exec: &[ExecRecord]) {
     let mut depths = Vec::new();
+    let mut listings: Vec<Vec<String>> = Vec::new();
     for record in exec.iter().filter(|r| r.probe == MAILQ) {
         facts.queue_tasks += 1;
         if let Some(error) = &record.error {
@@ -249,13 +276,17 @@ fn queue_facts(facts: &mut TierFacts, shared_queue: bool, exec: &[ExecRecord]) {
                 .push(format!("task {}: {error}", record.task));
             continue;
         }
-        match record
-            .output
-            .as_deref()
-            .map(parse_mailq)
-            .and_then(|r| r.total_requests)
-        {
-            Some(depth) => depths.push(depth),
+        let report = record.output.as_deref().map(parse_mailq);
+        match report.as_ref().and_then(|r| r.total_requests) {
+            Some(depth) => {
+                depths.push(depth);
+                let mut ids: Vec<String> = report
+                    .iter()
+                    .flat_map(|r| r.messages.iter().map(|m| m.queue_id.clone()))
+                    .collect();
+                ids.sort_unstable();
+                listings.push(ids);
+            }
             None => facts.queue_problems.push(format!(
                 "task {}: mailq printed no queue depth (exit status {})",
                 record.task,
@@ -267,13 +298,35 @@ fn queue_facts(facts: &mut TierFacts, shared_queue: bool, exec: &[ExecRecord]) {
     }
     facts.queue_tasks_answered = depths.len();
     facts.queue_partial = depths.len() < facts.queue_tasks;
+    if !shared_queue {
+        facts.identical_queues = identical_queues(&depths, &listings);
+    }
+    let counted_once = shared_queue || facts.identical_queues.is_some_and(|i| i.same_messages);
     if !depths.is_empty() {
-        facts.queue = Some(if shared_queue {
+        facts.queue = Some(if counted_once {
             depths.iter().copied().max().unwrap_or(0)
         } else {
             depths.iter().sum()
         });
     }
+}
+
+/// Two or more answers, all with the same non-zero depth: the same queued messages when the
+/// output lists them (and all lists agree), else only the same depth.
+fn identical_queues(depths: &[u64], listings: &[Vec<String>]) -> Option<IdenticalQueues> {
+    let (&first, rest) = depths.split_first()?;
+    if rest.is_empty() || first == 0 || rest.iter().any(|&d| d != first) {
+        return None;
+    }
+    let listed = listings.iter().all(|l| !l.is_empty());
+    if listed && listings.iter().any(|l| *l != listings[0]) {
+        return None;
+    }
+    Some(IdenticalQueues {
+        tasks: depths.len(),
+        depth: first,
+        same_messages: listed,
+    })
 }
 
 fn virtusertable_facts(facts: &mut TierFacts, exec: &[ExecRecord], captured_at: OffsetDateTime) {
@@ -410,6 +463,65 @@ mod tests {
         let mut none = TierFacts::default();
         queue_facts(&mut none, false, &exec[2..]);
         assert_eq!(none.queue, None);
+        assert_eq!(own.identical_queues, None);
+    }
+
+    #[test]
+    fn identical_listings_on_a_tier_configured_not_shared_are_said_and_counted_once() {
+        let record = |task: &str, output: &str| ExecRecord {
+            task: task.into(),
+            probe: MAILQ.into(),
+            output: Some(output.to_string()),
+            exit_status: Some(0),
+            error: None,
+        };
+        // Real sendmail 8.17 listings (tests/fixtures/mailq).
+        let same = include_str!("../../tests/fixtures/mailq/recorded-deferred.txt");
+        let other = include_str!("../../tests/fixtures/mailq/recorded-postmaster.txt");
+        let depth = parse_mailq(same).total_requests.unwrap();
+        assert!(depth > 0);
+        let exec = vec![record("a", same), record("b", same)];
+        let mut f = TierFacts::default();
+        queue_facts(&mut f, false, &exec);
+        assert_eq!(
+            f.identical_queues,
+            Some(IdenticalQueues {
+                tasks: 2,
+                depth,
+                same_messages: true
+            })
+        );
+        assert_eq!(f.queue, Some(depth));
+        // Different messages: queues of their own, added up.
+        let exec = vec![record("a", same), record("b", other)];
+        let mut f = TierFacts::default();
+        queue_facts(&mut f, false, &exec);
+        let other_depth = parse_mailq(other).total_requests.unwrap();
+        assert_eq!(
+            (f.identical_queues, f.queue),
+            (None, Some(depth + other_depth))
+        );
+        // `mailq | tail -1`: only depths; said, still added up.
+        let exec = vec![
+            record("a", "Total requests: 7\r\n"),
+            record("b", "Total requests: 7\r\n"),
+        ];
+        let mut f = TierFacts::default();
+        queue_facts(&mut f, false, &exec);
+        assert_eq!(f.identical_queues.map(|i| i.same_messages), Some(false));
+        assert_eq!(f.queue, Some(14));
+        // A tier configured shared is never "identical": that is what it is.
+        let mut f = TierFacts::default();
+        queue_facts(&mut f, true, &exec);
+        assert_eq!((f.identical_queues, f.queue), (None, Some(7)));
+        // Empty queues say nothing.
+        let exec = vec![
+            record("a", "Total requests: 0\r\n"),
+            record("b", "Total requests: 0\r\n"),
+        ];
+        let mut f = TierFacts::default();
+        queue_facts(&mut f, false, &exec);
+        assert_eq!(f.identical_queues, None);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod deferred;
 pub mod environment;
 pub mod evidence;
 pub mod gather;
+pub mod next_command;
 pub mod oneshot;
 pub mod rules;
 pub mod spike;

@@ -42,7 +42,8 @@ pub async fn run(
     )
     .await;
     let evidence = evidence::build(&gathered.snapshot, &env.config, &env.providers);
-    let verdict = (spec.verdict)(&evidence, &env.config.runbooks);
+    let mut verdict = (spec.verdict)(&evidence, &env.config.runbooks);
+    verdict.next_command = super::next_command::next_command(&verdict, &evidence, &env.config);
     let snapshot = serde_json::to_value(&gathered.snapshot).map_err(|e| {
         RunbookError::Failed(format!("cannot serialize the evidence snapshot: {e}"))
     })?;
@@ -116,12 +117,17 @@ fn tier_details(facts: &TierFacts) -> Value {
         "top_relays": facts.summary.top_relays,
         "top_replies": facts.summary.top_replies,
         "greylist_lines": facts.greylist_lines,
+        "dsn5_deferred_lines": facts.summary.dsn5_deferred_lines,
         "longest_policy_delay_secs": facts.longest_policy_delay_secs,
         "queue_tasks": facts.queue_tasks,
         "queue_tasks_answered": facts.queue_tasks_answered,
         "queue_problems": facts.queue_problems,
+        "identical_queues": facts.identical_queues,
         "log_error": facts.log_error,
         "log_truncated": facts.log_truncated,
+        "newest_log_event_ms": facts.newest_log_event_ms,
+        "newest_log_age_secs": facts.newest_log_age_secs,
+        "newest_log_event_error": facts.newest_log_event_error,
         "virtusertable": facts.virtusertable,
         "virtusertable_problems": facts.virtusertable_problems,
     })

@@ -59,6 +59,7 @@ impl Runbook for TestRunbook {
                 action: Action::Investigate,
                 confidence: Confidence::Low,
                 summary: format!("test triage, attempt {}", request.attempt),
+                next_command: None,
             },
             evidence: test_evidence(&request),
             steps: vec![Step {

@@ -68,6 +68,10 @@ pub struct TierLogSummary {
     pub deferred_lines: u64,
     pub bounced_lines: u64,
     pub other_lines: u64,
+    /// Deferred lines (by `stat=`) that carry a `dsn=5.x.y` left from an earlier recipient: the
+    /// bounced alert's metric filter (`"dsn=5"`) counts them, they are not bounces.
+    #[serde(default)]
+    pub dsn5_deferred_lines: u64,
     /// Effective DSN class (`4.7`) -> failing lines.
     pub dsn_classes: BTreeMap<String, u64>,
     /// Effective DSN code (`4.7.28`) -> failing lines.
@@ -153,6 +157,10 @@ impl Aggregator {
             Status::Deferred => s.deferred_lines += 1,
             Status::Bounced => s.bounced_lines += 1,
             Status::Other => s.other_lines += 1,
+        }
+        if delivery.status == Status::Deferred && delivery.logged_dsn.is_some_and(|d| d.class == 5)
+        {
+            s.dsn5_deferred_lines += 1;
         }
         let failing = matches!(delivery.status, Status::Deferred | Status::Bounced);
         let class = delivery.effective_class().map(|c| c.to_string());

@@ -43,6 +43,9 @@ pub struct Delivery<'a> {
     pub dsn: Option<Dsn>,
     /// Whether `dsn` was logged by sendmail (`dsn=`) rather than implied.
     pub dsn_logged: bool,
+    /// `dsn=` as logged, even when it disagrees with `stat=` and so is not `dsn` (what the
+    /// alerts' metric filters, which match `"dsn=5"`, see).
+    pub logged_dsn: Option<Dsn>,
     /// The code implied by sendmail's own text (`Connection refused by ...`), when it implies one
     /// and the logged code is missing or generic (`x.y.0`).
     pub text_dsn: Option<Dsn>,
@@ -161,9 +164,45 @@ pub fn is_sendmail_program(program: &str) -> bool {
     program.starts_with("sm-") || program.starts_with("sendmail") || program == "sm"
 }
 
+/// What `stat=` says of this recipient, when it says it in sendmail's fixed words: `Sent`,
+/// `Deferred`, `queued` (accepted at submission, not yet tried: not a deferral), and the texts of
+/// permanent failures (`User unknown`, `Service unavailable`, ...: bounced). `None` for other
+/// words, and for a `stat=` whose text holds a second `, stat=` (a remote reply quoting one:
+/// which is sendmail's cannot be told, so the logged code decides as before).
+fn stat_status(stat: &str, stat_word: Option<&str>) -> Option<Status> {
+    if stat.contains(", stat=") {
+        return None;
+    }
+    match stat_word? {
+        "Sent" => Some(Status::Sent),
+        "Deferred" => Some(Status::Deferred),
+        "queued" => Some(Status::Other),
+        // A permanent failure's own text (`User unknown`, `Service unavailable`, `Host unknown`).
+        _ => implied_by_text(stat, false)
+            .filter(|d| d.class == 5)
+            .map(|_| Status::Bounced),
+    }
+}
+
+/// Whether a code (or an SMTP reply's first digit) agrees with a status sendmail stated.
+fn class_agrees(status: Status, class: u8) -> bool {
+    match status {
+        Status::Sent => class == 2,
+        Status::Deferred => class == 4,
+        Status::Bounced => class == 5,
+        Status::Other => true,
+    }
+}
+
 /// Classifies a parsed delivery line.
+///
+/// sendmail's own words win: the status is `stat=`'s (`Deferred`, `Sent`, `queued`) whatever
+/// `dsn=` says, and a `dsn=` or `reply=` whose class disagrees with that status is a leftover of an
+/// earlier recipient of the same envelope (sendmail 8.17 keeps the last code and reply of the
+/// connection): it is not this recipient's code or reply. The reply is the `stat=` text's when it
+/// carries one (`Deferred: 450 4.2.0 ...`).
 pub fn classify<'a>(line: &DeliveryLine<'a>, providers: &'a ProviderTable) -> Delivery<'a> {
-    let logged = line.dsn.and_then(|d| Dsn::parse(trim(d)));
+    let logged_any = line.dsn.and_then(|d| Dsn::parse(trim(d)));
     let stat = line.stat.map(trim);
     let stat_word = stat.map(|s| {
         // Byte search for ASCII characters: the offset is a character boundary.
@@ -173,20 +212,17 @@ pub fn classify<'a>(line: &DeliveryLine<'a>, providers: &'a ProviderTable) -> De
             .unwrap_or(s.len());
         &s[..end]
     });
+    let stated = stat.and_then(|s| stat_status(s, stat_word));
+    let logged = match stated {
+        Some(status) => logged_any.filter(|d| class_agrees(status, d.class)),
+        None => logged_any,
+    };
     let deferred_text = stat
         .and_then(|s| s.strip_prefix("Deferred"))
         .map(|rest| rest.trim_start_matches(':').trim_start());
     let sent_text = stat
         .and_then(|s| s.strip_prefix("Sent"))
         .map(|rest| trim(rest).trim_start_matches('(').trim_end_matches(')'));
-
-    let reply = line
-        .reply
-        .map(trim)
-        .or(deferred_text)
-        .or(sent_text)
-        .filter(|r| !r.is_empty());
-    let reply_dsn = reply.and_then(reply_enhanced_code);
 
     let transient_hint = match logged {
         Some(d) => d.class == 4,
@@ -202,15 +238,27 @@ pub fn classify<'a>(line: &DeliveryLine<'a>, providers: &'a ProviderTable) -> De
         implied_by_text(own_text, transient_hint)
     };
 
-    let status = match (logged.map(|d| d.class), stat_word) {
+    let status = stated.unwrap_or(match (logged.map(|d| d.class), stat_word) {
         (Some(2), _) => Status::Sent,
         (Some(4), _) => Status::Deferred,
         (Some(5), _) => Status::Bounced,
-        (_, Some("Sent")) => Status::Sent,
-        (_, Some("Deferred")) => Status::Deferred,
         (_, Some(_)) if text_dsn.is_some_and(|d| d.class == 5) => Status::Bounced,
         _ => Status::Other,
-    };
+    });
+
+    // The remote reply: the `stat=` text's when it opens with an SMTP code, else `reply=` when
+    // its code agrees with the status, else sendmail's own deferral or `Sent (...)` text.
+    let stat_reply = deferred_text.filter(|t| reply_code(t).is_some());
+    let logged_reply = line
+        .reply
+        .map(trim)
+        .filter(|r| reply_code(r).is_none_or(|code| class_agrees(status, (code / 100) as u8)));
+    let reply = stat_reply
+        .or(logged_reply)
+        .or(deferred_text)
+        .or(sent_text)
+        .filter(|r| !r.is_empty());
+    let reply_dsn = reply.and_then(reply_enhanced_code);
 
     let implied = || -> Option<Dsn> {
         let from_reply = reply_dsn.or_else(|| {
@@ -255,6 +303,7 @@ pub fn classify<'a>(line: &DeliveryLine<'a>, providers: &'a ProviderTable) -> De
         status,
         dsn,
         dsn_logged: logged.is_some(),
+        logged_dsn: logged_any,
         text_dsn,
         reply,
         reply_dsn,

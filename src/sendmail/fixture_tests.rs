@@ -372,6 +372,35 @@ fn source_formats() {
     assert_eq!(code(d.effective_dsn()).as_deref(), Some("4.5.0"));
     let d = by_id("5ASKE3aB000832");
     assert_eq!((d.status, d.reply), (Status::Deferred, None));
+    // sendmail's own words win: `stat=Deferred: 450 4.2.0` beside a `dsn=5.3.4` and a
+    // `reply=552 5.3.4` left from an earlier recipient of the same connection.
+    let d = by_id("5ASKE3aB000833");
+    assert_eq!(d.status, Status::Deferred);
+    assert_eq!(code(d.dsn).as_deref(), Some("4.2.0"));
+    assert!(!d.dsn_logged);
+    assert_eq!(code(d.logged_dsn).as_deref(), Some("5.3.4"));
+    assert!(d.reply.unwrap().starts_with("450 4.2.0 "), "{:?}", d.reply);
+    assert_eq!(code(d.reply_dsn).as_deref(), Some("4.2.0"));
+    assert_eq!(d.effective_class().unwrap().to_string(), "4.2");
+    // `stat=queued` (a DNS failure at submission, dsn=4.4.3): not a deferral.
+    let d = by_id("5ASKE3aB000834");
+    assert_eq!(d.status, Status::Other);
+    assert_eq!(code(d.dsn).as_deref(), Some("4.4.3"));
+    // A bounce text beside a stale 4.x code and reply: a bounce, neither the code nor the reply
+    // is this recipient's.
+    let d = by_id("5ASKE3aB000835");
+    assert_eq!(d.status, Status::Bounced);
+    assert_eq!((d.reply, d.reply_dsn), (None, None));
+}
+
+#[test]
+fn the_alerts_dsn5_lines_that_are_deferrals_are_counted_apart() {
+    let table = ProviderTable::builtin();
+    let summary = aggregate_lines(SOURCE_FORMATS.lines(), &table, AggregateOptions::default());
+    assert_eq!(summary.dsn5_deferred_lines, 1);
+    assert_eq!(summary.dsn_classes.get("5.3"), None);
+    let recorded = aggregate_lines(RECORDED.lines(), &table, AggregateOptions::default());
+    assert_eq!(recorded.dsn5_deferred_lines, 0);
 }
 
 #[test]

@@ -29,8 +29,10 @@ const LIST_TASKS: &str = "AmazonEC2ContainerServiceV20141113.ListTasks";
 /// Behaviour of the fake ECS.
 #[derive(Default)]
 pub struct EcsBehaviour {
-    /// Script given to every session.
+    /// Script given to every session...
     pub script: AgentScript,
+    /// ...but these tasks' (ids), which get their own (an agent that never answers).
+    pub scripts_by_task: std::collections::HashMap<String, AgentScript>,
     /// Tasks (ids or ARNs) started without enableExecuteCommand.
     pub exec_disabled: HashSet<String>,
     /// Answer a token the agent will not accept.
@@ -176,8 +178,13 @@ async fn execute_command(
             );
         }
         let task = request["task"].as_str().unwrap_or("");
+        let id = task.rsplit('/').next().unwrap_or(task);
         (
-            behaviour.script.clone(),
+            behaviour
+                .scripts_by_task
+                .get(id)
+                .unwrap_or(&behaviour.script)
+                .clone(),
             behaviour.exec_disabled.contains(task),
             behaviour.wrong_token,
             behaviour.latency,

@@ -103,6 +103,7 @@ def seed_tier(tier, inside, outside):
         per_stream[streams[k % len(streams)]].append(ev)
     for s in streams:
         put(group, s, per_stream[s])
+    return max(t for t, _ in timed)
 
 
 def seed_full():
@@ -111,14 +112,17 @@ def seed_full():
     # 60 noise lines do not; 30 deferrals lie outside the window.
     inside = [deferred_gmail(i) for i in range(150)] + [deferred_network(i) for i in range(20)] + \
         [bounced_out(i) for i in range(10)] + [sent(i) for i in range(100)] + NOISE * 20
-    seed_tier("smtp-out", inside, [deferred_gmail(1000 + i) for i in range(30)])
-    out["smtp-out"] = {"matching": 180, "deferred": 170, "bounced": 10, "in_window": len(inside)}
+    newest = seed_tier("smtp-out", inside, [deferred_gmail(1000 + i) for i in range(30)])
+    out["smtp-out"] = {"matching": 180, "deferred": 170, "bounced": 10, "in_window": len(inside),
+                       "newest_ms": newest}
     inside = [bounced_in(i) for i in range(12)] + [sent(i) for i in range(40)] + NOISE * 7
-    seed_tier("smtp-in", inside, [bounced_in(100 + i) for i in range(5)])
-    out["smtp-in"] = {"matching": 12, "deferred": 0, "bounced": 12, "in_window": len(inside)}
+    newest = seed_tier("smtp-in", inside, [bounced_in(100 + i) for i in range(5)])
+    out["smtp-in"] = {"matching": 12, "deferred": 0, "bounced": 12, "in_window": len(inside),
+                      "newest_ms": newest}
     inside = [deferred_imap(i) for i in range(7)] + NOISE * 10
-    seed_tier("imap", inside, [])
-    out["imap"] = {"matching": 7, "deferred": 7, "bounced": 0, "in_window": len(inside)}
+    newest = seed_tier("imap", inside, [])
+    out["imap"] = {"matching": 7, "deferred": 7, "bounced": 0, "in_window": len(inside),
+                   "newest_ms": newest}
 
     ec2 = boto3.client("ec2", **KW)
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]

@@ -1,7 +1,8 @@
 //! The ECS Exec implementation of `probe::ExecProbe`: the configured command (`[exec]
 //! mailq_command` and the like, never an alert field) in every given task over `aws::exec`, all
 //! in parallel (`probe::exec::fan_out`), each task under its own deadline cut to what the
-//! runbook has left.
+//! runbook has left. Each task's answer stands on its own: a task whose agent never answers (its
+//! zone's egress down) times out alone, and the answers of the others are kept.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,9 +12,7 @@ use async_trait::async_trait;
 
 use crate::aws::exec::{exec, ExecOptions, ExecRequest, ExecSessionStarter};
 use crate::config::ExecConfig;
-use crate::probe::exec::{
-    all_timed_out, fan_out, ExecProbeResult, TaskTarget, TierTargets, MAILQ_PROBE,
-};
+use crate::probe::exec::{fan_out, ExecProbeResult, TaskTarget, TierTargets, MAILQ_PROBE};
 use crate::probe::tasks::task_id;
 use crate::probe::ExecProbe;
 use crate::timing::Deadline;
@@ -43,19 +42,41 @@ impl ExecProbe for AwsExecProbe {
         let mut config = self.config.clone();
         let remaining_secs = deadline.remaining().as_secs_f64().ceil() as u64;
         config.task_deadline_secs = config.task_deadline_secs.min(remaining_secs.max(1));
-        let tiers = std::slice::from_ref(tier);
-        let run = run_everywhere(self.starter.as_ref(), command, probe, &config, tiers);
-        match tokio::time::timeout(deadline.remaining(), run).await {
-            Ok(mut by_tier) => by_tier.remove(&tier.tier).unwrap_or_default(),
-            Err(_) => all_timed_out(
-                tier,
-                probe,
-                &format!(
-                    "ECS Exec did not finish within the triage's remaining {} ms",
-                    deadline.budget.as_millis()
-                ),
-            ),
-        }
+        let options = exec_options(&config);
+        let options = &options;
+        let starter = self.starter.as_ref();
+        // The triage's deadline bounds each task, not the tier: one task that hangs costs only
+        // its own answer.
+        let mut by_tier = fan_out(
+            std::slice::from_ref(tier),
+            probe,
+            |tier, target| async move {
+                let one = run_one(starter, tier, target, command, probe, options);
+                match tokio::time::timeout(deadline.remaining(), one).await {
+                    Ok(result) => result,
+                    Err(_) => ExecProbeResult::failed(
+                        &target.task,
+                        probe,
+                        format!(
+                        "ECS Exec in task {} did not finish within the triage's remaining {} ms",
+                        task_id(&target.task),
+                        deadline.budget.as_millis()
+                    ),
+                        true,
+                    ),
+                }
+            },
+        )
+        .await;
+        by_tier.remove(&tier.tier).unwrap_or_default()
+    }
+}
+
+fn exec_options(config: &ExecConfig) -> ExecOptions {
+    ExecOptions {
+        deadline: config.task_deadline(),
+        output_cap: config.output_cap_bytes,
+        ..ExecOptions::default()
     }
 }
 
@@ -76,11 +97,7 @@ pub async fn run_everywhere(
     config: &ExecConfig,
     tiers: &[TierTargets],
 ) -> BTreeMap<String, Vec<ExecProbeResult>> {
-    let options = ExecOptions {
-        deadline: config.task_deadline(),
-        output_cap: config.output_cap_bytes,
-        ..ExecOptions::default()
-    };
+    let options = exec_options(config);
     let options = &options;
     fan_out(tiers, probe, |tier, target| {
         run_one(starter, tier, target, command, probe, options)

@@ -1,11 +1,14 @@
 //! The CloudWatch Logs implementation of `probe::LogScanProbe`: every page of FilterLogEvents
 //! per tier, with the shared pattern and caps (`probe::logs`), the three tiers in parallel, each
-//! call retried on throttling within the probe's deadline.
+//! call retried on throttling within the probe's deadline; beside each tier's pages, one
+//! DescribeLogStreams for the group's newest event (any line), so the read adds no latency.
 
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use crate::aws::logs::{filter_log_events_page, FilterQuery, FILTER_LOG_EVENTS};
+use crate::aws::logs::{
+    filter_log_events_page, newest_event_ms, FilterQuery, DESCRIBE_LOG_STREAMS, FILTER_LOG_EVENTS,
+};
 use crate::aws::{retry, AwsClients};
 use crate::config::Config;
 use crate::probe::logs::{LogAccumulator, LogCaps, LogScan, TierLogScan, FILTER_PATTERN};
@@ -45,6 +48,38 @@ impl AwsLogScan {
     }
 
     async fn scan_tier(
+        &self,
+        tier: &str,
+        log_group: &str,
+        window: Window,
+        deadline: Deadline,
+    ) -> TierLogScan {
+        let (mut scan, newest) = tokio::join!(
+            self.scan_pages(tier, log_group, window, deadline),
+            self.newest(log_group, deadline)
+        );
+        match newest {
+            Ok(streams_ms) => {
+                scan.newest_event_ms = TierLogScan::newest_of(streams_ms, &scan.events);
+            }
+            Err(e) => {
+                tracing::warn!(tier, log_group, error = %e, "newest log event unknown");
+                scan.newest_error = Some(e);
+            }
+        }
+        scan
+    }
+
+    async fn newest(&self, log_group: &str, deadline: Deadline) -> Result<Option<i64>, ProbeError> {
+        let action = format!("{DESCRIBE_LOG_STREAMS} on {log_group}");
+        retry::call(&action, deadline, self.backoff, || {
+            newest_event_ms(&self.client, self.endpoint.as_deref(), log_group)
+        })
+        .await
+        .map_err(ProbeError::from)
+    }
+
+    async fn scan_pages(
         &self,
         tier: &str,
         log_group: &str,
@@ -106,6 +141,8 @@ impl AwsLogScan {
             pages,
             error,
             elapsed: started.elapsed(),
+            newest_event_ms: None,
+            newest_error: None,
         }
     }
 }

@@ -48,6 +48,7 @@ pub fn report(samples: Vec<String>) -> Report {
             action: Action::BlocklistCheck,
             confidence: Confidence::High,
             summary: "4.7 deferrals concentrated on google".into(),
+            next_command: None,
         },
         evidence: Evidence {
             tiers: BTreeMap::from([(

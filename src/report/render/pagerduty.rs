@@ -2,7 +2,7 @@
 //! the same facts as the Slack message, capped in length, and ending with a marker line that
 //! names the episode and the report so the notifier can tell whether the note is already there.
 
-use super::escape::{untrusted_plain, TRUNCATION_MARKER};
+use super::escape::{strip_controls, truncate, untrusted_plain, TRUNCATION_MARKER};
 use super::{failed_steps, kebab, tier_line, Annotation, Stage};
 
 /// Longest note we send (PagerDuty states no limit; notes should stay short and link to the rest).
@@ -46,6 +46,9 @@ pub fn note(annotation: &Annotation<'_>, marker: &str) -> String {
                     "Verdict: {}",
                     untrusted_plain(&verdict.summary, 600, show)
                 ));
+            }
+            if let Some(command) = &verdict.next_command {
+                lines.push(format!("Next: {}", truncate(&strip_controls(command), 300)));
             }
             for (name, tier) in &report.evidence.tiers {
                 lines.push(untrusted_plain(

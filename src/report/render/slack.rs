@@ -7,7 +7,9 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::escape::{link, mrkdwn, truncate, untrusted_mrkdwn, untrusted_plain};
+use super::escape::{
+    link, mrkdwn, mrkdwn_within, strip_controls, truncate, untrusted_mrkdwn, untrusted_plain,
+};
 use super::{failed_steps, kebab, tier_line, Annotation, Stage};
 use crate::alert::AlertStatus;
 
@@ -102,6 +104,12 @@ pub fn message(annotation: &Annotation<'_>) -> SlackMessage {
                 blocks.push(section(format!(
                     "*Verdict:* {}",
                     untrusted_mrkdwn(&verdict.summary, MAX_SUMMARY_CHARS, show)
+                )));
+            }
+            if let Some(command) = &verdict.next_command {
+                blocks.push(section(format!(
+                    "*Next:* `{}`",
+                    mrkdwn_within(&strip_controls(command), 300).replace('`', "'")
                 )));
             }
             let tier_fields: Vec<Value> = report

@@ -266,3 +266,27 @@ fn rendering_never_panics_on_arbitrary_text() {
         prop_assert!(json.is_object());
     });
 }
+
+#[test]
+fn the_next_command_is_shown_in_every_rendering() {
+    let alert = alert();
+    let mut report = report(vec![]);
+    let command = "aws ec2 start-instances --instance-ids i-0f9e8d7c6b5a49382 --region us-east-1";
+    report.verdict.next_command = Some(command.into());
+    let shown = annotation(&alert, Stage::Triaged(&report));
+    let message = slack::message(&shown);
+    assert_within_block_kit_limits(&message);
+    let json = serde_json::to_string(&message.blocks).unwrap();
+    assert!(json.contains(&format!("*Next:* `{command}`")), "{json}");
+    let note = pagerduty::note(&shown, "m");
+    assert!(note.contains(&format!("Next: {command}")), "{note}");
+    let plain = text::render(&shown);
+    assert!(
+        plain.contains(&format!("  next:       {command}\n")),
+        "{plain}"
+    );
+    // No command: no line.
+    report.verdict.next_command = None;
+    let shown = annotation(&alert, Stage::Triaged(&report));
+    assert!(!text::render(&shown).contains("next:"));
+}

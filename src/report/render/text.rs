@@ -1,7 +1,7 @@
 //! Plain terminal text for an episode's annotation (`triage --format text`, `demo`). Untrusted
 //! text is stripped of control characters (no terminal escapes) and redacted, not escaped.
 
-use super::escape::untrusted_plain;
+use super::escape::{strip_controls, truncate, untrusted_plain};
 use super::{failed_steps, kebab, tier_line, Annotation, Stage};
 
 pub fn render(annotation: &Annotation<'_>) -> String {
@@ -44,6 +44,12 @@ pub fn render(annotation: &Annotation<'_>) -> String {
                 out.push_str(&format!(
                     "  verdict:    {}\n",
                     untrusted_plain(&v.summary, 1000, show)
+                ));
+            }
+            if let Some(command) = &v.next_command {
+                out.push_str(&format!(
+                    "  next:       {}\n",
+                    truncate(&strip_controls(command), 300)
                 ));
             }
             for (name, tier) in &report.evidence.tiers {

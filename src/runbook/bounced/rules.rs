@@ -68,6 +68,17 @@ pub fn action(
 ) -> (Action, String) {
     let Some(primary) = primary else {
         return match offending {
+            OffendingTier::None
+                if evidence
+                    .tiers
+                    .iter()
+                    .any(|f| f.summary.dsn5_deferred_lines > 0) =>
+            {
+                (
+                    Action::Investigate,
+                    "no tier's real bounces stand out: the alert's \"dsn=5\" lines include deferrals (stat=Deferred), which the deferred runbook covers".into(),
+                )
+            }
             OffendingTier::None => (
                 Action::Investigate,
                 "no tier's bounces stand out now: the spike has passed".into(),
@@ -130,6 +141,24 @@ pub fn action(
     }
 }
 
+/// The lines the alert's filter (`"dsn=5"`) counted that `stat=` says were deferred, per tier,
+/// said apart so the bounce counts above are read as real bounces.
+pub fn deferrals_apart(evidence: &TriageEvidence) -> String {
+    let parts: Vec<String> = evidence
+        .tiers
+        .iter()
+        .filter(|f| f.summary.dsn5_deferred_lines > 0)
+        .map(|f| format!("{} {}", f.tier, f.summary.dsn5_deferred_lines))
+        .collect();
+    if parts.is_empty() {
+        return String::new();
+    }
+    format!(
+        " Deferred, not bounced, though they carry dsn=5 from an earlier recipient (the alert counts them): {}.",
+        parts.join(", ")
+    )
+}
+
 /// The whole verdict.
 pub fn verdict(evidence: &TriageEvidence, t: &RunbooksConfig) -> Verdict {
     let standings: Vec<(&str, TierStanding)> = evidence
@@ -181,6 +210,7 @@ pub fn verdict(evidence: &TriageEvidence, t: &RunbooksConfig) -> Verdict {
         }
         None => reason,
     };
+    summary.push_str(&deferrals_apart(evidence));
     summary.push_str(&summary_tail(&standing_out, missing));
     Verdict {
         offending_tier,
@@ -189,6 +219,7 @@ pub fn verdict(evidence: &TriageEvidence, t: &RunbooksConfig) -> Verdict {
         action,
         confidence,
         summary,
+        next_command: None,
     }
 }
 
@@ -258,6 +289,26 @@ mod tests {
         assert_eq!(v.dsn_class.as_deref(), Some("5.7"));
         assert!(v.summary.contains("5.7.1×30"), "{}", v.summary);
         assert!(v.summary.contains("spread"), "{}", v.summary);
+    }
+
+    #[test]
+    fn deferrals_carrying_dsn5_are_not_bounces_and_are_said_apart() {
+        // The alert's filter counted 14 lines; 12 of them are deferrals with a stale dsn=5.
+        let mut out = tier("smtp-out", 2, &[("5.7.1", 2), ("4.2.0", 12)]);
+        out.summary.deferred_lines = 12;
+        out.summary.dsn5_deferred_lines = 12;
+        let e = evidence(vec![tier("imap", 0, &[]), tier("smtp-in", 0, &[]), out]);
+        let v = verdict(&e, &t());
+        assert_eq!(v.offending_tier, OffendingTier::None);
+        assert!(v.summary.contains("include deferrals"), "{}", v.summary);
+        assert!(
+            v.summary
+                .contains("Deferred, not bounced, though they carry dsn=5 from an earlier recipient (the alert counts them): smtp-out 12."),
+            "{}",
+            v.summary
+        );
+        let e = evidence(vec![tier("smtp-out", 9, &[("5.7.1", 9)])]);
+        assert!(!verdict(&e, &t()).summary.contains("Deferred, not bounced"));
     }
 
     #[test]

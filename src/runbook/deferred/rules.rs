@@ -1,26 +1,65 @@
-//! The verdict rules of `SendmailDeferredSpike` (pure): which tier stands out, which DSN class
-//! dominates it, what to do, how sure we are. Each rule is a function over the typed evidence;
-//! `docs/runbooks.md` states them next to the human runbook's steps.
+//! The verdict rules of `SendmailDeferredSpike` (pure): which tier stands out (the queue decides,
+//! the logs characterize), which DSN class dominates it, what to do, how sure we are. Each rule
+//! is a function over the typed evidence; `docs/runbooks.md` states them next to the human
+//! runbook's steps.
 
 use super::super::evidence::{TierFacts, TriageEvidence};
 use super::super::rules::{
     combine, concentration, confidence, count_measure, dominant_class, missing_pieces, offending,
-    percent, summary_tail, ConfidenceInputs, TierStanding,
+    percent, summary_tail, ConfidenceInputs, Standing, TierStanding,
 };
 use crate::config::RunbooksConfig;
 use crate::report::{Action, NatState, OffendingTier, Verdict};
 
-/// A tier stands out when its queue and its deferred lines both reach their thresholds; when one
-/// of the two is unknown the other decides alone (partial evidence).
+/// The queue decides, the logs characterize (the runbook: "the tier with a non-trivial mailq is
+/// the offender"): a tier stands out when its queue reaches the threshold, whatever its deferred
+/// lines (their shipping may have stopped); a queue that drained is quiet even with deferrals in
+/// the window (the spike has passed). Only when the queue is unknown do the deferred lines decide,
+/// on partial evidence.
 pub fn tier_standing(facts: &TierFacts, t: &RunbooksConfig) -> TierStanding {
-    combine(&[
-        count_measure(facts.queue, facts.queue_partial, t.queue_threshold),
-        count_measure(
-            facts.deferred_lines(),
-            !facts.logs_known(),
-            t.deferred_threshold,
-        ),
-    ])
+    match count_measure(facts.queue, facts.queue_partial, t.queue_threshold) {
+        Some(stands) => TierStanding {
+            standing: if stands {
+                Standing::Stands
+            } else {
+                Standing::Quiet
+            },
+            partial: false,
+        },
+        None => combine(&[
+            None,
+            count_measure(
+                facts.deferred_lines(),
+                !facts.logs_known(),
+                t.deferred_threshold,
+            ),
+        ]),
+    }
+}
+
+/// How long a standing-out tier's logs have been silent, in seconds, when longer than
+/// `log_silence_gap_secs`: its queue holds mail but no line (of any kind) has arrived since.
+pub fn logs_silent(facts: &TierFacts, t: &RunbooksConfig) -> Option<u64> {
+    let queue = facts.queue?;
+    let age = facts.newest_log_age_secs?;
+    (queue >= t.queue_threshold && age > t.log_silence_gap_secs).then_some(age)
+}
+
+/// The sentence that says a tier's logs stopped, and where to look when that tier is smtp-out
+/// (its tasks' logs leave through the NAT of their zone, like its mail).
+fn silence_sentence(facts: &TierFacts, age_secs: u64) -> String {
+    let mut text = format!(
+        " {}'s logs stopped {} min ago; the queue holds {}: the counts above miss what came after.",
+        facts.tier,
+        age_secs / 60,
+        facts.queue.unwrap_or(0)
+    );
+    if facts.tier == "smtp-out" {
+        text.push_str(
+            " Its logs leave through the NAT like its mail: check egress (the NAT of its tasks' zones) first.",
+        );
+    }
+    text
 }
 
 /// Whether the NAT is known not to be running.
@@ -48,6 +87,46 @@ pub fn nat_wave(smtp_out: &TierFacts, t: &RunbooksConfig) -> Option<(u64, f64)> 
     }
     let share = count as f64 / failing as f64;
     (count >= t.nat_wave_min_lines && share >= t.nat_wave_share).then_some((count, share))
+}
+
+/// The sentence for a tier configured with queues of their own whose tasks printed the same
+/// queue.
+pub fn identical_sentence(facts: &TierFacts) -> Option<String> {
+    let same = facts.identical_queues?;
+    let tier = &facts.tier;
+    Some(if same.same_messages {
+        format!(
+            " {tier}'s {} tasks list the same {} queued messages: their queue is shared, counted once; set cabalmail.tiers.{tier}.shared_queue = true.",
+            same.tasks, same.depth
+        )
+    } else {
+        format!(
+            " {tier}'s {} tasks each report {} queued messages, added up as queues of their own; if their queue is shared (EFS), set cabalmail.tiers.{tier}.shared_queue = true.",
+            same.tasks, same.depth
+        )
+    })
+}
+
+/// smtp-out's logs silent with its queue standing out, and the 4.4 share of the deferrals read
+/// before the silence reaching `nat_wave_share`: the lines cannot make a wave's count since they
+/// stopped arriving, but their kind says egress.
+pub fn silent_4_4(smtp_out: &TierFacts, t: &RunbooksConfig) -> Option<f64> {
+    logs_silent(smtp_out, t)?;
+    let count = smtp_out
+        .summary
+        .dsn_classes
+        .get("4.4")
+        .copied()
+        .unwrap_or(0);
+    let failing: u64 = smtp_out
+        .summary
+        .dsn_classes
+        .iter()
+        .filter(|(c, _)| c.starts_with("4."))
+        .map(|(_, n)| *n)
+        .sum();
+    let share = count as f64 / failing.max(1) as f64;
+    (count > 0 && share >= t.nat_wave_share).then_some(share)
 }
 
 /// The action for the tier that offends (the one with most deferred lines when several do), with
@@ -98,6 +177,15 @@ fn smtp_out_action(
     evidence: &TriageEvidence,
     t: &RunbooksConfig,
 ) -> (Action, String) {
+    if let Some(share) = silent_4_4(facts, t) {
+        return (
+            Action::NatReplace,
+            format!(
+                "{} of the deferrals logged before smtp-out's logs stopped are 4.4 (connections and DNS failing): its egress is down; replace the NAT",
+                percent(share)
+            ),
+        );
+    }
     if let Some((count, share)) = nat_wave(facts, t) {
         return (
             Action::NatReplace,
@@ -188,6 +276,13 @@ pub fn verdict(evidence: &TriageEvidence, t: &RunbooksConfig) -> Verdict {
     if primary.is_some_and(|f| f.tier == "smtp-out") && evidence.dnsbl_incomplete() {
         missing += 1;
     }
+    // A tier whose logs stopped: what the lines say is only what came before.
+    let silent: Vec<(&TierFacts, u64)> = standing_out
+        .iter()
+        .filter_map(|name| evidence.tier(name))
+        .filter_map(|f| logs_silent(f, t).map(|age| (f, age)))
+        .collect();
+    missing += silent.len();
     let confidence = confidence(ConfidenceInputs {
         tier_decided: offending_tier != OffendingTier::Unknown,
         conclusive: action != Action::Investigate || offending_tier == OffendingTier::None,
@@ -211,6 +306,20 @@ pub fn verdict(evidence: &TriageEvidence, t: &RunbooksConfig) -> Verdict {
         ),
         _ => reason,
     };
+    let echoes: Vec<String> = evidence
+        .tiers
+        .iter()
+        .filter_map(identical_sentence)
+        .collect();
+    if (!silent.is_empty() || !echoes.is_empty()) && !summary.ends_with('.') {
+        summary.push('.');
+    }
+    for (f, age) in &silent {
+        summary.push_str(&silence_sentence(f, *age));
+    }
+    for echo in echoes {
+        summary.push_str(&echo);
+    }
     summary.push_str(&summary_tail(&standing_out, missing));
     Verdict {
         offending_tier,
@@ -219,6 +328,7 @@ pub fn verdict(evidence: &TriageEvidence, t: &RunbooksConfig) -> Verdict {
         action,
         confidence,
         summary,
+        next_command: None,
     }
 }
 
@@ -298,6 +408,135 @@ mod tests {
         // Exec failed: the deferrals decide alone, partially.
         let s = tier_standing(&tier("smtp-out", None, 118, &[]), &t());
         assert!(s.partial);
+    }
+
+    #[test]
+    fn the_queue_decides_and_the_logs_characterize() {
+        use super::super::super::rules::Standing;
+        // A queue of 63 with 3 deferred lines stands out (on main it did not: both measures had
+        // to reach their thresholds).
+        let few = tier("smtp-out", Some(63), 3, &[("4.4", 3)]);
+        assert_eq!(tier_standing(&few, &t()).standing, Standing::Stands);
+        assert!(!tier_standing(&few, &t()).partial);
+        // A drained queue is quiet whatever the lines: the spike has passed.
+        let drained = tier("smtp-out", Some(0), 300, &[("4.7", 300)]);
+        assert_eq!(tier_standing(&drained, &t()).standing, Standing::Quiet);
+        // One task of a shared queue answered (the other hung): its depth is the queue's.
+        let mut one_answer = few.clone();
+        one_answer.queue_partial = true;
+        assert_eq!(tier_standing(&one_answer, &t()).standing, Standing::Stands);
+        // The queue unknown: the lines decide, partially.
+        let s = tier_standing(&tier("smtp-out", None, 3, &[]), &t());
+        assert_eq!((s.standing, s.partial), (Standing::Quiet, true));
+        // Fresh logs: the few lines are all there is; no silence said.
+        let mut fresh = few.clone();
+        fresh.newest_log_age_secs = Some(60);
+        let e = evidence(
+            vec![quiet("imap"), quiet("smtp-in"), fresh],
+            NatState::Running,
+        );
+        let v = verdict(&e, &t());
+        assert_eq!(v.offending_tier, OffendingTier::SmtpOut);
+        assert!(!v.summary.contains("logs stopped"), "{}", v.summary);
+        assert_ne!(v.action, Action::NatReplace);
+    }
+
+    #[test]
+    fn silent_logs_with_a_growing_queue_are_said_and_point_at_egress() {
+        let mut out = tier("smtp-out", Some(63), 3, &[("4.4", 3)]);
+        out.newest_log_age_secs = Some(23 * 60 + 10);
+        let e = evidence(
+            vec![quiet("imap"), quiet("smtp-in"), out.clone()],
+            NatState::Running,
+        );
+        let v = verdict(&e, &t());
+        assert_eq!(v.offending_tier, OffendingTier::SmtpOut);
+        assert!(
+            v.summary
+                .contains("smtp-out's logs stopped 23 min ago; the queue holds 63"),
+            "{}",
+            v.summary
+        );
+        assert!(v.summary.contains("check egress"), "{}", v.summary);
+        assert_eq!(v.action, Action::NatReplace);
+        assert_eq!(v.confidence, Confidence::Medium);
+        // Below the gap: nothing said.
+        out.newest_log_age_secs = Some(t().log_silence_gap_secs);
+        let e = evidence(
+            vec![quiet("imap"), quiet("smtp-in"), out.clone()],
+            NatState::Running,
+        );
+        assert!(!verdict(&e, &t()).summary.contains("logs stopped"));
+        // Silent but the lines before were 4.7: said, the action is not the NAT's.
+        let mut policy = tier("smtp-out", Some(63), 4, &[("4.7", 4)]);
+        policy.newest_log_age_secs = Some(40 * 60);
+        let e = evidence(
+            vec![quiet("imap"), quiet("smtp-in"), policy],
+            NatState::Running,
+        );
+        let v = verdict(&e, &t());
+        assert!(
+            v.summary.contains("logs stopped 40 min ago"),
+            "{}",
+            v.summary
+        );
+        assert_ne!(v.action, Action::NatReplace);
+        // imap's silence is said without pointing at the NAT.
+        let mut imap = tier("imap", Some(30), 2, &[("4.0", 2)]);
+        imap.newest_log_age_secs = Some(15 * 60);
+        let e = evidence(
+            vec![imap, quiet("smtp-in"), quiet("smtp-out")],
+            NatState::Running,
+        );
+        let v = verdict(&e, &t());
+        assert!(
+            v.summary.contains("imap's logs stopped 15 min ago"),
+            "{}",
+            v.summary
+        );
+        assert!(!v.summary.contains("egress"), "{}", v.summary);
+    }
+
+    #[test]
+    fn identical_queues_on_a_tier_configured_not_shared_are_said() {
+        use crate::runbook::evidence::IdenticalQueues;
+        let mut inbound = tier("smtp-in", Some(33), 60, &[("4.4", 60)]);
+        inbound.identical_queues = Some(IdenticalQueues {
+            tasks: 2,
+            depth: 33,
+            same_messages: true,
+        });
+        let e = evidence(
+            vec![quiet("imap"), inbound.clone(), quiet("smtp-out")],
+            NatState::Running,
+        );
+        let v = verdict(&e, &t());
+        assert!(
+            v.summary.contains("smtp-in's 2 tasks list the same 33 queued messages: their queue is shared, counted once; set cabalmail.tiers.smtp-in.shared_queue = true."),
+            "{}",
+            v.summary
+        );
+        inbound.identical_queues = Some(IdenticalQueues {
+            tasks: 2,
+            depth: 7,
+            same_messages: false,
+        });
+        let e = evidence(
+            vec![quiet("imap"), inbound, quiet("smtp-out")],
+            NatState::Running,
+        );
+        assert!(verdict(&e, &t())
+            .summary
+            .contains("smtp-in's 2 tasks each report 7 queued messages, added up"));
+        let e = evidence(
+            vec![
+                quiet("imap"),
+                tier("smtp-in", Some(33), 60, &[("4.4", 60)]),
+                quiet("smtp-out"),
+            ],
+            NatState::Running,
+        );
+        assert!(!verdict(&e, &t()).summary.contains("tasks list the same"));
     }
 
     #[test]

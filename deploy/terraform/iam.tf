@@ -1,7 +1,7 @@
 /**
 * Roles of the cabal-triage task.
 *
-* Task role: what the probes need (deploy/iam/cabal-triage-policy.json: FilterLogEvents on the
+* Task role: what the probes need (deploy/iam/cabal-triage-policy.json: DescribeLogStreams and FilterLogEvents on the
 * three tier log groups, Describe of the NAT, ListTasks/DescribeTasks/ExecuteCommand limited to the
 * mail cluster and containers) plus, with the dynamodb ledger backend, the ledger table's statement
 * of the same file (the operations src/ledger/dynamodb calls, on the table and its indexes).

@@ -147,6 +147,13 @@ async fn bad_input_gets_clear_errors_and_never_crashes() {
         (vec![b' '; 2 * 1024 * 1024], "application/json", 413, None),
         (b"\xff\xfe\x00garbage".to_vec(), "application/json", 400, None),
         (b"[]".to_vec(), "application/json", 400, Some("$")),
+        (
+            // Parses, but in UTC it is year 10000: a panic in the handler on main.
+            br#"{"version":"4","groupKey":"g","status":"firing","alerts":[{"status":"firing","labels":{},"startsAt":"9999-12-31T23:59:59-23:59","fingerprint":"ab"}]}"#.to_vec(),
+            "application/json",
+            400,
+            Some("alerts[0].startsAt"),
+        ),
     ];
     for (body, content_type, expected, field) in cases {
         let (status, error) = service.post_raw(body, content_type, Some(&auth)).await;
@@ -178,6 +185,34 @@ async fn bad_input_gets_clear_errors_and_never_crashes() {
     let (status, body) = service.get_json("/api/v1/episodes").await;
     assert_eq!(status, 200);
     assert_eq!(body["episodes"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn huge_values_are_quoted_at_most_200_bytes_in_the_answer_and_the_log() {
+    let (_dir, service) = start(ServiceOptions::default()).await;
+    let auth = format!("Bearer {TOKEN}");
+    let huge = "V".repeat(500_000);
+    let body = format!(r#"{{"version":"{huge}","groupKey":"g","status":"firing","alerts":[]}}"#);
+    let (status, error) = service
+        .post_raw(body.into_bytes(), "application/json", Some(&auth))
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["field"], "version");
+    let message = error["error"].as_str().unwrap();
+    assert!(
+        message.len() < 400,
+        "{} bytes in the 400 body",
+        message.len()
+    );
+    let (status, _) = service.get_json("/api/v1/episodes").await;
+    assert_eq!(status, 200);
+    let longest = service
+        .drain_stderr()
+        .iter()
+        .map(String::len)
+        .max()
+        .unwrap_or(0);
+    assert!(longest < 2_000, "a log line of {longest} bytes");
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use time::OffsetDateTime;
 
 use super::{ApiError, AppState, Scope};
-use crate::alert::{parse_webhook, EpisodeKey};
+use crate::alert::{excerpt, parse_webhook, EpisodeKey};
 use crate::ledger::{IncomingAlert, IngestOutcome, LedgerError};
 use crate::metrics::CodeLabels;
 
@@ -24,8 +24,8 @@ pub async fn receive_alerts(
     let request_id = headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+        .map(|id| excerpt(id).into_owned())
+        .unwrap_or_default();
     let response = match handle(&state, &headers, body).await {
         Ok(response) => response,
         Err(error) => {
@@ -150,7 +150,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
         state.work_available.notify_waiters();
     }
     tracing::info!(
-        group_key = %payload.group_key,
+        group_key = %excerpt(&payload.group_key),
         alerts = alert_count,
         new_episodes = created,
         "alerts recorded"

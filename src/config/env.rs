@@ -2,6 +2,7 @@
 //! keys exactly; any other key can be set as `CABAL_TRIAGE__<SECTION>__<KEY>` (double
 //! underscores, case-insensitive), for example `CABAL_TRIAGE__WORKER__CONCURRENCY=8`.
 
+use super::secret::{is_secret_list, SECRET_KEYS};
 use super::ConfigError;
 
 pub const ENV_PREFIX: &str = "CABAL_TRIAGE_";
@@ -131,9 +132,18 @@ pub fn apply_env_overrides(
                 reason: "expected CABAL_TRIAGE__<SECTION>__<KEY>".into(),
             });
         }
-        let guessed = guess_value(value);
-        let section = section_table(table, var, &parts[0])?;
-        section.insert(parts[1].clone(), guessed);
+        let (section_name, key) = (parts[0].as_str(), parts[1].as_str());
+        // A secret is text whatever it looks like: guessing `123…` as an integer would only
+        // produce a type error (and serde's would quote the value).
+        let guessed = if is_secret_list(section_name, key) {
+            toml::Value::Array(split_list(value))
+        } else if SECRET_KEYS.contains(&(section_name, key)) {
+            toml::Value::String(value.to_string())
+        } else {
+            guess_value(value)
+        };
+        let section = section_table(table, var, section_name)?;
+        section.insert(key.to_string(), guessed);
     }
     Ok(())
 }

@@ -150,6 +150,7 @@ pub async fn serve(
             alerts_per_payload: config.server.max_alerts_per_payload,
             max_attempts: config.worker.max_attempts,
         },
+        readiness: Arc::new(crate::server::ready::Readiness::default()),
     };
     // The outbox delivers to Slack / PagerDuty; it keeps going through the grace period (so
     // verdicts finished then still go out) and stops once the workers have.

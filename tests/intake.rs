@@ -215,6 +215,39 @@ async fn huge_values_are_quoted_at_most_200_bytes_in_the_answer_and_the_log() {
     assert!(longest < 2_000, "a log line of {longest} bytes");
 }
 
+fn bytes_under(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.metadata().ok())
+        .filter(|meta| meta.is_file())
+        .map(|meta| meta.len())
+        .sum()
+}
+
+#[tokio::test]
+async fn readyz_polled_300_times_writes_the_ledger_at_most_once_per_period() {
+    let (dir, service) = start(ServiceOptions::default()).await;
+    let (status, _) = service.get_json("/readyz").await;
+    assert_eq!(status, 200);
+    let before = bytes_under(dir.path());
+    for _ in 0..300 {
+        let response = service
+            .client
+            .get(format!("{}/readyz", service.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let grown = bytes_under(dir.path()).saturating_sub(before);
+    // On main every call was a durable write: 300 calls grew the ledger by about 1.1 MB.
+    assert!(
+        grown < 64 * 1024,
+        "300 /readyz calls grew the ledger by {grown} bytes"
+    );
+}
+
 #[tokio::test]
 async fn ten_thousand_alerts_in_one_payload() {
     // Over the default 1 MiB body limit: a clear 413 naming the setting.

@@ -4,6 +4,7 @@
 mod api;
 pub mod auth;
 mod intake;
+pub mod ready;
 
 use std::sync::Arc;
 
@@ -30,6 +31,8 @@ pub struct AppState {
     /// Wakes idle workers when new jobs are recorded.
     pub work_available: Arc<Notify>,
     pub limits: Limits,
+    /// `/readyz`'s cached ledger check.
+    pub readiness: Arc<ready::Readiness>,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -147,6 +147,7 @@ pub async fn serve(
         work_available: Arc::clone(&work_available),
         limits: Limits {
             body_bytes: config.server.body_limit_bytes,
+            body_read_timeout: config.server.body_read_timeout(),
             alerts_per_payload: config.server.max_alerts_per_payload,
             max_attempts: config.worker.max_attempts,
         },
@@ -188,10 +189,12 @@ pub async fn serve(
         None => eprintln!("cabal-triage listening on {local}"),
     }
     let stop = shutdown.stop_intake.clone();
-    axum::serve(listener, server::router(state))
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-        .map_err(AppError::Server)?;
+    let limits = server::conn::ConnLimits {
+        header_read_timeout: config.server.header_read_timeout(),
+        max_connections: config.server.max_connections,
+        drain: config.worker.shutdown_grace(),
+    };
+    server::conn::serve(listener, server::router(state), limits, stop).await;
     let _ = workers.await;
     outbox_stop.cancel();
     let _ = tokio::time::timeout(config.worker.shutdown_grace(), outbox_task).await;

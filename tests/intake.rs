@@ -480,3 +480,78 @@ async fn a_full_ledger_answers_503_and_stores_nothing_then_recovers_after_restar
         .iter()
         .all(|e| e["outcome"] == "created"));
 }
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_and_connections_are_capped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    // Short limits so the test takes seconds: headers and bodies 1 s, four connections.
+    let options = ServiceOptions::default()
+        .with("CABAL_TRIAGE__SERVER__HEADER_READ_TIMEOUT_SECS", "1")
+        .with("CABAL_TRIAGE__SERVER__BODY_READ_TIMEOUT_SECS", "1")
+        .with("CABAL_TRIAGE__SERVER__MAX_CONNECTIONS", "4");
+    let (_dir, service) = start(options).await;
+    let healthz = format!("{}/healthz", service.base);
+    let quick = || {
+        reqwest::Client::builder()
+            .timeout(Duration::from_millis(400))
+            .build()
+            .unwrap()
+    };
+
+    // Four clients trickle headers and never finish them: they hold every slot.
+    let mut slow = Vec::new();
+    for _ in 0..4 {
+        let mut stream = TcpStream::connect(&service.addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        quick().get(&healthz).send().await.is_err(),
+        "a fifth connection was served past the cap of four"
+    );
+    // The header read timeout closes them (on main they stayed open for good).
+    for stream in &mut slow {
+        let mut buffer = [0u8; 1024];
+        let read = tokio::time::timeout(Duration::from_secs(4), stream.read(&mut buffer)).await;
+        assert!(read.is_ok(), "a client trickling headers was not cut off");
+    }
+    let response = quick().get(&healthz).send().await.expect("served again");
+    assert_eq!(response.status(), 200);
+
+    // A body that never arrives in full: 408 once the body read timeout is up.
+    let mut stream = TcpStream::connect(&service.addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/alerts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"version\""
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(4), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+
+    // An idle keep-alive connection is closed after the (header read) timeout.
+    let mut stream = TcpStream::connect(&service.addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buffer = [0u8; 4096];
+    let n = stream.read(&mut buffer).await.unwrap();
+    assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
+    let closed = tokio::time::timeout(Duration::from_secs(4), async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "an idle keep-alive connection stayed open");
+}

@@ -1,5 +1,5 @@
 //! `POST /api/v1/alerts`: the Alertmanager webhook. It checks, in this order, the secret (401),
-//! the content type (415), the size (413), the payload (400), then records every alert in the
+//! the content type (415), the size (413), the time the body takes (408), the payload (400), then records every alert in the
 //! ledger and answers 202 only once they are committed; 503 when the ledger cannot write, so
 //! Alertmanager retries. No triage happens here: workers are woken and the answer is immediate.
 
@@ -76,7 +76,18 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
         // Far too large to be worth reading: answer at once (the connection is closed).
         return Err(too_large());
     }
-    let bytes = match read_limited(body, limit).await {
+    let timeout = state.limits.body_read_timeout;
+    let read = tokio::time::timeout(timeout, read_limited(body, limit)).await;
+    let Ok(read) = read else {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body did not arrive within {} s (server.body_read_timeout_secs)",
+                timeout.as_secs_f64()
+            ),
+        ));
+    };
+    let bytes = match read {
         Ok(bytes) => bytes,
         Err(BodyRead::TooLarge) => return Err(too_large()),
         Err(BodyRead::Failed(error)) => {

@@ -3,6 +3,7 @@
 
 mod api;
 pub mod auth;
+pub mod conn;
 mod intake;
 pub mod ready;
 
@@ -38,6 +39,8 @@ pub struct AppState {
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub body_bytes: usize,
+    /// Time to receive a whole webhook body (408 past it).
+    pub body_read_timeout: std::time::Duration,
     pub alerts_per_payload: usize,
     pub max_attempts: u32,
 }

@@ -166,9 +166,11 @@ pub async fn serve(
         work_available: Arc::clone(&work_available),
         limits: Limits {
             body_bytes: config.server.body_limit_bytes,
+            body_read_timeout: config.server.body_read_timeout(),
             alerts_per_payload: config.server.max_alerts_per_payload,
             max_attempts: config.worker.max_attempts,
         },
+        readiness: Arc::new(crate::server::ready::Readiness::default()),
     };
     // The outbox delivers to Slack / PagerDuty; it keeps going through the grace period (so
     // verdicts finished then still go out) and stops once the workers have.
@@ -210,10 +212,12 @@ pub async fn serve(
         None => {}
     }
     let stop = shutdown.stop_intake.clone();
-    axum::serve(listener, server::router(state))
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-        .map_err(AppError::Server)?;
+    let limits = server::conn::ConnLimits {
+        header_read_timeout: config.server.header_read_timeout(),
+        max_connections: config.server.max_connections,
+        drain: config.worker.shutdown_grace(),
+    };
+    server::conn::serve(listener, server::router(state), limits, stop).await;
     let _ = workers.await;
     outbox_stop.cancel();
     let _ = tokio::time::timeout(config.worker.shutdown_grace(), outbox_task).await;

@@ -147,6 +147,13 @@ async fn bad_input_gets_clear_errors_and_never_crashes() {
         (vec![b' '; 2 * 1024 * 1024], "application/json", 413, None),
         (b"\xff\xfe\x00garbage".to_vec(), "application/json", 400, None),
         (b"[]".to_vec(), "application/json", 400, Some("$")),
+        (
+            // Parses, but in UTC it is year 10000: a panic in the handler on main.
+            br#"{"version":"4","groupKey":"g","status":"firing","alerts":[{"status":"firing","labels":{},"startsAt":"9999-12-31T23:59:59-23:59","fingerprint":"ab"}]}"#.to_vec(),
+            "application/json",
+            400,
+            Some("alerts[0].startsAt"),
+        ),
     ];
     for (body, content_type, expected, field) in cases {
         let (status, error) = service.post_raw(body, content_type, Some(&auth)).await;
@@ -178,6 +185,67 @@ async fn bad_input_gets_clear_errors_and_never_crashes() {
     let (status, body) = service.get_json("/api/v1/episodes").await;
     assert_eq!(status, 200);
     assert_eq!(body["episodes"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn huge_values_are_quoted_at_most_200_bytes_in_the_answer_and_the_log() {
+    let (_dir, service) = start(ServiceOptions::default()).await;
+    let auth = format!("Bearer {TOKEN}");
+    let huge = "V".repeat(500_000);
+    let body = format!(r#"{{"version":"{huge}","groupKey":"g","status":"firing","alerts":[]}}"#);
+    let (status, error) = service
+        .post_raw(body.into_bytes(), "application/json", Some(&auth))
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["field"], "version");
+    let message = error["error"].as_str().unwrap();
+    assert!(
+        message.len() < 400,
+        "{} bytes in the 400 body",
+        message.len()
+    );
+    let (status, _) = service.get_json("/api/v1/episodes").await;
+    assert_eq!(status, 200);
+    let longest = service
+        .drain_stderr()
+        .iter()
+        .map(String::len)
+        .max()
+        .unwrap_or(0);
+    assert!(longest < 2_000, "a log line of {longest} bytes");
+}
+
+fn bytes_under(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.metadata().ok())
+        .filter(|meta| meta.is_file())
+        .map(|meta| meta.len())
+        .sum()
+}
+
+#[tokio::test]
+async fn readyz_polled_300_times_writes_the_ledger_at_most_once_per_period() {
+    let (dir, service) = start(ServiceOptions::default()).await;
+    let (status, _) = service.get_json("/readyz").await;
+    assert_eq!(status, 200);
+    let before = bytes_under(dir.path());
+    for _ in 0..300 {
+        let response = service
+            .client
+            .get(format!("{}/readyz", service.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let grown = bytes_under(dir.path()).saturating_sub(before);
+    // On main every call was a durable write: 300 calls grew the ledger by about 1.1 MB.
+    assert!(
+        grown < 64 * 1024,
+        "300 /readyz calls grew the ledger by {grown} bytes"
+    );
 }
 
 #[tokio::test]
@@ -411,4 +479,79 @@ async fn a_full_ledger_answers_503_and_stores_nothing_then_recovers_after_restar
         .unwrap()
         .iter()
         .all(|e| e["outcome"] == "created"));
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_and_connections_are_capped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    // Short limits so the test takes seconds: headers and bodies 1 s, four connections.
+    let options = ServiceOptions::default()
+        .with("CABAL_TRIAGE__SERVER__HEADER_READ_TIMEOUT_SECS", "1")
+        .with("CABAL_TRIAGE__SERVER__BODY_READ_TIMEOUT_SECS", "1")
+        .with("CABAL_TRIAGE__SERVER__MAX_CONNECTIONS", "4");
+    let (_dir, service) = start(options).await;
+    let healthz = format!("{}/healthz", service.base);
+    let quick = || {
+        reqwest::Client::builder()
+            .timeout(Duration::from_millis(400))
+            .build()
+            .unwrap()
+    };
+
+    // Four clients trickle headers and never finish them: they hold every slot.
+    let mut slow = Vec::new();
+    for _ in 0..4 {
+        let mut stream = TcpStream::connect(&service.addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        quick().get(&healthz).send().await.is_err(),
+        "a fifth connection was served past the cap of four"
+    );
+    // The header read timeout closes them (on main they stayed open for good).
+    for stream in &mut slow {
+        let mut buffer = [0u8; 1024];
+        let read = tokio::time::timeout(Duration::from_secs(4), stream.read(&mut buffer)).await;
+        assert!(read.is_ok(), "a client trickling headers was not cut off");
+    }
+    let response = quick().get(&healthz).send().await.expect("served again");
+    assert_eq!(response.status(), 200);
+
+    // A body that never arrives in full: 408 once the body read timeout is up.
+    let mut stream = TcpStream::connect(&service.addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/alerts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"version\""
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(4), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+
+    // An idle keep-alive connection is closed after the (header read) timeout.
+    let mut stream = TcpStream::connect(&service.addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buffer = [0u8; 4096];
+    let n = stream.read(&mut buffer).await.unwrap();
+    assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
+    let closed = tokio::time::timeout(Duration::from_secs(4), async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "an idle keep-alive connection stayed open");
 }

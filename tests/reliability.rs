@@ -665,8 +665,23 @@ async fn read_only_ledger_answers_503_and_keeps_what_it_acked() {
         assert_eq!(status, 503, "read-only ledger must refuse: {body}");
         assert!(body.to_string().contains("not stored"), "{body}");
     }
-    let (status, _) = service.get_json("/readyz").await;
+    // Without a token: only "ledger not writable"; with one (get_json sends it): the details.
+    let anonymous = service
+        .client
+        .get(format!("{}/readyz", service.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 503);
+    let anonymous: serde_json::Value = anonymous.json().await.unwrap();
+    assert_eq!(anonymous["error"], "ledger not writable", "{anonymous}");
+    assert!(anonymous.get("detail").is_none(), "{anonymous}");
+    let (status, body) = service.get_json("/readyz").await;
     assert_eq!(status, 503);
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{body}"
+    );
     for id in &stored {
         let (status, _) = service.get_json(&format!("/api/v1/episodes/{id}")).await;
         assert_eq!(

@@ -22,7 +22,11 @@ impl EpisodeKey {
         EpisodeKey {
             group_key: group_key.to_string(),
             fingerprint: fingerprint.to_ascii_lowercase(),
-            starts_at: starts_at.to_offset(time::UtcOffset::UTC),
+            // `parse_webhook` refuses instants outside UTC's range; should one arrive anyway it
+            // keeps its own offset rather than panic.
+            starts_at: starts_at
+                .checked_to_offset(time::UtcOffset::UTC)
+                .unwrap_or(starts_at),
         }
     }
 

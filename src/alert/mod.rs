@@ -3,7 +3,9 @@
 //! from the group key. Pure data, no I/O.
 
 mod episode;
+mod excerpt;
 mod webhook;
 
 pub use episode::{pagerduty_dedup_key, EpisodeKey};
+pub use excerpt::{excerpt, MAX_QUOTED_BYTES};
 pub use webhook::{parse_webhook, AlertStatus, WebhookAlert, WebhookError, WebhookPayload};

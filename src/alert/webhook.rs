@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
+use time::{OffsetDateTime, UtcOffset};
+
+use super::excerpt::excerpt;
 
 /// Whether an alert (or the whole notification) is firing or resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,10 +127,18 @@ pub fn parse_webhook(body: &[u8]) -> Result<WebhookPayload, WebhookError> {
             })
         }
         Some(serde_json::Value::String(v)) if v == "4" => {}
-        Some(other) => return Err(WebhookError::Version(other.to_string())),
+        Some(other) => {
+            return Err(WebhookError::Version(
+                excerpt(&other.to_string()).into_owned(),
+            ))
+        }
     }
     let payload = deserialize_with_paths(value)?;
     for (index, alert) in payload.alerts.iter().enumerate() {
+        check_instant(alert.starts_at, || format!("alerts[{index}].startsAt"))?;
+        if let Some(ends_at) = alert.ends_at {
+            check_instant(ends_at, || format!("alerts[{index}].endsAt"))?;
+        }
         if alert.fingerprint.is_empty() {
             return Err(WebhookError::Field {
                 field: format!("alerts[{index}].fingerprint"),
@@ -143,6 +153,23 @@ pub fn parse_webhook(body: &[u8]) -> Result<WebhookPayload, WebhookError> {
         });
     }
     Ok(payload)
+}
+
+/// Refuses a timestamp whose instant cannot be written in UTC RFC 3339 (years 0000 to 9999):
+/// `9999-12-31T23:59:59-23:59` parses, but in UTC it is in year 10000, and the episode key, the
+/// ledger and every rendering convert to UTC.
+fn check_instant(at: OffsetDateTime, field: impl FnOnce() -> String) -> Result<(), WebhookError> {
+    let in_range = at
+        .checked_to_offset(UtcOffset::UTC)
+        .is_some_and(|utc| (0..=9999).contains(&utc.year()));
+    if in_range {
+        Ok(())
+    } else {
+        Err(WebhookError::Field {
+            field: field(),
+            reason: "out of range: in UTC the instant must lie in the years 0000 to 9999".into(),
+        })
+    }
 }
 
 /// Deserializes with the path of the failing field in the error (`alerts[3].startsAt`).
@@ -175,9 +202,11 @@ fn deserialize_with_paths(value: serde_json::Value) -> Result<WebhookPayload, We
             None if path == "." => "$".to_string(),
             None => path,
         };
+        // serde quotes the offending value (`invalid type: string "…"`) and map keys are part
+        // of the path: both are input, bounded here.
         WebhookError::Field {
-            field,
-            reason: message,
+            field: excerpt(&field).into_owned(),
+            reason: excerpt(&message).into_owned(),
         }
     })
 }
@@ -320,6 +349,56 @@ mod tests {
         ));
         assert_eq!(parse_webhook(b"[]").unwrap_err().field(), Some("$"));
         assert_eq!(parse_webhook(b"null").unwrap_err().field(), Some("$"));
+    }
+
+    #[test]
+    fn instants_outside_utc_rfc3339_are_refused_naming_the_field() {
+        let alert = |starts: &str, ends: &str| {
+            format!(
+                r#"{{"version":"4","groupKey":"g","status":"firing","alerts":[{{"status":"firing","labels":{{}},"startsAt":"{starts}","endsAt":"{ends}","fingerprint":"ab"}}]}}"#
+            )
+        };
+        let ok = "2026-01-01T00:00:00Z";
+        for (body, field) in [
+            (alert("9999-12-31T23:59:59-23:59", ok), "alerts[0].startsAt"),
+            (alert("0000-01-01T00:00:00+23:59", ok), "alerts[0].startsAt"),
+            (alert(ok, "9999-12-31T23:59:59-00:01"), "alerts[0].endsAt"),
+        ] {
+            let error = parse_webhook(body.as_bytes()).expect_err(&body);
+            assert_eq!(error.field(), Some(field), "{body}: {error}");
+        }
+        // The edges that stay in range are accepted and give an episode key.
+        for starts in [
+            "9999-12-31T23:59:59Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59+23:59",
+        ] {
+            let payload = parse_webhook(alert(starts, ok).as_bytes()).expect(starts);
+            let alert = &payload.alerts[0];
+            let key = crate::alert::EpisodeKey::new("g", &alert.fingerprint, alert.starts_at);
+            assert!(key.starts_at_text().contains('T'), "{starts}");
+        }
+    }
+
+    #[test]
+    fn errors_quote_at_most_200_bytes_of_a_value() {
+        let huge = "v".repeat(500_000);
+        let bodies = [
+            format!(r#"{{"version":"{huge}","groupKey":"g","status":"firing","alerts":[]}}"#),
+            format!(r#"{{"version":"4","groupKey":"g","status":"{huge}","alerts":[]}}"#),
+            format!(
+                r#"{{"version":"4","groupKey":"g","status":"firing","truncatedAlerts":"{huge}","alerts":[]}}"#
+            ),
+            format!(
+                r#"{{"version":"4","groupKey":"g","status":"firing","alerts":[{{"status":"firing","labels":{{"{huge}":1}},"startsAt":"2026-01-01T00:00:00Z","fingerprint":"ab"}}]}}"#
+            ),
+        ];
+        for body in bodies {
+            let error = parse_webhook(body.as_bytes()).expect_err("refused");
+            let text = error.to_string();
+            assert!(text.len() < 700, "{} bytes: {}", text.len(), &text[..300]);
+            assert!(error.field().unwrap_or("").len() < 300);
+        }
     }
 
     proptest::proptest! {

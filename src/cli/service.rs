@@ -24,7 +24,7 @@ pub fn run(path: Option<&Path>, listen: Option<String>) -> Result<(), CliError> 
         .auth
         .require_for_serve()
         .map_err(|e| CliError::Input(e.to_string()))?;
-    crate::telemetry::init(&config.log);
+    crate::telemetry::init(&config.log, config.privacy.show_local_parts);
     let file_text = path.and_then(|p| std::fs::read_to_string(p).ok());
     for warning in config.warnings(file_text.as_deref()) {
         tracing::warn!("{warning}");

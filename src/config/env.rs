@@ -6,6 +6,7 @@
 //! default key). A table below the section that the file does not have starts from its default,
 //! so setting one tier's log group keeps the other tiers.
 
+use super::secret::{is_secret_list, SECRET_KEYS};
 use super::ConfigError;
 
 pub const ENV_PREFIX: &str = "CABAL_TRIAGE_";
@@ -136,8 +137,18 @@ pub fn apply_env_overrides(
                     .into(),
             });
         }
-        let guessed = guess_value(value);
         let (key, tables) = parts.split_last().expect("at least two parts");
+        // A secret is text whatever it looks like: guessing `123…` as an integer would only
+        // produce a type error (and serde's would quote the value). Secret keys sit directly in
+        // their section.
+        let secret = |section: &str| tables.len() == 1 && tables[0] == section;
+        let guessed = if is_secret_list(&tables[0], key) && secret(&tables[0]) {
+            toml::Value::Array(split_list(value))
+        } else if SECRET_KEYS.contains(&(tables[0].as_str(), key.as_str())) && secret(&tables[0]) {
+            toml::Value::String(value.to_string())
+        } else {
+            guess_value(value)
+        };
         let mut current = section_table(table, var, &tables[0])?;
         let mut path = vec![tables[0].clone()];
         for name in &tables[1..] {

@@ -111,16 +111,19 @@ impl Config {
         let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|e| {
                 let key = e.path().to_string();
+                let message = e.inner().message().trim().replace('\n', " ");
+                let reason = if secret::is_secret_path(&key) {
+                    secret_type_error(&message)
+                } else {
+                    message
+                };
                 ConfigError::Invalid {
                     key: if key == "." {
                         "(top level)".to_string()
                     } else {
                         key
                     },
-                    reason: format!(
-                        "{} (in {origin})",
-                        e.inner().message().trim().replace('\n', " ")
-                    ),
+                    reason: format!("{reason} (in {origin})"),
                 }
             })?;
         config.resolve_secret_files()?;
@@ -175,13 +178,7 @@ impl Config {
         let mut warnings = Vec::new();
         if let Some(text) = file_text {
             if let Ok(table) = text.parse::<toml::Table>() {
-                for (section, key) in [
-                    ("auth", "webhook_tokens"),
-                    ("auth", "read_tokens"),
-                    ("slack", "bot_token"),
-                    ("slack", "webhook_url"),
-                    ("pagerduty", "api_token"),
-                ] {
+                for &(section, key) in secret::SECRET_KEYS {
                     // An empty list (`webhook_tokens = []`, as in the shipped file) holds no secret.
                     if table
                         .get(section)
@@ -205,6 +202,19 @@ impl Config {
     /// The effective configuration as TOML, secrets masked.
     pub fn to_masked_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+/// The message for a secret key that failed to deserialize. serde quotes the value
+/// (`invalid type: integer `1234…`, expected a string`); only what was expected is kept, which
+/// serde writes last, after the value.
+fn secret_type_error(message: &str) -> String {
+    match message.rfind(", expected ") {
+        Some(at) => format!(
+            "wrong type (the value is a secret and is not shown); expected {}",
+            &message[at + ", expected ".len()..]
+        ),
+        None => "invalid value (the value is a secret and is not shown)".to_string(),
     }
 }
 

@@ -5,6 +5,32 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize, Serializer};
 
+/// The keys that hold secrets, as `(section, key)`. Their values never appear in an error
+/// message or a warning, whatever went wrong with them.
+pub const SECRET_KEYS: &[(&str, &str)] = &[
+    ("auth", "webhook_tokens"),
+    ("auth", "read_tokens"),
+    ("slack", "bot_token"),
+    ("slack", "webhook_url"),
+    ("pagerduty", "api_token"),
+];
+
+/// Whether a key path as serde reports it (`auth.webhook_tokens[0]`, `slack.bot_token`) is, or
+/// is inside, a secret key.
+pub fn is_secret_path(path: &str) -> bool {
+    SECRET_KEYS.iter().any(|(section, key)| {
+        path.strip_prefix(section)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .and_then(|rest| rest.strip_prefix(key))
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('[') || rest.starts_with('.'))
+    })
+}
+
+/// Whether a secret key holds a list of secrets (several tokens for rotation).
+pub fn is_secret_list(section: &str, key: &str) -> bool {
+    section == "auth" && (key == "webhook_tokens" || key == "read_tokens")
+}
+
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
@@ -45,6 +71,15 @@ impl Serialize for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_paths() {
+        assert!(is_secret_path("auth.webhook_tokens"));
+        assert!(is_secret_path("auth.webhook_tokens[0]"));
+        assert!(is_secret_path("slack.bot_token"));
+        assert!(!is_secret_path("slack.bot_token_file"));
+        assert!(!is_secret_path("slack.channel"));
+    }
 
     #[test]
     fn never_prints_itself() {

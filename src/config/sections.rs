@@ -22,6 +22,13 @@ pub struct ServerConfig {
     pub max_alerts_per_payload: usize,
     /// Base URL under which operators reach this service, used for links in annotations.
     pub public_url: Option<String>,
+    /// Seconds a client has to send a request's headers; also how long an idle keep-alive
+    /// connection is kept.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a client has to send a webhook body (408 past it).
+    pub body_read_timeout_secs: u64,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -31,6 +38,9 @@ impl Default for ServerConfig {
             body_limit_bytes: 1024 * 1024,
             max_alerts_per_payload: 10_000,
             public_url: None,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
+            max_connections: 512,
         }
     }
 }
@@ -48,8 +58,36 @@ impl ServerConfig {
         })
     }
 
+    pub fn header_read_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.header_read_timeout_secs)
+    }
+
+    pub fn body_read_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.body_read_timeout_secs)
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        for (key, secs) in [
+            (
+                "server.header_read_timeout_secs",
+                self.header_read_timeout_secs,
+            ),
+            ("server.body_read_timeout_secs", self.body_read_timeout_secs),
+        ] {
+            if !(1..=3600).contains(&secs) {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must be between 1 and 3600 seconds",
+                ));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::invalid(
+                "server.max_connections",
+                "must be at least 1 (a cap of 0 would serve nothing)",
+            ));
+        }
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::invalid(
                 "server.body_limit_bytes",

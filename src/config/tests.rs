@@ -369,3 +369,97 @@ fn environment_overrides_reach_any_depth_and_keep_the_defaults_beside_them() {
         .to_string();
     assert!(error.contains("cabalmail.cluster"), "{error}");
 }
+
+#[test]
+fn a_secret_never_appears_in_an_error_through_toml_env_or_file() {
+    // Numeric on purpose: a number is what the type checks trip over, and what serde quotes.
+    const VALUE: &str = "8675309314159265";
+    let named: &[(&str, &str, &str)] = &[
+        ("auth", "webhook_tokens", "CABAL_TRIAGE_WEBHOOK_TOKEN"),
+        ("auth", "read_tokens", "CABAL_TRIAGE_READ_TOKEN"),
+        ("slack", "bot_token", "CABAL_TRIAGE_SLACK_BOT_TOKEN"),
+        ("slack", "webhook_url", "CABAL_TRIAGE_SLACK_WEBHOOK_URL"),
+        ("pagerduty", "api_token", "CABAL_TRIAGE_PAGERDUTY_API_TOKEN"),
+    ];
+    assert_eq!(
+        named.len(),
+        secret::SECRET_KEYS.len(),
+        "every secret key is tested"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for &(section, key, var) in named {
+        let file = dir.path().join(format!("{section}-{key}"));
+        std::fs::write(&file, format!("{VALUE}\n")).unwrap();
+        let generic = format!(
+            "CABAL_TRIAGE__{}__{}",
+            section.to_uppercase(),
+            key.to_uppercase()
+        );
+        let cases: Vec<(String, Vec<(&str, &str)>)> = vec![
+            (format!("[{section}]\n{key} = {VALUE}\n"), vec![]),
+            (format!("[{section}]\n{key} = [{VALUE}]\n"), vec![]),
+            (
+                format!("[{section}]\n{key} = {{ v = \"{VALUE}\" }}\n"),
+                vec![],
+            ),
+            (format!("[{section}]\n{key} = \"{VALUE}\"\n"), vec![]),
+            (String::new(), vec![(generic.as_str(), VALUE)]),
+            (String::new(), vec![(var, VALUE)]),
+            (
+                format!(
+                    "[{section}]\n{key}_file = {:?}\n",
+                    file.display().to_string()
+                ),
+                vec![],
+            ),
+            (
+                // The same secret in a mode that validates it (Slack's webhook URL is checked).
+                format!(
+                    "[slack]\nmode = \"webhook\"\n[{section}]\n{key}_file = {:?}\n",
+                    file.display().to_string()
+                ),
+                vec![],
+            ),
+        ];
+        for (text, vars) in cases {
+            match load(&text, &vars) {
+                Ok(config) => {
+                    let shown = format!("{config:?}\n{}", config.to_masked_toml());
+                    assert!(!shown.contains(VALUE), "{section}.{key}: {text} {vars:?}");
+                }
+                Err(error) => {
+                    let shown = format!("{error}\n{error:?}");
+                    assert!(
+                        !shown.contains(VALUE),
+                        "{section}.{key} ({text} {vars:?}) printed the secret: {shown}"
+                    );
+                    if text.contains(&format!("{key} = ")) && !text.contains('"') {
+                        // A type error: it names the key it is about.
+                        assert!(shown.contains(&format!("{section}.{key}")), "{shown}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_secret_through_the_generic_environment_form_is_taken_as_text() {
+    let config = load(
+        "",
+        &[
+            (
+                "CABAL_TRIAGE__AUTH__WEBHOOK_TOKENS",
+                "8675309314159265,2718281828459045",
+            ),
+            ("CABAL_TRIAGE__PAGERDUTY__API_TOKEN", "8675309314159265"),
+            ("CABAL_TRIAGE_PAGERDUTY_FROM", "oncall@example.com"),
+        ],
+    )
+    .expect("numeric-looking secrets are text");
+    assert_eq!(config.auth.webhook_tokens.len(), 2);
+    assert_eq!(
+        config.pagerduty.api_token.as_ref().map(Secret::expose),
+        Some("8675309314159265")
+    );
+}

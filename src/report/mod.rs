@@ -1,7 +1,9 @@
 //! The report: what a triage found and concluded. Its JSON field names are a contract
 //! (`docs/contracts.md`, "Report"): the API, the replay tools and the notifiers read them. Pure data, no I/O.
 
+pub mod redact;
 pub mod render;
+pub mod sanitize;
 
 use std::collections::BTreeMap;
 

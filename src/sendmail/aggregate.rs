@@ -12,9 +12,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use super::cap::cap_length;
 use super::classify::{classify_line, Delivery, Status};
 use super::providers::ProviderTable;
-use super::redact::{cap_length, redact_local_parts};
+use crate::report::redact::redact_addresses;
 
 /// Options of an aggregation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,7 +208,7 @@ impl Aggregator {
         if self.options.show_local_parts {
             capped.into_owned()
         } else {
-            redact_local_parts(&capped).into_owned()
+            redact_addresses(&capped).into_owned()
         }
     }
 

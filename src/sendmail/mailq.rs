@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::redact::redact_local_parts;
+use crate::report::redact::redact_addresses;
 
 /// What a `mailq` output says.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,7 +30,7 @@ impl MailqReport {
                 .chain(message.status.iter_mut())
                 .chain(message.recipients.iter_mut());
             for field in fields {
-                *field = redact_local_parts(field).into_owned();
+                *field = redact_addresses(field).into_owned();
             }
         }
     }

@@ -9,13 +9,14 @@
 //! - [`classify`](mod@classify): a delivery line turned into typed evidence (the `parse maillog` record).
 //! - [`aggregate`]: a tier's delivery lines summed up for the report.
 //! - [`mailq`]: `mailq` output, for the queue depth.
-//! - [`redact`]: email local parts hidden in samples.
+//! - [`cap`]: samples capped in length (addresses are redacted by `report::redact`).
 //! - [`stream`]: a whole log turned into `parse maillog` JSON lines on every core, in order,
 //!   written by [`json`].
 //!
 //! `docs/sendmail.md` documents the formats and tables.
 
 pub mod aggregate;
+pub mod cap;
 pub mod classify;
 pub mod dsn;
 pub mod implied;
@@ -23,7 +24,6 @@ pub mod json;
 pub mod line;
 pub mod mailq;
 pub mod providers;
-pub mod redact;
 pub mod stream;
 pub mod syslog;
 
@@ -32,11 +32,12 @@ mod fixture_tests;
 #[cfg(test)]
 mod proptests;
 
+/// The one redactor lives in the core (`report::redact`); re-exported for the sendmail callers.
+pub use crate::report::redact::redact_addresses as redact_local_parts;
 pub use aggregate::{aggregate_lines, AggregateOptions, Aggregator, NamedCount, TierLogSummary};
 pub use classify::{classify, classify_line, Delivery, Status};
 pub use dsn::{Category, Dsn, DsnClass};
 pub use line::{parse_message, DeliveryLine, Relay, SenderLine, SendmailMessage};
 pub use mailq::{parse_mailq, MailqReport, QueueSummary, QueuedMessage};
 pub use providers::ProviderTable;
-pub use redact::redact_local_parts;
 pub use syslog::{parse_syslog, SyslogLine};

@@ -125,14 +125,30 @@ pub async fn healthz() -> Response {
     (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))).into_response()
 }
 
-pub async fn readyz(State(state): State<AppState>) -> Response {
-    match state.ledger.check_writable(OffsetDateTime::now_utc()).await {
+/// Readiness: the ledger writable, checked at most once per `ready::READY_TTL` for everyone.
+/// Without a (read or webhook) token the failure says only "ledger not writable": the backend's
+/// own words can name the table, the endpoint, a role ARN and the account.
+pub async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let ledger = Arc::clone(&state.ledger);
+    let checked = state
+        .readiness
+        .get(|| async move {
+            ledger
+                .check_writable(OffsetDateTime::now_utc())
+                .await
+                .map_err(|error| error.to_string())
+        })
+        .await;
+    match checked {
         Ok(()) => (StatusCode::OK, Json(serde_json::json!({"status": "ready"}))).into_response(),
-        Err(error) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({"status": "not ready", "error": error.to_string()})),
-        )
-            .into_response(),
+        Err(detail) => {
+            let mut body =
+                serde_json::json!({"status": "not ready", "error": "ledger not writable"});
+            if require_read(&state, &headers).is_ok() {
+                body["detail"] = serde_json::Value::String(detail);
+            }
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
     }
 }
 

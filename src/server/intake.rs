@@ -1,5 +1,5 @@
 //! `POST /api/v1/alerts`: the Alertmanager webhook. It checks, in this order, the secret (401),
-//! the content type (415), the size (413), the payload (400), then records every alert in the
+//! the content type (415), the size (413), the time the body takes (408), the payload (400), then records every alert in the
 //! ledger and answers 202 only once they are committed; 503 when the ledger cannot write, so
 //! Alertmanager retries. No triage happens here: workers are woken and the answer is immediate.
 
@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use time::OffsetDateTime;
 
 use super::{ApiError, AppState, Scope};
-use crate::alert::{parse_webhook, EpisodeKey};
+use crate::alert::{excerpt, parse_webhook, EpisodeKey};
 use crate::ledger::{IncomingAlert, IngestOutcome, LedgerError};
 use crate::metrics::CodeLabels;
 
@@ -24,8 +24,8 @@ pub async fn receive_alerts(
     let request_id = headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+        .map(|id| excerpt(id).into_owned())
+        .unwrap_or_default();
     let response = match handle(&state, &headers, body).await {
         Ok(response) => response,
         Err(error) => {
@@ -76,7 +76,18 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
         // Far too large to be worth reading: answer at once (the connection is closed).
         return Err(too_large());
     }
-    let bytes = match read_limited(body, limit).await {
+    let timeout = state.limits.body_read_timeout;
+    let read = tokio::time::timeout(timeout, read_limited(body, limit)).await;
+    let Ok(read) = read else {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body did not arrive within {} s (server.body_read_timeout_secs)",
+                timeout.as_secs_f64()
+            ),
+        ));
+    };
+    let bytes = match read {
         Ok(bytes) => bytes,
         Err(BodyRead::TooLarge) => return Err(too_large()),
         Err(BodyRead::Failed(error)) => {
@@ -150,7 +161,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
         state.work_available.notify_waiters();
     }
     tracing::info!(
-        group_key = %payload.group_key,
+        group_key = %excerpt(&payload.group_key),
         alerts = alert_count,
         new_episodes = created,
         "alerts recorded"

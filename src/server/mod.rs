@@ -3,7 +3,9 @@
 
 mod api;
 pub mod auth;
+pub mod conn;
 mod intake;
+pub mod ready;
 
 use std::sync::Arc;
 
@@ -30,11 +32,15 @@ pub struct AppState {
     /// Wakes idle workers when new jobs are recorded.
     pub work_available: Arc<Notify>,
     pub limits: Limits,
+    /// `/readyz`'s cached ledger check.
+    pub readiness: Arc<ready::Readiness>,
 }
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub body_bytes: usize,
+    /// Time to receive a whole webhook body (408 past it).
+    pub body_read_timeout: std::time::Duration,
     pub alerts_per_payload: usize,
     pub max_attempts: u32,
 }

@@ -1,11 +1,15 @@
 //! Making untrusted text safe to show: Slack mrkdwn escaping, length caps that never cut an
-//! escape sequence in half, email local-part redaction, and link URLs we build ourselves.
+//! escape sequence in half, and link URLs we build ourselves. Redaction and the removal of
+//! invisible characters are the core's (`report::redact`, `report::sanitize`), applied here.
 //!
 //! Slack treats only `&`, `<` and `>` as control characters; everything between `<` and `>` is
 //! markup (`<!channel>`, `<@U…>`, `<http://evil|label>`). Escaping exactly those three, `&`
 //! first, shows such text instead of acting on it.
 
 use std::borrow::Cow;
+
+use crate::report::redact::redact;
+use crate::report::sanitize::sanitize_line;
 
 /// The marker appended where text was cut.
 pub const TRUNCATION_MARKER: &str = "… [truncated]";
@@ -63,67 +67,24 @@ pub fn truncate(text: &str, max_chars: usize) -> String {
     out
 }
 
-/// Replaces control characters (other than newline) by spaces, so a log line cannot carry
-/// terminal escapes or break a layout.
-pub fn strip_controls(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
-        .collect()
-}
-
-fn is_local_part_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '%' | '+' | '-')
-}
-
-fn is_domain_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '.' | '-')
-}
-
-/// Redacts the local part of every email address: `jane.doe@gmail.com` becomes
-/// `j***@gmail.com`. With `show_local_parts` the text is returned unchanged.
+/// Redacts with the one redactor (`crate::report::redact`); kept under this name for the
+/// renderers.
 pub fn redact_emails(text: &str, show_local_parts: bool) -> Cow<'_, str> {
-    if show_local_parts || !text.contains('@') {
-        return Cow::Borrowed(text);
-    }
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len());
-    let mut copied_to = 0; // index into chars of the first char not yet copied
-    for at in 0..chars.len() {
-        if chars[at] != '@' || at < copied_to {
-            continue;
-        }
-        let mut start = at;
-        while start > copied_to && is_local_part_char(chars[start - 1]) {
-            start -= 1;
-        }
-        let mut end = at + 1;
-        while end < chars.len() && is_domain_char(chars[end]) {
-            end += 1;
-        }
-        let domain: String = chars[at + 1..end].iter().collect();
-        let domain = domain.trim_end_matches(['.', '-']);
-        if start == at || !domain.contains('.') || domain.starts_with('.') {
-            continue;
-        }
-        out.extend(&chars[copied_to..start]);
-        out.push(chars[start]);
-        out.push_str("***@");
-        copied_to = at + 1;
-    }
-    out.extend(&chars[copied_to..]);
-    Cow::Owned(out)
+    redact(text, show_local_parts)
 }
 
-/// Untrusted text prepared for mrkdwn: controls stripped, addresses redacted, escaped, capped.
+/// Untrusted text prepared for mrkdwn: made inert and folded to one line (the one sanitizer),
+/// addresses redacted, escaped, capped.
 pub fn untrusted_mrkdwn(text: &str, max_chars: usize, show_local_parts: bool) -> String {
-    let cleaned = strip_controls(text);
-    mrkdwn_within(&redact_emails(&cleaned, show_local_parts), max_chars)
+    let cleaned = sanitize_line(text);
+    mrkdwn_within(&redact(&cleaned, show_local_parts), max_chars)
 }
 
-/// Untrusted text prepared for plain text (PagerDuty notes, Slack `plain_text`, terminals).
+/// Untrusted text prepared for plain text (PagerDuty notes, Slack `plain_text`, terminals): made
+/// inert and folded to one line, addresses redacted, capped.
 pub fn untrusted_plain(text: &str, max_chars: usize, show_local_parts: bool) -> String {
-    let cleaned = strip_controls(text);
-    truncate(&redact_emails(&cleaned, show_local_parts), max_chars)
+    let cleaned = sanitize_line(text);
+    truncate(&redact(&cleaned, show_local_parts), max_chars)
 }
 
 /// A URL we are willing to put inside `<…|…>`: http(s), short, and free of the characters that
@@ -169,23 +130,6 @@ mod tests {
         assert_eq!(body.len() % 4, 0, "{body}");
         assert!(body.chars().all(|c| "&lt;".contains(c)));
         assert_eq!(mrkdwn_within("short", 50), "short");
-    }
-
-    #[test]
-    fn redacts_local_parts() {
-        assert_eq!(
-            redact_emails(
-                "to=<jane.doe@gmail.com>, ctladdr=bob+x@mail.example.org (1/0)",
-                false
-            ),
-            "to=<j***@gmail.com>, ctladdr=b***@mail.example.org (1/0)"
-        );
-        assert_eq!(redact_emails("jane@gmail.com", true), "jane@gmail.com");
-        assert_eq!(
-            redact_emails("user@localhost and @ alone", false),
-            "user@localhost and @ alone"
-        );
-        assert_eq!(redact_emails("a@b.c@d.e", false), "a***@b***@d.e");
     }
 
     #[test]

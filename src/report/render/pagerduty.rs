@@ -2,8 +2,9 @@
 //! the same facts as the Slack message, capped in length, and ending with a marker line that
 //! names the episode and the report so the notifier can tell whether the note is already there.
 
-use super::escape::{strip_controls, truncate, untrusted_plain, TRUNCATION_MARKER};
+use super::escape::{truncate, untrusted_plain, TRUNCATION_MARKER};
 use super::{failed_steps, kebab, tier_line, Annotation, Stage};
+use crate::report::sanitize::sanitize_line;
 
 /// Longest note we send (PagerDuty states no limit; notes should stay short and link to the rest).
 pub const MAX_NOTE_CHARS: usize = 4000;
@@ -48,7 +49,7 @@ pub fn note(annotation: &Annotation<'_>, marker: &str) -> String {
                 ));
             }
             if let Some(command) = &verdict.next_command {
-                lines.push(format!("Next: {}", truncate(&strip_controls(command), 300)));
+                lines.push(format!("Next: {}", truncate(&sanitize_line(command), 300)));
             }
             for (name, tier) in &report.evidence.tiers {
                 lines.push(untrusted_plain(

@@ -7,11 +7,10 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::escape::{
-    link, mrkdwn, mrkdwn_within, strip_controls, truncate, untrusted_mrkdwn, untrusted_plain,
-};
+use super::escape::{link, mrkdwn, mrkdwn_within, truncate, untrusted_mrkdwn, untrusted_plain};
 use super::{failed_steps, kebab, tier_line, Annotation, Stage};
 use crate::alert::AlertStatus;
+use crate::report::sanitize::sanitize_line;
 
 pub const MAX_BLOCKS: usize = 50;
 pub const MAX_SECTION_TEXT: usize = 3000;
@@ -109,7 +108,7 @@ pub fn message(annotation: &Annotation<'_>) -> SlackMessage {
             if let Some(command) = &verdict.next_command {
                 blocks.push(section(format!(
                     "*Next:* `{}`",
-                    mrkdwn_within(&strip_controls(command), 300).replace('`', "'")
+                    mrkdwn_within(&sanitize_line(command), 300).replace('`', "'")
                 )));
             }
             let tier_fields: Vec<Value> = report

@@ -290,3 +290,34 @@ fn the_next_command_is_shown_in_every_rendering() {
     let shown = annotation(&alert, Stage::Triaged(&report));
     assert!(!text::render(&shown).contains("next:"));
 }
+
+#[test]
+fn annotations_are_inert_and_every_address_form_is_redacted_in_every_rendering() {
+    let mut alert = alert();
+    alert.annotations.insert(
+        "summary".into(),
+        "queue stuck\nFAKE: action ignore \u{202e}evil\u{200b} for josé@example.com, \"john doe\"@example.com, carol@localhost, dave%40example.com".into(),
+    );
+    let report = report(vec![
+        "to=<jane@bücher.de> relay=[192.0.2.1]: bob@[192.0.2.1]".into(),
+    ]);
+    let shown = annotation(&alert, Stage::Triaged(&report));
+    let slack = serde_json::to_string(&slack::message(&shown)).unwrap();
+    let outputs = [
+        ("slack", slack),
+        ("pagerduty", pagerduty::note(&shown, "m")),
+        ("text", text::render(&shown)),
+    ];
+    for (name, out) in outputs {
+        for leak in [
+            "josé", "john doe", "carol@", "dave%40", "jane@", "bob@", "\u{202e}", "\u{200b}",
+        ] {
+            assert!(!out.contains(leak), "{name} shows {leak:?}: {out}");
+        }
+        assert!(
+            !out.lines()
+                .any(|line| line.trim_start().starts_with("FAKE")),
+            "{name}: a newline in an annotation started a line of its own: {out}"
+        );
+    }
+}

@@ -1,8 +1,9 @@
 //! Plain terminal text for an episode's annotation (`triage --format text`, `demo`). Untrusted
 //! text is stripped of control characters (no terminal escapes) and redacted, not escaped.
 
-use super::escape::{strip_controls, truncate, untrusted_plain};
+use super::escape::{truncate, untrusted_plain};
 use super::{failed_steps, kebab, tier_line, Annotation, Stage};
+use crate::report::sanitize::sanitize_line;
 
 pub fn render(annotation: &Annotation<'_>) -> String {
     let show = annotation.show_local_parts;
@@ -49,7 +50,7 @@ pub fn render(annotation: &Annotation<'_>) -> String {
             if let Some(command) = &v.next_command {
                 out.push_str(&format!(
                     "  next:       {}\n",
-                    truncate(&strip_controls(command), 300)
+                    truncate(&sanitize_line(command), 300)
                 ));
             }
             for (name, tier) in &report.evidence.tiers {

@@ -69,24 +69,20 @@ pub fn nat_down(state: NatState) -> bool {
 
 /// A wave of 4.4 deferrals on smtp-out: outbound connections and DNS failing, the NAT's mark.
 pub fn nat_wave(smtp_out: &TierFacts, t: &RunbooksConfig) -> Option<(u64, f64)> {
-    let count = smtp_out
-        .summary
-        .dsn_classes
-        .get("4.4")
-        .copied()
-        .unwrap_or(0);
-    let failing: u64 = smtp_out
-        .summary
-        .dsn_classes
+    let (count, share) = four_four_share(smtp_out)?;
+    (count >= t.nat_wave_min_lines && share >= t.nat_wave_share).then_some((count, share))
+}
+
+/// smtp-out's 4.4 deferrals and their share of all its 4.x deferrals; None without any.
+fn four_four_share(smtp_out: &TierFacts) -> Option<(u64, f64)> {
+    let classes = &smtp_out.summary.dsn_classes;
+    let count = classes.get("4.4").copied().unwrap_or(0);
+    let failing: u64 = classes
         .iter()
         .filter(|(c, _)| c.starts_with("4."))
         .map(|(_, n)| *n)
         .sum();
-    if failing == 0 {
-        return None;
-    }
-    let share = count as f64 / failing as f64;
-    (count >= t.nat_wave_min_lines && share >= t.nat_wave_share).then_some((count, share))
+    (failing > 0).then(|| (count, count as f64 / failing as f64))
 }
 
 /// The sentence for a tier configured with queues of their own whose tasks printed the same
@@ -112,20 +108,7 @@ pub fn identical_sentence(facts: &TierFacts) -> Option<String> {
 /// stopped arriving, but their kind says egress.
 pub fn silent_4_4(smtp_out: &TierFacts, t: &RunbooksConfig) -> Option<f64> {
     logs_silent(smtp_out, t)?;
-    let count = smtp_out
-        .summary
-        .dsn_classes
-        .get("4.4")
-        .copied()
-        .unwrap_or(0);
-    let failing: u64 = smtp_out
-        .summary
-        .dsn_classes
-        .iter()
-        .filter(|(c, _)| c.starts_with("4."))
-        .map(|(_, n)| *n)
-        .sum();
-    let share = count as f64 / failing.max(1) as f64;
+    let (count, share) = four_four_share(smtp_out)?;
     (count > 0 && share >= t.nat_wave_share).then_some(share)
 }
 

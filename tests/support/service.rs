@@ -162,27 +162,11 @@ impl Service {
 
     /// Sends SIGTERM and waits for the exit; returns the exit status and how long it took.
     pub fn terminate(mut self, within: Duration) -> (std::process::ExitStatus, Duration) {
-        let started = Instant::now();
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return (status, started.elapsed());
-            }
-            if started.elapsed() > within {
-                let _ = self.child.kill();
-                panic!("service did not stop within {within:?} after SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.signal_and_wait("TERM", within)
     }
 
     /// Sends `signal` (a `kill` name such as `HUP`) and waits for the exit, keeping the service
     /// value so its stderr can still be read; returns the exit status and how long it took.
-    #[allow(dead_code)] // used by tests/lifecycle.rs, not by every includer
     pub fn signal_and_wait(
         &mut self,
         signal: &str,

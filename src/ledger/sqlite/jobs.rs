@@ -93,17 +93,7 @@ pub(super) async fn fail(
             };
             let error = format!("attempt {attempts} of {max_attempts}: {error}");
             if attempts >= max_attempts {
-                set_job_state(
-                    tx,
-                    job_id,
-                    &episode_id,
-                    JobState::Failed,
-                    EpisodeState::Failed,
-                    Some(&error),
-                    now_ms,
-                    now_ms,
-                )?;
-                enqueue_deliveries(tx, &routes, &episode_id, DeliveryKind::TriageFailed, now_ms)?;
+                end_failed(tx, &routes, job_id, &episode_id, &error, now_ms)?;
                 Ok(JobState::Failed)
             } else {
                 let not_before = now_ms + retry_after.as_millis() as i64;
@@ -219,6 +209,29 @@ pub(super) fn reclaim_leases(
     tx.commit().map_err(unavailable)
 }
 
+/// Ends a job `failed` with `error` and tells the destinations (`triage_failed` rows), in the
+/// transaction `tx`.
+fn end_failed(
+    tx: &Transaction<'_>,
+    routes: &[Route],
+    job_id: i64,
+    episode_id: &str,
+    error: &str,
+    now_ms: i64,
+) -> Result<(), LedgerError> {
+    set_job_state(
+        tx,
+        job_id,
+        episode_id,
+        JobState::Failed,
+        EpisodeState::Failed,
+        Some(error),
+        now_ms,
+        now_ms,
+    )?;
+    enqueue_deliveries(tx, routes, episode_id, DeliveryKind::TriageFailed, now_ms)
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(super) fn set_job_state(
     tx: &Transaction<'_>,
@@ -278,17 +291,7 @@ fn fail_exhausted_expired(
             "attempt {attempts} lost: the lease of worker {} expired (crashed or stalled); no attempt left",
             owner.unwrap_or_default()
         );
-        set_job_state(
-            tx,
-            job_id,
-            &episode_id,
-            JobState::Failed,
-            EpisodeState::Failed,
-            Some(&error),
-            now_ms,
-            now_ms,
-        )?;
-        enqueue_deliveries(tx, routes, &episode_id, DeliveryKind::TriageFailed, now_ms)?;
+        end_failed(tx, routes, job_id, &episode_id, &error, now_ms)?;
     }
     Ok(())
 }

@@ -41,7 +41,8 @@ fn report(samples: Vec<String>, summary: String) -> Report {
             confidence: Confidence::High,
             summary,
             next_command: None,
-        },
+        }
+        .into(),
         evidence: Evidence {
             tiers: BTreeMap::from([(
                 "smtp-out".to_string(),

@@ -4,11 +4,17 @@
 pub mod redact;
 pub mod render;
 pub mod sanitize;
+pub mod verdict;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+
+pub use verdict::{
+    ImapAuthCause, ImapAuthVerdict, ReportVerdict, RestartLoopCause, RestartLoopVerdict,
+    SeverityHint, VerdictField,
+};
 
 /// The outcome of one triage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,7 +22,8 @@ pub struct Report {
     pub episode: String,
     pub alertname: String,
     pub runbook: String,
-    pub verdict: Verdict,
+    /// The runbook's verdict: the common fields and the runbook's own (`verdict.rs`).
+    pub verdict: ReportVerdict,
     pub evidence: Evidence,
     pub steps: Vec<Step>,
     #[serde(with = "time::serde::rfc3339")]
@@ -29,7 +36,8 @@ pub struct Report {
     pub evidence_snapshot: Option<serde_json::Value>,
 }
 
-/// The conclusion, in the runbook's terms.
+/// The sendmail runbooks' conclusion (`SendmailDeferredSpike`, `SendmailBouncedSpike`): the
+/// common fields plus the offending tier, the DSN class and the NAT's state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     pub offending_tier: OffendingTier,
@@ -81,6 +89,22 @@ pub enum Action {
     Deliverability,
     AddressMapStale,
     Investigate,
+    /// IMAPAuthFailureSpike: the master password differs between SSM and Dovecot.
+    MasterPasswordSync,
+    /// IMAPAuthFailureSpike: an account has no OS user (the user sync did not run).
+    UserSync,
+    /// IMAPAuthFailureSpike: something inside the VPC that is not a Lambda is logging in.
+    CompromiseInvestigation,
+    /// IMAPAuthFailureSpike: a client regressed to plaintext LOGIN before STARTTLS.
+    ConsumerFix,
+    /// ContainerRestartLoop: the new image crashes; roll back to the previous tag.
+    Rollback,
+    /// ContainerRestartLoop: no container instance has room for the task.
+    ScaleCluster,
+    /// ContainerRestartLoop: the container cannot chown its EFS access point.
+    FixEfsOwnership,
+    /// ContainerRestartLoop: several services loop at once (instance role, EFS, network).
+    InvestigateCluster,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,7 +179,8 @@ mod tests {
                 confidence: Confidence::High,
                 summary: "s".into(),
                 next_command: Some("aws ec2 start-instances --instance-ids i-0f9e8d7c".into()),
-            },
+            }
+            .into(),
             evidence: Evidence::default(),
             steps: vec![Step {
                 name: "mailq smtp-out".into(),

@@ -51,7 +51,7 @@ pub async fn run(
         episode: request.episode_id,
         alertname: spec.alertname.into(),
         runbook: spec.runbook.into(),
-        verdict,
+        verdict: verdict.into(),
         evidence: report_evidence(&evidence),
         steps: gathered.steps,
         started_at,
@@ -183,9 +183,10 @@ mod tests {
     #[tokio::test]
     async fn complete_evidence_gives_a_confident_verdict_and_every_step() {
         let report = triage(serde_json::from_str(SNAPSHOT).unwrap()).await;
-        assert_eq!(report.verdict.offending_tier, OffendingTier::SmtpOut);
-        assert_eq!(report.verdict.action, Action::BlocklistCheck);
-        assert_eq!(report.verdict.confidence, Confidence::High);
+        let verdict = report.verdict.sendmail().expect("a sendmail verdict");
+        assert_eq!(verdict.offending_tier, OffendingTier::SmtpOut);
+        assert_eq!(verdict.action, Action::BlocklistCheck);
+        assert_eq!(verdict.confidence, Confidence::High);
         let names: Vec<&str> = report.steps.iter().map(|s| s.name.as_str()).collect();
         for name in [
             "tasks imap",
@@ -248,13 +249,14 @@ mod tests {
         snapshot.dnsbl = None;
 
         let report = triage(snapshot).await;
-        assert_eq!(report.verdict.offending_tier, OffendingTier::SmtpOut);
-        assert_eq!(report.verdict.nat_state, crate::report::NatState::Unknown);
+        let verdict = report.verdict.sendmail().expect("a sendmail verdict");
+        assert_eq!(verdict.offending_tier, OffendingTier::SmtpOut);
+        assert_eq!(verdict.nat_state, crate::report::NatState::Unknown);
         assert_eq!(
-            report.verdict.confidence,
+            report.verdict.confidence(),
             Confidence::Low,
             "{}",
-            report.verdict.summary
+            report.verdict.summary()
         );
         let (outcome, error) = step_outcome(&report, "mailq smtp-in");
         assert_eq!(outcome, StepOutcome::Failed);

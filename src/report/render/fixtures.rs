@@ -49,7 +49,8 @@ pub fn report(samples: Vec<String>) -> Report {
             confidence: Confidence::High,
             summary: "4.7 deferrals concentrated on google".into(),
             next_command: None,
-        },
+        }
+        .into(),
         evidence: Evidence {
             tiers: BTreeMap::from([(
                 "smtp-out".to_string(),

@@ -14,6 +14,15 @@ pub fn marker(episode_id: &str, report_digest: &str) -> String {
     format!("[cabal-triage {episode_id} report {report_digest}]")
 }
 
+/// `tier smtp-out · …` -> `Tier smtp-out · …`.
+fn capitalized(line: &str) -> String {
+    let mut chars = line.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 /// The note text, ending with `marker`.
 pub fn note(annotation: &Annotation<'_>, marker: &str) -> String {
     let show = annotation.show_local_parts;
@@ -30,25 +39,21 @@ pub fn note(annotation: &Annotation<'_>, marker: &str) -> String {
         )),
         Stage::Triaged(report) => {
             let verdict = &report.verdict;
-            lines.push(format!(
-                "Tier {} · DSN class {} · NAT {} · action {} · confidence {}",
-                kebab(&verdict.offending_tier),
-                verdict
-                    .dsn_class
-                    .as_deref()
-                    .map(|c| untrusted_plain(c, 20, show))
-                    .unwrap_or_else(|| "none".into()),
-                kebab(&verdict.nat_state),
-                kebab(&verdict.action),
-                kebab(&verdict.confidence)
-            ));
-            if !verdict.summary.trim().is_empty() {
+            let mut parts: Vec<String> = verdict
+                .fields()
+                .into_iter()
+                .map(|f| format!("{} {}", f.short, untrusted_plain(&f.value, 80, show)))
+                .collect();
+            parts.push(format!("action {}", kebab(&verdict.action())));
+            parts.push(format!("confidence {}", kebab(&verdict.confidence())));
+            lines.push(capitalized(&parts.join(" · ")));
+            if !verdict.summary().trim().is_empty() {
                 lines.push(format!(
                     "Verdict: {}",
-                    untrusted_plain(&verdict.summary, 600, show)
+                    untrusted_plain(verdict.summary(), 600, show)
                 ));
             }
-            if let Some(command) = &verdict.next_command {
+            if let Some(command) = verdict.next_command() {
                 lines.push(format!("Next: {}", truncate(&sanitize_line(command), 300)));
             }
             for (name, tier) in &report.evidence.tiers {

@@ -10,6 +10,7 @@ mod env;
 mod runbooks;
 mod secret;
 mod sections;
+mod services;
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,7 @@ pub use env::{apply_env_overrides, ENV_PREFIX};
 pub use runbooks::RunbooksConfig;
 pub use secret::Secret;
 pub use sections::*;
+pub use services::{ImapAuthConfig, RestartLoopConfig, ServiceConfig, Services};
 
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +68,10 @@ pub struct Config {
     pub exec: ExecConfig,
     pub delivery: DeliveryConfig,
     pub runbooks: RunbooksConfig,
+    pub restart_loop: RestartLoopConfig,
+    pub imap_auth: ImapAuthConfig,
+    /// `[[services]]`: the ECS services the restart-loop runbook knows.
+    pub services: Services,
 }
 
 impl Config {
@@ -169,6 +175,9 @@ impl Config {
         self.exec.validate()?;
         self.delivery.validate()?;
         self.runbooks.validate()?;
+        self.restart_loop.validate()?;
+        self.imap_auth.validate()?;
+        self.services.validate()?;
         Ok(())
     }
 

@@ -7,10 +7,18 @@
 //! report exactly (`log_truncated`, `task_details`, the NAT's AZ and launch time); they are
 //! skipped when empty so a contract-only snapshot round-trips unchanged.
 
+mod ecs;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+
+pub use ecs::{
+    ContainerInstanceSnapshot, DeploymentSnapshot, NetworkInterfaceSnapshot, ParameterSnapshot,
+    Resources, ServiceEvent, ServiceSnapshot, StoppedContainer, StoppedTask,
+    TaskDefinitionSnapshot,
+};
 
 /// A text that is not a replay snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +54,28 @@ pub struct Snapshot {
     /// IP -> zone -> answers (empty: not listed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dnsbl: Option<BTreeMap<String, BTreeMap<String, Vec<String>>>>,
+    /// IMAPAuthFailureSpike: private IP -> the network interface holding it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_interfaces: Option<BTreeMap<String, NetworkInterfaceSnapshot>>,
+    /// IMAPAuthFailureSpike: SSM parameter name -> its metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<BTreeMap<String, ParameterSnapshot>>,
+    /// ContainerRestartLoop: service name -> what DescribeServices said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services: Option<BTreeMap<String, ServiceSnapshot>>,
+    /// ContainerRestartLoop: service name -> its last stopped tasks, newest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_tasks: Option<BTreeMap<String, Vec<StoppedTask>>>,
+    /// ContainerRestartLoop: `family:revision` -> its images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_definitions: Option<BTreeMap<String, TaskDefinitionSnapshot>>,
+    /// ContainerRestartLoop: the cluster's container instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_instances: Option<Vec<ContainerInstanceSnapshot>>,
+    /// Why a step of those runbooks failed, by step name (extra field): a replay fails the same
+    /// step with the same text.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub probe_errors: BTreeMap<String, String>,
 }
 
 impl Snapshot {
@@ -56,6 +86,13 @@ impl Snapshot {
             tiers: BTreeMap::new(),
             nat: None,
             dnsbl: None,
+            network_interfaces: None,
+            parameters: None,
+            services: None,
+            stopped_tasks: None,
+            task_definitions: None,
+            container_instances: None,
+            probe_errors: BTreeMap::new(),
         }
     }
 
@@ -162,6 +199,13 @@ pub struct TaskInfo {
     /// `enableExecuteCommand` of the task.
     pub exec_enabled: bool,
     pub containers: Vec<ContainerInfo>,
+    /// When the task started (`startedAt`), RFC 3339; absent when unknown.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub started_at: Option<OffsetDateTime>,
 }
 
 /// A container of a task.

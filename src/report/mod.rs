@@ -128,6 +128,13 @@ pub struct Evidence {
     /// answers, the virtusertable.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tier_details: BTreeMap<String, serde_json::Value>,
+    /// The runbook's own evidence (runbooks other than the sendmail ones: the service and its
+    /// tasks; the login sources), as JSON.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub details: serde_json::Value,
+    /// A few lines that back the verdict, for the renderings (untrusted text: escaped there).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub highlights: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -66,7 +66,7 @@ fn is_instance_id(id: &str) -> bool {
 }
 
 /// A name safe on a command line as it is: letters, digits, `-`, `_`, `.`.
-fn is_word(text: &str) -> bool {
+pub(super) fn is_word(text: &str) -> bool {
     !text.is_empty()
         && text
             .bytes()

@@ -88,6 +88,7 @@ pub fn report_evidence(evidence: &TriageEvidence) -> Evidence {
             })
         },
         tier_details: details,
+        ..Evidence::default()
     }
 }
 
@@ -230,6 +231,7 @@ mod tests {
                     arn,
                     last_status: Some("RUNNING".into()),
                     exec_enabled: false,
+                    started_at: None,
                     containers: vec![ContainerInfo {
                         name: "smtp-in".into(),
                         last_status: Some("RUNNING".into()),

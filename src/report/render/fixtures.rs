@@ -66,6 +66,7 @@ pub fn report(samples: Vec<String>) -> Report {
             nat: serde_json::Value::Null,
             dnsbl: serde_json::Value::Null,
             tier_details: BTreeMap::new(),
+            ..Evidence::default()
         },
         steps: vec![
             Step {

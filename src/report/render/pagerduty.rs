@@ -56,6 +56,9 @@ pub fn note(annotation: &Annotation<'_>, marker: &str) -> String {
             if let Some(command) = verdict.next_command() {
                 lines.push(format!("Next: {}", truncate(&sanitize_line(command), 300)));
             }
+            for line in report.evidence.highlights.iter().take(8) {
+                lines.push(untrusted_plain(line, 300, show));
+            }
             for (name, tier) in &report.evidence.tiers {
                 lines.push(untrusted_plain(
                     &format!("{name}: {}", tier_line(tier)),

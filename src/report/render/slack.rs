@@ -128,6 +128,16 @@ pub fn message(annotation: &Annotation<'_>) -> SlackMessage {
             if !tier_fields.is_empty() {
                 blocks.push(json!({"type": "section", "fields": tier_fields}));
             }
+            let highlights: Vec<String> = report
+                .evidence
+                .highlights
+                .iter()
+                .take(MAX_SAMPLES)
+                .map(|line| format!("• {}", untrusted_mrkdwn(line, MAX_SAMPLE_CHARS, show)))
+                .collect();
+            if !highlights.is_empty() {
+                blocks.push(section(truncate_lines("*Evidence*", &highlights)));
+            }
             let samples: Vec<String> = report
                 .evidence
                 .tiers

@@ -51,6 +51,9 @@ pub fn render(annotation: &Annotation<'_>) -> String {
                     truncate(&sanitize_line(command), 300)
                 ));
             }
+            for line in report.evidence.highlights.iter().take(8) {
+                out.push_str(&format!("  - {}\n", untrusted_plain(line, 300, show)));
+            }
             for (name, tier) in &report.evidence.tiers {
                 out.push_str(&format!(
                     "  {:<10}  {}\n",

@@ -74,7 +74,12 @@ impl Runbook for RestartLoop {
         let started_at = OffsetDateTime::now_utc();
         let label = request.alert.labels.get(SERVICE_LABEL).map(String::as_str);
         let configured = label.and_then(|name| self.env.config.services.get(name));
+        let now = (self.env.clock)();
         let Some(service) = configured else {
+            // An empty snapshot: a replay of it reaches the same verdict, with no call either.
+            let snapshot = serde_json::to_value(crate::probe::Snapshot::new(now)).map_err(|e| {
+                RunbookError::Failed(format!("cannot serialize the evidence snapshot: {e}"))
+            })?;
             return Ok(Report {
                 episode: request.episode_id,
                 alertname: ALERTNAME.into(),
@@ -89,10 +94,9 @@ impl Runbook for RestartLoop {
                 }],
                 started_at,
                 finished_at: OffsetDateTime::now_utc(),
-                evidence_snapshot: None,
+                evidence_snapshot: Some(snapshot),
             });
         };
-        let now = (self.env.clock)();
         let gathered = gather::gather(
             &self.env.probes,
             &self.env.config,
@@ -174,5 +178,154 @@ fn report_evidence(e: &evidence::RestartEvidence) -> Evidence {
         }),
         highlights,
         ..Evidence::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::alert::WebhookAlert;
+    use crate::config::Config;
+    use crate::probe::service::{ErrorLogQuery, ServiceProbe};
+    use crate::probe::snapshot::{
+        ContainerInstanceSnapshot, LogEvent, ServiceSnapshot, Snapshot, StoppedTask,
+        TaskDefinitionSnapshot,
+    };
+    use crate::probe::{ProbeError, ProbeSet};
+    use crate::timing::Deadline;
+
+    /// Counts every call; answers nothing.
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    #[async_trait]
+    impl ServiceProbe for Counting {
+        async fn describe_services(
+            &self,
+            _: &[String],
+            _: Deadline,
+        ) -> Result<BTreeMap<String, ServiceSnapshot>, ProbeError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(BTreeMap::new())
+        }
+        async fn stopped_tasks(
+            &self,
+            _: &str,
+            _: usize,
+            _: Deadline,
+        ) -> Result<Vec<StoppedTask>, ProbeError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Vec::new())
+        }
+        async fn task_definition(
+            &self,
+            _: &str,
+            _: Deadline,
+        ) -> Result<TaskDefinitionSnapshot, ProbeError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(TaskDefinitionSnapshot::default())
+        }
+        async fn container_instances(
+            &self,
+            _: Deadline,
+        ) -> Result<Vec<ContainerInstanceSnapshot>, ProbeError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Vec::new())
+        }
+        async fn error_lines(
+            &self,
+            _: ErrorLogQuery<'_>,
+            _: Deadline,
+        ) -> Result<Vec<LogEvent>, ProbeError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Vec::new())
+        }
+    }
+
+    fn request(label: Option<&str>) -> TriageRequest {
+        let mut labels = BTreeMap::from([("alertname".to_string(), ALERTNAME.to_string())]);
+        if let Some(label) = label {
+            labels.insert(SERVICE_LABEL.into(), label.into());
+        }
+        TriageRequest {
+            episode_id: "ep-1".into(),
+            group_key: "g".into(),
+            alert: WebhookAlert {
+                status: crate::alert::AlertStatus::Firing,
+                labels,
+                annotations: BTreeMap::new(),
+                starts_at: time::macros::datetime!(2026-12-01 02:29:00 UTC),
+                ends_at: None,
+                generator_url: String::new(),
+                fingerprint: "f".into(),
+            },
+            attempt: 1,
+            budget: Duration::from_secs(5),
+        }
+    }
+
+    fn runbook(counting: Arc<Counting>) -> RestartLoop {
+        let config = Arc::new(Config::default());
+        let mut probes = ProbeSet::replay(
+            Snapshot::new(time::macros::datetime!(2026-12-01 03:00:00 UTC)),
+            &config,
+        );
+        probes.services = counting;
+        RestartLoop::new(Arc::new(Environment::new(
+            probes,
+            config,
+            Environment::fixed_clock(time::macros::datetime!(2026-12-01 03:00:00 UTC)),
+        )))
+    }
+
+    #[tokio::test]
+    async fn an_unconfigured_or_missing_label_makes_no_call() {
+        for label in [
+            None,
+            Some("cabal-nope"),
+            Some("cabal-imap "),
+            Some("cabal-imap\n--cluster other"),
+            Some(""),
+        ] {
+            let counting = Arc::new(Counting::default());
+            let report = runbook(Arc::clone(&counting))
+                .triage(request(label))
+                .await
+                .unwrap();
+            assert_eq!(counting.0.load(Ordering::SeqCst), 0, "{label:?}");
+            assert_eq!(report.verdict.action(), Action::Investigate);
+            assert!(
+                report.verdict.summary().contains("nothing was looked up"),
+                "{}",
+                report.verdict.summary()
+            );
+            assert!(!report.verdict.summary().contains('\n'));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_configured_service_runs_every_chain() {
+        let counting = Arc::new(Counting::default());
+        let report = runbook(Arc::clone(&counting))
+            .triage(request(Some("cabal-imap")))
+            .await
+            .unwrap();
+        // DescribeServices, stopped tasks, container instances, error lines (no deployment:
+        // no task definition to read).
+        assert_eq!(counting.0.load(Ordering::SeqCst), 4);
+        let names: Vec<&str> = report.steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "describe-services",
+                "stopped-tasks cabal-imap",
+                "container-instances",
+                "error-logs cabal-imap"
+            ]
+        );
     }
 }

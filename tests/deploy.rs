@@ -639,8 +639,10 @@ fn cabalmail_alertmanager_config_copies_runbook_alerts_to_triage_and_keeps_pagin
             .expect("amtool config routes test");
         String::from_utf8_lossy(&output.stdout).trim().to_string()
     };
-    let deferred = format!("alertname={}", runbook_alertnames()[1]);
-    let bounced = format!("alertname={}", runbook_alertnames()[0]);
+    let deferred = "alertname=SendmailDeferredSpike".to_string();
+    let bounced = "alertname=SendmailBouncedSpike".to_string();
+    assert!(runbook_alertnames().contains(&"SendmailDeferredSpike".to_string()));
+    assert!(runbook_alertnames().contains(&"SendmailBouncedSpike".to_string()));
     for (labels, expected) in [
         (
             vec![deferred.as_str(), "severity=critical"],

@@ -51,6 +51,10 @@ fn grants_exactly_the_actions_the_probes_call() {
         cabal_triage::aws::ec2::DESCRIBE_NAT_GATEWAYS,
         cabal_triage::aws::ecs::LIST_TASKS,
         cabal_triage::aws::ecs::DESCRIBE_TASKS,
+        cabal_triage::aws::ecs_service::DESCRIBE_SERVICES,
+        cabal_triage::aws::ecs_service::DESCRIBE_TASK_DEFINITION,
+        cabal_triage::aws::ecs_service::LIST_CONTAINER_INSTANCES,
+        cabal_triage::aws::ecs_service::DESCRIBE_CONTAINER_INSTANCES,
         cabal_triage::aws::exec::starter::EXECUTE_COMMAND,
     ]
     .into_iter()
@@ -77,6 +81,11 @@ fn pascal_case(snake: &str) -> String {
 /// The DynamoDB operations a Rust source calls on an SDK client (`client.get_item()`, also
 /// split over lines as `self\n.client\n.get_item()`), as IAM actions.
 fn client_calls(source: &str) -> BTreeSet<String> {
+    client_calls_of(source, "dynamodb")
+}
+
+/// The operations a Rust source calls on an SDK client of `service` (its IAM prefix).
+fn client_calls_of(source: &str, service: &str) -> BTreeSet<String> {
     let mut found = BTreeSet::new();
     let mut rest = source;
     while let Some(at) = rest.find("client") {
@@ -96,7 +105,7 @@ fn client_calls(source: &str) -> BTreeSet<String> {
             && !not_an_operation
             && call.trim_start()[name.len()..].starts_with("()")
         {
-            found.insert(format!("dynamodb:{}", pascal_case(&name)));
+            found.insert(format!("{service}:{}", pascal_case(&name)));
         }
     }
     found
@@ -247,4 +256,92 @@ fn resources_are_the_configured_log_groups_cluster_and_containers() {
                 || r.starts_with("arn:aws:ecs:REGION:ACCOUNT_ID:task/cabal-mail/")
         );
     }
+}
+
+/// Every operation the AWS adapters call on an SDK client is granted: a new call without its
+/// permission fails here (the probes' adapters hold every ECS, EC2 and Logs call).
+#[test]
+fn the_policy_covers_every_call_the_adapters_make() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut granted = BTreeSet::new();
+    for s in policy()["Statement"].as_array().unwrap() {
+        granted.extend(list(&s["Action"]));
+    }
+    let mut called = BTreeSet::new();
+    for (file, service) in [
+        ("src/aws/ecs.rs", "ecs"),
+        ("src/aws/ecs_service.rs", "ecs"),
+        ("src/aws/ec2.rs", "ec2"),
+        ("src/aws/logs.rs", "logs"),
+    ] {
+        let source = std::fs::read_to_string(root.join(file)).unwrap();
+        let calls = client_calls_of(&source, service);
+        assert!(
+            !calls.is_empty(),
+            "{file}: no call found: the scan is broken"
+        );
+        called.extend(calls);
+    }
+    for call in [
+        "ecs:DescribeServices",
+        "ecs:DescribeTaskDefinition",
+        "ecs:ListContainerInstances",
+        "ecs:DescribeContainerInstances",
+        "ecs:ListTasks",
+    ] {
+        assert!(called.contains(call), "the scan misses {call}: {called:?}");
+    }
+    let ungranted: Vec<&String> = called.difference(&granted).collect();
+    assert!(
+        ungranted.is_empty(),
+        "calls without a permission: {ungranted:?}"
+    );
+}
+
+#[test]
+fn the_restart_loop_statements_stay_in_the_cluster_and_the_services_log_groups() {
+    let config = Config::default();
+    let cluster = format!(
+        "arn:aws:ecs:REGION:ACCOUNT_ID:cluster/{}",
+        config.cabalmail.cluster
+    );
+    for sid in [
+        "DescribeServicesOfTheMailCluster",
+        "DescribeContainerInstancesOfTheMailCluster",
+    ] {
+        assert_eq!(
+            statement(sid)["Condition"]["ArnEquals"]["ecs:cluster"],
+            cluster.as_str(),
+            "{sid}"
+        );
+    }
+    assert_eq!(
+        list(&statement("ListContainerInstancesOfTheMailCluster")["Resource"]),
+        vec![cluster.clone()]
+    );
+    // DescribeTaskDefinition has no resource-level permission in IAM: "*", held to the region.
+    let definitions = statement("DescribeTaskDefinitionsHasNoResourceLevelScope");
+    assert_eq!(list(&definitions["Action"]), ["ecs:DescribeTaskDefinition"]);
+    assert_eq!(
+        definitions["Condition"]["StringEquals"]["aws:RequestedRegion"],
+        "REGION"
+    );
+    // The error lines: every configured service's log group, the tiers' in their own statement.
+    let mut logs: BTreeSet<String> =
+        list(&statement("ReadErrorLinesOfTheOtherServices")["Resource"])
+            .into_iter()
+            .collect();
+    logs.extend(list(
+        &statement("ReadDeliveryLinesOfTheThreeMailTiers")["Resource"],
+    ));
+    let mut expected = BTreeSet::new();
+    for service in &config.services.0 {
+        let arn = format!(
+            "arn:aws:logs:REGION:ACCOUNT_ID:log-group:{}",
+            service.log_group
+        );
+        expected.insert(format!("{arn}:*"));
+        expected.insert(arn);
+    }
+    assert_eq!(logs, expected);
 }

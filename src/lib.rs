@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod dnsbl;
+pub mod dovecot;
 pub mod ledger;
 pub mod metrics;
 pub mod notify;

@@ -41,6 +41,7 @@ const MODULES: &[(&str, Layer)] = &[
     ("config", Layer::Config),
     ("alert", Layer::Core),
     ("dnsbl", Layer::Core),
+    ("dovecot", Layer::Core),
     ("probe", Layer::Core),
     ("report", Layer::Core),
     ("runbook", Layer::Core),

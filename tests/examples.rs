@@ -296,3 +296,28 @@ fn a_restart_loop_example_renders_its_own_fields_and_replays_to_the_same_report(
     assert_eq!(first["verdict"], second["verdict"]);
     assert_eq!(first["evidence"], second["evidence"]);
 }
+
+#[test]
+fn an_imap_auth_example_renders_cause_and_severity() {
+    let dir = examples()
+        .into_iter()
+        .find(|d| d.ends_with("imap-auth-non-lambda-source-guessing"))
+        .unwrap();
+    let (code, text, stderr) = triage(&dir, "text");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(text.contains("tier:       imap"), "{text}");
+    assert!(text.contains("cause:      in-vpc-source"), "{text}");
+    assert!(text.contains("severity:   critical"), "{text}");
+    assert!(text.contains("10.64.40.17"), "{text}");
+    // User names are counted and masked, never listed in clear.
+    let (_, json, _) = triage(&dir, "json");
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let names = report["evidence"]["details"]["failing_user_names"]
+        .as_array()
+        .unwrap();
+    assert!(!names.is_empty());
+    assert!(
+        names.iter().all(|n| n.as_str().unwrap().ends_with("***")),
+        "{names:?}"
+    );
+}

@@ -55,6 +55,8 @@ fn grants_exactly_the_actions_the_probes_call() {
         cabal_triage::aws::ecs_service::DESCRIBE_TASK_DEFINITION,
         cabal_triage::aws::ecs_service::LIST_CONTAINER_INSTANCES,
         cabal_triage::aws::ecs_service::DESCRIBE_CONTAINER_INSTANCES,
+        cabal_triage::aws::imap_sources::DESCRIBE_NETWORK_INTERFACES,
+        cabal_triage::aws::ssm::DESCRIBE_PARAMETERS,
         cabal_triage::aws::exec::starter::EXECUTE_COMMAND,
     ]
     .into_iter()
@@ -273,6 +275,8 @@ fn the_policy_covers_every_call_the_adapters_make() {
         ("src/aws/ecs_service.rs", "ecs"),
         ("src/aws/ec2.rs", "ec2"),
         ("src/aws/logs.rs", "logs"),
+        ("src/aws/imap_sources.rs", "ec2"),
+        ("src/aws/ssm.rs", "ssm"),
     ] {
         let source = std::fs::read_to_string(root.join(file)).unwrap();
         let calls = client_calls_of(&source, service);
@@ -288,6 +292,8 @@ fn the_policy_covers_every_call_the_adapters_make() {
         "ecs:ListContainerInstances",
         "ecs:DescribeContainerInstances",
         "ecs:ListTasks",
+        "ec2:DescribeNetworkInterfaces",
+        "ssm:DescribeParameters",
     ] {
         assert!(called.contains(call), "the scan misses {call}: {called:?}");
     }
@@ -344,4 +350,26 @@ fn the_restart_loop_statements_stay_in_the_cluster_and_the_services_log_groups()
         expected.insert(arn);
     }
     assert_eq!(logs, expected);
+}
+
+#[test]
+fn the_imap_statements_read_metadata_only() {
+    // Neither call supports resource-level permissions in IAM: "*", held to the region.
+    for (sid, action) in [
+        ("IdentifyImapLoginSources", "ec2:DescribeNetworkInterfaces"),
+        (
+            "MasterPasswordParameterMetadataHasNoResourceLevelScope",
+            "ssm:DescribeParameters",
+        ),
+    ] {
+        let s = statement(sid);
+        assert_eq!(list(&s["Action"]), [action]);
+        assert_eq!(
+            s["Condition"]["StringEquals"]["aws:RequestedRegion"],
+            "REGION"
+        );
+    }
+    // Never a parameter's value.
+    let text = include_str!("../deploy/iam/cabal-triage-policy.json");
+    assert!(!text.contains("ssm:GetParameter"));
 }

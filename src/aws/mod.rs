@@ -13,10 +13,12 @@ pub mod ecs;
 pub mod ecs_service;
 pub mod error;
 pub mod exec;
+pub mod imap_sources;
 pub mod logs;
 pub mod probes;
 pub mod retry;
 pub mod sdk;
+pub mod ssm;
 
 pub use error::AwsError;
 pub use sdk::AwsClients;

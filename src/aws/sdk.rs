@@ -20,6 +20,7 @@ pub const SERVICE_LOGS: &str = "logs";
 pub const SERVICE_EC2: &str = "ec2";
 pub const SERVICE_ECS: &str = "ecs";
 pub const SERVICE_DYNAMODB: &str = "dynamodb";
+pub const SERVICE_SSM: &str = "ssm";
 
 /// Builds the shared SDK configuration from `[aws]`.
 ///
@@ -56,6 +57,8 @@ pub struct AwsClients {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub ec2: aws_sdk_ec2::Client,
     pub ecs: aws_sdk_ecs::Client,
+    /// SSM: the master-password parameter's metadata only.
+    pub ssm: aws_sdk_ssm::Client,
     /// Endpoint of each client when overridden, for error messages ("cannot reach ...").
     pub endpoints: Endpoints,
 }
@@ -66,6 +69,7 @@ pub struct Endpoints {
     pub logs: Option<String>,
     pub ec2: Option<String>,
     pub ecs: Option<String>,
+    pub ssm: Option<String>,
 }
 
 impl AwsClients {
@@ -75,6 +79,7 @@ impl AwsClients {
             logs: aws.endpoint_for(SERVICE_LOGS).map(str::to_string),
             ec2: aws.endpoint_for(SERVICE_EC2).map(str::to_string),
             ecs: aws.endpoint_for(SERVICE_ECS).map(str::to_string),
+            ssm: aws.endpoint_for(SERVICE_SSM).map(str::to_string),
         };
         let mut logs = aws_sdk_cloudwatchlogs::config::Builder::from(sdk);
         if let Some(url) = &endpoints.logs {
@@ -88,7 +93,12 @@ impl AwsClients {
         if let Some(url) = &endpoints.ecs {
             ecs = ecs.endpoint_url(url);
         }
+        let mut ssm = aws_sdk_ssm::config::Builder::from(sdk);
+        if let Some(url) = &endpoints.ssm {
+            ssm = ssm.endpoint_url(url);
+        }
         AwsClients {
+            ssm: aws_sdk_ssm::Client::from_conf(ssm.build()),
             logs: aws_sdk_cloudwatchlogs::Client::from_conf(logs.build()),
             ec2: aws_sdk_ec2::Client::from_conf(ec2.build()),
             ecs: aws_sdk_ecs::Client::from_conf(ecs.build()),

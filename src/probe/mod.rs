@@ -17,9 +17,11 @@
 
 pub mod dnsbl;
 pub mod exec;
+pub mod imap_auth;
 pub mod logs;
 pub mod nat;
 pub mod replay;
+mod replay_imap_auth;
 mod replay_service;
 pub mod service;
 pub mod snapshot;
@@ -38,6 +40,7 @@ use crate::timing::Deadline;
 
 pub use dnsbl::DnsblOutcome;
 pub use exec::{ExecProbeResult, TaskTarget, TierTargets};
+pub use imap_auth::ImapAuthProbe;
 pub use logs::{LogScan, TierLogScan};
 pub use nat::{nat_state, NatProbeResult};
 pub use replay::ReplayProbes;
@@ -137,6 +140,8 @@ pub struct ProbeSet {
     pub dnsbl: Arc<dyn DnsblCheck>,
     /// ContainerRestartLoop: ECS services, tasks, task definitions, instances, error lines.
     pub services: Arc<dyn ServiceProbe>,
+    /// IMAPAuthFailureSpike: login lines, the sources' network interfaces, the parameter.
+    pub imap_auth: Arc<dyn ImapAuthProbe>,
 }
 
 impl ProbeSet {
@@ -149,7 +154,8 @@ impl ProbeSet {
             logs: replay.clone(),
             nat: replay.clone(),
             dnsbl: replay.clone(),
-            services: replay,
+            services: replay.clone(),
+            imap_auth: replay,
         }
     }
 }

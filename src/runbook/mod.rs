@@ -7,6 +7,7 @@ pub mod deferred;
 pub mod environment;
 pub mod evidence;
 pub mod gather;
+pub mod imap_auth;
 pub mod next_command;
 pub mod oneshot;
 pub mod restart_loop;
@@ -89,12 +90,16 @@ impl Registry {
     }
 
     /// The shipped registry plus every Cabalmail runbook over `env`'s probes: the two sendmail
-    /// runbooks, `ContainerRestartLoop`.
+    /// runbooks, `ContainerRestartLoop`, `IMAPAuthFailureSpike`.
     pub fn with_runbooks(env: Arc<environment::Environment>) -> Self {
         let mut registry = Registry::with_sendmail(Arc::clone(&env));
         registry.register(
             restart_loop::ALERTNAME,
-            Arc::new(restart_loop::RestartLoop::new(env)),
+            Arc::new(restart_loop::RestartLoop::new(Arc::clone(&env))),
+        );
+        registry.register(
+            imap_auth::ALERTNAME,
+            Arc::new(imap_auth::ImapAuthSpike::new(env)),
         );
         registry
     }

@@ -5,6 +5,7 @@
 
 pub mod ecs_service;
 pub mod exec;
+pub mod imap_auth;
 pub mod logs;
 pub mod nat;
 pub mod tasks;
@@ -18,6 +19,7 @@ use crate::probe::{DnsblCheck, ProbeError, ProbeSet};
 
 pub use ecs_service::AwsServiceProbe;
 pub use exec::AwsExecProbe;
+pub use imap_auth::AwsImapAuthProbe;
 pub use logs::AwsLogScan;
 pub use nat::AwsNatProbe;
 pub use tasks::AwsTaskDiscovery;
@@ -46,5 +48,6 @@ pub fn probe_set(clients: &AwsClients, config: &Config, dnsbl: Arc<dyn DnsblChec
         nat: Arc::new(AwsNatProbe::new(clients, config)),
         dnsbl,
         services: Arc::new(AwsServiceProbe::new(clients, config)),
+        imap_auth: Arc::new(AwsImapAuthProbe::new(clients, config)),
     }
 }

@@ -124,7 +124,7 @@ impl ServiceProbe for AwsServiceProbe {
             })
             .collect();
         // Newest first; tasks without a stop time last.
-        tasks.sort_by(|a, b| b.stopped_at.cmp(&a.stopped_at));
+        tasks.sort_by_key(|t| std::cmp::Reverse(t.stopped_at));
         tasks.truncate(limit);
         Ok(tasks)
     }

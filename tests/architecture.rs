@@ -597,8 +597,8 @@ fn a_drifted_layers_table_is_reported() {
     // `probe` documented as an edge, and core allowed to import edges.
     let drifted = markdown
         .replace(
-            "| core | `alert`, `dnsbl`, `probe`, `report`, `runbook`, `sendmail` | core, config, timing |",
-            "| core | `alert`, `dnsbl`, `report`, `runbook`, `sendmail` | edge, core, config, timing |",
+            "| core | `alert`, `dnsbl`, `dovecot`, `probe`, `report`, `runbook`, `sendmail` | core, config, timing |",
+            "| core | `alert`, `dnsbl`, `dovecot`, `report`, `runbook`, `sendmail` | edge, core, config, timing |",
         );
     assert_ne!(drifted, markdown, "the test's row must match the docs' row");
     let differences = layers_table_differences(&drifted);

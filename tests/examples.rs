@@ -175,7 +175,7 @@ fn bad_input_exits_2_with_one_line_naming_the_file() {
     let mut payload: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(example.join("payload.json")).unwrap())
             .unwrap();
-    payload["alerts"][0]["labels"]["alertname"] = "IMAPAuthFailureSpike".into();
+    payload["alerts"][0]["labels"]["alertname"] = "NodeHighCPU".into();
     std::fs::write(&no_runbook, payload.to_string()).unwrap();
     let cases: Vec<(PathBuf, PathBuf, &str)> = vec![
         (

@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::*;
 use crate::alert::{pagerduty_dedup_key, AlertStatus, WebhookAlert};
+use crate::report::fit::{fit_report_json, MAX_STORED_REPORT_BYTES};
 
 mod checkpoint;
 mod episodes;
@@ -287,6 +288,7 @@ impl Ledger for SqliteLedger {
         report_json: String,
         now: OffsetDateTime,
     ) -> Result<bool, LedgerError> {
+        let report_json = fit_report_json(report_json, MAX_STORED_REPORT_BYTES);
         jobs::complete(self, job_id, owner, report_json, now).await
     }
 

@@ -67,6 +67,7 @@ fn report(samples: Vec<String>, summary: String) -> Report {
         started_at: OffsetDateTime::UNIX_EPOCH,
         finished_at: OffsetDateTime::UNIX_EPOCH,
         evidence_snapshot: None,
+        trimmed: None,
     }
 }
 

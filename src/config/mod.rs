@@ -193,10 +193,32 @@ impl Config {
                 }
             }
         }
+        for (key, path) in self.secret_files() {
+            if let Some(mode) = readable_by_others(path) {
+                warnings.push(format!(
+                    "{key}: {} can be read by group or others (mode {mode:04o}): chmod 600 it",
+                    path.display()
+                ));
+            }
+        }
         if self.auth.allow_unauthenticated {
             warnings.push("auth.allow_unauthenticated = true: anyone who can reach the listener can post alerts and read episodes".into());
         }
         warnings
+    }
+
+    /// Every `*_file` secret setting that is set, with its key.
+    fn secret_files(&self) -> Vec<(&'static str, &Path)> {
+        [
+            ("auth.webhook_tokens_file", &self.auth.webhook_tokens_file),
+            ("auth.read_tokens_file", &self.auth.read_tokens_file),
+            ("slack.bot_token_file", &self.slack.bot_token_file),
+            ("slack.webhook_url_file", &self.slack.webhook_url_file),
+            ("pagerduty.api_token_file", &self.pagerduty.api_token_file),
+        ]
+        .into_iter()
+        .filter_map(|(key, path)| path.as_deref().map(|path| (key, path)))
+        .collect()
     }
 
     /// The effective configuration as TOML, secrets masked.
@@ -216,6 +238,14 @@ fn secret_type_error(message: &str) -> String {
         ),
         None => "invalid value (the value is a secret and is not shown)".to_string(),
     }
+}
+
+/// The permission bits of the file at `path` when group or others may read it (or write or run
+/// it); None when only its owner may, or when it cannot be looked at (reading it said why).
+fn readable_by_others(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o7777;
+    (mode & 0o077 != 0).then_some(mode)
 }
 
 /// The 1-based line number of a byte offset.

@@ -227,6 +227,16 @@ pub struct AuthConfig {
     pub allow_unauthenticated: bool,
 }
 
+/// The fewest distinct characters a token may have.
+pub const MIN_DISTINCT_TOKEN_CHARS: usize = 8;
+
+fn distinct_chars(text: &str) -> usize {
+    let mut seen: Vec<char> = text.chars().collect();
+    seen.sort_unstable();
+    seen.dedup();
+    seen.len()
+}
+
 impl AuthConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self
@@ -249,6 +259,22 @@ impl AuthConfig {
                 "auth.webhook_tokens",
                 "a token is shorter than 16 characters; use a long random secret (openssl rand -hex 32)",
             ));
+        }
+        // Length alone lets `aaaaaaaaaaaaaaaa` through; a random token of 16 characters has
+        // far more than 8 distinct ones.
+        for (key, tokens) in [
+            ("auth.webhook_tokens", &self.webhook_tokens),
+            ("auth.read_tokens", &self.read_tokens),
+        ] {
+            if tokens
+                .iter()
+                .any(|t| distinct_chars(t.expose()) < MIN_DISTINCT_TOKEN_CHARS)
+            {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("a token has fewer than {MIN_DISTINCT_TOKEN_CHARS} distinct characters; use a random secret (openssl rand -hex 32)"),
+                ));
+            }
         }
         Ok(())
     }

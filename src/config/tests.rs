@@ -463,3 +463,57 @@ fn a_secret_through_the_generic_environment_form_is_taken_as_text() {
         Some("8675309314159265")
     );
 }
+
+#[test]
+fn a_token_of_few_distinct_characters_is_refused_naming_the_key_not_the_value() {
+    for (var, key) in [
+        ("CABAL_TRIAGE_WEBHOOK_TOKEN", "auth.webhook_tokens"),
+        ("CABAL_TRIAGE_READ_TOKEN", "auth.read_tokens"),
+    ] {
+        for weak in [
+            "aaaaaaaaaaaaaaaa",
+            "abababababababababababab",
+            "abcdefgabcdefgabcdefg",
+        ] {
+            let error = load("", &[(var, weak)]).unwrap_err().to_string();
+            assert!(error.contains(key), "{error}");
+            assert!(error.contains("distinct characters"), "{error}");
+            assert!(!error.contains(weak), "{error}");
+        }
+        // Eight distinct characters pass, and so does any random token.
+        load("", &[(var, "abcdefghabcdefgh")]).unwrap();
+        load("", &[(var, "3f9c2a7e41d08b65c1e9")]).unwrap();
+    }
+}
+
+#[test]
+fn a_secret_file_readable_by_others_is_a_warning_naming_key_and_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "do-not-print-3f9c2a7e41d08b65\n").unwrap();
+    let text = format!("[auth]\nwebhook_tokens_file = \"{}\"\n", tokens.display());
+    for (mode, warned) in [(0o644, true), (0o640, true), (0o600, false), (0o400, false)] {
+        std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(mode)).unwrap();
+        let config = load(&text, &[]).unwrap();
+        let warnings: Vec<String> = config
+            .warnings(Some(&text))
+            .into_iter()
+            .filter(|w| w.contains("group or others"))
+            .collect();
+        assert_eq!(
+            warnings.len(),
+            usize::from(warned),
+            "{mode:o}: {warnings:?}"
+        );
+        for warning in warnings {
+            assert!(
+                warning.starts_with("auth.webhook_tokens_file: "),
+                "{warning}"
+            );
+            assert!(warning.contains(&tokens.display().to_string()), "{warning}");
+            assert!(warning.contains(&format!("{mode:04o}")), "{warning}");
+            assert!(!warning.contains("do-not-print"), "{warning}");
+        }
+    }
+}

@@ -37,6 +37,10 @@ pub enum LedgerError {
     Corrupt(String),
     #[error("ledger is shut down")]
     Closed,
+    /// Permanent: the record exceeds what the backend can store in one item (DynamoDB's 400 KB);
+    /// sending it again cannot help.
+    #[error("too large to store: {0}")]
+    TooLarge(String),
 }
 
 /// The durable store. All times are passed in so that the rules are testable.

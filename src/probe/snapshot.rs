@@ -7,6 +7,7 @@
 //! report exactly (`log_truncated`, `task_details`, the NAT's AZ and launch time); they are
 //! skipped when empty so a contract-only snapshot round-trips unchanged.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -62,6 +63,41 @@ impl Snapshot {
     /// The tier's entry, created empty when absent.
     pub fn tier_mut(&mut self, tier: &str) -> &mut TierSnapshot {
         self.tiers.entry(tier.to_string()).or_default()
+    }
+
+    /// Cuts every email local part in the snapshot's free text (log lines, command output,
+    /// error texts) to its first character with [`crate::report::redact`]: what is stored and
+    /// served when `privacy.show_local_parts` is off. The evidence keeps what the rules read
+    /// (recipient domains, DSN codes, relays, queue counts), so a replay of the redacted
+    /// snapshot reaches the verdict of the original (the examples' tests hold that).
+    pub fn redact_local_parts(&mut self) {
+        for tier in self.tiers.values_mut() {
+            for event in tier.log_events.iter_mut().flatten() {
+                redact_in_place(&mut event.message);
+            }
+            for record in tier.exec.iter_mut().flatten() {
+                redact_option(&mut record.output);
+                redact_option(&mut record.error);
+            }
+            redact_option(&mut tier.log_error);
+            redact_option(&mut tier.tasks_error);
+            redact_option(&mut tier.newest_log_event_error);
+        }
+        if let Some(nat) = &mut self.nat {
+            redact_option(&mut nat.error);
+        }
+    }
+}
+
+fn redact_in_place(text: &mut String) {
+    if let Cow::Owned(redacted) = crate::report::redact::redact_addresses(text) {
+        *text = redacted;
+    }
+}
+
+fn redact_option(text: &mut Option<String>) {
+    if let Some(text) = text {
+        redact_in_place(text);
     }
 }
 
@@ -252,6 +288,56 @@ mod tests {
         assert_eq!(again, snapshot);
         assert!(!text.contains("log_truncated"));
         assert!(!text.contains("task_details"));
+    }
+
+    #[test]
+    fn redaction_cuts_local_parts_in_every_free_text_and_keeps_the_rest() {
+        let mut snapshot: Snapshot = serde_json::from_str(CONTRACT_EXAMPLE).unwrap();
+        let out = snapshot.tiers.get_mut("smtp-out").unwrap();
+        out.log_events.as_mut().unwrap()[0].message =
+            "sm-mta[1]: Q1: to=<jane.doe@gmail.com>, ctladdr=<bob@example.org> (1/1), relay=gmail-smtp-in.l.google.com. [142.250.31.27], dsn=4.7.28, reply=421 4.7.28 <jane.doe@gmail.com> rate limited, stat=Deferred".into();
+        out.exec.as_mut().unwrap()[0].output =
+            Some("Q1  1234 Mon Nov 28 20:00 <sender@example.org>\r\n   <jürgen@bücher.de>\r\nTotal requests: 1\r\n".into());
+        out.exec.as_mut().unwrap()[0].error = Some("\"john doe\"@example.com refused".into());
+        out.log_error = Some("carol@localhost".into());
+        out.tasks_error = Some("dave%40example.com".into());
+        out.newest_log_event_error = Some("erin&#64;example.com".into());
+        snapshot.nat.as_mut().unwrap().error = Some("frank@[192.0.2.1]".into());
+        let before = snapshot.clone();
+
+        snapshot.redact_local_parts();
+        let text = serde_json::to_string(&snapshot).unwrap();
+        for whole in [
+            "jane.doe@",
+            "bob@",
+            "sender@",
+            "jürgen@",
+            "john doe",
+            "carol@",
+            "dave%40",
+            "erin&#64;",
+            "frank@",
+        ] {
+            assert!(!text.contains(whole), "{whole} in {text}");
+        }
+        let out = &snapshot.tiers["smtp-out"];
+        let message = &out.log_events.as_ref().unwrap()[0].message;
+        assert!(message.contains("to=<j***@gmail.com>"), "{message}");
+        assert!(message.contains("relay=gmail-smtp-in.l.google.com. [142.250.31.27]"));
+        assert!(message.contains("dsn=4.7.28"));
+        let output = out.exec.as_ref().unwrap()[0].output.as_deref().unwrap();
+        assert!(output.contains("<j***@bücher.de>"), "{output}");
+        assert!(output.ends_with("Total requests: 1\r\n"));
+        // Nothing but the free text changed; a second pass changes nothing.
+        assert_eq!(snapshot.captured_at, before.captured_at);
+        assert_eq!(snapshot.dnsbl, before.dnsbl);
+        assert_eq!(
+            snapshot.nat.as_ref().unwrap().instances,
+            before.nat.as_ref().unwrap().instances
+        );
+        let once = snapshot.clone();
+        snapshot.redact_local_parts();
+        assert_eq!(snapshot, once);
     }
 
     #[test]

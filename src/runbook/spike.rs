@@ -44,7 +44,13 @@ pub async fn run(
     let evidence = evidence::build(&gathered.snapshot, &env.config, &env.providers);
     let mut verdict = (spec.verdict)(&evidence, &env.config.runbooks);
     verdict.next_command = super::next_command::next_command(&verdict, &evidence, &env.config);
-    let snapshot = serde_json::to_value(&gathered.snapshot).map_err(|e| {
+    // The evidence was built from what the probes saw; what is stored and served is redacted
+    // when captured (docs/contracts.md, "Replay snapshot"), and replays to the same verdict.
+    let mut stored = gathered.snapshot;
+    if !env.config.privacy.show_local_parts {
+        stored.redact_local_parts();
+    }
+    let snapshot = serde_json::to_value(&stored).map_err(|e| {
         RunbookError::Failed(format!("cannot serialize the evidence snapshot: {e}"))
     })?;
     Ok(Report {
@@ -57,6 +63,7 @@ pub async fn run(
         started_at,
         finished_at: OffsetDateTime::now_utc(),
         evidence_snapshot: Some(snapshot),
+        trimmed: None,
     })
 }
 

@@ -141,6 +141,12 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
                     format!("not stored, retry: {error}"),
                 )
             }
+            // Alertmanager resends a 5xx forever and drops a 4xx: an alert that can never be
+            // stored is refused for good, saying why.
+            LedgerError::TooLarge(_) => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("not stored, do not retry: {error}"),
+            ),
             LedgerError::Corrupt(_) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("not stored: {error}"),

@@ -18,8 +18,9 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::config::WorkerConfig;
-use crate::ledger::{JobState, LeasedJob, Ledger};
+use crate::ledger::{JobState, LeasedJob, Ledger, LedgerError};
 use crate::metrics::{Metrics, OutcomeLabels};
+use crate::report::fit::{fit_report_json, MAX_STORED_REPORT_BYTES};
 use crate::runbook::{Registry, TriageRequest};
 use crate::shutdown::Shutdown;
 use crate::timing::Backoff;
@@ -166,9 +167,10 @@ impl WorkerPool {
         let error = match result {
             Ok(Ok(Ok(report))) => match serde_json::to_string(&report) {
                 Ok(json) => {
+                    let json = fit_report_json(json, MAX_STORED_REPORT_BYTES);
                     match self
                         .ledger
-                        .complete_job(job.job_id, owner, json, OffsetDateTime::now_utc())
+                        .complete_job(job.job_id, owner, json.clone(), OffsetDateTime::now_utc())
                         .await
                     {
                         Ok(true) => {
@@ -181,6 +183,26 @@ impl WorkerPool {
                         }
                         Ok(false) => {
                             tracing::warn!(episode = %job.episode_id, "lease lost before the report was stored; another worker owns the job")
+                        }
+                        // The ledger trims a report to its bound; an item that still cannot
+                        // hold it (its delivery rows grew) keeps the verdict without evidence
+                        // rather than running the triage again.
+                        Err(LedgerError::TooLarge(why)) => {
+                            tracing::warn!(episode = %job.episode_id, %why, "report too large to store; storing the verdict without its evidence snapshot");
+                            let small = fit_report_json(json, 0);
+                            match self
+                                .ledger
+                                .complete_job(job.job_id, owner, small, OffsetDateTime::now_utc())
+                                .await
+                            {
+                                Ok(true) => self.observe(started, "triaged"),
+                                Ok(false) => {
+                                    tracing::warn!(episode = %job.episode_id, "lease lost before the report was stored; another worker owns the job")
+                                }
+                                Err(error) => {
+                                    tracing::error!(%error, episode = %job.episode_id, "cannot store report; the job will be retried when its lease expires")
+                                }
+                            }
                         }
                         Err(error) => {
                             tracing::error!(%error, episode = %job.episode_id, "cannot store report; the job will be retried when its lease expires")

@@ -3,6 +3,7 @@
 //! atomic `ADD`), or resolves the episode (a versioned write with its outbox rows).
 
 use super::*;
+use crate::report::fit::MAX_STORED_ALERT_BYTES;
 
 /// What ingest reads of existing episodes.
 pub(super) const SNAPSHOT_ATTRIBUTES: &[&str] = &[
@@ -53,6 +54,17 @@ impl DynamoLedger {
     ) -> Result<Vec<IngestResult>, LedgerError> {
         let now_ms = unix_ms(now);
         let ids: Vec<String> = alerts.iter().map(|a| a.key.id()).collect();
+        // Refused before anything is written: an alert whose episode item leaves no room for
+        // its report can never be stored, and a 5xx would make Alertmanager resend it forever.
+        for (incoming, id) in alerts.iter().zip(&ids) {
+            let (item, _) = self.new_episode(incoming, id, now_ms)?;
+            let size = item_size(&item);
+            if size > MAX_STORED_ALERT_BYTES {
+                return Err(LedgerError::TooLarge(format!(
+                    "the alert of episode {id} makes a ledger item of {size} bytes; at most {MAX_STORED_ALERT_BYTES} are stored so that its report fits beside it in one DynamoDB item (400 KB): shorten the alert's labels and annotations"
+                )));
+            }
+        }
         let mut snapshots = self.read_snapshots(&ids).await?;
         // The alerts of one episode in order (a notification may name one twice), episodes
         // side by side.

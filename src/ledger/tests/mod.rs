@@ -76,6 +76,7 @@ pub(crate) async fn suite(ledger: Arc<dyn Ledger>) {
     outcomes_with_refs(&*ledger).await;
     listing_and_purge(&*ledger).await;
     doubt_windows(&*ledger).await;
+    oversized_report_is_stored_trimmed(&*ledger).await;
 }
 
 /// The destinations the suite is run with.

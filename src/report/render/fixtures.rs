@@ -83,5 +83,6 @@ pub fn report(samples: Vec<String>) -> Report {
         started_at: datetime!(2026-11-28 20:00:31 UTC),
         finished_at: datetime!(2026-11-28 20:00:39 UTC),
         evidence_snapshot: None,
+        trimmed: None,
     }
 }

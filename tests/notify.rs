@@ -663,3 +663,163 @@ async fn incoming_webhook_mode_posts_once_per_finished_triage() {
         "the webhook URL is a secret"
     );
 }
+
+/// Rows this process writes wake the outbox: with a poll of a minute, the episode's message,
+/// its verdict edit and a repeat's reply still go out within seconds (on the poll alone the
+/// first would wait up to a minute).
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_written_here_are_sent_without_waiting_for_the_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let slack = FakeSlack::start().await;
+    let mut env = slack_env(&slack);
+    env.push(("CABAL_TRIAGE__DELIVERY__POLL_INTERVAL_MS", "60000".into()));
+    let service = Service::start(dir.path(), &env);
+    // Let the outbox's first claim (at start) pass, so that only a wake can find the rows.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let id = first_episode(&service, "firing").await;
+    service.settled(&id, 2).await;
+    service
+        .post_alert(&payload("firing", &[("test_sleep_ms", "200")], &[]))
+        .await;
+    let rows = service.settled(&id, 3).await;
+    assert!(
+        rows.iter().all(|(_, _, state)| state == "delivered"),
+        "{rows:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}: the rows waited for the poll",
+        started.elapsed()
+    );
+    assert_eq!(slack.requests("chat.update").len(), 1);
+    assert_eq!(slack.replies().len(), 1);
+}
+
+/// A triage that ends failed is told to PagerDuty too: one note saying what failed and what is
+/// known, not added twice when its answer is lost; Slack's message says it as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_triage_adds_one_pagerduty_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let slack = FakeSlack::start().await;
+    let pd = FakePagerDuty::start().await;
+    pd.add_incident("PINC1", &incident_key(), 0);
+    // The first note's answer is lost: the retry must find it and not add a second.
+    pd.script(
+        "notes_post",
+        fake_pagerduty::Scripted::SlowAfterWork(Duration::from_secs(2)),
+    );
+    let mut env = slack_env(&slack);
+    env.extend(pagerduty_env(&pd));
+    env.push(("CABAL_TRIAGE__WORKER__MAX_ATTEMPTS", "1".into()));
+    let service = Service::start(dir.path(), &env);
+    let answer = service
+        .post_alert(&payload(
+            "firing",
+            &[("test_fail_attempts", "9")],
+            &[("summary", "deferred mail is piling up")],
+        ))
+        .await;
+    let id = answer["episodes"][0]["id"].as_str().unwrap().to_string();
+    let mut rows = service.settled(&id, 3).await;
+    rows.sort();
+    assert_eq!(
+        rows,
+        owned(&[
+            ("pagerduty", "triage_failed", "delivered"),
+            ("slack", "started", "delivered"),
+            ("slack", "triage_failed", "delivered"),
+        ])
+    );
+    let notes = pd.notes("PINC1");
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let note = &notes[0];
+    assert!(
+        note.starts_with("cabal-triage: CabalTriageTest: triage failed\n"),
+        "{note}"
+    );
+    assert!(
+        note.contains("Triage failed: attempt 1 of 1: test failure on attempt 1"),
+        "{note}"
+    );
+    assert!(note.contains("Alert: deferred mail is piling up"), "{note}");
+    assert!(
+        note.contains(&format!("[cabal-triage {id} failure ")),
+        "{note}"
+    );
+}
+
+/// An alert without a runbook posts one message (summary, description, labels, "no automatic
+/// diagnosis"), updated on resolution; repeats add nothing; PagerDuty hears nothing. With
+/// `notify.unknown_alerts = "ignore"`, nothing is posted.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alert_without_a_runbook_gets_one_message_updated_on_resolve() {
+    let unknown = |status: &str| {
+        let mut body = payload(
+            status,
+            &[("alertname", "DiskAlmostFull"), ("instance", "imap-1")],
+            &[
+                ("summary", "disk 91% full"),
+                ("description", "the /var volume of imap-1 is 91% full"),
+            ],
+        );
+        body["groupLabels"]["alertname"] = json!("DiskAlmostFull");
+        body
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let slack = FakeSlack::start().await;
+    let pd = FakePagerDuty::start().await;
+    pd.add_incident("PINC1", &incident_key(), 0);
+    let mut env = slack_env(&slack);
+    env.extend(pagerduty_env(&pd));
+    let service = Service::start(dir.path(), &env);
+    let answer = service.post_alert(&unknown("firing")).await;
+    assert_eq!(answer["episodes"][0]["state"], "no_runbook");
+    let id = answer["episodes"][0]["id"].as_str().unwrap().to_string();
+    service.settled(&id, 1).await;
+    service.post_alert(&unknown("firing")).await;
+    service.post_alert(&unknown("resolved")).await;
+    let rows = service.settled(&id, 2).await;
+    assert_eq!(
+        rows,
+        owned(&[
+            ("slack", "started", "delivered"),
+            ("slack", "resolved", "delivered")
+        ])
+    );
+    let parents = slack.parents();
+    assert_eq!(parents.len(), 1);
+    let posted = &slack.requests("chat.postMessage")[0].body;
+    let blocks = posted["blocks"].to_string();
+    assert_eq!(
+        posted["blocks"][0]["text"]["text"],
+        "DiskAlmostFull: no runbook"
+    );
+    for expected in [
+        "No automatic diagnosis for this alert.",
+        "disk 91% full",
+        "the /var volume of imap-1 is 91% full",
+        "instance=imap-1",
+    ] {
+        assert!(blocks.contains(expected), "{expected} missing: {blocks}");
+    }
+    let updates = slack.requests("chat.update");
+    assert_eq!(updates.len(), 1);
+    assert_eq!(
+        updates[0].body["blocks"][0]["text"]["text"],
+        "DiskAlmostFull: RESOLVED: no runbook"
+    );
+    assert_eq!(slack.replies().len(), 1, "the resolution's reply only");
+    assert!(pd.requests().is_empty());
+
+    let dir = tempfile::tempdir().unwrap();
+    let quiet_slack = FakeSlack::start().await;
+    let mut env = slack_env(&quiet_slack);
+    env.push(("CABAL_TRIAGE_UNKNOWN_ALERTS", "ignore".into()));
+    let service = Service::start(dir.path(), &env);
+    let answer = service.post_alert(&unknown("firing")).await;
+    let id = answer["episodes"][0]["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(service.deliveries(&id).await.is_empty());
+    assert!(quiet_slack.all_requests().is_empty());
+}

@@ -28,8 +28,9 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Lags (ms) of `episodes` verdicts with `wake` on or off.
-async fn lags(wake: bool, episodes: u64, triage_ms: u64) -> Vec<f64> {
+/// Per episode: the lag after the triage's own time (from the 202), and the time from the
+/// triage's end (the report's `finished_at`) to the verdict at Slack; with `wake` on or off.
+async fn lags(wake: bool, episodes: u64, triage_ms: u64) -> (Vec<f64>, Vec<f64>) {
     let dir = tempfile::tempdir().unwrap();
     let slack = FakeSlack::start().await;
     let service = Service::start(
@@ -44,12 +45,13 @@ async fn lags(wake: bool, episodes: u64, triage_ms: u64) -> Vec<f64> {
             ("CABAL_TRIAGE_LOG_LEVEL", "warn".into()),
         ],
     );
-    let mut lags = Vec::new();
+    let (mut lags, mut after_end) = (Vec::new(), Vec::new());
     for n in 0..episodes {
         let mut body = payload("firing", &[("test_sleep_ms", &triage_ms.to_string())], &[]);
         body["alerts"][0]["fingerprint"] = json!(format!("{:016x}", 0xbe00 + n));
         let updates_before = slack.requests("chat.update").len();
         let accepted = Instant::now();
+        let accepted_wall = OffsetDateTime::now_utc();
         let answer = service.post_alert(&body).await;
         let id = answer["episodes"][0]["id"].as_str().unwrap().to_string();
         wait_for("the verdict's chat.update", || {
@@ -63,22 +65,26 @@ async fn lags(wake: bool, episodes: u64, triage_ms: u64) -> Vec<f64> {
         let triage = (at("finished_at") - at("started_at")).as_seconds_f64() * 1000.0;
         let seen = updated.duration_since(accepted).as_secs_f64() * 1000.0;
         lags.push(seen - triage);
-        // Episodes apart, so that each starts from an idle outbox.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let updated_wall = accepted_wall + updated.duration_since(accepted);
+        after_end.push((updated_wall - at("finished_at")).as_seconds_f64() * 1000.0);
+        // Episodes apart by a random gap, so that the poll's phase differs from one to the next
+        // (a fixed gap would land the baseline's verdicts at the same point of the poll).
+        let gap = 300 + rand::random::<u64>() % 500;
+        tokio::time::sleep(Duration::from_millis(gap)).await;
     }
-    lags
+    (lags, after_end)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "benchmark: run by bench/outbox-wake.sh"]
 async fn verdict_lag_poll_only_and_woken() {
-    let episodes = env_number("BENCH_EPISODES", 5);
+    let episodes = env_number("BENCH_EPISODES", 8);
     let triage_ms = env_number("BENCH_TRIAGE_MS", 550);
     for wake in [false, true] {
-        let lags = lags(wake, episodes, triage_ms).await;
+        let (lags, after_end) = lags(wake, episodes, triage_ms).await;
         println!(
             "BENCH {}",
-            json!({"wake_on_write": wake, "triage_ms": triage_ms, "lags_ms": lags})
+            json!({"wake_on_write": wake, "triage_ms": triage_ms, "lags_ms": lags, "after_end_ms": after_end})
         );
     }
 }

@@ -80,6 +80,7 @@ fn render_both(alert: &WebhookAlert, report: &Report) -> usize {
         stage: Stage::Triaged(report),
         repeats: 0,
         episode_url: Some("https://triage.example/api/v1/episodes/ep-1".into()),
+        links: Vec::new(),
         show_local_parts: false,
     };
     let message = slack::message(&annotation);

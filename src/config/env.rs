@@ -108,6 +108,33 @@ const NAMED: &[(&str, &str, &str, Kind)] = &[
         "from_email",
         Kind::Text,
     ),
+    ("CABAL_TRIAGE_NTFY_BASE_URL", "ntfy", "base_url", Kind::Text),
+    ("CABAL_TRIAGE_NTFY_TOPIC", "ntfy", "topic", Kind::Text),
+    ("CABAL_TRIAGE_NTFY_TOKEN", "ntfy", "token", Kind::Text),
+    (
+        "CABAL_TRIAGE_PUSHOVER_API_BASE_URL",
+        "pushover",
+        "api_base_url",
+        Kind::Text,
+    ),
+    (
+        "CABAL_TRIAGE_PUSHOVER_APP_TOKEN",
+        "pushover",
+        "app_token",
+        Kind::Text,
+    ),
+    (
+        "CABAL_TRIAGE_PUSHOVER_USER_KEY",
+        "pushover",
+        "user_key",
+        Kind::Text,
+    ),
+    (
+        "CABAL_TRIAGE_UNKNOWN_ALERTS",
+        "notify",
+        "unknown_alerts",
+        Kind::Text,
+    ),
     ("CABAL_TRIAGE_LOG_FORMAT", "log", "format", Kind::Text),
     ("CABAL_TRIAGE_LOG_LEVEL", "log", "level", Kind::Text),
 ];

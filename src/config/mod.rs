@@ -7,6 +7,7 @@
 //! and reads secret files. Every key is documented, with its default, in `config/cabal-triage.toml`.
 
 mod env;
+mod reach;
 mod runbooks;
 mod secret;
 mod sections;
@@ -14,6 +15,7 @@ mod sections;
 use std::path::{Path, PathBuf};
 
 pub use env::{apply_env_overrides, ENV_PREFIX};
+pub use reach::{NotifyConfig, NtfyConfig, PushoverConfig, UnknownAlerts};
 pub use runbooks::RunbooksConfig;
 pub use secret::Secret;
 pub use sections::*;
@@ -66,6 +68,9 @@ pub struct Config {
     pub exec: ExecConfig,
     pub delivery: DeliveryConfig,
     pub runbooks: RunbooksConfig,
+    pub notify: NotifyConfig,
+    pub ntfy: NtfyConfig,
+    pub pushover: PushoverConfig,
 }
 
 impl Config {
@@ -151,6 +156,18 @@ impl Config {
         if let Some(path) = &self.pagerduty.api_token_file {
             self.pagerduty.api_token = Some(read_single_secret(path, "pagerduty.api_token_file")?);
         }
+        if let Some(path) = &self.ntfy.token_file {
+            self.ntfy.token = Some(read_single_secret(path, "ntfy.token_file")?);
+        }
+        if let Some(path) = &self.ntfy.password_file {
+            self.ntfy.password = Some(read_single_secret(path, "ntfy.password_file")?);
+        }
+        if let Some(path) = &self.pushover.app_token_file {
+            self.pushover.app_token = Some(read_single_secret(path, "pushover.app_token_file")?);
+        }
+        if let Some(path) = &self.pushover.user_key_file {
+            self.pushover.user_key = Some(read_single_secret(path, "pushover.user_key_file")?);
+        }
         Ok(())
     }
 
@@ -169,6 +186,8 @@ impl Config {
         self.exec.validate()?;
         self.delivery.validate()?;
         self.runbooks.validate()?;
+        self.ntfy.validate()?;
+        self.pushover.validate()?;
         Ok(())
     }
 

@@ -725,6 +725,9 @@ pub struct DeliveryConfig {
     pub max_backoff_ms: u64,
     /// Total time a delivery may keep retrying, in seconds, counted from its creation.
     pub budget_secs: u64,
+    /// Wake the outbox in-process when this process writes a delivery row (the poll still
+    /// finds rows other replicas wrote). Off only to measure the poll alone.
+    pub wake_on_write: bool,
 }
 
 impl Default for DeliveryConfig {
@@ -738,6 +741,7 @@ impl Default for DeliveryConfig {
             initial_backoff_ms: 1000,
             max_backoff_ms: 60_000,
             budget_secs: 3600,
+            wake_on_write: true,
         }
     }
 }
@@ -790,7 +794,7 @@ pub struct PrivacyConfig {
     pub show_local_parts: bool,
 }
 
-fn validate_base_url(key: &str, url: &str) -> Result<(), ConfigError> {
+pub(super) fn validate_base_url(key: &str, url: &str) -> Result<(), ConfigError> {
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(ConfigError::invalid(
             key,

@@ -380,6 +380,10 @@ fn a_secret_never_appears_in_an_error_through_toml_env_or_file() {
         ("slack", "bot_token", "CABAL_TRIAGE_SLACK_BOT_TOKEN"),
         ("slack", "webhook_url", "CABAL_TRIAGE_SLACK_WEBHOOK_URL"),
         ("pagerduty", "api_token", "CABAL_TRIAGE_PAGERDUTY_API_TOKEN"),
+        ("ntfy", "token", "CABAL_TRIAGE_NTFY_TOKEN"),
+        ("ntfy", "password", "CABAL_TRIAGE__NTFY__PASSWORD"),
+        ("pushover", "app_token", "CABAL_TRIAGE_PUSHOVER_APP_TOKEN"),
+        ("pushover", "user_key", "CABAL_TRIAGE_PUSHOVER_USER_KEY"),
     ];
     assert_eq!(
         named.len(),
@@ -515,5 +519,44 @@ fn a_secret_file_readable_by_others_is_a_warning_naming_key_and_path() {
             assert!(warning.contains(&format!("{mode:04o}")), "{warning}");
             assert!(!warning.contains("do-not-print"), "{warning}");
         }
+    }
+}
+
+#[test]
+fn ntfy_pushover_and_unknown_alert_settings() {
+    let config = load("", &[]).unwrap();
+    assert!(!config.ntfy.enabled() && !config.pushover.enabled());
+    assert_eq!(config.notify.unknown_alerts, UnknownAlerts::Post);
+    assert_eq!(config.pushover.severities, ["critical"]);
+    let config = load(
+        "",
+        &[
+            ("CABAL_TRIAGE_NTFY_BASE_URL", "https://ntfy.example"),
+            ("CABAL_TRIAGE_NTFY_TOPIC", "cabal-alerts"),
+            ("CABAL_TRIAGE_NTFY_TOKEN", "tk_abc"),
+            ("CABAL_TRIAGE_PUSHOVER_APP_TOKEN", "app"),
+            ("CABAL_TRIAGE_PUSHOVER_USER_KEY", "user"),
+            ("CABAL_TRIAGE_UNKNOWN_ALERTS", "ignore"),
+        ],
+    )
+    .unwrap();
+    assert!(config.ntfy.enabled() && config.pushover.enabled());
+    assert_eq!(config.notify.unknown_alerts, UnknownAlerts::Ignore);
+    for (text, key) in [
+        ("[ntfy]\ntopic = \"no/slash\"\n", "ntfy.topic"),
+        ("[ntfy]\npriority_critical = 9\n", "ntfy.priority_critical"),
+        ("[ntfy]\nbase_url = \"ftp://x\"\n", "ntfy.base_url"),
+        ("[ntfy]\nusername = \"u\"\n", "ntfy.username"),
+        (
+            "[pushover]\npriority_critical = 2\n",
+            "pushover.priority_critical",
+        ),
+        (
+            "[notify]\nunknown_alerts = \"shout\"\n",
+            "notify.unknown_alerts",
+        ),
+    ] {
+        let error = load(text, &[]).unwrap_err().to_string();
+        assert!(error.contains(key), "{text}: {error}");
     }
 }

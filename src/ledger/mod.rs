@@ -14,6 +14,7 @@ mod dynamodb;
 mod model;
 mod retention;
 mod sqlite;
+mod wake;
 
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ pub use dynamodb::DynamoLedger;
 pub use model::*;
 pub use retention::{run_retention, RetentionPolicy};
 pub use sqlite::SqliteLedger;
+pub use wake::DeliveriesWritten;
 
 /// A ledger failure. `Unavailable` is the one the webhook turns into 503; its text is the
 /// backend's own (what SQLite or DynamoDB said, and what to check for that backend).

@@ -11,8 +11,10 @@
 
 pub mod failpoint;
 mod http;
+pub mod ntfy;
 pub mod outbox;
 pub mod pagerduty;
+pub mod pushover;
 pub mod retry;
 pub mod slack;
 
@@ -166,6 +168,7 @@ pub fn with_annotation<T>(
                 .as_deref()
                 .unwrap_or("every attempt failed"),
         ),
+        (None, EpisodeState::NoRunbook) => Stage::NoRunbook,
         (None, _) => Stage::Running,
     };
     let episode_url = settings.public_url.as_ref().map(|base| {
@@ -183,6 +186,7 @@ pub fn with_annotation<T>(
         stage,
         repeats: delivery.episode.repeats,
         episode_url,
+        links: Vec::new(),
         show_local_parts: settings.show_local_parts,
     };
     render(&annotation)

@@ -124,6 +124,9 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
         .map(|alert| IncomingAlert {
             key: EpisodeKey::new(&payload.group_key, &alert.fingerprint, alert.starts_at),
             has_runbook: state.runbooks.has(alert.alertname()),
+            announce: state.post_unknown_alerts
+                && alert.status == crate::alert::AlertStatus::Firing
+                && !state.runbooks.has(alert.alertname()),
             alert,
             max_attempts: state.limits.max_attempts,
             receiver: payload.receiver.clone(),
@@ -165,6 +168,10 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
     }
     if created > 0 {
         state.work_available.notify_waiters();
+    }
+    // New episodes, repeats and resolutions write delivery rows with the ingest.
+    if !results.is_empty() {
+        state.deliveries_written.tell();
     }
     tracing::info!(
         group_key = %excerpt(&payload.group_key),

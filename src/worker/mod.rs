@@ -39,6 +39,8 @@ pub struct WorkerPool {
     pub runbooks: Arc<Registry>,
     pub metrics: Arc<Metrics>,
     pub work_available: Arc<Notify>,
+    /// Told after a triage ended (its verdict or failure rows are written).
+    pub deliveries_written: Arc<crate::ledger::DeliveriesWritten>,
     pub config: WorkerConfig,
     /// Prefix of lease owner names (host and process), so a lease names who holds it.
     pub owner_prefix: String,
@@ -78,6 +80,8 @@ impl WorkerPool {
             {
                 Ok(Some(job)) => {
                     failed_leases = 0;
+                    // The first lease of a job writes its `started` rows.
+                    self.deliveries_written.tell();
                     self.run_job(&owner, job, &shutdown).await;
                     continue;
                 }
@@ -174,6 +178,7 @@ impl WorkerPool {
                         .await
                     {
                         Ok(true) => {
+                            self.deliveries_written.tell();
                             self.observe(started, "triaged");
                             tracing::info!(
                                 episode = %job.episode_id,
@@ -242,6 +247,7 @@ impl WorkerPool {
             .await
         {
             Ok(JobState::Failed) => {
+                self.deliveries_written.tell();
                 self.observe(started, "failed");
                 tracing::error!(episode = %job.episode_id, attempt = job.attempt, %error, "triage failed; no attempt left");
             }

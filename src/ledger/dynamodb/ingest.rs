@@ -141,10 +141,14 @@ impl DynamoLedger {
             pause_after_conflicts(conflicts).await;
             let Some(existing) = &snapshot else {
                 let (item, state) = self.new_episode(incoming, id, now_ms)?;
+                let item_has_rows = item.contains_key(OUTBOX_PK);
                 match self.put_new(id, item).await? {
                     Ok(()) => {
                         if state == EpisodeState::Queued {
                             self.job_generation.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if item_has_rows {
+                            self.row_generation.fetch_add(1, Ordering::Relaxed);
                         }
                         return Ok(IngestResult {
                             id: id.to_string(),
@@ -311,6 +315,16 @@ impl DynamoLedger {
         ]);
         if let Some(ends_at) = incoming.alert.ends_at {
             episode.insert("ends_at".into(), s(rfc3339(ends_at)));
+        }
+        if state == EpisodeState::NoRunbook && incoming.announce {
+            let mut rows = Rows::new();
+            if self.add_rows(&mut rows, DeliveryKind::Started, 0, now_ms) {
+                if let Some(due) = outbox_due(&rows) {
+                    episode.insert(OUTBOX_PK.to_string(), s(outbox_pk(id)));
+                    episode.insert(OUTBOX_SK.to_string(), s(outbox_sk(due, id)));
+                }
+                episode.insert("rows".to_string(), rows_value(&rows));
+            }
         }
         if state == EpisodeState::Queued {
             episode.extend([

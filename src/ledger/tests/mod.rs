@@ -58,6 +58,7 @@ pub(crate) fn incoming(
         ),
         alert,
         has_runbook,
+        announce: false,
         max_attempts: 2,
         receiver: "triage".into(),
         external_url: String::new(),
@@ -77,6 +78,7 @@ pub(crate) async fn suite(ledger: Arc<dyn Ledger>) {
     listing_and_purge(&*ledger).await;
     doubt_windows(&*ledger).await;
     oversized_report_is_stored_trimmed(&*ledger).await;
+    unknown_alerts_announced(&*ledger).await;
 }
 
 /// The destinations the suite is run with.

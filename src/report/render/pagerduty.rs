@@ -14,6 +14,11 @@ pub fn marker(episode_id: &str, report_digest: &str) -> String {
     format!("[cabal-triage {episode_id} report {report_digest}]")
 }
 
+/// The marker line closing a failure note: `[cabal-triage ep-… failure 0123456789ab]`.
+pub fn failure_marker(episode_id: &str, error_digest: &str) -> String {
+    format!("[cabal-triage {episode_id} failure {error_digest}]")
+}
+
 /// The note text, ending with `marker`.
 pub fn note(annotation: &Annotation<'_>, marker: &str) -> String {
     let show = annotation.show_local_parts;
@@ -24,10 +29,19 @@ pub fn note(annotation: &Annotation<'_>, marker: &str) -> String {
     )];
     match annotation.stage {
         Stage::Running => lines.push("Triage is running.".into()),
-        Stage::Failed(error) => lines.push(format!(
-            "Triage failed: {}",
-            untrusted_plain(error, 500, show)
-        )),
+        Stage::Failed(error) => {
+            lines.push(format!(
+                "Triage failed: {}",
+                untrusted_plain(error, 500, show)
+            ));
+            if let Some(summary) = annotation.alert_summary() {
+                lines.push(format!("Alert: {}", untrusted_plain(summary, 500, show)));
+            }
+            lines.push(
+                "No verdict: every attempt failed, so the alert stands undiagnosed; follow the runbook by hand.".into(),
+            );
+        }
+        Stage::NoRunbook => lines.push(super::NO_DIAGNOSIS.into()),
         Stage::Triaged(report) => {
             let verdict = &report.verdict;
             lines.push(format!(

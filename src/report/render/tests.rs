@@ -1,24 +1,11 @@
 use serde_json::{json, Value};
 
 use super::escape::TRUNCATION_MARKER;
-use super::fixtures::{alert, report, HOSTILE_REPLY};
+use super::fixtures::{alert, annotation, report, HOSTILE_REPLY};
 use super::slack::{
     self, MAX_BLOCKS, MAX_FIELDS, MAX_FIELD_TEXT, MAX_HEADER_TEXT, MAX_SECTION_TEXT,
 };
 use super::*;
-
-fn annotation<'a>(alert: &'a WebhookAlert, stage: Stage<'a>) -> Annotation<'a> {
-    Annotation {
-        episode_id: "ep-0123456789abcdef0123",
-        alert,
-        status: AlertStatus::Firing,
-        ends_at: None,
-        stage,
-        repeats: 0,
-        episode_url: Some("https://triage.example/api/v1/episodes/ep-0123456789abcdef0123".into()),
-        show_local_parts: false,
-    }
-}
 
 /// Every Block Kit limit Slack documents, plus the ~13k total seen refused in practice.
 pub(crate) fn assert_within_block_kit_limits(message: &slack::SlackMessage) {

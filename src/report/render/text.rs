@@ -25,6 +25,7 @@ pub fn render(annotation: &Annotation<'_>) -> String {
             "  triage failed: {}\n",
             untrusted_plain(error, 1000, show)
         )),
+        Stage::NoRunbook => out.push_str(&format!("  {}\n", super::NO_DIAGNOSIS)),
         Stage::Triaged(report) => {
             let v = &report.verdict;
             out.push_str(&format!("  tier:       {}\n", kebab(&v.offending_tier)));

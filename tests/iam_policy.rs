@@ -49,6 +49,8 @@ fn grants_exactly_the_actions_the_probes_call() {
         cabal_triage::aws::logs::DESCRIBE_LOG_STREAMS,
         cabal_triage::aws::ec2::DESCRIBE_INSTANCES,
         cabal_triage::aws::ec2::DESCRIBE_NAT_GATEWAYS,
+        cabal_triage::aws::ec2::DESCRIBE_ROUTE_TABLES,
+        cabal_triage::aws::ec2::DESCRIBE_SUBNETS,
         cabal_triage::aws::ecs::LIST_TASKS,
         cabal_triage::aws::ecs::DESCRIBE_TASKS,
         cabal_triage::aws::exec::starter::EXECUTE_COMMAND,

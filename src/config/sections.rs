@@ -465,12 +465,16 @@ impl AwsConfig {
 pub struct NatConfig {
     /// `Name` tag pattern of NAT instances and NAT gateways.
     pub tag_pattern: String,
+    /// `Name` tag pattern of the private route tables (one per zone) whose default route goes
+    /// through the NAT of their zone.
+    pub route_table_pattern: String,
 }
 
 impl Default for NatConfig {
     fn default() -> Self {
         NatConfig {
             tag_pattern: "cabal-nat-*".into(),
+            route_table_pattern: "cabal-private-rt-*".into(),
         }
     }
 }

@@ -43,7 +43,14 @@ pub async fn run(
     .await;
     let evidence = evidence::build(&gathered.snapshot, &env.config, &env.providers);
     let mut verdict = (spec.verdict)(&evidence, &env.config.runbooks);
-    verdict.next_command = super::next_command::next_command(&verdict, &evidence, &env.config);
+    // The alert's own filter (the metric filters Cabalmail's alerts count), for a logs command.
+    let alert_filter = if spec.alertname == super::bounced::ALERTNAME {
+        "dsn=5"
+    } else {
+        "stat=Deferred"
+    };
+    verdict.next_command =
+        super::next_command::next_command(&verdict, &evidence, &env.config, alert_filter);
     let snapshot = serde_json::to_value(&gathered.snapshot).map_err(|e| {
         RunbookError::Failed(format!("cannot serialize the evidence snapshot: {e}"))
     })?;
@@ -76,6 +83,8 @@ pub fn report_evidence(evidence: &TriageEvidence) -> Evidence {
             "public_ips": evidence.nat_ips,
             "instances": evidence.nat.instances,
             "gateways": evidence.nat.gateways,
+            "route_tables": evidence.nat.route_tables,
+            "zones": zones_evidence(evidence),
             "error": evidence.nat.error,
         }),
         dnsbl: if evidence.dnsbl_checked && evidence.dnsbl.is_empty() {
@@ -89,6 +98,27 @@ pub fn report_evidence(evidence: &TriageEvidence) -> Evidence {
         },
         tier_details: details,
     }
+}
+
+/// `evidence.nat.zones.<az>`: each zone's egress and the tasks (of every tier) behind it.
+fn zones_evidence(evidence: &TriageEvidence) -> BTreeMap<String, Value> {
+    let every_tier: Vec<&str> = evidence.tiers.iter().map(|f| f.tier.as_str()).collect();
+    evidence
+        .zones
+        .iter()
+        .map(|(zone, egress)| {
+            let mut value = serde_json::to_value(egress).unwrap_or(Value::Null);
+            if let Value::Object(fields) = &mut value {
+                let tasks: Vec<Value> = evidence
+                    .tasks_in_zone(zone, &every_tier)
+                    .into_iter()
+                    .map(|(tier, task)| json!({"tier": tier, "task": task}))
+                    .collect();
+                fields.insert("tasks".into(), Value::Array(tasks));
+            }
+            (zone.clone(), value)
+        })
+        .collect()
 }
 
 fn tier_evidence(facts: &TierFacts) -> TierEvidence {
@@ -234,6 +264,7 @@ mod tests {
                         last_status: Some("RUNNING".into()),
                         exec_agent: None,
                     }],
+                    availability_zone: None,
                 })
                 .collect(),
         );

@@ -8,6 +8,7 @@ use super::super::rules::{
     combine, concentration, confidence, count_measure, dominant_class, missing_pieces, offending,
     percent, summary_tail, ConfidenceInputs, Standing, TierStanding,
 };
+use super::egress;
 use crate::config::RunbooksConfig;
 use crate::report::{Action, NatState, OffendingTier, Verdict};
 
@@ -119,14 +120,22 @@ pub fn action(
     primary: Option<&TierFacts>,
     evidence: &TriageEvidence,
     t: &RunbooksConfig,
+    relevant: &[&str],
 ) -> (Action, String) {
     let nat_matters = !matches!(offending, OffendingTier::Imap | OffendingTier::SmtpIn);
-    if nat_matters && nat_down(evidence.nat_state) {
+    let state = egress::nat_state(evidence, relevant);
+    if nat_matters && state == NatState::Degraded {
+        return (
+            Action::NatReplace,
+            egress::degraded_reason(evidence, relevant),
+        );
+    }
+    if nat_matters && nat_down(state) {
         return (
             Action::NatReplace,
             format!(
                 "the NAT in front of smtp-out is {}: replace it; deferrals should stop within minutes",
-                crate::report::render::kebab(&evidence.nat_state)
+                crate::report::render::kebab(&state)
             ),
         );
     }
@@ -249,7 +258,9 @@ pub fn verdict(evidence: &TriageEvidence, t: &RunbooksConfig) -> Verdict {
         .iter()
         .filter_map(|name| evidence.tier(name))
         .max_by_key(|f| (f.summary.deferred_lines, f.queue.unwrap_or(0)));
-    let (action, reason) = action(offending_tier, primary, evidence, t);
+    let relevant = egress::relevant_tiers(evidence, &standing_out);
+    let nat_state = egress::nat_state(evidence, &relevant);
+    let (action, reason) = action(offending_tier, primary, evidence, t, &relevant);
     let class = primary.and_then(|f| dominant_class(f, 4));
     let partial = offending_tier == OffendingTier::Multiple
         || standings
@@ -294,8 +305,14 @@ pub fn verdict(evidence: &TriageEvidence, t: &RunbooksConfig) -> Verdict {
         .iter()
         .filter_map(identical_sentence)
         .collect();
-    if (!silent.is_empty() || !echoes.is_empty()) && !summary.ends_with('.') {
+    let attributions = egress::exec_attributions(evidence);
+    if (!silent.is_empty() || !echoes.is_empty() || !attributions.is_empty())
+        && !summary.ends_with('.')
+    {
         summary.push('.');
+    }
+    for attribution in attributions {
+        summary.push_str(&attribution);
     }
     for (f, age) in &silent {
         summary.push_str(&silence_sentence(f, *age));
@@ -307,7 +324,7 @@ pub fn verdict(evidence: &TriageEvidence, t: &RunbooksConfig) -> Verdict {
     Verdict {
         offending_tier,
         dsn_class: class.map(|c| c.0),
-        nat_state: evidence.nat_state,
+        nat_state,
         action,
         confidence,
         summary,
@@ -364,6 +381,7 @@ mod tests {
                 }],
             )]),
             dnsbl_checked: true,
+            zones: BTreeMap::new(),
         }
     }
 

@@ -43,6 +43,10 @@ pub async fn run(
     .await;
     let evidence = evidence::build(&gathered.snapshot, &env.config, &env.providers);
     let mut verdict = (spec.verdict)(&evidence, &env.config.runbooks);
+    if super::cut_off::aws_unreachable(&gathered.steps) {
+        verdict.summary = format!("{} {}", super::cut_off::CUT_OFF_LINE, verdict.summary);
+        verdict.confidence = crate::report::Confidence::Low;
+    }
     // The alert's own filter (the metric filters Cabalmail's alerts count), for a logs command.
     let alert_filter = if spec.alertname == super::bounced::ALERTNAME {
         "dsn=5"
@@ -298,5 +302,40 @@ mod tests {
         assert_eq!(step_outcome(&report, "dnsbl").0, StepOutcome::Skipped);
         assert_eq!(report.evidence.tiers["smtp-in"].queue_requests, None);
         assert_eq!(report.evidence.tiers["imap"].deferred_lines, None);
+        // AWS answered some of it (a refusal is an answer): not cut off.
+        assert!(!report.verdict.summary.contains("cannot reach AWS"));
+    }
+
+    #[tokio::test]
+    async fn a_bot_cut_off_from_aws_says_so_in_one_line_and_keeps_what_it_knows() {
+        let mut snapshot: Snapshot = serde_json::from_str(SNAPSHOT).unwrap();
+        for (name, tier) in snapshot.tiers.iter_mut() {
+            tier.tasks = Some(Vec::new());
+            tier.task_details = Some(Vec::new());
+            tier.tasks_error = Some(format!("ecs:ListTasks on service cabal-{name} in cluster cabal-mail: cannot reach the AWS endpoint https://ecs.us-east-1.amazonaws.com (dispatch failure); check aws.endpoint_url / aws.endpoints, DNS and the network path to AWS"));
+            tier.exec = None;
+            tier.log_events = Some(Vec::new());
+            tier.log_error = Some(
+                "logs:FilterLogEvents: timed out, the probe's deadline of 15 s ran out".into(),
+            );
+        }
+        let nat = snapshot.nat.as_mut().unwrap();
+        nat.instances.clear();
+        nat.error =
+            Some("ec2:DescribeInstances: timed out, the probe's deadline of 8 s ran out".into());
+        snapshot.dnsbl = None;
+        let report = triage(snapshot).await;
+        assert!(
+            report
+                .verdict
+                .summary
+                .starts_with(super::super::cut_off::CUT_OFF_LINE),
+            "{}",
+            report.verdict.summary
+        );
+        assert_eq!(report.verdict.confidence, Confidence::Low);
+        assert_eq!(report.verdict.offending_tier, OffendingTier::Unknown);
+        // The steps keep each failure.
+        assert_eq!(step_outcome(&report, "nat").0, StepOutcome::TimedOut);
     }
 }

@@ -283,6 +283,32 @@ async fn nat_probe_finds_numbered_instances_and_gateways() {
     assert_eq!(zones["us-east-1b"].nat_id.as_deref(), Some(gw.id.as_str()));
     assert_eq!(zones["us-east-1b"].works, Some(true));
 
+    // The NATs' Elastic IPs, the stopped NAT's too, each with its NAT (untagged addresses, like
+    // the gateways', stay out).
+    let addresses = nat.addresses.as_ref().expect("addresses read");
+    let expected = &seeded["nat"]["addresses"];
+    let names: Vec<_> = addresses
+        .iter()
+        .map(|a| a.name.as_deref().unwrap())
+        .collect();
+    assert_eq!(names, ["cabal-nat-eip-0", "cabal-nat-eip-1"]);
+    for a in addresses {
+        let e = &expected[a.name.as_deref().unwrap()];
+        assert_eq!(a.public_ip, e["public_ip"].as_str().unwrap());
+        assert_eq!(a.instance_id.as_deref(), e["instance"].as_str());
+        assert!(a.allocation_id.as_deref().unwrap().starts_with("eipalloc-"));
+    }
+    let ips: Vec<String> = cabal_triage::runbook::gather::nat_public_ips(nat)
+        .iter()
+        .map(|ip| ip.to_string())
+        .collect();
+    assert!(ips.contains(
+        &expected["cabal-nat-eip-1"]["public_ip"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    ));
+
     let mut config = config;
     config.nat.tag_pattern = "cabal-egress-*".into();
     let result = AwsNatProbe::new(&clients, &config)
@@ -380,13 +406,15 @@ async fn access_denied_names_the_action_and_rejected_keys_say_so() {
     ));
     // The route tables are denied too: named, and read as "not read" (zones by placement).
     assert!(
-        message.contains("ec2:DescribeRouteTables: access denied")
-            && message.ends_with(
-                "grant ec2:DescribeRouteTables to the service's role (deploy/iam/cabal-triage-policy.json)"
-            ),
+        message.contains(
+            "grant ec2:DescribeRouteTables to the service's role (deploy/iam/cabal-triage-policy.json)"
+        ) && message.ends_with(
+            "grant ec2:DescribeAddresses to the service's role (deploy/iam/cabal-triage-policy.json)"
+        ),
         "{message}"
     );
     assert_eq!(nat.nat.route_tables, None);
+    assert_eq!(nat.nat.addresses, None);
     assert_eq!(nat.step().outcome, StepOutcome::Failed);
     assert_eq!(nat.state(), NatState::Running);
 

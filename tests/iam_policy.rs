@@ -51,6 +51,7 @@ fn grants_exactly_the_actions_the_probes_call() {
         cabal_triage::aws::ec2::DESCRIBE_NAT_GATEWAYS,
         cabal_triage::aws::ec2::DESCRIBE_ROUTE_TABLES,
         cabal_triage::aws::ec2::DESCRIBE_SUBNETS,
+        cabal_triage::aws::ec2::DESCRIBE_ADDRESSES,
         cabal_triage::aws::ecs::LIST_TASKS,
         cabal_triage::aws::ecs::DESCRIBE_TASKS,
         cabal_triage::aws::exec::starter::EXECUTE_COMMAND,

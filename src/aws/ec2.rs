@@ -12,6 +12,7 @@ pub const DESCRIBE_INSTANCES: &str = "ec2:DescribeInstances";
 pub const DESCRIBE_NAT_GATEWAYS: &str = "ec2:DescribeNatGateways";
 pub const DESCRIBE_ROUTE_TABLES: &str = "ec2:DescribeRouteTables";
 pub const DESCRIBE_SUBNETS: &str = "ec2:DescribeSubnets";
+pub const DESCRIBE_ADDRESSES: &str = "ec2:DescribeAddresses";
 
 /// An EC2 instance as the NAT probe needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,6 +233,49 @@ pub async fn describe_subnet_zones(
                 s.subnet_id()?.to_string(),
                 s.availability_zone()?.to_string(),
             ))
+        })
+        .collect())
+}
+
+/// An Elastic IP as the NAT probe needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawAddress {
+    pub public_ip: String,
+    pub allocation_id: Option<String>,
+    pub instance_id: Option<String>,
+    pub network_interface_id: Option<String>,
+    pub name: Option<String>,
+}
+
+/// The Elastic IPs whose `Name` tag matches a pattern (one call: DescribeAddresses has no
+/// pages).
+pub async fn describe_addresses(
+    client: &Client,
+    endpoint: Option<&str>,
+    name_pattern: &str,
+) -> Result<Vec<RawAddress>, AwsError> {
+    let ctx = CallContext {
+        iam_action: DESCRIBE_ADDRESSES,
+        resource: None,
+        endpoint,
+    };
+    let output = client
+        .describe_addresses()
+        .filters(name_filter(name_pattern))
+        .send()
+        .await
+        .map_err(|e| classify(ctx, e))?;
+    Ok(output
+        .addresses()
+        .iter()
+        .filter_map(|a| {
+            Some(RawAddress {
+                public_ip: a.public_ip()?.to_string(),
+                allocation_id: a.allocation_id().map(str::to_string),
+                instance_id: a.instance_id().map(str::to_string),
+                network_interface_id: a.network_interface_id().map(str::to_string),
+                name: name_tag(a.tags()),
+            })
         })
         .collect())
 }

@@ -468,6 +468,9 @@ pub struct NatConfig {
     /// `Name` tag pattern of the private route tables (one per zone) whose default route goes
     /// through the NAT of their zone.
     pub route_table_pattern: String,
+    /// `Name` tag pattern of the NATs' Elastic IPs (looked up whether associated or not, so a
+    /// stopped NAT's address is still checked against blocklists).
+    pub address_pattern: String,
 }
 
 impl Default for NatConfig {
@@ -475,6 +478,7 @@ impl Default for NatConfig {
         NatConfig {
             tag_pattern: "cabal-nat-*".into(),
             route_table_pattern: "cabal-private-rt-*".into(),
+            address_pattern: "cabal-nat-eip-*".into(),
         }
     }
 }

@@ -194,6 +194,26 @@ pub struct NatSnapshot {
     /// when not read (older snapshots): the zones are then judged by their NATs alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_tables: Option<Vec<RouteTableEntry>>,
+    /// The NATs' Elastic IPs (`nat.address_pattern`), associated or not: a stopped NAT instance
+    /// shows no public IP, its Elastic IP is still ours to check. Absent when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addresses: Option<Vec<AddressEntry>>,
+}
+
+/// An Elastic IP of the NAT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressEntry {
+    pub public_ip: String,
+    #[serde(default)]
+    pub allocation_id: Option<String>,
+    /// The instance it is associated with (a NAT instance), when any.
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The interface it is associated with (a NAT gateway's, or an instance's; extra field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_interface_id: Option<String>,
 }
 
 /// A private route table: the zones of the subnets associated with it, and its default route.

@@ -179,6 +179,33 @@ impl TriageEvidence {
             .collect()
     }
 
+    /// The NAT a public IP belongs to (its Name, else id) and that NAT's zone: by the NAT's own
+    /// public IP, or through the Elastic IP's association (instance or interface).
+    pub fn ip_owner(&self, ip: &str) -> Option<(String, Option<String>)> {
+        let nats = || self.nat.instances.iter().chain(self.nat.gateways.iter());
+        let owner = nats()
+            .find(|e| e.public_ip.as_deref() == Some(ip))
+            .or_else(|| {
+                let address = self
+                    .nat
+                    .addresses
+                    .iter()
+                    .flatten()
+                    .find(|a| a.public_ip == ip)?;
+                nats().find(|e| {
+                    address.instance_id.as_deref() == Some(e.id.as_str())
+                        || address
+                            .network_interface_id
+                            .as_ref()
+                            .is_some_and(|n| e.network_interfaces.contains(n))
+                })
+            })?;
+        Some((
+            owner.name.clone().unwrap_or_else(|| owner.id.clone()),
+            owner.availability_zone.clone(),
+        ))
+    }
+
     /// Whether some zone's egress works.
     pub fn some_zone_works(&self) -> bool {
         self.zones.values().any(|z| z.works == Some(true))

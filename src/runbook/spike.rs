@@ -88,6 +88,16 @@ pub fn report_evidence(evidence: &TriageEvidence) -> Evidence {
             "instances": evidence.nat.instances,
             "gateways": evidence.nat.gateways,
             "route_tables": evidence.nat.route_tables,
+            "addresses": evidence.nat.addresses.iter().flatten().map(|a| {
+                let owner = evidence.ip_owner(&a.public_ip);
+                json!({
+                    "public_ip": a.public_ip,
+                    "allocation_id": a.allocation_id,
+                    "name": a.name,
+                    "nat": owner.as_ref().map(|o| o.0.clone()),
+                    "availability_zone": owner.and_then(|o| o.1),
+                })
+            }).collect::<Vec<_>>(),
             "zones": zones_evidence(evidence),
             "error": evidence.nat.error,
         }),

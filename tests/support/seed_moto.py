@@ -145,6 +145,11 @@ def seed_full():
     web = instance("web-1", subnets[1])
     eip0 = ec2.allocate_address(Domain="vpc")
     ec2.associate_address(InstanceId=nat0, AllocationId=eip0["AllocationId"])
+    # Cabalmail's NAT Elastic IPs are tagged cabal-nat-eip-<n>; the stopped NAT keeps its own.
+    eip1 = ec2.allocate_address(Domain="vpc")
+    ec2.associate_address(InstanceId=nat1, AllocationId=eip1["AllocationId"])
+    ec2.create_tags(Resources=[eip0["AllocationId"]], Tags=[{"Key": "Name", "Value": "cabal-nat-eip-0"}])
+    ec2.create_tags(Resources=[eip1["AllocationId"]], Tags=[{"Key": "Name", "Value": "cabal-nat-eip-1"}])
     ec2.stop_instances(InstanceIds=[nat1])
     ec2.terminate_instances(InstanceIds=[nat2])
     eip_gw = ec2.allocate_address(Domain="vpc")
@@ -197,6 +202,8 @@ def seed_full():
                          "cabal-private-rt-1": {"id": rt1, "az": "us-east-1b",
                                                 "target": gw["NatGateway"]["NatGatewayId"]}},
         "public_route_table": public_rt,
+        "addresses": {"cabal-nat-eip-0": {"public_ip": eip0["PublicIp"], "instance": nat0},
+                      "cabal-nat-eip-1": {"public_ip": eip1["PublicIp"], "instance": nat1}},
         "gateway": {"id": gw["NatGateway"]["NatGatewayId"], "public_ip": eip_gw["PublicIp"],
                     "state": gw["NatGateway"]["State"], "subnet": subnets[1]},
     }

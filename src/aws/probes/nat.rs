@@ -1,6 +1,7 @@
 //! The EC2 implementation of `probe::NatProbe`: the instances and NAT gateways whose `Name` tag
 //! matches `nat.tag_pattern` and the private route tables matching `nat.route_table_pattern`
-//! (three reads side by side), then one DescribeSubnets for the zones of the gateways' and the
+//! and the Elastic IPs matching `nat.address_pattern` (four reads side by side), then one
+//! DescribeSubnets for the zones of the gateways' and the
 //! route tables' subnets; every page, each call retried on throttling within the deadline.
 //!
 //! The pattern is sent to EC2 as a `tag:Name` filter and checked again on this side with the
@@ -12,14 +13,15 @@ use tokio::time::Instant;
 use wildmatch::WildMatch;
 
 use crate::aws::ec2::{
-    describe_instances_page, describe_nat_gateways_page, describe_route_tables_page,
-    describe_subnet_zones, RawInstance, RawNatGateway, RawRouteTable, DESCRIBE_INSTANCES,
-    DESCRIBE_NAT_GATEWAYS, DESCRIBE_ROUTE_TABLES, DESCRIBE_SUBNETS,
+    describe_addresses, describe_instances_page, describe_nat_gateways_page,
+    describe_route_tables_page, describe_subnet_zones, RawAddress, RawInstance, RawNatGateway,
+    RawRouteTable, DESCRIBE_ADDRESSES, DESCRIBE_INSTANCES, DESCRIBE_NAT_GATEWAYS,
+    DESCRIBE_ROUTE_TABLES, DESCRIBE_SUBNETS,
 };
 use crate::aws::{retry, AwsClients, AwsError};
 use crate::config::Config;
 use crate::probe::nat::NatProbeResult;
-use crate::probe::snapshot::{DefaultRoute, NatEntry, NatSnapshot, RouteTableEntry};
+use crate::probe::snapshot::{AddressEntry, DefaultRoute, NatEntry, NatSnapshot, RouteTableEntry};
 use crate::probe::{NatProbe, ProbeError};
 use crate::timing::{Backoff, Deadline};
 
@@ -87,6 +89,7 @@ pub struct AwsNatProbe {
     endpoint: Option<String>,
     tag_pattern: String,
     route_table_pattern: String,
+    address_pattern: String,
     backoff: Backoff,
 }
 
@@ -97,6 +100,7 @@ impl AwsNatProbe {
             endpoint: clients.endpoints.ec2.clone(),
             tag_pattern: config.nat.tag_pattern.clone(),
             route_table_pattern: config.nat.route_table_pattern.clone(),
+            address_pattern: config.nat.address_pattern.clone(),
             backoff: config.probes.throttle_backoff(),
         }
     }
@@ -184,6 +188,23 @@ impl AwsNatProbe {
         .await
     }
 
+    /// The Elastic IPs whose Name matches the address pattern (checked again on this side).
+    async fn addresses(&self, deadline: Deadline) -> Result<Vec<RawAddress>, AwsError> {
+        let pattern = WildMatch::new(&self.address_pattern);
+        let found = retry::call(DESCRIBE_ADDRESSES, deadline, self.backoff, || {
+            describe_addresses(
+                &self.client,
+                self.endpoint.as_deref(),
+                &self.address_pattern,
+            )
+        })
+        .await?;
+        Ok(found
+            .into_iter()
+            .filter(|a| name_matches(&pattern, a.name.as_deref()))
+            .collect())
+    }
+
     /// The zones of the given subnets (none asked: no call).
     async fn subnet_zones(
         &self,
@@ -210,11 +231,29 @@ impl NatProbe for AwsNatProbe {
         let mut instances = Vec::new();
         let mut gateways = Vec::new();
         let mut tables = Vec::new();
-        let (inst, gw, rt) = tokio::join!(
+        let (inst, gw, rt, eips) = tokio::join!(
             self.instances(deadline, &mut instances),
             self.gateways(deadline, &mut gateways),
-            self.route_tables(deadline, &mut tables)
+            self.route_tables(deadline, &mut tables),
+            self.addresses(deadline)
         );
+        let (addresses, eips_error) = match eips {
+            Ok(found) => {
+                let mut entries: Vec<AddressEntry> = found
+                    .into_iter()
+                    .map(|a| AddressEntry {
+                        public_ip: a.public_ip,
+                        allocation_id: a.allocation_id,
+                        instance_id: a.instance_id,
+                        name: a.name,
+                        network_interface_id: a.network_interface_id,
+                    })
+                    .collect();
+                entries.sort_by(|a, b| a.name.cmp(&b.name).then(a.public_ip.cmp(&b.public_ip)));
+                (Some(entries), None)
+            }
+            Err(e) => (None, Some(e)),
+        };
         let wanted: Vec<String> = gateways
             .iter()
             .filter_map(|g| g.subnet_id.clone())
@@ -244,7 +283,7 @@ impl NatProbe for AwsNatProbe {
             }
             Err(_) => None,
         };
-        let errors: Vec<ProbeError> = [inst.err(), gw.err(), rt.err(), zones_error]
+        let errors: Vec<ProbeError> = [inst.err(), gw.err(), rt.err(), zones_error, eips_error]
             .into_iter()
             .flatten()
             .map(ProbeError::from)
@@ -268,6 +307,7 @@ impl NatProbe for AwsNatProbe {
                 gateways,
                 error: error.as_ref().map(|e| e.message.clone()),
                 route_tables,
+                addresses,
             },
             error,
             elapsed: started.elapsed(),

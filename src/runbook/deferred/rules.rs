@@ -189,9 +189,17 @@ fn smtp_out_action(
     }
     let listed = evidence.listed_ips();
     if !listed.is_empty() {
+        let named: Vec<String> = listed
+            .iter()
+            .map(|ip| match evidence.ip_owner(ip) {
+                Some((nat, Some(zone))) => format!("{ip} ({nat}, {zone})"),
+                Some((nat, None)) => format!("{ip} ({nat})"),
+                None => ip.to_string(),
+            })
+            .collect();
         return (
             Action::BlocklistCheck,
-            format!("the NAT public IP {} is on a blocklist", listed.join(", ")),
+            format!("the NAT public IP {} is on a blocklist", named.join(", ")),
         );
     }
     let deferred = facts.summary.deferred_lines;
@@ -602,6 +610,24 @@ mod tests {
         let v = verdict(&e, &t());
         assert_eq!(v.action, Action::BlocklistCheck);
         assert!(v.summary.contains("203.0.113.7"));
+        // An Elastic IP of a stopped NAT instance (no public IP of its own): named with its NAT
+        // and zone.
+        e.nat.instances = vec![serde_json::from_value(serde_json::json!({
+            "id": "i-0b1c2d3e4f5a60719", "name": "cabal-nat-1", "state": "stopped",
+            "availability_zone": "us-east-1b"}))
+        .unwrap()];
+        e.nat.addresses = Some(vec![serde_json::from_value(serde_json::json!({
+            "public_ip": "203.0.113.7", "allocation_id": "eipalloc-0b1", "name": "cabal-nat-eip-1",
+            "instance_id": "i-0b1c2d3e4f5a60719"}))
+        .unwrap()]);
+        let v = verdict(&e, &t());
+        assert!(
+            v.summary.contains(
+                "the NAT public IP 203.0.113.7 (cabal-nat-1, us-east-1b) is on a blocklist"
+            ),
+            "{}",
+            v.summary
+        );
     }
 
     #[test]

@@ -353,6 +353,22 @@ def blackhole_after_replacement():
     return snapshot(tiers, nat_record, dnsbl())
 
 
+def spamhaus_refusing():
+    """4.7 deferrals spread thin and short across providers (greylisting), checked from inside
+    AWS: Spamhaus answers 127.255.255.254 (query through a public or cloud resolver refused), so
+    zen.spamhaus.org stays unknown, never clean, and the summary says how to get an answer."""
+    out = Log("smtp-out")
+    hosts = [("example.org", "mx.example.org. [198.51.100.25]"), ("example.net", "mail.example.net. [198.51.100.80]"),
+             ("example.com", "mx1.example.com. [192.0.2.25]"), ("cabal.example", "mx.cabal.example. [192.0.2.40]")]
+    for k, at in enumerate(spread(25, 2, 24)):
+        domain, relay = hosts[k % len(hosts)]
+        out.line(at, f"to=<member{k}@{domain}>, delay=00:0{k % 9}:05, xdelay=00:00:01, mailer=esmtp, pri={60000 + k * 30}, relay={relay}, dsn=4.7.1, stat=Deferred: 450 4.7.1 Service unavailable, try again later")
+    tiers = {"imap": quiet("imap"), "smtp-in": quiet("smtp-in"), "smtp-out": tier("smtp-out", out, [12, 12])}
+    answers = dnsbl()
+    answers[NAT_IP]["zen.spamhaus.org"] = ["127.255.255.254"]
+    return snapshot(tiers, nat(), answers)
+
+
 INCIDENTS = {
     "greylist-storm-one-provider": (greylist_storm, "SendmailDeferredSpike",
         {"offending_tier": "smtp-out", "dsn_class": "4.7", "nat_state": "running",
@@ -396,6 +412,11 @@ INCIDENTS = {
          "action": "investigate", "confidence": "high",
          "next_command": "aws logs tail /ecs/cabal-smtp-out --since 30m --filter-pattern '\"dsn=5\"'"},
         ["Deferred, not bounced, though they carry dsn=5 from an earlier recipient (the alert counts them): smtp-out 18."]),
+    "spamhaus-refusing": (spamhaus_refusing, "SendmailDeferredSpike",
+        {"offending_tier": "smtp-out", "dsn_class": "4.7", "nat_state": "running",
+         "action": "greylisting-transient", "confidence": "medium"},
+        ["zen.spamhaus.org refused the lookup of 203.0.113.7 (127.255.255.254)",
+         "Data Query Service key"]),
     "zone-nat-stopped-exec-timeouts": (zone_nat_stopped, "SendmailDeferredSpike",
         {"offending_tier": "smtp-out", "dsn_class": "4.4", "nat_state": "degraded",
          "action": "nat-replace", "confidence": "medium",

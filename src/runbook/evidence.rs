@@ -142,6 +142,22 @@ impl TriageEvidence {
             .collect()
     }
 
+    /// (IP, zone, code) of every lookup the blocklist refused (127.255.255.x: Spamhaus refuses
+    /// queries that come through public or cloud resolvers, or too many of them).
+    pub fn refused_lookups(&self) -> Vec<(&str, &str, &str)> {
+        self.dnsbl
+            .iter()
+            .flat_map(|(ip, zones)| {
+                zones.iter().flat_map(move |z| {
+                    z.codes
+                        .iter()
+                        .filter(|c| c.starts_with("127.255.255."))
+                        .map(move |c| (ip.as_str(), z.zone.as_str(), c.as_str()))
+                })
+            })
+            .collect()
+    }
+
     /// Whether some zone could not answer for some NAT IP.
     pub fn dnsbl_incomplete(&self) -> bool {
         !self.dnsbl_checked

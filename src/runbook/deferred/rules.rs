@@ -113,6 +113,19 @@ pub fn silent_4_4(smtp_out: &TierFacts, t: &RunbooksConfig) -> Option<f64> {
     (count > 0 && share >= t.nat_wave_share).then_some(share)
 }
 
+/// The sentence for blocklist lookups that were refused (they stay `unknown`): why, and how to get
+/// answers.
+pub fn refused_sentence(evidence: &TriageEvidence) -> Option<String> {
+    let refused = evidence.refused_lookups();
+    let (_, zone, code) = refused.first()?;
+    let mut ips: Vec<&str> = refused.iter().map(|(ip, _, _)| *ip).collect();
+    ips.dedup();
+    Some(format!(
+        " {zone} refused the lookup of {} ({code}): it refuses queries that come through public or cloud resolvers (AWS's included), so the listing is unknown, not clean; query it with a Spamhaus Data Query Service key, or set dnsbl.nameservers to a resolver it accepts.",
+        ips.join(", ")
+    ))
+}
+
 /// The action for the tier that offends (the one with most deferred lines when several do), with
 /// the reason in words. `offending` is the tier verdict; `primary` the tier the action is about.
 pub fn action(
@@ -314,6 +327,15 @@ pub fn verdict(evidence: &TriageEvidence, t: &RunbooksConfig) -> Verdict {
         .filter_map(identical_sentence)
         .collect();
     let attributions = egress::exec_attributions(evidence);
+    let refused = primary
+        .filter(|f| f.tier == "smtp-out")
+        .and_then(|_| refused_sentence(evidence));
+    if refused.is_some() && !summary.ends_with('.') {
+        summary.push('.');
+    }
+    if let Some(refused) = refused {
+        summary.push_str(&refused);
+    }
     if (!silent.is_empty() || !echoes.is_empty() || !attributions.is_empty())
         && !summary.ends_with('.')
     {
@@ -628,6 +650,38 @@ mod tests {
             "{}",
             v.summary
         );
+    }
+
+    #[test]
+    fn a_refused_blocklist_lookup_stays_unknown_and_says_how_to_get_an_answer() {
+        let out = tier("smtp-out", Some(20), 30, &[("4.7", 30)]);
+        let mut e = evidence(
+            vec![quiet("imap"), quiet("smtp-in"), out],
+            NatState::Running,
+        );
+        let zone = &mut e.dnsbl.get_mut("203.0.113.7").unwrap()[0];
+        zone.listing = Listing::Unknown;
+        zone.codes = vec!["127.255.255.254".into()];
+        let v = verdict(&e, &t());
+        assert_ne!(v.action, Action::BlocklistCheck);
+        assert!(
+            v.summary
+                .contains("zen.spamhaus.org refused the lookup of 203.0.113.7 (127.255.255.254)")
+                && v.summary.contains("Data Query Service key")
+                && v.summary.contains("dnsbl.nameservers"),
+            "{}",
+            v.summary
+        );
+        // Nothing refused: nothing said.
+        let clean = evidence(
+            vec![
+                quiet("imap"),
+                quiet("smtp-in"),
+                tier("smtp-out", Some(20), 30, &[("4.7", 30)]),
+            ],
+            NatState::Running,
+        );
+        assert!(!verdict(&clean, &t()).summary.contains("refused"));
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub struct RawTask {
     pub enable_execute_command: bool,
     pub group: Option<String>,
     pub containers: Vec<RawContainer>,
+    pub availability_zone: Option<String>,
 }
 
 /// A container of a task, with the status of its ExecuteCommandAgent.
@@ -113,6 +114,7 @@ pub async fn describe_tasks(
             desired_status: t.desired_status().map(str::to_string),
             enable_execute_command: t.enable_execute_command(),
             group: t.group().map(str::to_string),
+            availability_zone: t.availability_zone().map(str::to_string),
             containers: t
                 .containers()
                 .iter()

@@ -491,12 +491,20 @@ impl AwsConfig {
 pub struct NatConfig {
     /// `Name` tag pattern of NAT instances and NAT gateways.
     pub tag_pattern: String,
+    /// `Name` tag pattern of the private route tables (one per zone) whose default route goes
+    /// through the NAT of their zone.
+    pub route_table_pattern: String,
+    /// `Name` tag pattern of the NATs' Elastic IPs (looked up whether associated or not, so a
+    /// stopped NAT's address is still checked against blocklists).
+    pub address_pattern: String,
 }
 
 impl Default for NatConfig {
     fn default() -> Self {
         NatConfig {
             tag_pattern: "cabal-nat-*".into(),
+            route_table_pattern: "cabal-private-rt-*".into(),
+            address_pattern: "cabal-nat-eip-*".into(),
         }
     }
 }

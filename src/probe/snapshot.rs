@@ -198,6 +198,10 @@ pub struct TaskInfo {
     /// `enableExecuteCommand` of the task.
     pub exec_enabled: bool,
     pub containers: Vec<ContainerInfo>,
+    /// The task's availability zone (`DescribeTasks` `availabilityZone`): which zone's NAT its
+    /// mail, logs and ECS Exec agent leave through. Absent in older snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
 }
 
 /// A container of a task.
@@ -222,6 +226,51 @@ pub struct NatSnapshot {
     /// Why (part of) the NAT lookup failed.
     #[serde(default)]
     pub error: Option<String>,
+    /// The private route tables (`nat.route_table_pattern`) and their default routes; absent
+    /// when not read (older snapshots): the zones are then judged by their NATs alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_tables: Option<Vec<RouteTableEntry>>,
+    /// The NATs' Elastic IPs (`nat.address_pattern`), associated or not: a stopped NAT instance
+    /// shows no public IP, its Elastic IP is still ours to check. Absent when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addresses: Option<Vec<AddressEntry>>,
+}
+
+/// An Elastic IP of the NAT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressEntry {
+    pub public_ip: String,
+    #[serde(default)]
+    pub allocation_id: Option<String>,
+    /// The instance it is associated with (a NAT instance), when any.
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The interface it is associated with (a NAT gateway's, or an instance's; extra field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_interface_id: Option<String>,
+}
+
+/// A private route table: the zones of the subnets associated with it, and its default route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteTableEntry {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub availability_zones: Vec<String>,
+    /// The `0.0.0.0/0` route; null when the table has none.
+    #[serde(default)]
+    pub default_route: Option<DefaultRoute>,
+}
+
+/// A default route: its target (`i-…` NAT instance, `nat-…` gateway, `eni-…` interface) and
+/// EC2's state (`active`, or `blackhole` when the target is gone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultRoute {
+    pub target: String,
+    pub state: String,
 }
 
 /// A NAT instance or gateway.
@@ -244,6 +293,14 @@ pub struct NatEntry {
     /// RFC 3339: an instance's launch time, a gateway's creation time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch_time: Option<String>,
+    /// Instances only: EC2's source/destination check; a NAT instance forwards nothing while it
+    /// is on (true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_dest_check: Option<bool>,
+    /// Instances only: the ids of its network interfaces, so a default route that targets an
+    /// interface (`eni-…`, as Cabalmail's does) finds its NAT (extra field).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_interfaces: Vec<String>,
 }
 
 #[cfg(test)]

@@ -65,6 +65,9 @@ pub enum OffendingTier {
 #[serde(rename_all = "kebab-case")]
 pub enum NatState {
     Running,
+    /// The egress of a zone where a task of the offending tier (or, when nothing offends, of any
+    /// mail tier) runs is broken, while another zone's works.
+    Degraded,
     Pending,
     Stopping,
     Stopped,

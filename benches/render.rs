@@ -41,7 +41,8 @@ fn report(samples: Vec<String>, summary: String) -> Report {
             confidence: Confidence::High,
             summary,
             next_command: None,
-        },
+        }
+        .into(),
         evidence: Evidence {
             tiers: BTreeMap::from([(
                 "smtp-out".to_string(),
@@ -57,6 +58,7 @@ fn report(samples: Vec<String>, summary: String) -> Report {
             nat: serde_json::Value::Null,
             dnsbl: serde_json::Value::Null,
             tier_details: BTreeMap::new(),
+            ..Evidence::default()
         },
         steps: vec![Step {
             name: "mailq imap".into(),

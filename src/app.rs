@@ -64,7 +64,7 @@ pub async fn run(
         Arc::clone(&config),
         Environment::system_clock(),
     );
-    let runbooks = Registry::with_sendmail(Arc::new(env));
+    let runbooks = Registry::with_runbooks(Arc::new(env));
     serve(&config, runbooks, shutdown, None, reload).await
 }
 

@@ -19,6 +19,7 @@ fn normalize(key: &str) -> String {
         ["cabalmail", "tiers", _tier] => "cabalmail.tiers".to_string(),
         ["aws", "endpoints", _service] => "aws.endpoints.<service>".to_string(),
         ["slack", "routes", field] => format!("slack.routes[].{field}"),
+        ["services", field] => format!("services[].{field}"),
         _ => key.to_string(),
     }
 }

@@ -84,8 +84,19 @@ fn every_example_reaches_its_expected_verdict() {
                 dir.display()
             );
         }
+        // The sendmail runbooks run eight steps and more; the others at least one (a label
+        // naming no configured service stops at the check).
+        let min_steps = if report["runbook"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("sendmail")
+        {
+            8
+        } else {
+            1
+        };
         assert!(
-            report["steps"].as_array().unwrap().len() >= 8,
+            report["steps"].as_array().unwrap().len() >= min_steps,
             "{}",
             dir.display()
         );
@@ -299,4 +310,52 @@ fn demo_runs_the_pipeline_with_nothing_set_up() {
     // The temporary ledger is gone, and nothing was written where the demo ran.
     let left: Vec<_> = std::fs::read_dir(home.path()).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_restart_loop_example_renders_its_own_fields_and_replays_to_the_same_report() {
+    let dir = examples()
+        .into_iter()
+        .find(|d| d.ends_with("restart-image-regression-after-push"))
+        .unwrap();
+    let (code, text, stderr) = triage(&dir, "text");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(text.contains("service:    cabal-imap"), "{text}");
+    assert!(text.contains("cause:      image-regression"), "{text}");
+    assert!(
+        text.contains("action:     rollback (high confidence)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("next:       .github/scripts/deploy-ecs-service.sh imap sha-1a2b3c4d"),
+        "{text}"
+    );
+    assert!(!text.contains("NAT:"), "{text}");
+    let (_, slack, _) = triage(&dir, "slack");
+    assert!(
+        slack.contains("*Cause*") && slack.contains("image-regression"),
+        "{slack}"
+    );
+    let (_, note, _) = triage(&dir, "pagerduty");
+    assert!(
+        note.contains("Service cabal-imap · cause image-regression"),
+        "{note}"
+    );
+
+    let (_, first, _) = triage(&dir, "json");
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let recorded = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(recorded.path(), first["evidence_snapshot"].to_string()).unwrap();
+    let output = Command::new(support::service::binary())
+        .args(["triage", "--format", "json", "--alert"])
+        .arg(dir.join("payload.json"))
+        .arg("--replay")
+        .arg(recorded.path())
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let second: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(first["verdict"], second["verdict"]);
+    assert_eq!(first["evidence"], second["evidence"]);
 }

@@ -83,7 +83,7 @@ pub async fn run(dir: &Path, say: &(dyn Fn(&str) + Sync)) -> Result<Triaged, Dem
     );
     let shutdown = Shutdown::new();
     let (tell, listening) = tokio::sync::oneshot::channel();
-    let runbooks = Registry::with_sendmail(Arc::new(env));
+    let runbooks = Registry::with_runbooks(Arc::new(env));
     let server = super::serve(&config, runbooks, shutdown.clone(), Some(tell), None);
     let client = async {
         let Ok(addr) = listening.await else {

@@ -2,6 +2,7 @@
 
 use aws_sdk_ecs::types::DesiredStatus;
 use aws_sdk_ecs::Client;
+use time::OffsetDateTime;
 
 use super::error::{classify, AwsError, CallContext};
 use super::retry;
@@ -24,6 +25,16 @@ pub struct RawTask {
     pub group: Option<String>,
     pub containers: Vec<RawContainer>,
     pub availability_zone: Option<String>,
+    pub task_definition: Option<String>,
+    pub started_at: Option<OffsetDateTime>,
+    pub stopped_at: Option<OffsetDateTime>,
+    pub stop_code: Option<String>,
+    pub stopped_reason: Option<String>,
+}
+
+/// An SDK time as the snapshot keeps it.
+pub fn offset_time(t: Option<&aws_smithy_types::DateTime>) -> Option<OffsetDateTime> {
+    t.and_then(|t| OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).ok())
 }
 
 /// A container of a task, with the status of its ExecuteCommandAgent.
@@ -33,6 +44,9 @@ pub struct RawContainer {
     pub last_status: Option<String>,
     /// `lastStatus` of the `ExecuteCommandAgent` managed agent; None when the agent is absent.
     pub exec_agent_status: Option<String>,
+    pub exit_code: Option<i64>,
+    pub reason: Option<String>,
+    pub image: Option<String>,
 }
 
 /// One page of ListTasks for a service, desired status RUNNING.
@@ -115,6 +129,11 @@ pub async fn describe_tasks(
             enable_execute_command: t.enable_execute_command(),
             group: t.group().map(str::to_string),
             availability_zone: t.availability_zone().map(str::to_string),
+            task_definition: t.task_definition_arn().map(str::to_string),
+            started_at: offset_time(t.started_at()),
+            stopped_at: offset_time(t.stopped_at()),
+            stop_code: t.stop_code().map(|c| c.as_str().to_string()),
+            stopped_reason: t.stopped_reason().map(str::to_string),
             containers: t
                 .containers()
                 .iter()
@@ -126,6 +145,9 @@ pub async fn describe_tasks(
                         .iter()
                         .find(|a| a.name().map(|n| n.as_str()) == Some(EXEC_AGENT))
                         .map(|a| a.last_status().unwrap_or("UNKNOWN").to_string()),
+                    exit_code: c.exit_code().map(i64::from),
+                    reason: c.reason().map(str::to_string),
+                    image: c.image().map(str::to_string),
                 })
                 .collect(),
         })

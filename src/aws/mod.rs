@@ -10,6 +10,7 @@
 
 pub mod ec2;
 pub mod ecs;
+pub mod ecs_service;
 pub mod error;
 pub mod exec;
 pub mod logs;

@@ -11,6 +11,7 @@ mod reach;
 mod runbooks;
 mod secret;
 mod sections;
+mod services;
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,7 @@ pub use reach::{NotifyConfig, NtfyConfig, PushoverConfig, UnknownAlerts};
 pub use runbooks::RunbooksConfig;
 pub use secret::Secret;
 pub use sections::*;
+pub use services::{ImapAuthConfig, RestartLoopConfig, ServiceConfig, Services};
 
 use serde::{Deserialize, Serialize};
 
@@ -71,6 +73,10 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub ntfy: NtfyConfig,
     pub pushover: PushoverConfig,
+    pub restart_loop: RestartLoopConfig,
+    pub imap_auth: ImapAuthConfig,
+    /// `[[services]]`: the ECS services the restart-loop runbook knows.
+    pub services: Services,
 }
 
 impl Config {
@@ -188,6 +194,9 @@ impl Config {
         self.runbooks.validate()?;
         self.ntfy.validate()?;
         self.pushover.validate()?;
+        self.restart_loop.validate()?;
+        self.imap_auth.validate()?;
+        self.services.validate()?;
         Ok(())
     }
 

@@ -20,6 +20,8 @@ pub mod exec;
 pub mod logs;
 pub mod nat;
 pub mod replay;
+mod replay_service;
+pub mod service;
 pub mod snapshot;
 pub mod tasks;
 pub mod window;
@@ -40,6 +42,7 @@ pub use exec::{ExecProbeResult, TaskTarget, TierTargets};
 pub use logs::{LogScan, TierLogScan};
 pub use nat::{nat_state, NatProbeResult};
 pub use replay::ReplayProbes;
+pub use service::ServiceProbe;
 pub use snapshot::Snapshot;
 pub use tasks::{ExecReadiness, TaskDiscovery, TierTasks};
 pub use window::log_window;
@@ -134,6 +137,8 @@ pub struct ProbeSet {
     pub logs: Arc<dyn LogScanProbe>,
     pub nat: Arc<dyn NatProbe>,
     pub dnsbl: Arc<dyn DnsblCheck>,
+    /// ContainerRestartLoop: ECS services, tasks, task definitions, instances, error lines.
+    pub services: Arc<dyn ServiceProbe>,
 }
 
 impl ProbeSet {
@@ -145,7 +150,8 @@ impl ProbeSet {
             exec: replay.clone(),
             logs: replay.clone(),
             nat: replay.clone(),
-            dnsbl: replay,
+            dnsbl: replay.clone(),
+            services: replay,
         }
     }
 }

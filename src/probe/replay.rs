@@ -60,7 +60,7 @@ impl ReplayProbes {
 }
 
 /// A snapshot's error text, with `timed_out` guessed from its words (snapshots keep the text).
-fn recorded_error(message: &str) -> ProbeError {
+pub(super) fn recorded_error(message: &str) -> ProbeError {
     let lower = message.to_ascii_lowercase();
     ProbeError {
         timed_out: lower.contains("timed out") || lower.contains("deadline"),
@@ -93,6 +93,7 @@ fn recorded_tasks(snapshot: &Snapshot, tier: &str, container: &str) -> Vec<TaskI
             arn,
             last_status: Some("RUNNING".into()),
             exec_enabled: true,
+            started_at: None,
             containers: vec![ContainerInfo {
                 name: container.to_string(),
                 last_status: Some("RUNNING".into()),

@@ -8,10 +8,18 @@
 //! skipped when empty so a contract-only snapshot round-trips unchanged.
 
 use std::borrow::Cow;
+mod ecs;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+
+pub use ecs::{
+    ContainerInstanceSnapshot, DeploymentSnapshot, NetworkInterfaceSnapshot, ParameterSnapshot,
+    Resources, ServiceEvent, ServiceSnapshot, StoppedContainer, StoppedTask,
+    TaskDefinitionSnapshot,
+};
 
 /// A text that is not a replay snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +55,28 @@ pub struct Snapshot {
     /// IP -> zone -> answers (empty: not listed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dnsbl: Option<BTreeMap<String, BTreeMap<String, Vec<String>>>>,
+    /// IMAPAuthFailureSpike: private IP -> the network interface holding it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_interfaces: Option<BTreeMap<String, NetworkInterfaceSnapshot>>,
+    /// IMAPAuthFailureSpike: SSM parameter name -> its metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<BTreeMap<String, ParameterSnapshot>>,
+    /// ContainerRestartLoop: service name -> what DescribeServices said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services: Option<BTreeMap<String, ServiceSnapshot>>,
+    /// ContainerRestartLoop: service name -> its last stopped tasks, newest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_tasks: Option<BTreeMap<String, Vec<StoppedTask>>>,
+    /// ContainerRestartLoop: `family:revision` -> its images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_definitions: Option<BTreeMap<String, TaskDefinitionSnapshot>>,
+    /// ContainerRestartLoop: the cluster's container instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_instances: Option<Vec<ContainerInstanceSnapshot>>,
+    /// Why a step of those runbooks failed, by step name (extra field): a replay fails the same
+    /// step with the same text.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub probe_errors: BTreeMap<String, String>,
 }
 
 impl Snapshot {
@@ -57,6 +87,13 @@ impl Snapshot {
             tiers: BTreeMap::new(),
             nat: None,
             dnsbl: None,
+            network_interfaces: None,
+            parameters: None,
+            services: None,
+            stopped_tasks: None,
+            task_definitions: None,
+            container_instances: None,
+            probe_errors: BTreeMap::new(),
         }
     }
 
@@ -85,6 +122,25 @@ impl Snapshot {
         }
         if let Some(nat) = &mut self.nat {
             redact_option(&mut nat.error);
+        }
+        // The other runbooks' free text: service events and error lines quote task output.
+        for service in self.services.iter_mut().flat_map(|s| s.values_mut()) {
+            for event in &mut service.events {
+                redact_in_place(&mut event.message);
+            }
+            for event in service.log_events.iter_mut().flatten() {
+                redact_in_place(&mut event.message);
+            }
+            redact_option(&mut service.log_error);
+        }
+        for task in self.stopped_tasks.iter_mut().flat_map(|s| s.values_mut().flatten()) {
+            redact_option(&mut task.stopped_reason);
+            for container in &mut task.containers {
+                redact_option(&mut container.reason);
+            }
+        }
+        for error in self.probe_errors.values_mut() {
+            redact_in_place(error);
         }
     }
 }
@@ -202,6 +258,13 @@ pub struct TaskInfo {
     /// mail, logs and ECS Exec agent leave through. Absent in older snapshots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub availability_zone: Option<String>,
+    /// When the task started (`startedAt`), RFC 3339; absent when unknown.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub started_at: Option<OffsetDateTime>,
 }
 
 /// A container of a task.

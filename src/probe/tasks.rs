@@ -161,6 +161,7 @@ mod tests {
             id: "0a1b".into(),
             last_status: Some("RUNNING".into()),
             exec_enabled: exec,
+            started_at: None,
             containers: vec![ContainerInfo {
                 name: "smtp-in".into(),
                 last_status: Some("RUNNING".into()),

@@ -5,11 +5,17 @@ pub mod fit;
 pub mod redact;
 pub mod render;
 pub mod sanitize;
+pub mod verdict;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+
+pub use verdict::{
+    ImapAuthCause, ImapAuthVerdict, ReportVerdict, RestartLoopCause, RestartLoopVerdict,
+    SeverityHint, VerdictField,
+};
 
 /// The outcome of one triage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,7 +23,8 @@ pub struct Report {
     pub episode: String,
     pub alertname: String,
     pub runbook: String,
-    pub verdict: Verdict,
+    /// The runbook's verdict: the common fields and the runbook's own (`verdict.rs`).
+    pub verdict: ReportVerdict,
     pub evidence: Evidence,
     pub steps: Vec<Step>,
     #[serde(with = "time::serde::rfc3339")]
@@ -34,7 +41,8 @@ pub struct Report {
     pub trimmed: Option<String>,
 }
 
-/// The conclusion, in the runbook's terms.
+/// The sendmail runbooks' conclusion (`SendmailDeferredSpike`, `SendmailBouncedSpike`): the
+/// common fields plus the offending tier, the DSN class and the NAT's state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     pub offending_tier: OffendingTier,
@@ -89,6 +97,22 @@ pub enum Action {
     Deliverability,
     AddressMapStale,
     Investigate,
+    /// IMAPAuthFailureSpike: the master password differs between SSM and Dovecot.
+    MasterPasswordSync,
+    /// IMAPAuthFailureSpike: an account has no OS user (the user sync did not run).
+    UserSync,
+    /// IMAPAuthFailureSpike: something inside the VPC that is not a Lambda is logging in.
+    CompromiseInvestigation,
+    /// IMAPAuthFailureSpike: a client regressed to plaintext LOGIN before STARTTLS.
+    ConsumerFix,
+    /// ContainerRestartLoop: the new image crashes; roll back to the previous tag.
+    Rollback,
+    /// ContainerRestartLoop: no container instance has room for the task.
+    ScaleCluster,
+    /// ContainerRestartLoop: the container cannot chown its EFS access point.
+    FixEfsOwnership,
+    /// ContainerRestartLoop: several services loop at once (instance role, EFS, network).
+    InvestigateCluster,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +136,13 @@ pub struct Evidence {
     /// answers, the virtusertable.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tier_details: BTreeMap<String, serde_json::Value>,
+    /// The runbook's own evidence (runbooks other than the sendmail ones: the service and its
+    /// tasks; the login sources), as JSON.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub details: serde_json::Value,
+    /// A few lines that back the verdict, for the renderings (untrusted text: escaped there).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub highlights: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -163,7 +194,8 @@ mod tests {
                 confidence: Confidence::High,
                 summary: "s".into(),
                 next_command: Some("aws ec2 start-instances --instance-ids i-0f9e8d7c".into()),
-            },
+            }
+            .into(),
             evidence: Evidence::default(),
             steps: vec![Step {
                 name: "mailq smtp-out".into(),

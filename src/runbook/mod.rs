@@ -10,6 +10,7 @@ pub mod evidence;
 pub mod gather;
 pub mod next_command;
 pub mod oneshot;
+pub mod restart_loop;
 pub mod rules;
 pub mod spike;
 
@@ -84,6 +85,17 @@ impl Registry {
         registry.register(
             bounced::ALERTNAME,
             Arc::new(bounced::BouncedSpike::new(env)),
+        );
+        registry
+    }
+
+    /// The shipped registry plus every Cabalmail runbook over `env`'s probes: the two sendmail
+    /// runbooks, `ContainerRestartLoop`.
+    pub fn with_runbooks(env: Arc<environment::Environment>) -> Self {
+        let mut registry = Registry::with_sendmail(Arc::clone(&env));
+        registry.register(
+            restart_loop::ALERTNAME,
+            Arc::new(restart_loop::RestartLoop::new(env)),
         );
         registry
     }

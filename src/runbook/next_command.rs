@@ -56,6 +56,16 @@ pub fn next_command(
         Action::Deliverability | Action::Investigate => {
             logs_command(verdict, config, alert_filter)?
         }
+        // The other runbooks' actions: never a sendmail verdict's; their runbooks fill in
+        // their own commands.
+        Action::MasterPasswordSync
+        | Action::UserSync
+        | Action::CompromiseInvestigation
+        | Action::ConsumerFix
+        | Action::Rollback
+        | Action::ScaleCluster
+        | Action::FixEfsOwnership
+        | Action::InvestigateCluster => return None,
     };
     Some(format!("{command}{region}"))
 }
@@ -191,7 +201,7 @@ fn is_instance_id(id: &str) -> bool {
 }
 
 /// A name safe on a command line as it is: letters, digits, `-`, `_`, `.`.
-fn is_word(text: &str) -> bool {
+pub(super) fn is_word(text: &str) -> bool {
     !text.is_empty()
         && text
             .bytes()

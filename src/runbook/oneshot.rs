@@ -43,7 +43,7 @@ pub async fn triage(
     config: Arc<Config>,
 ) -> Result<(WebhookAlert, Report), OneShotError> {
     let budget = config.worker.triage_budget();
-    let registry = Registry::with_sendmail(Arc::new(Environment::new(probes, config, clock)));
+    let registry = Registry::with_runbooks(Arc::new(Environment::new(probes, config, clock)));
     let Some((alert, runbook)) = payload
         .alerts
         .iter()

@@ -68,7 +68,7 @@ pub async fn run(
         episode: request.episode_id,
         alertname: spec.alertname.into(),
         runbook: spec.runbook.into(),
-        verdict,
+        verdict: verdict.into(),
         evidence: report_evidence(&evidence),
         steps: gathered.steps,
         started_at,
@@ -118,6 +118,7 @@ pub fn report_evidence(evidence: &TriageEvidence) -> Evidence {
             })
         },
         tier_details: details,
+        ..Evidence::default()
     }
 }
 
@@ -234,9 +235,10 @@ mod tests {
     #[tokio::test]
     async fn complete_evidence_gives_a_confident_verdict_and_every_step() {
         let report = triage(serde_json::from_str(SNAPSHOT).unwrap()).await;
-        assert_eq!(report.verdict.offending_tier, OffendingTier::SmtpOut);
-        assert_eq!(report.verdict.action, Action::BlocklistCheck);
-        assert_eq!(report.verdict.confidence, Confidence::High);
+        let verdict = report.verdict.sendmail().expect("a sendmail verdict");
+        assert_eq!(verdict.offending_tier, OffendingTier::SmtpOut);
+        assert_eq!(verdict.action, Action::BlocklistCheck);
+        assert_eq!(verdict.confidence, Confidence::High);
         let names: Vec<&str> = report.steps.iter().map(|s| s.name.as_str()).collect();
         for name in [
             "tasks imap",
@@ -280,6 +282,7 @@ mod tests {
                     arn,
                     last_status: Some("RUNNING".into()),
                     exec_enabled: false,
+                    started_at: None,
                     containers: vec![ContainerInfo {
                         name: "smtp-in".into(),
                         last_status: Some("RUNNING".into()),
@@ -300,13 +303,14 @@ mod tests {
         snapshot.dnsbl = None;
 
         let report = triage(snapshot).await;
-        assert_eq!(report.verdict.offending_tier, OffendingTier::SmtpOut);
-        assert_eq!(report.verdict.nat_state, crate::report::NatState::Unknown);
+        let verdict = report.verdict.sendmail().expect("a sendmail verdict");
+        assert_eq!(verdict.offending_tier, OffendingTier::SmtpOut);
+        assert_eq!(verdict.nat_state, crate::report::NatState::Unknown);
         assert_eq!(
-            report.verdict.confidence,
+            report.verdict.confidence(),
             Confidence::Low,
             "{}",
-            report.verdict.summary
+            report.verdict.summary()
         );
         let (outcome, error) = step_outcome(&report, "mailq smtp-in");
         assert_eq!(outcome, StepOutcome::Failed);
@@ -320,7 +324,7 @@ mod tests {
         assert_eq!(report.evidence.tiers["smtp-in"].queue_requests, None);
         assert_eq!(report.evidence.tiers["imap"].deferred_lines, None);
         // AWS answered some of it (a refusal is an answer): not cut off.
-        assert!(!report.verdict.summary.contains("cannot reach AWS"));
+        assert!(!report.verdict.summary().contains("cannot reach AWS"));
     }
 
     #[tokio::test]
@@ -345,13 +349,16 @@ mod tests {
         assert!(
             report
                 .verdict
-                .summary
+                .summary()
                 .starts_with(super::super::cut_off::CUT_OFF_LINE),
             "{}",
-            report.verdict.summary
+            report.verdict.summary()
         );
-        assert_eq!(report.verdict.confidence, Confidence::Low);
-        assert_eq!(report.verdict.offending_tier, OffendingTier::Unknown);
+        assert_eq!(report.verdict.confidence(), Confidence::Low);
+        assert_eq!(
+            report.verdict.sendmail().unwrap().offending_tier,
+            OffendingTier::Unknown
+        );
         // The steps keep each failure.
         assert_eq!(step_outcome(&report, "nat").0, StepOutcome::TimedOut);
     }

@@ -60,7 +60,8 @@ impl Runbook for TestRunbook {
                 confidence: Confidence::Low,
                 summary: format!("test triage, attempt {}", request.attempt),
                 next_command: None,
-            },
+            }
+            .into(),
             evidence: test_evidence(&request),
             steps: vec![Step {
                 name: "sleep".into(),

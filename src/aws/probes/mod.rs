@@ -3,6 +3,7 @@
 //! them. The probe side speaks probe types only; the conversion from AWS's answers and errors
 //! happens here.
 
+pub mod ecs_service;
 pub mod exec;
 pub mod logs;
 pub mod nat;
@@ -15,6 +16,7 @@ use crate::aws::{AwsClients, AwsError};
 use crate::config::Config;
 use crate::probe::{DnsblCheck, ProbeError, ProbeSet};
 
+pub use ecs_service::AwsServiceProbe;
 pub use exec::AwsExecProbe;
 pub use logs::AwsLogScan;
 pub use nat::AwsNatProbe;
@@ -43,5 +45,6 @@ pub fn probe_set(clients: &AwsClients, config: &Config, dnsbl: Arc<dyn DnsblChec
         logs: Arc::new(AwsLogScan::new(clients, config)),
         nat: Arc::new(AwsNatProbe::new(clients, config)),
         dnsbl,
+        services: Arc::new(AwsServiceProbe::new(clients, config)),
     }
 }

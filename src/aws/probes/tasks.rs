@@ -22,6 +22,7 @@ fn task_info(raw: RawTask) -> TaskInfo {
         last_status: raw.last_status,
         exec_enabled: raw.enable_execute_command,
         availability_zone: raw.availability_zone,
+        started_at: raw.started_at,
         containers: raw
             .containers
             .into_iter()

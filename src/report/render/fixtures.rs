@@ -50,7 +50,8 @@ pub fn report(samples: Vec<String>) -> Report {
             confidence: Confidence::High,
             summary: "4.7 deferrals concentrated on google".into(),
             next_command: None,
-        },
+        }
+        .into(),
         evidence: Evidence {
             tiers: BTreeMap::from([(
                 "smtp-out".to_string(),
@@ -66,6 +67,7 @@ pub fn report(samples: Vec<String>) -> Report {
             nat: serde_json::Value::Null,
             dnsbl: serde_json::Value::Null,
             tier_details: BTreeMap::new(),
+            ..Evidence::default()
         },
         steps: vec![
             Step {

@@ -76,8 +76,8 @@ impl<'a> Annotation<'a> {
             Stage::Running => "triage running".to_string(),
             Stage::Triaged(report) => format!(
                 "{} ({} confidence)",
-                kebab(&report.verdict.action),
-                kebab(&report.verdict.confidence)
+                kebab(&report.verdict.action()),
+                kebab(&report.verdict.confidence())
             ),
             Stage::Failed(_) => "triage failed".to_string(),
             Stage::NoRunbook => "no runbook".to_string(),

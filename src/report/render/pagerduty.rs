@@ -19,6 +19,15 @@ pub fn failure_marker(episode_id: &str, error_digest: &str) -> String {
     format!("[cabal-triage {episode_id} failure {error_digest}]")
 }
 
+/// `tier smtp-out · …` -> `Tier smtp-out · …`.
+pub(super) fn capitalized(line: &str) -> String {
+    let mut chars = line.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 /// The note text, ending with `marker`.
 pub fn note(annotation: &Annotation<'_>, marker: &str) -> String {
     let show = annotation.show_local_parts;
@@ -44,26 +53,25 @@ pub fn note(annotation: &Annotation<'_>, marker: &str) -> String {
         Stage::NoRunbook => lines.push(super::NO_DIAGNOSIS.into()),
         Stage::Triaged(report) => {
             let verdict = &report.verdict;
-            lines.push(format!(
-                "Tier {} · DSN class {} · NAT {} · action {} · confidence {}",
-                kebab(&verdict.offending_tier),
-                verdict
-                    .dsn_class
-                    .as_deref()
-                    .map(|c| untrusted_plain(c, 20, show))
-                    .unwrap_or_else(|| "none".into()),
-                kebab(&verdict.nat_state),
-                kebab(&verdict.action),
-                kebab(&verdict.confidence)
-            ));
-            if !verdict.summary.trim().is_empty() {
+            let mut parts: Vec<String> = verdict
+                .fields()
+                .into_iter()
+                .map(|f| format!("{} {}", f.short, untrusted_plain(&f.value, 80, show)))
+                .collect();
+            parts.push(format!("action {}", kebab(&verdict.action())));
+            parts.push(format!("confidence {}", kebab(&verdict.confidence())));
+            lines.push(capitalized(&parts.join(" · ")));
+            if !verdict.summary().trim().is_empty() {
                 lines.push(format!(
                     "Verdict: {}",
-                    untrusted_plain(&verdict.summary, 600, show)
+                    untrusted_plain(verdict.summary(), 600, show)
                 ));
             }
-            if let Some(command) = &verdict.next_command {
+            if let Some(command) = verdict.next_command() {
                 lines.push(format!("Next: {}", truncate(&sanitize_line(command), 300)));
+            }
+            for line in report.evidence.highlights.iter().take(8) {
+                lines.push(untrusted_plain(line, 300, show));
             }
             for (name, tier) in &report.evidence.tiers {
                 lines.push(untrusted_plain(

@@ -41,16 +41,18 @@ pub fn message(annotation: &Annotation<'_>, limits: PhoneLimits) -> PhoneMessage
     match annotation.stage {
         Stage::Triaged(report) => {
             let verdict = &report.verdict;
-            if !verdict.summary.trim().is_empty() {
-                lines.push(untrusted_plain(&verdict.summary, 600, show));
+            if !verdict.summary().trim().is_empty() {
+                lines.push(untrusted_plain(verdict.summary(), 600, show));
             }
-            lines.push(format!(
-                "Tier {} · NAT {} · action {}",
-                kebab(&verdict.offending_tier),
-                kebab(&verdict.nat_state),
-                kebab(&verdict.action)
-            ));
-            if let Some(command) = &verdict.next_command {
+            // The runbook's own headline fields (tier and NAT for the sendmail runbooks).
+            let mut parts: Vec<String> = verdict
+                .headline_fields()
+                .into_iter()
+                .map(|f| format!("{} {}", f.short, untrusted_plain(&f.value, 80, show)))
+                .collect();
+            parts.push(format!("action {}", kebab(&verdict.action())));
+            lines.push(super::pagerduty::capitalized(&parts.join(" · ")));
+            if let Some(command) = verdict.next_command() {
                 lines.push(format!("Next: {}", truncate(&sanitize_line(command), 300)));
             }
         }

@@ -99,30 +99,31 @@ pub fn message(annotation: &Annotation<'_>) -> SlackMessage {
         }
         Stage::Triaged(report) => {
             let verdict = &report.verdict;
-            let mut fields = vec![
-                field(format!("*Offending tier*\n{}", kebab(&verdict.offending_tier))),
-                field(format!(
-                    "*DSN class*\n{}",
-                    verdict
-                        .dsn_class
-                        .as_deref()
-                        .map(|c| untrusted_mrkdwn(c, 20, show))
-                        .unwrap_or_else(|| "none".into())
-                )),
-                field(format!("*NAT*\n{}", kebab(&verdict.nat_state))),
-                field(format!("*Action*\n{}", kebab(&verdict.action))),
-                field(format!("*Confidence*\n{}", kebab(&verdict.confidence))),
+            let mut fields: Vec<Value> = verdict
+                .fields()
+                .into_iter()
+                .map(|f| {
+                    field(format!(
+                        "*{}*\n{}",
+                        f.title,
+                        untrusted_mrkdwn(&f.value, 80, show)
+                    ))
+                })
+                .collect();
+            fields.extend([
+                field(format!("*Action*\n{}", kebab(&verdict.action()))),
+                field(format!("*Confidence*\n{}", kebab(&verdict.confidence()))),
                 field(format!("*Runbook*\n{}", mrkdwn(&report.runbook))),
-            ];
+            ]);
             fields.truncate(MAX_FIELDS);
             blocks.push(json!({"type": "section", "fields": fields}));
-            if !verdict.summary.trim().is_empty() {
+            if !verdict.summary().trim().is_empty() {
                 blocks.push(section(format!(
                     "*Verdict:* {}",
-                    untrusted_mrkdwn(&verdict.summary, MAX_SUMMARY_CHARS, show)
+                    untrusted_mrkdwn(verdict.summary(), MAX_SUMMARY_CHARS, show)
                 )));
             }
-            if let Some(command) = &verdict.next_command {
+            if let Some(command) = verdict.next_command() {
                 blocks.push(section(format!(
                     "*Next:* `{}`",
                     mrkdwn_within(&sanitize_line(command), 300).replace('`', "'")
@@ -143,6 +144,16 @@ pub fn message(annotation: &Annotation<'_>) -> SlackMessage {
                 .collect();
             if !tier_fields.is_empty() {
                 blocks.push(json!({"type": "section", "fields": tier_fields}));
+            }
+            let highlights: Vec<String> = report
+                .evidence
+                .highlights
+                .iter()
+                .take(MAX_SAMPLES)
+                .map(|line| format!("• {}", untrusted_mrkdwn(line, MAX_SAMPLE_CHARS, show)))
+                .collect();
+            if !highlights.is_empty() {
+                blocks.push(section(truncate_lines("*Evidence*", &highlights)));
             }
             let samples: Vec<String> = report
                 .evidence
@@ -225,11 +236,19 @@ pub fn fallback_text(annotation: &Annotation<'_>) -> String {
         annotation.headline()
     );
     if let Stage::Triaged(report) = annotation.stage {
-        text.push_str(&format!(
-            " (tier {}, NAT {})",
-            kebab(&report.verdict.offending_tier),
-            kebab(&report.verdict.nat_state)
-        ));
+        let fields: Vec<String> = report
+            .verdict
+            .headline_fields()
+            .into_iter()
+            .map(|f| {
+                format!(
+                    "{} {}",
+                    f.short,
+                    untrusted_mrkdwn(&f.value, 80, annotation.show_local_parts)
+                )
+            })
+            .collect();
+        text.push_str(&format!(" ({})", fields.join(", ")));
     }
     text
 }

@@ -146,7 +146,7 @@ fn a_100_kb_line_is_truncated_within_limits() {
         long,
     ]);
     let mut report = report;
-    report.verdict.summary = "y".repeat(100_000);
+    *report.verdict.summary_mut() = "y".repeat(100_000);
     report.steps[1].error = Some("z&".repeat(50_000));
     let message = slack::message(&annotation(&alert, Stage::Triaged(&report)));
     assert_within_block_kit_limits(&message);
@@ -246,7 +246,7 @@ fn rendering_never_panics_on_arbitrary_text() {
         alert.labels.insert("alertname".into(), name);
         alert.annotations.insert("summary".into(), summary.clone());
         let mut report = report(vec![sample]);
-        report.verdict.summary = summary;
+        *report.verdict.summary_mut() = summary;
         let message = slack::message(&annotation(&alert, Stage::Triaged(&report)));
         assert_within_block_kit_limits(&message);
         let json: Value = serde_json::to_value(&message).unwrap();
@@ -259,7 +259,7 @@ fn the_next_command_is_shown_in_every_rendering() {
     let alert = alert();
     let mut report = report(vec![]);
     let command = "aws ec2 start-instances --instance-ids i-0f9e8d7c6b5a49382 --region us-east-1";
-    report.verdict.next_command = Some(command.into());
+    *report.verdict.next_command_mut() = Some(command.into());
     let shown = annotation(&alert, Stage::Triaged(&report));
     let message = slack::message(&shown);
     assert_within_block_kit_limits(&message);
@@ -273,7 +273,7 @@ fn the_next_command_is_shown_in_every_rendering() {
         "{plain}"
     );
     // No command: no line.
-    report.verdict.next_command = None;
+    *report.verdict.next_command_mut() = None;
     let shown = annotation(&alert, Stage::Triaged(&report));
     assert!(!text::render(&shown).contains("next:"));
 }

@@ -28,31 +28,32 @@ pub fn render(annotation: &Annotation<'_>) -> String {
         Stage::NoRunbook => out.push_str(&format!("  {}\n", super::NO_DIAGNOSIS)),
         Stage::Triaged(report) => {
             let v = &report.verdict;
-            out.push_str(&format!("  tier:       {}\n", kebab(&v.offending_tier)));
-            out.push_str(&format!(
-                "  DSN class:  {}\n",
-                v.dsn_class
-                    .as_deref()
-                    .map(|c| untrusted_plain(c, 20, show))
-                    .unwrap_or_else(|| "none".into())
-            ));
-            out.push_str(&format!("  NAT:        {}\n", kebab(&v.nat_state)));
-            out.push_str(&format!(
-                "  action:     {} ({} confidence)\n",
-                kebab(&v.action),
-                kebab(&v.confidence)
-            ));
-            if !v.summary.is_empty() {
+            for f in v.fields() {
                 out.push_str(&format!(
-                    "  verdict:    {}\n",
-                    untrusted_plain(&v.summary, 1000, show)
+                    "  {:<11} {}\n",
+                    format!("{}:", f.short),
+                    untrusted_plain(&f.value, 200, show)
                 ));
             }
-            if let Some(command) = &v.next_command {
+            out.push_str(&format!(
+                "  action:     {} ({} confidence)\n",
+                kebab(&v.action()),
+                kebab(&v.confidence())
+            ));
+            if !v.summary().is_empty() {
+                out.push_str(&format!(
+                    "  verdict:    {}\n",
+                    untrusted_plain(v.summary(), 1000, show)
+                ));
+            }
+            if let Some(command) = v.next_command() {
                 out.push_str(&format!(
                     "  next:       {}\n",
                     truncate(&sanitize_line(command), 300)
                 ));
+            }
+            for line in report.evidence.highlights.iter().take(8) {
+                out.push_str(&format!("  - {}\n", untrusted_plain(line, 300, show)));
             }
             for (name, tier) in &report.evidence.tiers {
                 out.push_str(&format!(

@@ -133,11 +133,13 @@ pub(super) struct KnownItem {
 }
 
 /// Episode items this process remembers (see `DynamoLedger::items`); beyond this many, some
-/// are forgotten (a forgotten item costs one read when next needed).
-pub(super) const ITEM_CACHE: usize = 4096;
-/// The most bytes of items (as DynamoDB counts them) this process remembers: 16 MiB, some
-/// forty items with reports at their largest, thousands of ordinary ones.
-pub(super) const ITEM_CACHE_BYTES: usize = 16 << 20;
+/// are forgotten (a forgotten item costs one read when next needed). The episodes in flight
+/// (being triaged or delivered) are a few dozen; 4096 remembered items held 30 MiB more at
+/// 10,000 episodes than at 500 (`bench/memory-episodes.sh`, docs/benchmarks.md).
+pub(super) const ITEM_CACHE: usize = 1024;
+/// The most bytes of items (as DynamoDB counts them; the SDK's copy in memory takes a few times
+/// that) this process remembers: 4 MiB, some sixteen items with reports at their largest.
+pub(super) const ITEM_CACHE_BYTES: usize = 4 << 20;
 
 impl DynamoLedger {
     /// The episode item as this process last saw it, if it remembers it.

@@ -342,3 +342,65 @@ impl DynamoLedger {
         Ok((episode, state))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::alert::AlertStatus;
+    use crate::ledger::tests::{incoming, T0};
+    use crate::ledger::{Ledger, LedgerError};
+
+    /// An alert whose item leaves no room for its report is refused before anything is written,
+    /// as a permanent error; DynamoDB's own item-size refusal (PutItem and UpdateItem) is the same
+    /// permanent error, never "unavailable, retry".
+    #[tokio::test]
+    async fn dynamodb_item_limits_are_permanent_errors() {
+        use aws_sdk_dynamodb::types::AttributeValue;
+
+        let dynalite = super::super::test_dynalite::Dynalite::start();
+        let ledger = dynalite.ledger("limits", Vec::new()).await;
+        let small = incoming("00000000000small", T0, AlertStatus::Firing, true);
+        let mut big = incoming("000000000000big1", T0, AlertStatus::Firing, true);
+        big.alert.labels.insert("huge".into(), "x".repeat(900_000));
+        let error = ledger
+            .ingest(vec![small.clone(), big], T0)
+            .await
+            .expect_err("too large");
+        let text = error.to_string();
+        assert!(matches!(error, LedgerError::TooLarge(_)), "{text}");
+        assert!(
+            text.contains("400 KB") && !text.contains("xxxxxxxx"),
+            "{text}"
+        );
+        assert!(ledger.get_episode(&small.key.id()).await.unwrap().is_none());
+        // An alert of ordinary size is stored.
+        ledger.ingest(vec![small.clone()], T0).await.unwrap();
+
+        let client = ledger.sdk_client();
+        let blob = AttributeValue::S("y".repeat(500_000));
+        let put = client
+            .put_item()
+            .table_name(ledger.table())
+            .item("pk", AttributeValue::S("EP#big".into()))
+            .item("sk", AttributeValue::S("EP".into()))
+            .item("blob", blob.clone())
+            .send()
+            .await
+            .expect_err("over 400 KB");
+        let error = super::super::sdk_error("PutItem", ledger.table(), put);
+        assert!(matches!(error, LedgerError::TooLarge(_)), "{error}");
+        let update = client
+            .update_item()
+            .table_name(ledger.table())
+            .key("pk", AttributeValue::S(format!("EP#{}", small.key.id())))
+            .key("sk", AttributeValue::S("EP".into()))
+            .update_expression("SET #b = :b")
+            .expression_attribute_names("#b", "blob")
+            .expression_attribute_values(":b", blob)
+            .send()
+            .await
+            .expect_err("over 400 KB");
+        let error = super::super::sdk_error("UpdateItem", ledger.table(), update);
+        assert!(matches!(error, LedgerError::TooLarge(_)), "{error}");
+        assert!(error.to_string().contains("Item size"), "{error}");
+    }
+}

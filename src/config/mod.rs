@@ -15,7 +15,10 @@ mod sections;
 use std::path::{Path, PathBuf};
 
 pub use env::{apply_env_overrides, ENV_PREFIX};
-pub use reach::{NotifyConfig, NtfyConfig, PushoverConfig, UnknownAlerts};
+pub use reach::{
+    AlertmanagerConfig, DashboardLink, LinksConfig, NotifyConfig, NtfyConfig, PushoverConfig,
+    UnknownAlerts,
+};
 pub use runbooks::RunbooksConfig;
 pub use secret::Secret;
 pub use sections::*;
@@ -71,6 +74,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub ntfy: NtfyConfig,
     pub pushover: PushoverConfig,
+    pub alertmanager: AlertmanagerConfig,
+    pub links: LinksConfig,
 }
 
 impl Config {
@@ -188,6 +193,8 @@ impl Config {
         self.runbooks.validate()?;
         self.ntfy.validate()?;
         self.pushover.validate()?;
+        self.alertmanager.validate()?;
+        self.links.validate()?;
         Ok(())
     }
 

@@ -117,6 +117,7 @@ impl Outbox {
             settings: RenderSettings {
                 public_url: config.server.public_url.clone(),
                 show_local_parts: config.privacy.show_local_parts,
+                links: super::links::LinkSettings::from_config(config),
             },
             metrics,
             owner,

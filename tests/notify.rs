@@ -902,6 +902,15 @@ async fn ntfy_gets_the_verdict_and_the_resolution_once_each() {
     assert!(requests
         .iter()
         .all(|r| r.authorization.as_deref() == Some("Bearer tk_testtoken")));
+    let publishes: Vec<_> = requests.iter().filter(|r| r.path == "/").collect();
+    assert_eq!(
+        publishes.len(),
+        3,
+        "429, 502, the lost answer (then found, not published): {requests:?}"
+    );
+    assert!(publishes
+        .iter()
+        .all(|p| p.method == "POST" && p.body["topic"] == "cabal-alerts"));
     let polls: Vec<_> = requests
         .iter()
         .filter(|r| r.path.ends_with("/json"))
@@ -978,13 +987,14 @@ async fn killed_between_ntfy_publish_and_ledger_update_then_restarted_publishes_
 }
 
 /// Pushover: a critical verdict is paged once, within Pushover's limits, priority 1, the runbook
-/// as `url`, after a 429 (Pushover answered: certainly not sent, so sent again); a warning is
+/// as `url`, after a 500 and a 429 (Pushover answered: certainly not sent, so sent again); a warning is
 /// not paged. A message whose answer was lost is not sent again (Pushover cannot be asked) and
 /// the row says why.
 #[tokio::test(flavor = "multi_thread")]
 async fn pushover_pages_critical_verdicts_once_and_never_twice() {
     let dir = tempfile::tempdir().unwrap();
     let pushover = fake_pushover::FakePushover::start().await;
+    pushover.script(fake_pushover::Scripted::Status(500));
     pushover.script(fake_pushover::Scripted::RateLimited);
     let service = Service::start(dir.path(), &pushover_env(&pushover));
     let long_summary = "x".repeat(5000);
@@ -1000,7 +1010,11 @@ async fn pushover_pages_critical_verdicts_once_and_never_twice() {
     assert_eq!(rows, owned(&[("pushover", "verdict", "delivered")]));
     let accepted = pushover.accepted();
     assert_eq!(accepted.len(), 1);
-    assert_eq!(pushover.requests().len(), 2, "the 429, then the message");
+    assert_eq!(
+        pushover.requests().len(),
+        3,
+        "the 500, the 429, then the message"
+    );
     let page = &accepted[0];
     assert_eq!(page["priority"], "1");
     assert_eq!(page["url"], RUNBOOK.1);

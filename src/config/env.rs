@@ -135,6 +135,12 @@ const NAMED: &[(&str, &str, &str, Kind)] = &[
         "unknown_alerts",
         Kind::Text,
     ),
+    (
+        "CABAL_TRIAGE_ALERTMANAGER_URL",
+        "alertmanager",
+        "url",
+        Kind::Text,
+    ),
     ("CABAL_TRIAGE_LOG_FORMAT", "log", "format", Kind::Text),
     ("CABAL_TRIAGE_LOG_LEVEL", "log", "level", Kind::Text),
 ];

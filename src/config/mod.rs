@@ -16,7 +16,10 @@ mod services;
 use std::path::{Path, PathBuf};
 
 pub use env::{apply_env_overrides, ENV_PREFIX};
-pub use reach::{NotifyConfig, NtfyConfig, PushoverConfig, UnknownAlerts};
+pub use reach::{
+    AlertmanagerConfig, DashboardLink, LinksConfig, NotifyConfig, NtfyConfig, PushoverConfig,
+    UnknownAlerts,
+};
 pub use runbooks::RunbooksConfig;
 pub use secret::Secret;
 pub use sections::*;
@@ -77,6 +80,8 @@ pub struct Config {
     pub imap_auth: ImapAuthConfig,
     /// `[[services]]`: the ECS services the restart-loop runbook knows.
     pub services: Services,
+    pub alertmanager: AlertmanagerConfig,
+    pub links: LinksConfig,
 }
 
 impl Config {
@@ -197,6 +202,8 @@ impl Config {
         self.restart_loop.validate()?;
         self.imap_auth.validate()?;
         self.services.validate()?;
+        self.alertmanager.validate()?;
+        self.links.validate()?;
         Ok(())
     }
 

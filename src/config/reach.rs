@@ -175,3 +175,53 @@ impl PushoverConfig {
         Ok(())
     }
 }
+
+/// `[alertmanager]`: the Alertmanager operators use (links to its silence page). From
+/// configuration only: the webhook's `externalURL` is not trusted to choose a URL.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertmanagerConfig {
+    /// e.g. `https://alertmanager.example.com`; no silence link without it.
+    pub url: Option<String>,
+}
+
+impl AlertmanagerConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        match &self.url {
+            Some(url) => super::sections::validate_base_url("alertmanager.url", url),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `[links]`: links to the evidence besides the CloudWatch Logs Insights query and the
+/// silence page.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinksConfig {
+    /// Dashboards, each a label and a URL template; `{tier}`, `{from_ms}`, `{to_ms}` and
+    /// `{episode}` are filled in from the verdict (never from the alert's labels).
+    pub dashboards: Vec<DashboardLink>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardLink {
+    pub label: String,
+    pub url: String,
+}
+
+impl LinksConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        for dashboard in &self.dashboards {
+            super::sections::validate_base_url("links.dashboards[].url", &dashboard.url)?;
+            if dashboard.label.trim().is_empty() || dashboard.label.chars().count() > 40 {
+                return Err(ConfigError::invalid(
+                    "links.dashboards[].label",
+                    "must be 1 to 40 characters",
+                ));
+            }
+        }
+        Ok(())
+    }
+}

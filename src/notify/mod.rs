@@ -11,6 +11,7 @@
 
 pub mod failpoint;
 mod http;
+pub mod links;
 pub mod ntfy;
 pub mod outbox;
 pub mod pagerduty;
@@ -108,6 +109,8 @@ pub struct RenderSettings {
     pub public_url: Option<String>,
     /// `privacy.show_local_parts`.
     pub show_local_parts: bool,
+    /// What the links to the evidence are built from.
+    pub links: links::LinkSettings,
 }
 
 /// One destination: says which changes it wants a delivery row for, and makes one attempt at
@@ -185,8 +188,13 @@ pub fn with_annotation<T>(
         ends_at: delivery.episode.ends_at,
         stage,
         repeats: delivery.episode.repeats,
+        links: links::evidence_links(
+            &settings.links,
+            &delivery.alert,
+            report,
+            &delivery.episode.id,
+        ),
         episode_url,
-        links: Vec::new(),
         show_local_parts: settings.show_local_parts,
     };
     render(&annotation)

@@ -23,7 +23,9 @@
 //! is stored instead of at the next poll; the poll (`delivery.poll_interval_ms`) still finds
 //! rows other replicas wrote and retries that came due. A wake that arrives while attempts are
 //! under way may be for a row waiting behind one of them (rows of one episode and destination
-//! go in order), so the next attempt to finish claims again at once.
+//! go in order), so the next attempt to finish claims again at once. A wake brings the next claim
+//! forward to no sooner than a quarter poll (10-100 ms) after the previous one, so that a storm's
+//! writes do not turn into a claim each.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -117,6 +119,7 @@ impl Outbox {
             settings: RenderSettings {
                 public_url: config.server.public_url.clone(),
                 show_local_parts: config.privacy.show_local_parts,
+                links: super::links::LinkSettings::from_config(config),
             },
             metrics,
             owner,
@@ -146,6 +149,11 @@ impl Outbox {
         let mut claim_not_before = Instant::now();
         // A wake came while attempts were under way: its row may wait behind one of them.
         let mut woken_while_busy = false;
+        // Wakes come with every ledger write (a storm: hundreds a second); they bring the next
+        // claim forward, but not closer than this to the previous one, so a busy ledger
+        // (DynamoDB) is not asked for due rows after every write.
+        let wake_gap = (poll / 4).clamp(Duration::from_millis(10), Duration::from_millis(100));
+        let mut last_claim = Instant::now();
         loop {
             let free = self.config.concurrency.saturating_sub(in_flight.len());
             if stop.is_cancelled() {
@@ -156,6 +164,7 @@ impl Outbox {
             if free > 0 && Instant::now() >= claim_not_before {
                 let limit = free.min(CLAIM_BATCH);
                 let claim_started = OffsetDateTime::now_utc();
+                last_claim = Instant::now();
                 let claim = self
                     .ledger
                     .claim_deliveries(&self.owner, lease, claim_started, limit);
@@ -189,13 +198,13 @@ impl Outbox {
             tokio::select! {
                 Some(()) = in_flight.next(), if !in_flight.is_empty() => {
                     if woken_while_busy {
-                        claim_not_before = Instant::now();
+                        claim_not_before = claim_not_before.min(last_claim + wake_gap);
                         woken_while_busy = !in_flight.is_empty();
                     }
                 }
                 _ = tokio::time::sleep_until(claim_not_before.into()), if can_claim => {}
                 _ = self.written.told(), if can_claim => {
-                    claim_not_before = Instant::now();
+                    claim_not_before = claim_not_before.min(last_claim + wake_gap);
                     woken_while_busy = !in_flight.is_empty();
                 }
                 _ = stop.cancelled() => {}

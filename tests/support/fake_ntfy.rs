@@ -43,7 +43,9 @@ pub struct Message {
 #[derive(Debug, Clone)]
 pub enum Scripted {
     Status(u16),
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        retry_after_secs: u64,
+    },
     /// Publish, then answer only after this long.
     SlowAfterWork(Duration),
 }
@@ -98,7 +100,14 @@ impl FakeNtfy {
     }
 }
 
-fn record(state: &Mutex<NtfyState>, method: &Method, path: &str, query: HashMap<String, String>, headers: &HeaderMap, body: Value) {
+fn record(
+    state: &Mutex<NtfyState>,
+    method: &Method,
+    path: &str,
+    query: HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Value,
+) {
     state.lock().unwrap().requests.push(Recorded {
         method: method.to_string(),
         path: path.to_string(),
@@ -190,14 +199,26 @@ async fn publish_json(
         return response;
     }
     if !authorized(&headers) {
-        return (StatusCode::FORBIDDEN, Json(json!({"code": 40301, "http": 403, "error": "forbidden"}))).into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({"code": 40301, "http": 403, "error": "forbidden"})),
+        )
+            .into_response();
     }
     let Some(topic) = body["topic"].as_str() else {
-        return (StatusCode::BAD_REQUEST, Json(json!({"code": 40001, "http": 400, "error": "invalid request: topic missing"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"code": 40001, "http": 400, "error": "invalid request: topic missing"})),
+        )
+            .into_response();
     };
     let actions = body["actions"].clone();
     if actions.as_array().is_some_and(|a| a.len() > 3) {
-        return (StatusCode::BAD_REQUEST, Json(json!({"code": 40018, "http": 400, "error": "too many actions"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"code": 40018, "http": 400, "error": "too many actions"})),
+        )
+            .into_response();
     }
     let message = Message {
         id: String::new(),
@@ -208,7 +229,11 @@ async fn publish_json(
         priority: body["priority"].as_u64().unwrap_or(3),
         tags: body["tags"]
             .as_array()
-            .map(|t| t.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .map(|t| {
+                t.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default(),
         click: body["click"].as_str().map(str::to_string),
         actions,
@@ -223,7 +248,14 @@ async fn publish_headers(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    record(&state, &method, &format!("/{topic}"), HashMap::new(), &headers, json!(body));
+    record(
+        &state,
+        &method,
+        &format!("/{topic}"),
+        HashMap::new(),
+        &headers,
+        json!(body),
+    );
     if method != Method::POST && method != Method::PUT {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
@@ -234,7 +266,12 @@ async fn publish_headers(
     if !authorized(&headers) {
         return StatusCode::FORBIDDEN.into_response();
     }
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     let message = Message {
         id: String::new(),
         time: 0,
@@ -258,12 +295,23 @@ async fn poll(
     method: Method,
     headers: HeaderMap,
 ) -> Response {
-    record(&state, &method, &format!("/{topic}/json"), query.clone(), &headers, Value::Null);
+    record(
+        &state,
+        &method,
+        &format!("/{topic}/json"),
+        query.clone(),
+        &headers,
+        Value::Null,
+    );
     if let Some(response) = take_script(&state, "poll").as_ref().and_then(failure) {
         return response;
     }
     if query.get("poll").map(String::as_str) != Some("1") {
-        return (StatusCode::BAD_REQUEST, "the fake streams nothing: poll=1 only").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "the fake streams nothing: poll=1 only",
+        )
+            .into_response();
     }
     let since: i64 = match query.get("since").map(String::as_str) {
         None | Some("all") => 0,

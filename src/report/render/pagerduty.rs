@@ -96,6 +96,11 @@ pub fn note(annotation: &Annotation<'_>, marker: &str) -> String {
     if let Some(url) = annotation.runbook_url() {
         lines.push(format!("Runbook: {url}"));
     }
+    for (label, url) in &annotation.links {
+        if let Some(url) = super::escape::safe_link_url(url) {
+            lines.push(format!("{label}: {url}"));
+        }
+    }
     if let Some(url) = &annotation.episode_url {
         lines.push(format!("Episode: {url}"));
     }

@@ -72,7 +72,11 @@ pub fn message(annotation: &Annotation<'_>, limits: PhoneLimits) -> PhoneMessage
     if annotation.status == AlertStatus::Resolved {
         lines.insert(0, "Resolved.".into());
     }
-    let body = truncate(&lines.join("\n"), limits.body);
+    // The episode names the notification (`GET /api/v1/episodes/{id}`, the Slack thread); it
+    // is kept whatever the truncation.
+    let footer = format!("\nepisode {}", annotation.episode_id);
+    let room = limits.body.saturating_sub(footer.chars().count());
+    let body = truncate(&lines.join("\n"), room) + &footer;
     let mut links = Vec::new();
     let mut add = |label: &str, url: &str| {
         if let Some(url) = safe_link_url(url).filter(|u| u.chars().count() <= limits.url) {
@@ -116,6 +120,11 @@ mod tests {
         assert!(phone.title.chars().count() <= 40, "{}", phone.title);
         assert!(phone.title.starts_with(alert.alertname()));
         assert!(phone.body.chars().count() <= 120, "{}", phone.body);
+        assert!(
+            phone.body.ends_with("\nepisode ep-0123456789abcdef0123"),
+            "{}",
+            phone.body
+        );
         assert!(phone.links.iter().all(|(_, url)| url.len() <= 60));
     }
 

@@ -194,6 +194,9 @@ pub fn message(annotation: &Annotation<'_>) -> SlackMessage {
     if let Some(url) = annotation.runbook_url() {
         links.push(link(url, "Runbook"));
     }
+    for (label, url) in &annotation.links {
+        links.push(link(url, label));
+    }
     if let Some(url) = &annotation.episode_url {
         links.push(link(url, "Episode"));
     }

@@ -308,3 +308,42 @@ fn annotations_are_inert_and_every_address_form_is_redacted_in_every_rendering()
         );
     }
 }
+
+#[test]
+fn evidence_links_are_shown_in_every_rendering() {
+    let alert = alert();
+    let report = report(Vec::new());
+    let mut annotated = annotation(&alert, Stage::Triaged(&report));
+    annotated.links = vec![
+        (
+            "Logs".into(),
+            "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:x"
+                .into(),
+        ),
+        (
+            "Silence".into(),
+            "https://am.example/#/silences/new?filter=%7Ba%3D%22b%22%7D".into(),
+        ),
+    ];
+    let message = serde_json::to_string(&slack::message(&annotated)).unwrap();
+    assert!(message.contains("|Logs>"), "{message}");
+    assert!(
+        message.contains("<https://am.example/#/silences/new?filter=%7Ba%3D%22b%22%7D|Silence>"),
+        "{message}"
+    );
+    let note = pagerduty::note(&annotated, "[m]");
+    assert!(
+        note.contains("\nSilence: https://am.example/#/silences/new?filter=%7Ba%3D%22b%22%7D\n"),
+        "{note}"
+    );
+    let phone = phone::message(
+        &annotated,
+        phone::PhoneLimits {
+            title: 250,
+            body: 1024,
+            url: 512,
+        },
+    );
+    let labels: Vec<&str> = phone.links.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(labels, ["Runbook", "Logs", "Silence", "Episode"]);
+}

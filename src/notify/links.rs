@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use crate::alert::WebhookAlert;
 use crate::config::{Config, DashboardLink};
 use crate::report::render::kebab;
+use crate::report::verdict::ReportVerdict;
 use crate::report::Report;
 
 /// What the links are built from, taken once from the configuration.
@@ -21,6 +22,9 @@ pub struct LinkSettings {
     pub region: Option<String>,
     /// Log group per tier (`cabalmail.tiers.<tier>.log_group`).
     pub log_groups: BTreeMap<String, String>,
+    /// Tier and log group per configured ECS service (`[[services]]`), for the restart-loop
+    /// runbook's verdict, which names a service rather than a tier.
+    pub service_logs: BTreeMap<String, (String, String)>,
     /// `probes.log_lookback_before_start_secs`, `probes.log_max_window_secs`.
     pub lookback_secs: u64,
     pub max_window_secs: u64,
@@ -40,11 +44,42 @@ impl LinkSettings {
                 .iter()
                 .map(|(tier, c)| (tier.clone(), c.log_group.clone()))
                 .collect(),
+            service_logs: config
+                .services
+                .names()
+                .into_iter()
+                .filter_map(|name| {
+                    let service = config.services.get(&name)?;
+                    Some((name, (service.tier.clone(), service.log_group.clone())))
+                })
+                .collect(),
             lookback_secs: config.probes.log_lookback_before_start_secs,
             max_window_secs: config.probes.log_max_window_secs,
             alertmanager_url: config.alertmanager.url.clone(),
             dashboards: config.links.dashboards.clone(),
         }
+    }
+}
+
+/// The tier a verdict points at: the sendmail runbooks' offending tier, imap for the IMAP
+/// runbook, the configured tier of the restart-loop runbook's service.
+fn verdict_tier(settings: &LinkSettings, verdict: &ReportVerdict) -> Option<String> {
+    match verdict {
+        ReportVerdict::Sendmail(v) => Some(kebab(&v.offending_tier)),
+        ReportVerdict::ImapAuth(_) => Some("imap".to_string()),
+        ReportVerdict::RestartLoop(v) => settings.service_logs.get(&v.service).map(|s| s.0.clone()),
+    }
+}
+
+/// The log group to open: the service's own for the restart-loop runbook, else the tier's.
+fn verdict_log_group<'a>(
+    settings: &'a LinkSettings,
+    verdict: &ReportVerdict,
+    tier: &str,
+) -> Option<&'a String> {
+    match verdict {
+        ReportVerdict::RestartLoop(v) => settings.service_logs.get(&v.service).map(|s| &s.1),
+        _ => settings.log_groups.get(tier),
     }
 }
 
@@ -57,7 +92,7 @@ pub fn evidence_links(
 ) -> Vec<(String, String)> {
     let mut links = Vec::new();
     let window = report.map(|r| window(settings, alert, r));
-    let tier = report.map(|r| kebab(&r.verdict.offending_tier));
+    let tier = report.and_then(|r| verdict_tier(settings, &r.verdict));
     // A region names a host: letters, digits and dashes only.
     let region = settings.region.as_deref().filter(|r| {
         !r.is_empty()
@@ -67,7 +102,7 @@ pub fn evidence_links(
     if let (Some(report), Some((from, to)), Some(tier), Some(region)) =
         (report, window, tier.as_deref(), region)
     {
-        if let Some(group) = settings.log_groups.get(tier) {
+        if let Some(group) = verdict_log_group(settings, &report.verdict, tier) {
             let query = insights_query(&report.runbook);
             links.push((
                 "Logs".to_string(),
@@ -198,6 +233,10 @@ mod tests {
         LinkSettings {
             region: Some("us-east-1".into()),
             log_groups: BTreeMap::from([("smtp-out".into(), "/ecs/cabal-smtp-out".into())]),
+            service_logs: BTreeMap::from([(
+                "cabal-imap".into(),
+                ("imap".into(), "/ecs/cabal-imap".into()),
+            )]),
             lookback_secs: 900,
             max_window_secs: 3 * 3600,
             alertmanager_url: Some("https://am.example/".into()),
@@ -240,6 +279,39 @@ mod tests {
         for (_, url) in &links {
             assert!(safe_link_url(url).is_some(), "{url}");
         }
+    }
+
+    #[test]
+    fn a_restart_loop_verdict_opens_its_service_log_group_and_names_its_tier() {
+        use crate::report::{Action, Confidence, RestartLoopCause};
+        let alert = fixtures::alert();
+        let mut report = fixtures::report(vec![]);
+        let restart = |service: &str| crate::report::verdict::RestartLoopVerdict {
+            service: service.into(),
+            cause: RestartLoopCause::CrashLoop,
+            action: Action::Investigate,
+            confidence: Confidence::Medium,
+            summary: "s".into(),
+            next_command: None,
+            exit_codes: vec![1],
+            stopped_reason: None,
+            image_now: None,
+            image_before: None,
+        };
+        report.verdict = restart("cabal-imap").into();
+        let links = evidence_links(&settings(), &alert, Some(&report), "ep-1");
+        let labels: Vec<&str> = links.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(labels, ["Logs", "Silence", "Queue"]);
+        assert!(
+            links[0].1.contains("*2fecs*2fcabal*2dimap"),
+            "{}",
+            links[0].1
+        );
+        assert!(links[2].1.contains("var-tier=imap&"), "{}", links[2].1);
+        // A service the configuration does not know gets no logs link.
+        report.verdict = restart("cabal-other").into();
+        let links = evidence_links(&settings(), &alert, Some(&report), "ep-1");
+        assert!(links.iter().all(|(label, _)| label != "Logs"), "{links:?}");
     }
 
     #[test]

@@ -133,7 +133,11 @@ impl Snapshot {
             }
             redact_option(&mut service.log_error);
         }
-        for task in self.stopped_tasks.iter_mut().flat_map(|s| s.values_mut().flatten()) {
+        for task in self
+            .stopped_tasks
+            .iter_mut()
+            .flat_map(|s| s.values_mut().flatten())
+        {
             redact_option(&mut task.stopped_reason);
             for container in &mut task.containers {
                 redact_option(&mut container.reason);

@@ -667,7 +667,8 @@ mod tests {
         assert!(
             v.summary
                 .contains("zen.spamhaus.org refused the lookup of 203.0.113.7 (127.255.255.254)")
-                && v.summary.contains("Data Query Service key in dnsbl.spamhaus_dqs_key_file")
+                && v.summary
+                    .contains("Data Query Service key in dnsbl.spamhaus_dqs_key_file")
                 && v.summary.contains("dnsbl.nameservers"),
             "{}",
             v.summary

@@ -721,6 +721,15 @@ async fn task_discovery_reads_every_task_and_its_exec_readiness() {
     assert_eq!(ids("imap"), ["1a1a"]);
     assert_eq!(ids("smtp-in"), ["2a2a", "2b2b", "2c2c"]);
     assert_eq!(ids("smtp-out"), ["3a3a", "3b3b", "3c3c"]);
+    // Each task's zone, as DescribeTasks gives it.
+    for tier in &discovery.tiers {
+        for task in &tier.tasks {
+            assert_eq!(
+                task.availability_zone.as_deref(),
+                Some(support::fake_aws::fake_zone(&task.id))
+            );
+        }
+    }
     for tier in &discovery.tiers {
         assert_eq!(tier.error, None);
         assert_eq!(tier.step().outcome, StepOutcome::Ok);

@@ -164,6 +164,10 @@ impl Config {
         if let Some(path) = &self.slack.webhook_url_file {
             self.slack.webhook_url = Some(read_single_secret(path, "slack.webhook_url_file")?);
         }
+        if let Some(path) = &self.dnsbl.spamhaus_dqs_key_file {
+            self.dnsbl.spamhaus_dqs_key =
+                Some(read_single_secret(path, "dnsbl.spamhaus_dqs_key_file")?);
+        }
         if let Some(path) = &self.pagerduty.api_token_file {
             self.pagerduty.api_token = Some(read_single_secret(path, "pagerduty.api_token_file")?);
         }

@@ -519,6 +519,13 @@ pub struct DnsblConfig {
     pub nameservers: Vec<String>,
     /// Deadline of each blocklist query, in ms.
     pub timeout_ms: u64,
+    /// File holding a Spamhaus Data Query Service key: `zen.spamhaus.org` is then queried as
+    /// `<ip>.<key>.zen.dq.spamhaus.net` (Spamhaus refuses queries from public and cloud resolvers
+    /// without one). Answers are still reported under `zen.spamhaus.org`; the key never leaves.
+    pub spamhaus_dqs_key_file: Option<PathBuf>,
+    /// The key read from `spamhaus_dqs_key_file` (never from the TOML or serialized).
+    #[serde(skip)]
+    pub spamhaus_dqs_key: Option<Secret>,
 }
 
 impl Default for DnsblConfig {
@@ -531,6 +538,8 @@ impl Default for DnsblConfig {
             ],
             nameservers: Vec::new(),
             timeout_ms: 3000,
+            spamhaus_dqs_key_file: None,
+            spamhaus_dqs_key: None,
         }
     }
 }
@@ -554,6 +563,15 @@ impl DnsblConfig {
                 "dnsbl.timeout_ms",
                 "must be at least 1",
             ));
+        }
+        if let Some(key) = &self.spamhaus_dqs_key {
+            let key = key.expose();
+            if !key.bytes().all(|b| b.is_ascii_alphanumeric()) || key.len() > 63 {
+                return Err(ConfigError::invalid(
+                    "dnsbl.spamhaus_dqs_key_file",
+                    "the file must hold the Data Query Service key alone (letters and digits)",
+                ));
+            }
         }
         if let Some(zone) = self.zones.iter().find(|z| z.is_empty() || z.contains(' ')) {
             return Err(ConfigError::invalid(

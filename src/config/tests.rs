@@ -560,3 +560,27 @@ fn ntfy_pushover_and_unknown_alert_settings() {
         assert!(error.contains(key), "{text}: {error}");
     }
 }
+
+#[test]
+fn the_spamhaus_dqs_key_is_read_from_its_file_checked_and_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dqs");
+    std::fs::write(&file, "abcdefghijklmnopqrstuvwxyz\n").unwrap();
+    let text = format!(
+        "[dnsbl]\nspamhaus_dqs_key_file = {:?}\n",
+        file.display().to_string()
+    );
+    let config = load(&text, &[]).unwrap();
+    assert_eq!(
+        config.dnsbl.spamhaus_dqs_key.as_ref().map(Secret::expose),
+        Some("abcdefghijklmnopqrstuvwxyz")
+    );
+    assert!(!config
+        .to_masked_toml()
+        .contains("abcdefghijklmnopqrstuvwxyz"));
+    // Anything but the key alone (a shell line, two keys) is refused, naming the setting.
+    std::fs::write(&file, "abc; rm -rf /\n").unwrap();
+    let error = load(&text, &[]).unwrap_err().to_string();
+    assert!(error.contains("dnsbl.spamhaus_dqs_key_file"), "{error}");
+    assert!(!error.contains("rm -rf"), "{error}");
+}

@@ -121,7 +121,7 @@ pub fn refused_sentence(evidence: &TriageEvidence) -> Option<String> {
     let mut ips: Vec<&str> = refused.iter().map(|(ip, _, _)| *ip).collect();
     ips.dedup();
     Some(format!(
-        " {zone} refused the lookup of {} ({code}): it refuses queries that come through public or cloud resolvers (AWS's included), so the listing is unknown, not clean; query it with a Spamhaus Data Query Service key, or set dnsbl.nameservers to a resolver it accepts.",
+        " {zone} refused the lookup of {} ({code}): it refuses queries that come through public or cloud resolvers (AWS's included), so the listing is unknown, not clean; put a Spamhaus Data Query Service key in dnsbl.spamhaus_dqs_key_file, or set dnsbl.nameservers to a resolver it accepts.",
         ips.join(", ")
     ))
 }
@@ -667,7 +667,8 @@ mod tests {
         assert!(
             v.summary
                 .contains("zen.spamhaus.org refused the lookup of 203.0.113.7 (127.255.255.254)")
-                && v.summary.contains("Data Query Service key")
+                && v.summary
+                    .contains("Data Query Service key in dnsbl.spamhaus_dqs_key_file")
                 && v.summary.contains("dnsbl.nameservers"),
             "{}",
             v.summary

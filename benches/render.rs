@@ -69,6 +69,7 @@ fn report(samples: Vec<String>, summary: String) -> Report {
         started_at: OffsetDateTime::UNIX_EPOCH,
         finished_at: OffsetDateTime::UNIX_EPOCH,
         evidence_snapshot: None,
+        trimmed: None,
     }
 }
 
@@ -81,6 +82,7 @@ fn render_both(alert: &WebhookAlert, report: &Report) -> usize {
         stage: Stage::Triaged(report),
         repeats: 0,
         episode_url: Some("https://triage.example/api/v1/episodes/ep-1".into()),
+        links: Vec::new(),
         show_local_parts: false,
     };
     let message = slack::message(&annotation);

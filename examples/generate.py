@@ -43,8 +43,8 @@ class Log:
         self.events = []
         self.n = 0
 
-    def line(self, at, text, pid=812):
-        task = TASKS[self.tier][self.n % len(TASKS[self.tier])]
+    def line(self, at, text, pid=812, task=None):
+        task = task or TASKS[self.tier][self.n % len(TASKS[self.tier])]
         self.n += 1
         qid = f"5AS{at.strftime('%H%M')}{self.n:05d}"[:14]
         prefix = f"{at.strftime('%b %d %H:%M:%S')} {HOSTS[self.tier]} sm-mta[{pid + self.n % 7}]"
@@ -265,26 +265,135 @@ def smtp_in_shared_queue():
     return snapshot(tiers, nat(), dnsbl())
 
 
+ZONE_OF = {"9f1c2d3e4a5b46c7a8b9c0d1e2f3a4b5": "us-east-1a",
+           "1a2b3c4d5e6f47a8b9c0d1e2f3a4b5c6": "us-east-1a",
+           "2b3c4d5e6f7a48b9c0d1e2f3a4b5c6d7": "us-east-1b",
+           "3c4d5e6f7a8b49c0d1e2f3a4b5c6d7e8": "us-east-1a",
+           "4d5e6f7a8b9c40d1e2f3a4b5c6d7e8f9": "us-east-1b"}
+EXEC_TIMEOUT = "ECS Exec did not finish within the triage's remaining 10000 ms"
+
+
+def task_details(tier_name):
+    """Each task as ECS describes it, with its zone (ECS Exec enabled, agent running)."""
+    return [{"arn": ACCOUNT + t, "id": t, "last_status": "RUNNING", "exec_enabled": True,
+             "containers": [{"name": tier_name, "last_status": "RUNNING", "exec_agent": "RUNNING"}],
+             "availability_zone": ZONE_OF[t]} for t in TASKS[tier_name]]
+
+
+def zoned(tiers, hung):
+    """Adds each task's zone; the tasks in `hung` never answer ECS Exec (their agent reaches
+    ssmmessages through a broken zone)."""
+    for name, recorded in tiers.items():
+        recorded["task_details"] = task_details(name)
+        for record in recorded.get("exec", []):
+            if record["task"] in hung:
+                record.update({"output": None, "exit_status": None, "error": EXEC_TIMEOUT})
+    return tiers
+
+
+def two_zone_nat(b_instance, b_state, b_eni, b_route_target, b_route_state):
+    """Cabalmail's NAT per zone: cabal-nat-0 in us-east-1a, cabal-nat-1 in us-east-1b, one
+    private route table per zone whose default route targets the NAT's interface."""
+    return {"instances": [
+                {"id": "i-0a1b2c3d4e5f60718", "name": "cabal-nat-0", "state": "running",
+                 "public_ip": NAT_IP, "availability_zone": "us-east-1a",
+                 "launch_time": "2026-10-02T08:12:44Z", "source_dest_check": False,
+                 "network_interfaces": ["eni-0a0a0a0a0a0a0a0a0"]},
+                {"id": b_instance, "name": "cabal-nat-1", "state": b_state,
+                 "public_ip": None, "availability_zone": "us-east-1b",
+                 "launch_time": "2026-11-28T19:40:02Z", "source_dest_check": False,
+                 "network_interfaces": [b_eni]}],
+            "gateways": [], "error": None,
+            "route_tables": [
+                {"id": "rtb-0a1a1a1a1a1a1a1a1", "name": "cabal-private-rt-0",
+                 "availability_zones": ["us-east-1a"],
+                 "default_route": {"target": "eni-0a0a0a0a0a0a0a0a0", "state": "active"}},
+                {"id": "rtb-0b2b2b2b2b2b2b2b2", "name": "cabal-private-rt-1",
+                 "availability_zones": ["us-east-1b"],
+                 "default_route": {"target": b_route_target, "state": b_route_state}}]}
+
+
+def zone_b_egress_lines():
+    """smtp-out: the task in zone a delivers; the task in zone b defers every message with 4.4
+    (its zone's egress is down)."""
+    out = Log("smtp-out")
+    a_task, b_task = TASKS["smtp-out"]
+    domains = [("gmail.com", "gmail-smtp-in.l.google.com."), ("yahoo.com", "mta5.am0.yahoodns.net."),
+               ("example.org", "mx.example.org.")]
+    for k, at in enumerate(spread(14, 1, 36)):
+        domain, mx = domains[k % len(domains)]
+        if k % 2 == 0:
+            out.line(at, f"to=<person{k}@{domain}>, delay=00:0{k % 10}:00, xdelay=00:01:15, mailer=esmtp, pri={30000 + k * 90}, relay={mx}, dsn=4.4.1, stat=Deferred: Connection timed out with {mx}", task=b_task)
+        else:
+            out.line(at, f"to=<friend{k}@{domain}>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri={30000 + k * 90}, relay={mx} [192.0.2.{k}], dsn=2.0.0, stat=Sent (OK)", task=a_task)
+    return out
+
+
+def zone_nat_stopped():
+    """cabal-nat-1 (zone us-east-1b) stopped, cabal-nat-0 (us-east-1a) running: 'some NAT runs',
+    yet smtp-out's task in zone b defers everything with 4.4 and ECS Exec times out on every task
+    in zone b (their agents reach ssmmessages through that NAT); the shared queue's depth comes
+    from the task in zone a."""
+    tiers = {"imap": quiet("imap"), "smtp-in": quiet("smtp-in"),
+             "smtp-out": tier("smtp-out", zone_b_egress_lines(), [58, 58])}
+    zoned(tiers, hung={t for t, z in ZONE_OF.items() if z == "us-east-1b"})
+    nat_record = two_zone_nat("i-0b1c2d3e4f5a60719", "stopped", "eni-0b0b0b0b0b0b0b0b0",
+                              "eni-0b0b0b0b0b0b0b0b0", "active")
+    return snapshot(tiers, nat_record, dnsbl())
+
+
+def blackhole_after_replacement():
+    """cabal-nat-1 was replaced by hand: the new instance runs in zone us-east-1b with a new
+    interface, but the zone's default route still names the old interface: a blackhole."""
+    tiers = {"imap": quiet("imap"), "smtp-in": quiet("smtp-in"),
+             "smtp-out": tier("smtp-out", zone_b_egress_lines(), [58, 58])}
+    zoned(tiers, hung={t for t, z in ZONE_OF.items() if z == "us-east-1b"})
+    nat_record = two_zone_nat("i-0c9d8e7f6a5b40321", "running", "eni-0c0c0c0c0c0c0c0c0",
+                              "eni-0b0b0b0b0b0b0b0b0", "blackhole")
+    return snapshot(tiers, nat_record, dnsbl())
+
+
+def spamhaus_refusing():
+    """4.7 deferrals spread thin and short across providers (greylisting), checked from inside
+    AWS: Spamhaus answers 127.255.255.254 (query through a public or cloud resolver refused), so
+    zen.spamhaus.org stays unknown, never clean, and the summary says how to get an answer."""
+    out = Log("smtp-out")
+    hosts = [("example.org", "mx.example.org. [198.51.100.25]"), ("example.net", "mail.example.net. [198.51.100.80]"),
+             ("example.com", "mx1.example.com. [192.0.2.25]"), ("cabal.example", "mx.cabal.example. [192.0.2.40]")]
+    for k, at in enumerate(spread(25, 2, 24)):
+        domain, relay = hosts[k % len(hosts)]
+        out.line(at, f"to=<member{k}@{domain}>, delay=00:0{k % 9}:05, xdelay=00:00:01, mailer=esmtp, pri={60000 + k * 30}, relay={relay}, dsn=4.7.1, stat=Deferred: 450 4.7.1 Service unavailable, try again later")
+    tiers = {"imap": quiet("imap"), "smtp-in": quiet("smtp-in"), "smtp-out": tier("smtp-out", out, [12, 12])}
+    answers = dnsbl()
+    answers[NAT_IP]["zen.spamhaus.org"] = ["127.255.255.254"]
+    return snapshot(tiers, nat(), answers)
+
+
 INCIDENTS = {
     "greylist-storm-one-provider": (greylist_storm, "SendmailDeferredSpike",
         {"offending_tier": "smtp-out", "dsn_class": "4.7", "nat_state": "running",
-         "action": "blocklist-check", "confidence": "high"}),
+         "action": "blocklist-check", "confidence": "high",
+         "next_command": "dig +short 7.113.0.203.zen.spamhaus.org"}),
     "nat-stopped-4.4-wave": (nat_stopped, "SendmailDeferredSpike",
         {"offending_tier": "smtp-out", "dsn_class": "4.4", "nat_state": "stopped",
          "action": "nat-replace", "confidence": "high",
          "next_command": "aws ec2 start-instances --instance-ids i-0a1b2c3d4e5f60718"}),
     "imap-local-delivery-failing": (imap_local_delivery, "SendmailDeferredSpike",
         {"offending_tier": "imap", "dsn_class": "4.0", "nat_state": "running",
-         "action": "imap-local-delivery", "confidence": "high"}),
+         "action": "imap-local-delivery", "confidence": "high",
+         "next_command": 'aws ecs execute-command --cluster cabal-mail --task 9f1c2d3e4a5b46c7a8b9c0d1e2f3a4b5 --container imap --interactive --command "/bin/sh"'}),
     "smtp-in-cannot-relay-to-imap": (smtp_in_relay, "SendmailDeferredSpike",
         {"offending_tier": "smtp-in", "dsn_class": "4.4", "nat_state": "running",
-         "action": "inbound-relay", "confidence": "high"}),
+         "action": "inbound-relay", "confidence": "high",
+         "next_command": 'aws ecs execute-command --cluster cabal-mail --task 1a2b3c4d5e6f47a8b9c0d1e2f3a4b5c6 --container smtp-in --interactive --command "/bin/sh"'}),
     "remote-congestion": (remote_congestion, "SendmailDeferredSpike",
         {"offending_tier": "smtp-out", "dsn_class": "4.3", "nat_state": "running",
-         "action": "remote-congestion", "confidence": "high"}),
+         "action": "remote-congestion", "confidence": "high",
+         "next_command": 'aws ecs execute-command --cluster cabal-mail --task 3c4d5e6f7a8b49c0d1e2f3a4b5c6d7e8 --container smtp-out --interactive --command "mailq"'}),
     "spike-already-over": (spike_over, "SendmailDeferredSpike",
         {"offending_tier": "none", "dsn_class": None, "nat_state": "running",
-         "action": "investigate", "confidence": "high"}),
+         "action": "investigate", "confidence": "high",
+         "next_command": "aws logs tail /ecs/cabal-smtp-out --since 30m --filter-pattern '\"stat=Deferred\"'"}),
     "bounced-address-map-stale": (address_map_stale, "SendmailBouncedSpike",
         {"offending_tier": "smtp-in", "dsn_class": "5.1", "nat_state": "running",
          "action": "address-map-stale", "confidence": "high",
@@ -300,8 +409,27 @@ INCIDENTS = {
         ["the spike has passed"]),
     "bounced-dsn5-deferrals": (bounced_dsn5_deferrals, "SendmailBouncedSpike",
         {"offending_tier": "none", "dsn_class": None, "nat_state": "running",
-         "action": "investigate", "confidence": "high"},
+         "action": "investigate", "confidence": "high",
+         "next_command": "aws logs tail /ecs/cabal-smtp-out --since 30m --filter-pattern '\"dsn=5\"'"},
         ["Deferred, not bounced, though they carry dsn=5 from an earlier recipient (the alert counts them): smtp-out 18."]),
+    "spamhaus-refusing": (spamhaus_refusing, "SendmailDeferredSpike",
+        {"offending_tier": "smtp-out", "dsn_class": "4.7", "nat_state": "running",
+         "action": "greylisting-transient", "confidence": "medium"},
+        ["zen.spamhaus.org refused the lookup of 203.0.113.7 (127.255.255.254)",
+         "Data Query Service key"]),
+    "zone-nat-stopped-exec-timeouts": (zone_nat_stopped, "SendmailDeferredSpike",
+        {"offending_tier": "smtp-out", "dsn_class": "4.4", "nat_state": "degraded",
+         "action": "nat-replace", "confidence": "medium",
+         "next_command": "aws ec2 start-instances --instance-ids i-0b1c2d3e4f5a60719"},
+        ["zone us-east-1b's egress is broken (NAT i-0b1c2d3e4f5a60719 (cabal-nat-1) is stopped)",
+         "all 18 of smtp-out's 4.4 deferrals come from tasks behind it",
+         "ECS Exec failed on smtp-in task 2b3c4d5e, smtp-out task 4d5e6f7a behind zone us-east-1b"]),
+    "blackhole-route-after-nat-replacement": (blackhole_after_replacement, "SendmailDeferredSpike",
+        {"offending_tier": "smtp-out", "dsn_class": "4.4", "nat_state": "degraded",
+         "action": "nat-replace", "confidence": "medium",
+         "next_command": "aws ec2 replace-route --route-table-id rtb-0b2b2b2b2b2b2b2b2 --destination-cidr-block 0.0.0.0/0 --instance-id i-0c9d8e7f6a5b40321"},
+        ["the default route of rtb-0b2b2b2b2b2b2b2b2 is a blackhole: its target eni-0b0b0b0b0b0b0b0b0 is gone",
+         "point the zone's default route at its running NAT"]),
 }
 
 

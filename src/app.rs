@@ -13,7 +13,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::config::{Config, LedgerBackend, LogFormat};
-use crate::ledger::{run_retention, DynamoLedger, Ledger, RetentionPolicy, Route, SqliteLedger};
+use crate::ledger::{
+    run_retention, DeliveriesWritten, DynamoLedger, Ledger, RetentionPolicy, Route, SqliteLedger,
+};
 use crate::metrics::Metrics;
 use crate::notify::outbox::{configured_destinations, Outbox};
 use crate::notify::Destination;
@@ -136,6 +138,7 @@ pub async fn serve(
     let runbooks = Arc::new(runbooks);
     let metrics = Arc::new(Metrics::new());
     let work_available = Arc::new(Notify::new());
+    let deliveries_written = DeliveriesWritten::new();
     let listen = config
         .server
         .listen_addr()
@@ -164,6 +167,8 @@ pub async fn serve(
         auth: Arc::clone(&auth),
         metrics: Arc::clone(&metrics),
         work_available: Arc::clone(&work_available),
+        deliveries_written: Arc::clone(&deliveries_written),
+        post_unknown_alerts: config.notify.unknown_alerts == crate::config::UnknownAlerts::Post,
         limits: Limits {
             body_bytes: config.server.body_limit_bytes,
             body_read_timeout: config.server.body_read_timeout(),
@@ -180,7 +185,8 @@ pub async fn serve(
         config,
         Arc::clone(&metrics),
         format!("{}:{}/outbox", hostname(), std::process::id()),
-    );
+    )
+    .woken_by(Arc::clone(&deliveries_written));
     let outbox_stop = tokio_util::sync::CancellationToken::new();
     let outbox_task = tokio::spawn(outbox.run(outbox_stop.clone()));
 
@@ -189,6 +195,7 @@ pub async fn serve(
         runbooks,
         metrics,
         work_available,
+        deliveries_written,
         config: config.worker.clone(),
         owner_prefix: format!("{}:{}", hostname(), std::process::id()),
     };

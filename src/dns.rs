@@ -17,7 +17,7 @@ use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::TokioResolver;
 
 use crate::config::DnsblConfig;
-use crate::dnsbl::query_name;
+use crate::dnsbl::{query_name, query_zone};
 use crate::probe::{DnsblCheck, DnsblOutcome};
 use crate::timing::Deadline;
 
@@ -35,6 +35,9 @@ pub struct DnsblProbe {
     resolver: TokioResolver,
     zones: Vec<String>,
     deadline: Duration,
+    /// Spamhaus Data Query Service key (`dnsbl.spamhaus_dqs_key_file`): kept out of every answer
+    /// and error.
+    dqs_key: Option<String>,
 }
 
 impl DnsblProbe {
@@ -69,6 +72,10 @@ impl DnsblProbe {
             resolver,
             zones: config.zones.clone(),
             deadline,
+            dqs_key: config
+                .spamhaus_dqs_key
+                .as_ref()
+                .map(|k| k.expose().to_string()),
         })
     }
 
@@ -85,7 +92,9 @@ impl DnsblProbe {
                 continue;
             }
             for zone in &self.zones {
-                let Some(name) = query_name(*ip, zone) else {
+                // Answers and errors stay under the configured zone's name.
+                let queried = query_zone(zone, self.dqs_key.as_deref());
+                let Some(name) = query_name(*ip, &queried) else {
                     continue;
                 };
                 lookups
@@ -98,6 +107,10 @@ impl DnsblProbe {
                     outcome.answers.entry(ip).or_default().insert(zone, codes);
                 }
                 Err(error) => {
+                    let error = match &self.dqs_key {
+                        Some(key) => error.replace(key.as_str(), "<dqs-key>"),
+                        None => error,
+                    };
                     outcome.errors.entry(ip).or_default().insert(zone, error);
                 }
             }

@@ -10,6 +10,21 @@ use serde::{Deserialize, Serialize};
 
 /// The name to query: the IPv4 octets reversed, then the zone (`7.113.0.203.zen.spamhaus.org.`).
 /// IPv6 is not queried (None): most zones do not list IPv6 by this scheme.
+/// The zone actually queried for a configured zone: with a Spamhaus Data Query Service key,
+/// `zen.spamhaus.org` becomes `<key>.zen.dq.spamhaus.net` (the answers mean the same).
+pub fn query_zone(zone: &str, dqs_key: Option<&str>) -> String {
+    match dqs_key {
+        Some(key)
+            if zone
+                .trim_end_matches('.')
+                .eq_ignore_ascii_case("zen.spamhaus.org") =>
+        {
+            format!("{key}.zen.dq.spamhaus.net")
+        }
+        _ => zone.to_string(),
+    }
+}
+
 pub fn query_name(ip: IpAddr, zone: &str) -> Option<String> {
     match ip {
         IpAddr::V4(v4) => {
@@ -148,6 +163,27 @@ mod tests {
 
     fn v4(text: &str) -> Ipv4Addr {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_dqs_key_turns_zen_into_its_dq_zone_only() {
+        assert_eq!(
+            query_zone("zen.spamhaus.org", Some("abc123")),
+            "abc123.zen.dq.spamhaus.net"
+        );
+        assert_eq!(query_zone("zen.spamhaus.org", None), "zen.spamhaus.org");
+        assert_eq!(
+            query_zone("bl.spamcop.net", Some("abc123")),
+            "bl.spamcop.net"
+        );
+        assert_eq!(
+            query_name(
+                "203.0.113.7".parse().unwrap(),
+                &query_zone("zen.spamhaus.org", Some("abc123"))
+            )
+            .as_deref(),
+            Some("7.113.0.203.abc123.zen.dq.spamhaus.net.")
+        );
     }
 
     #[test]

@@ -256,6 +256,59 @@ async fn nat_probe_finds_numbered_instances_and_gateways() {
     assert_eq!(result.state(), NatState::Running);
     assert_eq!(result.step().outcome, StepOutcome::Ok);
 
+    // Per zone: the private route tables, their subnets' zones and default routes (the public
+    // table stays out), the gateway's zone from its subnet, the instances' source/dest check.
+    assert_eq!(nat.instances[0].source_dest_check, Some(false));
+    assert!(!nat.instances[0].network_interfaces.is_empty());
+    assert_eq!(gw.availability_zone.as_deref(), Some("us-east-1b"));
+    let tables = nat.route_tables.as_ref().expect("route tables read");
+    let expected = &seeded["nat"]["route_tables"];
+    let names: Vec<_> = tables.iter().map(|t| t.name.as_deref().unwrap()).collect();
+    assert_eq!(names, ["cabal-private-rt-0", "cabal-private-rt-1"]);
+    for t in tables {
+        let e = &expected[t.name.as_deref().unwrap()];
+        assert_eq!(t.id, e["id"].as_str().unwrap());
+        assert_eq!(t.availability_zones, [e["az"].as_str().unwrap()]);
+        let route = t.default_route.as_ref().unwrap();
+        assert_eq!(route.target, e["target"].as_str().unwrap());
+        assert_eq!(route.state, "active");
+    }
+    let zones = cabal_triage::probe::zone_egress(nat);
+    // cabal-nat-0 (running) owns the interface of zone a's route.
+    assert_eq!(
+        zones["us-east-1a"].nat_id.as_deref(),
+        Some(nat.instances[0].id.as_str())
+    );
+    assert_eq!(zones["us-east-1a"].works, Some(true));
+    assert_eq!(zones["us-east-1b"].nat_id.as_deref(), Some(gw.id.as_str()));
+    assert_eq!(zones["us-east-1b"].works, Some(true));
+
+    // The NATs' Elastic IPs, the stopped NAT's too, each with its NAT (untagged addresses, like
+    // the gateways', stay out).
+    let addresses = nat.addresses.as_ref().expect("addresses read");
+    let expected = &seeded["nat"]["addresses"];
+    let names: Vec<_> = addresses
+        .iter()
+        .map(|a| a.name.as_deref().unwrap())
+        .collect();
+    assert_eq!(names, ["cabal-nat-eip-0", "cabal-nat-eip-1"]);
+    for a in addresses {
+        let e = &expected[a.name.as_deref().unwrap()];
+        assert_eq!(a.public_ip, e["public_ip"].as_str().unwrap());
+        assert_eq!(a.instance_id.as_deref(), e["instance"].as_str());
+        assert!(a.allocation_id.as_deref().unwrap().starts_with("eipalloc-"));
+    }
+    let ips: Vec<String> = cabal_triage::runbook::gather::nat_public_ips(nat)
+        .iter()
+        .map(|ip| ip.to_string())
+        .collect();
+    assert!(ips.contains(
+        &expected["cabal-nat-eip-1"]["public_ip"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    ));
+
     let mut config = config;
     config.nat.tag_pattern = "cabal-egress-*".into();
     let result = AwsNatProbe::new(&clients, &config)
@@ -348,9 +401,20 @@ async fn access_denied_names_the_action_and_rejected_keys_say_so() {
         message.starts_with("ec2:DescribeNatGateways: access denied (User: arn:aws:iam::123456789012:user/cabal-triage-ec2-only is not authorized to perform: ec2:DescribeNatGateways"),
         "{message}"
     );
-    assert!(message.ends_with(
+    assert!(message.contains(
         "grant ec2:DescribeNatGateways to the service's role (deploy/iam/cabal-triage-policy.json)"
     ));
+    // The route tables are denied too: named, and read as "not read" (zones by placement).
+    assert!(
+        message.contains(
+            "grant ec2:DescribeRouteTables to the service's role (deploy/iam/cabal-triage-policy.json)"
+        ) && message.ends_with(
+            "grant ec2:DescribeAddresses to the service's role (deploy/iam/cabal-triage-policy.json)"
+        ),
+        "{message}"
+    );
+    assert_eq!(nat.nat.route_tables, None);
+    assert_eq!(nat.nat.addresses, None);
     assert_eq!(nat.step().outcome, StepOutcome::Failed);
     assert_eq!(nat.state(), NatState::Running);
 
@@ -657,6 +721,15 @@ async fn task_discovery_reads_every_task_and_its_exec_readiness() {
     assert_eq!(ids("imap"), ["1a1a"]);
     assert_eq!(ids("smtp-in"), ["2a2a", "2b2b", "2c2c"]);
     assert_eq!(ids("smtp-out"), ["3a3a", "3b3b", "3c3c"]);
+    // Each task's zone, as DescribeTasks gives it.
+    for tier in &discovery.tiers {
+        for task in &tier.tasks {
+            assert_eq!(
+                task.availability_zone.as_deref(),
+                Some(support::fake_aws::fake_zone(&task.id))
+            );
+        }
+    }
     for tier in &discovery.tiers {
         assert_eq!(tier.error, None);
         assert_eq!(tier.step().outcome, StepOutcome::Ok);

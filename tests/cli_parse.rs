@@ -216,3 +216,24 @@ fn mailq_outputs() {
     let output = run(&["parse", "mailq", "/nonexistent/mailq.txt"], None);
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn maillog_redacts_reply_and_relay_unless_local_parts_are_shown() {
+    let line = b"Nov 28 20:14:03 h sm-mta[1]: Q0000001: to=<jane.doe@example.com>, mailer=esmtp, pri=1, relay=postmaster@mx.example.com. [192.0.2.1], dsn=5.1.1, reply=550 5.1.1 <jane.doe@example.com>: Recipient address rejected, stat=User unknown\n";
+    let redacted = run(&["parse", "maillog", "-"], Some(line));
+    assert!(redacted.status.success());
+    let records = json_lines(&redacted);
+    assert_eq!(
+        records[0]["reply"],
+        "550 5.1.1 <j***@example.com>: Recipient address rejected"
+    );
+    assert_eq!(records[0]["relay"], "p***@mx.example.com");
+    assert!(!String::from_utf8_lossy(&redacted.stdout).contains("jane.doe"));
+    let shown = run(&["parse", "maillog", "--show-local-parts", "-"], Some(line));
+    let records = json_lines(&shown);
+    assert_eq!(
+        records[0]["reply"],
+        "550 5.1.1 <jane.doe@example.com>: Recipient address rejected"
+    );
+    assert_eq!(records[0]["relay"], "postmaster@mx.example.com");
+}

@@ -161,6 +161,22 @@ fn dockerfile_is_multi_stage_distroless_non_root_without_shell() {
         .filter(|l| l.starts_with("FROM "))
         .collect();
     assert_eq!(stages.len(), 2, "{stages:?}");
+    // Each base image is pinned by digest, with the tag it was resolved from beside it
+    // (scripts/pin-base-images.sh refreshes both).
+    for stage in &stages {
+        let image = stage.split_whitespace().nth(1).unwrap();
+        let (tagged, digest) = image
+            .split_once("@sha256:")
+            .unwrap_or_else(|| panic!("not pinned by digest: {stage}"));
+        assert!(
+            tagged.rsplit('/').next().unwrap().contains(':'),
+            "no tag beside the digest: {stage}"
+        );
+        assert!(
+            digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()),
+            "not a sha256 digest: {stage}"
+        );
+    }
     assert!(stages[0].contains(" AS build"));
     assert!(stages[1].contains("gcr.io/distroless/cc-debian12"));
     let runtime = dockerfile.split(stages[1]).nth(1).unwrap();

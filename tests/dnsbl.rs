@@ -17,7 +17,38 @@ fn config(nameserver: std::net::SocketAddr) -> DnsblConfig {
         zones: vec!["zen.test".into(), "spam.test".into(), "slow.test".into()],
         nameservers: vec![nameserver.to_string()],
         timeout_ms: 500,
+        spamhaus_dqs_key_file: None,
+        spamhaus_dqs_key: None,
     }
+}
+
+#[tokio::test]
+async fn a_dqs_key_queries_spamhaus_dq_and_reports_under_zen() {
+    let key = "abcdefghijklmnopqrstuvwxyz";
+    let dns = FakeDns::start(HashMap::from([(
+        format!("7.113.0.203.{key}.zen.dq.spamhaus.net."),
+        Answer::A(vec!["127.0.0.3".parse().unwrap()]),
+    )]))
+    .await;
+    let config = DnsblConfig {
+        zones: vec!["zen.spamhaus.org".into()],
+        nameservers: vec![dns.addr.to_string()],
+        timeout_ms: 500,
+        spamhaus_dqs_key_file: None,
+        spamhaus_dqs_key: Some(cabal_triage::config::Secret::new(key)),
+    };
+    let probe = DnsblProbe::new(&config, config.timeout()).unwrap();
+    let ips: Vec<IpAddr> = ["203.0.113.7", "198.51.100.9"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let outcome = probe.check(&ips).await;
+    // Answered through the DQS name, reported under the configured zone; the key nowhere.
+    assert_eq!(
+        outcome.answers["203.0.113.7"]["zen.spamhaus.org"],
+        vec!["127.0.0.3"]
+    );
+    assert!(!format!("{outcome:?}").contains(key), "{outcome:?}");
 }
 
 #[tokio::test]

@@ -112,28 +112,91 @@ fn every_example_reaches_its_expected_verdict() {
     }
 }
 
-#[test]
-fn a_replay_of_the_recorded_snapshot_reaches_the_same_report() {
-    let dir = examples()
-        .into_iter()
-        .find(|d| d.ends_with("greylist-storm-one-provider"))
-        .unwrap();
-    let (_, first, _) = triage(&dir, "json");
-    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
-    let recorded = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(recorded.path(), first["evidence_snapshot"].to_string()).unwrap();
+/// `triage --format json` of `dir`'s payload over `snapshot`, with extra arguments.
+fn replay_json(dir: &Path, snapshot: &Path, extra: &[&str]) -> serde_json::Value {
     let output = Command::new(support::service::binary())
         .args(["triage", "--format", "json", "--alert"])
         .arg(dir.join("payload.json"))
         .arg("--replay")
-        .arg(recorded.path())
+        .arg(snapshot)
+        .args(extra)
         .env_clear()
         .output()
         .unwrap();
-    assert!(output.status.success());
-    let second: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(first["verdict"], second["verdict"]);
-    assert_eq!(first["evidence"], second["evidence"]);
+    assert!(
+        output.status.success(),
+        "{}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Every `@` of `text` whose local part is longer than one character and `***`.
+fn whole_addresses(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (at, _) in text.match_indices('@') {
+        let local: String = text[..at]
+            .chars()
+            .rev()
+            .take_while(|c| c.is_alphanumeric() || "._+-=%'".contains(*c))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let shown = local.trim_end_matches('*');
+        if shown.chars().count() > 1 {
+            found.push(format!("{local}@"));
+        }
+    }
+    found
+}
+
+#[test]
+fn every_stored_snapshot_is_redacted_and_replays_to_the_same_report() {
+    for dir in examples() {
+        let original = std::fs::read_to_string(dir.join("snapshot.json")).unwrap();
+        let first = replay_json(&dir, &dir.join("snapshot.json"), &[]);
+        let stored = first["evidence_snapshot"].to_string();
+        // Redacted when captured: no local part of the incident's mail is stored whole.
+        assert!(
+            !whole_addresses(&original).is_empty(),
+            "{}: the example has addresses to redact",
+            dir.display()
+        );
+        let whole = whole_addresses(&stored);
+        assert!(
+            whole.is_empty(),
+            "{}: stored whole: {whole:?}",
+            dir.display()
+        );
+        // ... and a replay of what was stored reaches the same verdict and evidence.
+        let recorded = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(recorded.path(), &stored).unwrap();
+        let second = replay_json(&dir, recorded.path(), &[]);
+        assert_eq!(first["verdict"], second["verdict"], "{}", dir.display());
+        assert_eq!(first["evidence"], second["evidence"], "{}", dir.display());
+        assert_eq!(second["evidence_snapshot"].to_string(), stored);
+    }
+}
+
+#[test]
+fn show_local_parts_stores_the_snapshot_as_captured() {
+    let dir = examples()
+        .into_iter()
+        .find(|d| d.ends_with("greylist-storm-one-provider"))
+        .unwrap();
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), "[privacy]\nshow_local_parts = true\n").unwrap();
+    let config_path = config.path().to_str().unwrap();
+    let report = replay_json(&dir, &dir.join("snapshot.json"), &["--config", config_path]);
+    let stored = report["evidence_snapshot"].to_string();
+    let original = std::fs::read_to_string(dir.join("snapshot.json")).unwrap();
+    let whole = whole_addresses(&stored);
+    assert!(!whole.is_empty(), "{stored}");
+    for address in whole {
+        assert!(original.contains(&address), "{address}");
+    }
 }
 
 #[test]

@@ -555,3 +555,47 @@ async fn slow_clients_are_cut_off_and_connections_are_capped() {
     .await;
     assert!(closed.is_ok(), "an idle keep-alive connection stayed open");
 }
+
+/// An alert too large for a DynamoDB item is refused for good (413, which Alertmanager does not
+/// resend), saying why without echoing it, and nothing of its notification is stored; a normal
+/// alert is still taken.
+#[tokio::test]
+async fn an_alert_too_large_for_the_ledger_is_refused_with_413_not_503() {
+    let dynamo = support::dynalite::Dynalite::start();
+    let options = ServiceOptions::default().dynamodb(&dynamo.endpoint, "large");
+    let (_dir, service) = start(options).await;
+    let huge = "x".repeat(900_000);
+    let body = notification(
+        GROUP_KEY,
+        vec![
+            alert(
+                "NoSuchRunbook",
+                "00000000000000b1",
+                "2026-11-28T20:00:00Z",
+                "firing",
+                &[],
+            ),
+            alert(
+                "NoSuchRunbook",
+                "00000000000000b2",
+                "2026-11-28T20:00:00Z",
+                "firing",
+                &[("huge", huge.as_str())],
+            ),
+        ],
+    );
+    let (status, error) = service.post_alerts(&body).await;
+    assert_eq!(status, 413, "{error}");
+    let message = error["error"].as_str().unwrap();
+    assert!(message.contains("do not retry"), "{message}");
+    assert!(message.contains("400 KB"), "{message}");
+    assert!(!message.contains("xxxxxxxxxx"), "{message}");
+    let (_, listed) = service.get_json("/api/v1/episodes").await;
+    assert_eq!(
+        listed["episodes"].as_array().map(Vec::len),
+        Some(0),
+        "{listed}"
+    );
+    let (status, _) = service.post_alerts(&one_alert_body()).await;
+    assert_eq!(status, 202);
+}

@@ -3,8 +3,12 @@
 //! PagerDuty incident race and 404, a crash between a Slack post and the ledger update, and
 //! hostile content.
 
+#[path = "support/fake_ntfy.rs"]
+mod fake_ntfy;
 #[path = "support/fake_pagerduty.rs"]
 mod fake_pagerduty;
+#[path = "support/fake_pushover.rs"]
+mod fake_pushover;
 #[path = "support/fake_slack.rs"]
 mod fake_slack;
 #[path = "support/notify_service.rs"]
@@ -662,4 +666,394 @@ async fn incoming_webhook_mode_posts_once_per_finished_triage() {
         !service.log_text().contains("XyZhookTOKEN123"),
         "the webhook URL is a secret"
     );
+}
+
+/// Rows this process writes wake the outbox: with a poll of a minute, the episode's message,
+/// its verdict edit and a repeat's reply still go out within seconds (on the poll alone the
+/// first would wait up to a minute).
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_written_here_are_sent_without_waiting_for_the_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let slack = FakeSlack::start().await;
+    let mut env = slack_env(&slack);
+    env.push(("CABAL_TRIAGE__DELIVERY__POLL_INTERVAL_MS", "60000".into()));
+    let service = Service::start(dir.path(), &env);
+    // Let the outbox's first claim (at start) pass, so that only a wake can find the rows.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let id = first_episode(&service, "firing").await;
+    service.settled(&id, 2).await;
+    service
+        .post_alert(&payload("firing", &[("test_sleep_ms", "200")], &[]))
+        .await;
+    let rows = service.settled(&id, 3).await;
+    assert!(
+        rows.iter().all(|(_, _, state)| state == "delivered"),
+        "{rows:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}: the rows waited for the poll",
+        started.elapsed()
+    );
+    assert_eq!(slack.requests("chat.update").len(), 1);
+    assert_eq!(slack.replies().len(), 1);
+}
+
+/// A triage that ends failed is told to PagerDuty too: one note saying what failed and what is
+/// known, not added twice when its answer is lost; Slack's message says it as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_triage_adds_one_pagerduty_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let slack = FakeSlack::start().await;
+    let pd = FakePagerDuty::start().await;
+    pd.add_incident("PINC1", &incident_key(), 0);
+    // The first note's answer is lost: the retry must find it and not add a second.
+    pd.script(
+        "notes_post",
+        fake_pagerduty::Scripted::SlowAfterWork(Duration::from_secs(2)),
+    );
+    let mut env = slack_env(&slack);
+    env.extend(pagerduty_env(&pd));
+    env.push(("CABAL_TRIAGE__WORKER__MAX_ATTEMPTS", "1".into()));
+    let service = Service::start(dir.path(), &env);
+    let answer = service
+        .post_alert(&payload(
+            "firing",
+            &[("test_fail_attempts", "9")],
+            &[("summary", "deferred mail is piling up")],
+        ))
+        .await;
+    let id = answer["episodes"][0]["id"].as_str().unwrap().to_string();
+    let mut rows = service.settled(&id, 3).await;
+    rows.sort();
+    assert_eq!(
+        rows,
+        owned(&[
+            ("pagerduty", "triage_failed", "delivered"),
+            ("slack", "started", "delivered"),
+            ("slack", "triage_failed", "delivered"),
+        ])
+    );
+    let notes = pd.notes("PINC1");
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let note = &notes[0];
+    assert!(
+        note.starts_with("cabal-triage: CabalTriageTest: triage failed\n"),
+        "{note}"
+    );
+    assert!(
+        note.contains("Triage failed: attempt 1 of 1: test failure on attempt 1"),
+        "{note}"
+    );
+    assert!(note.contains("Alert: deferred mail is piling up"), "{note}");
+    assert!(
+        note.contains(&format!("[cabal-triage {id} failure ")),
+        "{note}"
+    );
+}
+
+/// An alert without a runbook posts one message (summary, description, labels, "no automatic
+/// diagnosis"), updated on resolution; repeats add nothing; PagerDuty hears nothing. With
+/// `notify.unknown_alerts = "ignore"`, nothing is posted.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alert_without_a_runbook_gets_one_message_updated_on_resolve() {
+    let unknown = |status: &str| {
+        let mut body = payload(
+            status,
+            &[("alertname", "DiskAlmostFull"), ("instance", "imap-1")],
+            &[
+                ("summary", "disk 91% full"),
+                ("description", "the /var volume of imap-1 is 91% full"),
+            ],
+        );
+        body["groupLabels"]["alertname"] = json!("DiskAlmostFull");
+        body
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let slack = FakeSlack::start().await;
+    let pd = FakePagerDuty::start().await;
+    pd.add_incident("PINC1", &incident_key(), 0);
+    let mut env = slack_env(&slack);
+    env.extend(pagerduty_env(&pd));
+    let service = Service::start(dir.path(), &env);
+    let answer = service.post_alert(&unknown("firing")).await;
+    assert_eq!(answer["episodes"][0]["state"], "no_runbook");
+    let id = answer["episodes"][0]["id"].as_str().unwrap().to_string();
+    service.settled(&id, 1).await;
+    service.post_alert(&unknown("firing")).await;
+    service.post_alert(&unknown("resolved")).await;
+    let rows = service.settled(&id, 2).await;
+    assert_eq!(
+        rows,
+        owned(&[
+            ("slack", "started", "delivered"),
+            ("slack", "resolved", "delivered")
+        ])
+    );
+    let parents = slack.parents();
+    assert_eq!(parents.len(), 1);
+    let posted = &slack.requests("chat.postMessage")[0].body;
+    let blocks = posted["blocks"].to_string();
+    assert_eq!(
+        posted["blocks"][0]["text"]["text"],
+        "DiskAlmostFull: no runbook"
+    );
+    for expected in [
+        "No automatic diagnosis for this alert.",
+        "disk 91% full",
+        "the /var volume of imap-1 is 91% full",
+        "instance=imap-1",
+    ] {
+        assert!(blocks.contains(expected), "{expected} missing: {blocks}");
+    }
+    let updates = slack.requests("chat.update");
+    assert_eq!(updates.len(), 1);
+    assert_eq!(
+        updates[0].body["blocks"][0]["text"]["text"],
+        "DiskAlmostFull: RESOLVED: no runbook"
+    );
+    assert_eq!(slack.replies().len(), 1, "the resolution's reply only");
+    assert!(pd.requests().is_empty());
+
+    let dir = tempfile::tempdir().unwrap();
+    let quiet_slack = FakeSlack::start().await;
+    let mut env = slack_env(&quiet_slack);
+    env.push(("CABAL_TRIAGE_UNKNOWN_ALERTS", "ignore".into()));
+    let service = Service::start(dir.path(), &env);
+    let answer = service.post_alert(&unknown("firing")).await;
+    let id = answer["episodes"][0]["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(service.deliveries(&id).await.is_empty());
+    assert!(quiet_slack.all_requests().is_empty());
+}
+
+fn ntfy_env(ntfy: &fake_ntfy::FakeNtfy) -> Vec<(&'static str, String)> {
+    vec![
+        ("CABAL_TRIAGE_NTFY_BASE_URL", ntfy.base_url()),
+        ("CABAL_TRIAGE_NTFY_TOPIC", "cabal-alerts".into()),
+        ("CABAL_TRIAGE_NTFY_TOKEN", "tk_testtoken".into()),
+    ]
+}
+
+fn pushover_env(pushover: &fake_pushover::FakePushover) -> Vec<(&'static str, String)> {
+    vec![
+        ("CABAL_TRIAGE_PUSHOVER_API_BASE_URL", pushover.base_url()),
+        ("CABAL_TRIAGE_PUSHOVER_APP_TOKEN", "apptoken123".into()),
+        ("CABAL_TRIAGE_PUSHOVER_USER_KEY", "userkey456".into()),
+    ]
+}
+
+const RUNBOOK: (&str, &str) = ("runbook_url", "https://runbooks.example/cabal/deferred");
+
+/// ntfy: one notification for the verdict and one for the resolution, each exactly once
+/// through a 429 with Retry-After, a 5xx and a publish whose answer was lost (found again by
+/// polling the topic for the row's tag); priority by severity, the token as a bearer, `Click`
+/// to the episode, the runbook as a `view` action, ntfy's ids stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn ntfy_gets_the_verdict_and_the_resolution_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let ntfy = fake_ntfy::FakeNtfy::start().await;
+    ntfy.script(
+        "publish",
+        fake_ntfy::Scripted::RateLimited {
+            retry_after_secs: 1,
+        },
+    );
+    ntfy.script("publish", fake_ntfy::Scripted::Status(502));
+    ntfy.script(
+        "publish",
+        fake_ntfy::Scripted::SlowAfterWork(Duration::from_secs(2)),
+    );
+    let service = Service::start(dir.path(), &ntfy_env(&ntfy));
+    let answer = service
+        .post_alert(&payload("firing", &[("test_sleep_ms", "100")], &[RUNBOOK]))
+        .await;
+    let id = answer["episodes"][0]["id"].as_str().unwrap().to_string();
+    service.settled(&id, 1).await;
+    let messages = ntfy.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let verdict = &messages[0];
+    assert_eq!(verdict.topic, "cabal-alerts");
+    assert_eq!(
+        verdict.title,
+        "CabalTriageTest: investigate (low confidence)"
+    );
+    assert_eq!(verdict.priority, 5);
+    assert!(
+        verdict.message.contains("test triage, attempt 1"),
+        "{}",
+        verdict.message
+    );
+    assert!(verdict.tags.contains(&"rotating_light".to_string()));
+    let marker = verdict
+        .tags
+        .iter()
+        .find(|t| t.starts_with(&format!("ct-{id}-")))
+        .expect("the row's tag")
+        .clone();
+    assert_eq!(
+        verdict.click.as_deref(),
+        Some(format!("https://triage.example/api/v1/episodes/{id}").as_str())
+    );
+    assert_eq!(verdict.actions[0]["action"], "view");
+    assert_eq!(verdict.actions[0]["url"], RUNBOOK.1);
+    let requests = ntfy.requests();
+    assert!(requests
+        .iter()
+        .all(|r| r.authorization.as_deref() == Some("Bearer tk_testtoken")));
+    let publishes: Vec<_> = requests.iter().filter(|r| r.path == "/").collect();
+    assert_eq!(
+        publishes.len(),
+        3,
+        "429, 502, the lost answer (then found, not published): {requests:?}"
+    );
+    assert!(publishes
+        .iter()
+        .all(|p| p.method == "POST" && p.body["topic"] == "cabal-alerts"));
+    let polls: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/json"))
+        .collect();
+    assert!(
+        !polls.is_empty(),
+        "the lost answer was looked for: {requests:?}"
+    );
+    assert!(polls
+        .iter()
+        .all(|p| p.query["poll"] == "1" && p.query["since"].parse::<i64>().is_ok()));
+    let episode = service.episode(&id).await;
+    let row = episode["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["destination"] == "ntfy")
+        .unwrap()
+        .clone();
+    assert_eq!(row["external_ref"], verdict.id.as_str(), "{row}");
+
+    service
+        .post_alert(&payload(
+            "resolved",
+            &[("test_sleep_ms", "100")],
+            &[RUNBOOK],
+        ))
+        .await;
+    let rows = service.settled(&id, 2).await;
+    assert_eq!(
+        rows,
+        owned(&[
+            ("ntfy", "verdict", "delivered"),
+            ("ntfy", "resolved", "delivered")
+        ])
+    );
+    let messages = ntfy.messages();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[1].priority, 2);
+    assert!(messages[1].title.contains("RESOLVED"));
+    assert!(messages[1].tags.contains(&"white_check_mark".to_string()));
+    assert!(!messages[1].tags.contains(&marker), "each row its own tag");
+}
+
+/// Killed after ntfy accepted the publish and before the ledger knew: the restarted service
+/// polls the topic, finds the message by its tag, and does not publish again.
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_between_ntfy_publish_and_ledger_update_then_restarted_publishes_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ntfy = fake_ntfy::FakeNtfy::start().await;
+    let mut env = ntfy_env(&ntfy);
+    env.push(("CABAL_TRIAGE_TEST_FAILPOINT", "ntfy-after-publish".into()));
+    let mut service = Service::start(dir.path(), &env);
+    let id = first_episode(&service, "firing").await;
+    wait_for("the failpoint", || {
+        service
+            .log_text()
+            .contains("failpoint ntfy-after-publish reached")
+    })
+    .await;
+    service.kill();
+    assert_eq!(ntfy.messages().len(), 1);
+
+    let service = Service::start(dir.path(), &ntfy_env(&ntfy));
+    let rows = service.settled(&id, 1).await;
+    assert_eq!(rows, owned(&[("ntfy", "verdict", "delivered")]));
+    assert_eq!(ntfy.messages().len(), 1, "{:?}", ntfy.messages());
+    assert_eq!(
+        ntfy.requests().iter().filter(|r| r.path == "/").count(),
+        1,
+        "published once"
+    );
+    assert!(ntfy.requests().iter().any(|r| r.path.ends_with("/json")));
+}
+
+/// Pushover: a critical verdict is paged once, within Pushover's limits, priority 1, the runbook
+/// as `url`, after a 500 and a 429 (Pushover answered: certainly not sent, so sent again); a warning is
+/// not paged. A message whose answer was lost is not sent again (Pushover cannot be asked) and
+/// the row says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn pushover_pages_critical_verdicts_once_and_never_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let pushover = fake_pushover::FakePushover::start().await;
+    pushover.script(fake_pushover::Scripted::Status(500));
+    pushover.script(fake_pushover::Scripted::RateLimited);
+    let service = Service::start(dir.path(), &pushover_env(&pushover));
+    let long_summary = "x".repeat(5000);
+    let answer = service
+        .post_alert(&payload(
+            "firing",
+            &[("test_sleep_ms", "100")],
+            &[RUNBOOK, ("summary", long_summary.as_str())],
+        ))
+        .await;
+    let id = answer["episodes"][0]["id"].as_str().unwrap().to_string();
+    let rows = service.settled(&id, 1).await;
+    assert_eq!(rows, owned(&[("pushover", "verdict", "delivered")]));
+    let accepted = pushover.accepted();
+    assert_eq!(accepted.len(), 1);
+    assert_eq!(
+        pushover.requests().len(),
+        3,
+        "the 500, the 429, then the message"
+    );
+    let page = &accepted[0];
+    assert_eq!(page["priority"], "1");
+    assert_eq!(page["url"], RUNBOOK.1);
+    assert_eq!(
+        page["title"],
+        "CabalTriageTest: investigate (low confidence)"
+    );
+    assert!(page["message"].chars().count() <= 1024);
+    let episode = service.episode(&id).await;
+    assert!(episode["deliveries"][0]["external_ref"]
+        .as_str()
+        .is_some_and(|r| r.starts_with("fake-request-")));
+
+    // A warning is not paged.
+    let mut warning = payload("firing", &[("test_sleep_ms", "100")], &[]);
+    warning["alerts"][0]["labels"]["severity"] = json!("warning");
+    warning["alerts"][0]["fingerprint"] = json!("00000000000warn1");
+    let answer = service.post_alert(&warning).await;
+    let warning_id = answer["episodes"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        service.settled(&warning_id, 1).await,
+        owned(&[("pushover", "verdict", "skipped")])
+    );
+
+    // The answer is lost after Pushover took the message: not sent again.
+    pushover.script(fake_pushover::Scripted::SlowAfterWork(Duration::from_secs(
+        2,
+    )));
+    let mut lost = payload("firing", &[("test_sleep_ms", "100")], &[]);
+    lost["alerts"][0]["fingerprint"] = json!("00000000000lost1");
+    let answer = service.post_alert(&lost).await;
+    let lost_id = answer["episodes"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        service.settled(&lost_id, 1).await,
+        owned(&[("pushover", "verdict", "skipped")])
+    );
+    assert_eq!(pushover.accepted().len(), 2, "paged once, not twice");
+    let episode = service.episode(&lost_id).await;
+    assert!(episode["deliveries"][0]["last_error"]
+        .as_str()
+        .is_some_and(|e| e.contains("may have reached Pushover")));
 }

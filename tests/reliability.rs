@@ -9,8 +9,14 @@
 //! Sizes and durations are constants at the top of each test; each test has a deadline.
 
 #[allow(dead_code)]
+#[path = "support/fake_ntfy.rs"]
+mod fake_ntfy;
+#[allow(dead_code)]
 #[path = "support/fake_pagerduty.rs"]
 mod fake_pagerduty;
+#[allow(dead_code)]
+#[path = "support/fake_pushover.rs"]
+mod fake_pushover;
 #[allow(dead_code)]
 #[path = "support/fake_slack.rs"]
 mod fake_slack;
@@ -258,6 +264,8 @@ struct Cluster {
     dynamo: Dynalite,
     slack: FakeSlack,
     pd: FakePagerDuty,
+    ntfy: fake_ntfy::FakeNtfy,
+    pushover: fake_pushover::FakePushover,
     options: ServiceOptions,
     dirs: Vec<tempfile::TempDir>,
     replicas: Vec<Option<Service>>,
@@ -269,6 +277,8 @@ impl Cluster {
         let dynamo = Dynalite::start();
         let slack = FakeSlack::start().await;
         let pd = FakePagerDuty::start().await;
+        let ntfy = fake_ntfy::FakeNtfy::start().await;
+        let pushover = fake_pushover::FakePushover::start().await;
         let mut options = ServiceOptions::default()
             .dynamodb(&dynamo.endpoint, table)
             // `CABAL_TRIAGE_TEST_RUST_LOG=info` (with `CABAL_TRIAGE_TEST_LOG_DIR`) keeps every
@@ -283,6 +293,12 @@ impl Cluster {
             .with("CABAL_TRIAGE_PAGERDUTY_API_BASE_URL", &pd.base_url())
             .with("CABAL_TRIAGE_PAGERDUTY_API_TOKEN", "pd-test-token")
             .with("CABAL_TRIAGE_PAGERDUTY_FROM", "oncall@example.com")
+            .with("CABAL_TRIAGE_NTFY_BASE_URL", &ntfy.base_url())
+            .with("CABAL_TRIAGE_NTFY_TOPIC", "cabal-alerts")
+            .with("CABAL_TRIAGE_NTFY_TOKEN", "tk_testtoken")
+            .with("CABAL_TRIAGE_PUSHOVER_API_BASE_URL", &pushover.base_url())
+            .with("CABAL_TRIAGE_PUSHOVER_APP_TOKEN", "apptoken123")
+            .with("CABAL_TRIAGE_PUSHOVER_USER_KEY", "userkey456")
             .with("CABAL_TRIAGE__WORKER__CONCURRENCY", "8")
             .with("CABAL_TRIAGE__WORKER__POLL_INTERVAL_MS", "1000")
             .with("CABAL_TRIAGE__WORKER__LEASE_SECS", "10")
@@ -300,6 +316,8 @@ impl Cluster {
             dynamo,
             slack,
             pd,
+            ntfy,
+            pushover,
             options,
             dirs: Vec::new(),
             replicas: Vec::new(),
@@ -390,6 +408,32 @@ impl Cluster {
         counts
     }
 
+    /// ntfy notifications per episode (its id ends the message) and per outbox row (the
+    /// row's tag).
+    fn ntfy_counts(&self) -> (HashMap<String, usize>, HashMap<String, usize>) {
+        let (mut episodes, mut rows) = (HashMap::new(), HashMap::new());
+        for message in self.ntfy.messages() {
+            for id in episode_ids_in(&message.message).into_iter().take(1) {
+                *episodes.entry(id).or_default() += 1;
+            }
+            for tag in message.tags.iter().filter(|t| t.starts_with("ct-")) {
+                *rows.entry(tag.clone()).or_default() += 1;
+            }
+        }
+        (episodes, rows)
+    }
+
+    /// Pushover pages per episode (its id ends the message).
+    fn pushover_pages(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for page in self.pushover.accepted() {
+            for id in episode_ids_in(&page["message"]).into_iter().take(1) {
+                *counts.entry(id).or_default() += 1;
+            }
+        }
+        counts
+    }
+
     /// Waits until every episode of `storm` has its Slack message and PagerDuty note, then a
     /// little longer for any duplicate to show, and checks there is exactly one of each.
     async fn assert_exactly_once(&self, storm: &Storm, deadline: Instant) {
@@ -398,12 +442,14 @@ impl Cluster {
             let (parents, notes) = (self.slack_parents(), self.pagerduty_notes(storm));
             let missing_slack = ids.iter().filter(|id| !parents.contains_key(*id)).count();
             let missing_pd = ids.iter().filter(|id| !notes.contains_key(*id)).count();
-            if missing_slack == 0 && missing_pd == 0 {
+            let ntfy = self.ntfy_counts().0;
+            let missing_ntfy = ids.iter().filter(|id| !ntfy.contains_key(*id)).count();
+            if missing_slack == 0 && missing_pd == 0 && missing_ntfy == 0 {
                 break;
             }
             assert!(
                 Instant::now() < deadline,
-                "not every episode was annotated in time: {missing_slack} without a Slack message, {missing_pd} without a PagerDuty note (of {})",
+                "not every episode was annotated in time: {missing_slack} without a Slack message, {missing_pd} without a PagerDuty note, {missing_ntfy} without an ntfy notification (of {})",
                 ids.len()
             );
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -421,6 +467,24 @@ impl Cluster {
             "Slack thread replies posted twice: {twice:?}"
         );
         assert_eq!(notes.len(), ids.len(), "one note per episode, none unknown");
+        // ntfy: exactly once per episode (the storms only fire: one verdict each). Pushover: at
+        // most once (a page in doubt is never sent again), and only for episodes of the storm.
+        let (ntfy, ntfy_rows) = self.ntfy_counts();
+        let twice: Vec<_> = ntfy.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(
+            twice.is_empty(),
+            "ntfy notifications published twice: {twice:?}"
+        );
+        assert!(
+            ntfy_rows.values().all(|n| *n == 1),
+            "an ntfy row published twice"
+        );
+        assert_eq!(ntfy.len(), ids.len(), "one ntfy notification per episode");
+        let pages = self.pushover_pages();
+        let twice: Vec<_> = pages.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "Pushover pages sent twice: {twice:?}");
+        assert!(pages.keys().all(|id| ids.contains(id)));
+        eprintln!("Pushover paged {} of {} episodes", pages.len(), ids.len());
     }
 
     /// Episode counts by state from a replica's /metrics, read until `triaged` episodes are

@@ -172,7 +172,18 @@ async fn triage_latency() {
         + 1
         + max_frames;
     let logs_chain = count("logs:FilterLogEvents").div_ceil(tiers);
-    let nat_chain = count("ec2:DescribeInstances").max(count("ec2:DescribeNatGateways"));
+    // The NAT's four reads side by side, then DescribeSubnets for the zones.
+    let nat_chain = [
+        "ec2:DescribeInstances",
+        "ec2:DescribeNatGateways",
+        "ec2:DescribeRouteTables",
+        "ec2:DescribeAddresses",
+    ]
+    .into_iter()
+    .map(count)
+    .max()
+    .unwrap_or(0)
+        + count("ec2:DescribeSubnets");
     let delayed_total = calls.len() as u64 + frames.iter().sum::<u64>();
     println!(
         "BENCH {}",

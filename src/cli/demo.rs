@@ -41,6 +41,7 @@ fn annotation_text(triaged: &Triaged) -> String {
         stage: Stage::Triaged(report),
         repeats: 0,
         episode_url: Some(format!("{base}/api/v1/episodes/{episode_id}")),
+        links: Vec::new(),
         show_local_parts: Config::default().privacy.show_local_parts,
     })
 }

@@ -82,6 +82,9 @@ pub enum ParseCommand {
         /// Configuration whose `[providers] extra` entries extend the provider table.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Print email local parts in `reply` and `relay` instead of `j***@gmail.com`.
+        #[arg(long)]
+        show_local_parts: bool,
     },
     /// `{"total_requests": N | null, "queues": [...]}` from `mailq` output.
     Mailq {
@@ -133,8 +136,9 @@ pub fn main() -> ExitCode {
                     file,
                     format: ParseFormat::Json,
                     config,
+                    show_local_parts,
                 },
-        } => parse::run_maillog(&file, config.as_deref()),
+        } => parse::run_maillog(&file, config.as_deref(), show_local_parts),
         Command::Parse {
             what:
                 ParseCommand::Mailq {

@@ -36,8 +36,12 @@ fn provider_table(config: Option<&Path>) -> Result<ProviderTable, CliError> {
     }
 }
 
-/// `parse maillog`.
-pub fn run_maillog(file: &str, config: Option<&Path>) -> Result<(), CliError> {
+/// `parse maillog`: `reply` and `relay` redacted unless `show_local_parts`.
+pub fn run_maillog(
+    file: &str,
+    config: Option<&Path>,
+    show_local_parts: bool,
+) -> Result<(), CliError> {
     let providers = provider_table(config)?;
     let input = open(file)?;
     let stdout = io::stdout().lock();
@@ -48,6 +52,7 @@ pub fn run_maillog(file: &str, config: Option<&Path>) -> Result<(), CliError> {
         &providers,
         default_workers(),
         MAX_LINE_BYTES,
+        show_local_parts,
     );
     let result = result.and_then(|()| out.flush().map_err(StreamError::Write));
     match result {

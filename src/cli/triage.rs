@@ -138,6 +138,7 @@ fn render(
         stage: Stage::Triaged(report),
         repeats: 0,
         episode_url: None,
+        links: Vec::new(),
         show_local_parts: config.privacy.show_local_parts,
     };
     let json = |value: &dyn erased::Json| {

@@ -7,6 +7,7 @@
 //! and reads secret files. Every key is documented, with its default, in `config/cabal-triage.toml`.
 
 mod env;
+mod reach;
 mod runbooks;
 mod secret;
 mod sections;
@@ -15,6 +16,10 @@ mod services;
 use std::path::{Path, PathBuf};
 
 pub use env::{apply_env_overrides, ENV_PREFIX};
+pub use reach::{
+    AlertmanagerConfig, DashboardLink, LinksConfig, NotifyConfig, NtfyConfig, PushoverConfig,
+    UnknownAlerts,
+};
 pub use runbooks::RunbooksConfig;
 pub use secret::Secret;
 pub use sections::*;
@@ -68,10 +73,15 @@ pub struct Config {
     pub exec: ExecConfig,
     pub delivery: DeliveryConfig,
     pub runbooks: RunbooksConfig,
+    pub notify: NotifyConfig,
+    pub ntfy: NtfyConfig,
+    pub pushover: PushoverConfig,
     pub restart_loop: RestartLoopConfig,
     pub imap_auth: ImapAuthConfig,
     /// `[[services]]`: the ECS services the restart-loop runbook knows.
     pub services: Services,
+    pub alertmanager: AlertmanagerConfig,
+    pub links: LinksConfig,
 }
 
 impl Config {
@@ -154,8 +164,24 @@ impl Config {
         if let Some(path) = &self.slack.webhook_url_file {
             self.slack.webhook_url = Some(read_single_secret(path, "slack.webhook_url_file")?);
         }
+        if let Some(path) = &self.dnsbl.spamhaus_dqs_key_file {
+            self.dnsbl.spamhaus_dqs_key =
+                Some(read_single_secret(path, "dnsbl.spamhaus_dqs_key_file")?);
+        }
         if let Some(path) = &self.pagerduty.api_token_file {
             self.pagerduty.api_token = Some(read_single_secret(path, "pagerduty.api_token_file")?);
+        }
+        if let Some(path) = &self.ntfy.token_file {
+            self.ntfy.token = Some(read_single_secret(path, "ntfy.token_file")?);
+        }
+        if let Some(path) = &self.ntfy.password_file {
+            self.ntfy.password = Some(read_single_secret(path, "ntfy.password_file")?);
+        }
+        if let Some(path) = &self.pushover.app_token_file {
+            self.pushover.app_token = Some(read_single_secret(path, "pushover.app_token_file")?);
+        }
+        if let Some(path) = &self.pushover.user_key_file {
+            self.pushover.user_key = Some(read_single_secret(path, "pushover.user_key_file")?);
         }
         Ok(())
     }
@@ -175,9 +201,13 @@ impl Config {
         self.exec.validate()?;
         self.delivery.validate()?;
         self.runbooks.validate()?;
+        self.ntfy.validate()?;
+        self.pushover.validate()?;
         self.restart_loop.validate()?;
         self.imap_auth.validate()?;
         self.services.validate()?;
+        self.alertmanager.validate()?;
+        self.links.validate()?;
         Ok(())
     }
 
@@ -202,10 +232,32 @@ impl Config {
                 }
             }
         }
+        for (key, path) in self.secret_files() {
+            if let Some(mode) = readable_by_others(path) {
+                warnings.push(format!(
+                    "{key}: {} can be read by group or others (mode {mode:04o}): chmod 600 it",
+                    path.display()
+                ));
+            }
+        }
         if self.auth.allow_unauthenticated {
             warnings.push("auth.allow_unauthenticated = true: anyone who can reach the listener can post alerts and read episodes".into());
         }
         warnings
+    }
+
+    /// Every `*_file` secret setting that is set, with its key.
+    fn secret_files(&self) -> Vec<(&'static str, &Path)> {
+        [
+            ("auth.webhook_tokens_file", &self.auth.webhook_tokens_file),
+            ("auth.read_tokens_file", &self.auth.read_tokens_file),
+            ("slack.bot_token_file", &self.slack.bot_token_file),
+            ("slack.webhook_url_file", &self.slack.webhook_url_file),
+            ("pagerduty.api_token_file", &self.pagerduty.api_token_file),
+        ]
+        .into_iter()
+        .filter_map(|(key, path)| path.as_deref().map(|path| (key, path)))
+        .collect()
     }
 
     /// The effective configuration as TOML, secrets masked.
@@ -225,6 +277,14 @@ fn secret_type_error(message: &str) -> String {
         ),
         None => "invalid value (the value is a secret and is not shown)".to_string(),
     }
+}
+
+/// The permission bits of the file at `path` when group or others may read it (or write or run
+/// it); None when only its owner may, or when it cannot be looked at (reading it said why).
+fn readable_by_others(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o7777;
+    (mode & 0o077 != 0).then_some(mode)
 }
 
 /// The 1-based line number of a byte offset.

@@ -13,6 +13,10 @@ pub const SECRET_KEYS: &[(&str, &str)] = &[
     ("slack", "bot_token"),
     ("slack", "webhook_url"),
     ("pagerduty", "api_token"),
+    ("ntfy", "token"),
+    ("ntfy", "password"),
+    ("pushover", "app_token"),
+    ("pushover", "user_key"),
 ];
 
 /// Whether a key path as serde reports it (`auth.webhook_tokens[0]`, `slack.bot_token`) is, or

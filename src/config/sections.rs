@@ -227,6 +227,16 @@ pub struct AuthConfig {
     pub allow_unauthenticated: bool,
 }
 
+/// The fewest distinct characters a token may have.
+pub const MIN_DISTINCT_TOKEN_CHARS: usize = 8;
+
+fn distinct_chars(text: &str) -> usize {
+    let mut seen: Vec<char> = text.chars().collect();
+    seen.sort_unstable();
+    seen.dedup();
+    seen.len()
+}
+
 impl AuthConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self
@@ -249,6 +259,22 @@ impl AuthConfig {
                 "auth.webhook_tokens",
                 "a token is shorter than 16 characters; use a long random secret (openssl rand -hex 32)",
             ));
+        }
+        // Length alone lets `aaaaaaaaaaaaaaaa` through; a random token of 16 characters has
+        // far more than 8 distinct ones.
+        for (key, tokens) in [
+            ("auth.webhook_tokens", &self.webhook_tokens),
+            ("auth.read_tokens", &self.read_tokens),
+        ] {
+            if tokens
+                .iter()
+                .any(|t| distinct_chars(t.expose()) < MIN_DISTINCT_TOKEN_CHARS)
+            {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("a token has fewer than {MIN_DISTINCT_TOKEN_CHARS} distinct characters; use a random secret (openssl rand -hex 32)"),
+                ));
+            }
         }
         Ok(())
     }
@@ -465,12 +491,20 @@ impl AwsConfig {
 pub struct NatConfig {
     /// `Name` tag pattern of NAT instances and NAT gateways.
     pub tag_pattern: String,
+    /// `Name` tag pattern of the private route tables (one per zone) whose default route goes
+    /// through the NAT of their zone.
+    pub route_table_pattern: String,
+    /// `Name` tag pattern of the NATs' Elastic IPs (looked up whether associated or not, so a
+    /// stopped NAT's address is still checked against blocklists).
+    pub address_pattern: String,
 }
 
 impl Default for NatConfig {
     fn default() -> Self {
         NatConfig {
             tag_pattern: "cabal-nat-*".into(),
+            route_table_pattern: "cabal-private-rt-*".into(),
+            address_pattern: "cabal-nat-eip-*".into(),
         }
     }
 }
@@ -485,6 +519,13 @@ pub struct DnsblConfig {
     pub nameservers: Vec<String>,
     /// Deadline of each blocklist query, in ms.
     pub timeout_ms: u64,
+    /// File holding a Spamhaus Data Query Service key: `zen.spamhaus.org` is then queried as
+    /// `<ip>.<key>.zen.dq.spamhaus.net` (Spamhaus refuses queries from public and cloud resolvers
+    /// without one). Answers are still reported under `zen.spamhaus.org`; the key never leaves.
+    pub spamhaus_dqs_key_file: Option<PathBuf>,
+    /// The key read from `spamhaus_dqs_key_file` (never from the TOML or serialized).
+    #[serde(skip)]
+    pub spamhaus_dqs_key: Option<Secret>,
 }
 
 impl Default for DnsblConfig {
@@ -497,6 +538,8 @@ impl Default for DnsblConfig {
             ],
             nameservers: Vec::new(),
             timeout_ms: 3000,
+            spamhaus_dqs_key_file: None,
+            spamhaus_dqs_key: None,
         }
     }
 }
@@ -520,6 +563,15 @@ impl DnsblConfig {
                 "dnsbl.timeout_ms",
                 "must be at least 1",
             ));
+        }
+        if let Some(key) = &self.spamhaus_dqs_key {
+            let key = key.expose();
+            if !key.bytes().all(|b| b.is_ascii_alphanumeric()) || key.len() > 63 {
+                return Err(ConfigError::invalid(
+                    "dnsbl.spamhaus_dqs_key_file",
+                    "the file must hold the Data Query Service key alone (letters and digits)",
+                ));
+            }
         }
         if let Some(zone) = self.zones.iter().find(|z| z.is_empty() || z.contains(' ')) {
             return Err(ConfigError::invalid(
@@ -699,6 +751,9 @@ pub struct DeliveryConfig {
     pub max_backoff_ms: u64,
     /// Total time a delivery may keep retrying, in seconds, counted from its creation.
     pub budget_secs: u64,
+    /// Wake the outbox in-process when this process writes a delivery row (the poll still
+    /// finds rows other replicas wrote). Off only to measure the poll alone.
+    pub wake_on_write: bool,
 }
 
 impl Default for DeliveryConfig {
@@ -712,6 +767,7 @@ impl Default for DeliveryConfig {
             initial_backoff_ms: 1000,
             max_backoff_ms: 60_000,
             budget_secs: 3600,
+            wake_on_write: true,
         }
     }
 }
@@ -764,7 +820,7 @@ pub struct PrivacyConfig {
     pub show_local_parts: bool,
 }
 
-fn validate_base_url(key: &str, url: &str) -> Result<(), ConfigError> {
+pub(super) fn validate_base_url(key: &str, url: &str) -> Result<(), ConfigError> {
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(ConfigError::invalid(
             key,

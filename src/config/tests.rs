@@ -380,6 +380,10 @@ fn a_secret_never_appears_in_an_error_through_toml_env_or_file() {
         ("slack", "bot_token", "CABAL_TRIAGE_SLACK_BOT_TOKEN"),
         ("slack", "webhook_url", "CABAL_TRIAGE_SLACK_WEBHOOK_URL"),
         ("pagerduty", "api_token", "CABAL_TRIAGE_PAGERDUTY_API_TOKEN"),
+        ("ntfy", "token", "CABAL_TRIAGE_NTFY_TOKEN"),
+        ("ntfy", "password", "CABAL_TRIAGE__NTFY__PASSWORD"),
+        ("pushover", "app_token", "CABAL_TRIAGE_PUSHOVER_APP_TOKEN"),
+        ("pushover", "user_key", "CABAL_TRIAGE_PUSHOVER_USER_KEY"),
     ];
     assert_eq!(
         named.len(),
@@ -462,4 +466,121 @@ fn a_secret_through_the_generic_environment_form_is_taken_as_text() {
         config.pagerduty.api_token.as_ref().map(Secret::expose),
         Some("8675309314159265")
     );
+}
+
+#[test]
+fn a_token_of_few_distinct_characters_is_refused_naming_the_key_not_the_value() {
+    for (var, key) in [
+        ("CABAL_TRIAGE_WEBHOOK_TOKEN", "auth.webhook_tokens"),
+        ("CABAL_TRIAGE_READ_TOKEN", "auth.read_tokens"),
+    ] {
+        for weak in [
+            "aaaaaaaaaaaaaaaa",
+            "abababababababababababab",
+            "abcdefgabcdefgabcdefg",
+        ] {
+            let error = load("", &[(var, weak)]).unwrap_err().to_string();
+            assert!(error.contains(key), "{error}");
+            assert!(error.contains("distinct characters"), "{error}");
+            assert!(!error.contains(weak), "{error}");
+        }
+        // Eight distinct characters pass, and so does any random token.
+        load("", &[(var, "abcdefghabcdefgh")]).unwrap();
+        load("", &[(var, "3f9c2a7e41d08b65c1e9")]).unwrap();
+    }
+}
+
+#[test]
+fn a_secret_file_readable_by_others_is_a_warning_naming_key_and_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "do-not-print-3f9c2a7e41d08b65\n").unwrap();
+    let text = format!("[auth]\nwebhook_tokens_file = \"{}\"\n", tokens.display());
+    for (mode, warned) in [(0o644, true), (0o640, true), (0o600, false), (0o400, false)] {
+        std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(mode)).unwrap();
+        let config = load(&text, &[]).unwrap();
+        let warnings: Vec<String> = config
+            .warnings(Some(&text))
+            .into_iter()
+            .filter(|w| w.contains("group or others"))
+            .collect();
+        assert_eq!(
+            warnings.len(),
+            usize::from(warned),
+            "{mode:o}: {warnings:?}"
+        );
+        for warning in warnings {
+            assert!(
+                warning.starts_with("auth.webhook_tokens_file: "),
+                "{warning}"
+            );
+            assert!(warning.contains(&tokens.display().to_string()), "{warning}");
+            assert!(warning.contains(&format!("{mode:04o}")), "{warning}");
+            assert!(!warning.contains("do-not-print"), "{warning}");
+        }
+    }
+}
+
+#[test]
+fn ntfy_pushover_and_unknown_alert_settings() {
+    let config = load("", &[]).unwrap();
+    assert!(!config.ntfy.enabled() && !config.pushover.enabled());
+    assert_eq!(config.notify.unknown_alerts, UnknownAlerts::Post);
+    assert_eq!(config.pushover.severities, ["critical"]);
+    let config = load(
+        "",
+        &[
+            ("CABAL_TRIAGE_NTFY_BASE_URL", "https://ntfy.example"),
+            ("CABAL_TRIAGE_NTFY_TOPIC", "cabal-alerts"),
+            ("CABAL_TRIAGE_NTFY_TOKEN", "tk_abc"),
+            ("CABAL_TRIAGE_PUSHOVER_APP_TOKEN", "app"),
+            ("CABAL_TRIAGE_PUSHOVER_USER_KEY", "user"),
+            ("CABAL_TRIAGE_UNKNOWN_ALERTS", "ignore"),
+        ],
+    )
+    .unwrap();
+    assert!(config.ntfy.enabled() && config.pushover.enabled());
+    assert_eq!(config.notify.unknown_alerts, UnknownAlerts::Ignore);
+    for (text, key) in [
+        ("[ntfy]\ntopic = \"no/slash\"\n", "ntfy.topic"),
+        ("[ntfy]\npriority_critical = 9\n", "ntfy.priority_critical"),
+        ("[ntfy]\nbase_url = \"ftp://x\"\n", "ntfy.base_url"),
+        ("[ntfy]\nusername = \"u\"\n", "ntfy.username"),
+        (
+            "[pushover]\npriority_critical = 2\n",
+            "pushover.priority_critical",
+        ),
+        (
+            "[notify]\nunknown_alerts = \"shout\"\n",
+            "notify.unknown_alerts",
+        ),
+    ] {
+        let error = load(text, &[]).unwrap_err().to_string();
+        assert!(error.contains(key), "{text}: {error}");
+    }
+}
+
+#[test]
+fn the_spamhaus_dqs_key_is_read_from_its_file_checked_and_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dqs");
+    std::fs::write(&file, "abcdefghijklmnopqrstuvwxyz\n").unwrap();
+    let text = format!(
+        "[dnsbl]\nspamhaus_dqs_key_file = {:?}\n",
+        file.display().to_string()
+    );
+    let config = load(&text, &[]).unwrap();
+    assert_eq!(
+        config.dnsbl.spamhaus_dqs_key.as_ref().map(Secret::expose),
+        Some("abcdefghijklmnopqrstuvwxyz")
+    );
+    assert!(!config
+        .to_masked_toml()
+        .contains("abcdefghijklmnopqrstuvwxyz"));
+    // Anything but the key alone (a shell line, two keys) is refused, naming the setting.
+    std::fs::write(&file, "abc; rm -rf /\n").unwrap();
+    let error = load(&text, &[]).unwrap_err().to_string();
+    assert!(error.contains("dnsbl.spamhaus_dqs_key_file"), "{error}");
+    assert!(!error.contains("rm -rf"), "{error}");
 }

@@ -14,6 +14,7 @@ mod dynamodb;
 mod model;
 mod retention;
 mod sqlite;
+mod wake;
 
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ pub use dynamodb::DynamoLedger;
 pub use model::*;
 pub use retention::{run_retention, RetentionPolicy};
 pub use sqlite::SqliteLedger;
+pub use wake::DeliveriesWritten;
 
 /// A ledger failure. `Unavailable` is the one the webhook turns into 503; its text is the
 /// backend's own (what SQLite or DynamoDB said, and what to check for that backend).
@@ -37,6 +39,10 @@ pub enum LedgerError {
     Corrupt(String),
     #[error("ledger is shut down")]
     Closed,
+    /// Permanent: the record exceeds what the backend can store in one item (DynamoDB's 400 KB);
+    /// sending it again cannot help.
+    #[error("too large to store: {0}")]
+    TooLarge(String),
 }
 
 /// The durable store. All times are passed in so that the rules are testable.

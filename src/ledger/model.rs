@@ -90,6 +90,9 @@ pub struct IncomingAlert {
     pub has_runbook: bool,
     /// Attempts the triage job gets.
     pub max_attempts: u32,
+    /// An episode created without a runbook still gets its message: `started` rows with the
+    /// episode (`notify.unknown_alerts = "post"`; the caller decides, for firing alerts).
+    pub announce: bool,
     pub receiver: String,
     pub external_url: String,
 }

@@ -16,6 +16,12 @@ pub const SLACK_AFTER_POST: &str = "slack-after-post";
 /// After a thread reply's `chat.postMessage` returned, before the outcome is recorded.
 pub const SLACK_AFTER_REPLY: &str = "slack-after-reply";
 
+/// After ntfy accepted a publish, before its message id is recorded.
+pub const NTFY_AFTER_PUBLISH: &str = "ntfy-after-publish";
+
+/// After Pushover accepted a message, before its request id is recorded.
+pub const PUSHOVER_AFTER_SEND: &str = "pushover-after-send";
+
 /// After the outbox's claim returned (delay failpoint): the claim took most of the lease, as
 /// it can on a busy DynamoDB table.
 pub const OUTBOX_SLOW_CLAIM: &str = "outbox-slow-claim";

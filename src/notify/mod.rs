@@ -11,8 +11,11 @@
 
 pub mod failpoint;
 mod http;
+pub mod links;
+pub mod ntfy;
 pub mod outbox;
 pub mod pagerduty;
+pub mod pushover;
 pub mod retry;
 pub mod slack;
 
@@ -106,6 +109,8 @@ pub struct RenderSettings {
     pub public_url: Option<String>,
     /// `privacy.show_local_parts`.
     pub show_local_parts: bool,
+    /// What the links to the evidence are built from.
+    pub links: links::LinkSettings,
 }
 
 /// One destination: says which changes it wants a delivery row for, and makes one attempt at
@@ -166,6 +171,7 @@ pub fn with_annotation<T>(
                 .as_deref()
                 .unwrap_or("every attempt failed"),
         ),
+        (None, EpisodeState::NoRunbook) => Stage::NoRunbook,
         (None, _) => Stage::Running,
     };
     let episode_url = settings.public_url.as_ref().map(|base| {
@@ -182,6 +188,12 @@ pub fn with_annotation<T>(
         ends_at: delivery.episode.ends_at,
         stage,
         repeats: delivery.episode.repeats,
+        links: links::evidence_links(
+            &settings.links,
+            &delivery.alert,
+            report,
+            &delivery.episode.id,
+        ),
         episode_url,
         show_local_parts: settings.show_local_parts,
     };

@@ -17,6 +17,15 @@
 //! request left, its process stopped, its lease ran out) is marked in the ledger as a window of
 //! doubt on the row; the next attempt gets it (`ClaimedDelivery::in_doubt`) and looks within
 //! it before sending again.
+//!
+//! Rows this process writes (a webhook recorded, a triage ended) wake the dispatcher at once
+//! through [`DeliveriesWritten`] (`delivery.wake_on_write`), so a verdict goes out as soon as it
+//! is stored instead of at the next poll; the poll (`delivery.poll_interval_ms`) still finds
+//! rows other replicas wrote and retries that came due. A wake that arrives while attempts are
+//! under way may be for a row waiting behind one of them (rows of one episode and destination
+//! go in order), so the next attempt to finish claims again at once. A wake brings the next claim
+//! forward to no sooner than a quarter poll (10-100 ms) after the previous one, so that a storm's
+//! writes do not turn into a claim each.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,12 +39,14 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
+use super::ntfy::Ntfy;
 use super::pagerduty::PagerDuty;
+use super::pushover::Pushover;
 use super::retry::{Decision, RetryPolicy};
 use super::slack::{SlackBot, SlackWebhook};
 use super::{failpoint, DeliveryContext, Destination, RenderSettings, Sent};
 use crate::config::{Config, DeliveryConfig, SlackMode};
-use crate::ledger::{ClaimedDelivery, DeliveryResult, Ledger};
+use crate::ledger::{ClaimedDelivery, DeliveriesWritten, DeliveryResult, Ledger};
 use crate::metrics::{DeliveryLabels, Metrics};
 
 /// Rows claimed per ledger call: small, so that attempts start while the next rows are claimed.
@@ -43,6 +54,7 @@ const CLAIM_BATCH: usize = 4;
 
 pub struct Outbox {
     ledger: Arc<dyn Ledger>,
+    written: Arc<DeliveriesWritten>,
     destinations: HashMap<&'static str, Arc<dyn Destination>>,
     policy: RetryPolicy,
     config: DeliveryConfig,
@@ -75,11 +87,17 @@ pub fn configured_destinations(config: &Config) -> Result<Vec<Arc<dyn Destinatio
     }
     if let (true, Some(token)) = (config.pagerduty.enabled(), &config.pagerduty.api_token) {
         destinations.push(Arc::new(PagerDuty::new(
-            http,
+            http.clone(),
             &config.pagerduty.api_base_url,
             token.clone(),
             config.pagerduty.from_email.as_deref().unwrap_or_default(),
         )));
+    }
+    if let Some(ntfy) = Ntfy::from_config(http.clone(), &config.ntfy) {
+        destinations.push(Arc::new(ntfy));
+    }
+    if let Some(pushover) = Pushover::from_config(http, &config.pushover) {
+        destinations.push(Arc::new(pushover));
     }
     Ok(destinations)
 }
@@ -94,16 +112,27 @@ impl Outbox {
     ) -> Self {
         Outbox {
             ledger,
+            written: DeliveriesWritten::new(),
             destinations: destinations.into_iter().map(|d| (d.name(), d)).collect(),
             policy: RetryPolicy::from_config(&config.delivery),
             config: config.delivery.clone(),
             settings: RenderSettings {
                 public_url: config.server.public_url.clone(),
                 show_local_parts: config.privacy.show_local_parts,
+                links: super::links::LinkSettings::from_config(config),
             },
             metrics,
             owner,
         }
+    }
+
+    /// Claims at once whenever `written` is told (with `delivery.wake_on_write`), besides the
+    /// poll.
+    pub fn woken_by(mut self, written: Arc<DeliveriesWritten>) -> Self {
+        if self.config.wake_on_write {
+            self.written = written;
+        }
+        self
     }
 
     /// Delivers until `stop` is cancelled; attempts in progress then finish.
@@ -118,6 +147,13 @@ impl Outbox {
         let mut idle_wait = poll;
         let mut in_flight = FuturesUnordered::new();
         let mut claim_not_before = Instant::now();
+        // A wake came while attempts were under way: its row may wait behind one of them.
+        let mut woken_while_busy = false;
+        // Wakes come with every ledger write (a storm: hundreds a second); they bring the next
+        // claim forward, but not closer than this to the previous one, so a busy ledger
+        // (DynamoDB) is not asked for due rows after every write.
+        let wake_gap = (poll / 4).clamp(Duration::from_millis(10), Duration::from_millis(100));
+        let mut last_claim = Instant::now();
         loop {
             let free = self.config.concurrency.saturating_sub(in_flight.len());
             if stop.is_cancelled() {
@@ -128,6 +164,7 @@ impl Outbox {
             if free > 0 && Instant::now() >= claim_not_before {
                 let limit = free.min(CLAIM_BATCH);
                 let claim_started = OffsetDateTime::now_utc();
+                last_claim = Instant::now();
                 let claim = self
                     .ledger
                     .claim_deliveries(&self.owner, lease, claim_started, limit);
@@ -159,8 +196,17 @@ impl Outbox {
             }
             let can_claim = self.config.concurrency > in_flight.len();
             tokio::select! {
-                Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                Some(()) = in_flight.next(), if !in_flight.is_empty() => {
+                    if woken_while_busy {
+                        claim_not_before = claim_not_before.min(last_claim + wake_gap);
+                        woken_while_busy = !in_flight.is_empty();
+                    }
+                }
                 _ = tokio::time::sleep_until(claim_not_before.into()), if can_claim => {}
+                _ = self.written.told(), if can_claim => {
+                    claim_not_before = claim_not_before.min(last_claim + wake_gap);
+                    woken_while_busy = !in_flight.is_empty();
+                }
                 _ = stop.cancelled() => {}
             }
         }
@@ -348,7 +394,10 @@ mod route_tests {
             routes(&config),
             [
                 Route::new("slack", DeliveryKind::ALL),
-                Route::new("pagerduty", [DeliveryKind::Verdict]),
+                Route::new(
+                    "pagerduty",
+                    [DeliveryKind::Verdict, DeliveryKind::TriageFailed]
+                ),
             ]
         );
         config.slack.mode = SlackMode::Webhook;

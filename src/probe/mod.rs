@@ -27,6 +27,7 @@ pub mod service;
 pub mod snapshot;
 pub mod tasks;
 pub mod window;
+pub mod zones;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub use service::ServiceProbe;
 pub use snapshot::Snapshot;
 pub use tasks::{ExecReadiness, TaskDiscovery, TierTasks};
 pub use window::log_window;
+pub use zones::{zone_egress, ZoneEgress};
 
 /// Why a probe (or one tier of it) failed: the operator-readable sentence, and whether the
 /// deadline was the cause (the report says "timed out" then).

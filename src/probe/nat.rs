@@ -90,6 +90,8 @@ mod tests {
             availability_zone: None,
             subnet_id: None,
             launch_time: None,
+            source_dest_check: None,
+            network_interfaces: Vec::new(),
         }
     }
 

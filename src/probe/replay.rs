@@ -99,6 +99,7 @@ fn recorded_tasks(snapshot: &Snapshot, tier: &str, container: &str) -> Vec<TaskI
                 last_status: Some("RUNNING".into()),
                 exec_agent: Some("RUNNING".into()),
             }],
+            availability_zone: None,
         })
         .collect()
 }

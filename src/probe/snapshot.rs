@@ -7,6 +7,7 @@
 //! report exactly (`log_truncated`, `task_details`, the NAT's AZ and launch time); they are
 //! skipped when empty so a contract-only snapshot round-trips unchanged.
 
+use std::borrow::Cow;
 mod ecs;
 
 use std::collections::BTreeMap;
@@ -99,6 +100,64 @@ impl Snapshot {
     /// The tier's entry, created empty when absent.
     pub fn tier_mut(&mut self, tier: &str) -> &mut TierSnapshot {
         self.tiers.entry(tier.to_string()).or_default()
+    }
+
+    /// Cuts every email local part in the snapshot's free text (log lines, command output,
+    /// error texts) to its first character with [`crate::report::redact`]: what is stored and
+    /// served when `privacy.show_local_parts` is off. The evidence keeps what the rules read
+    /// (recipient domains, DSN codes, relays, queue counts), so a replay of the redacted
+    /// snapshot reaches the verdict of the original (the examples' tests hold that).
+    pub fn redact_local_parts(&mut self) {
+        for tier in self.tiers.values_mut() {
+            for event in tier.log_events.iter_mut().flatten() {
+                redact_in_place(&mut event.message);
+            }
+            for record in tier.exec.iter_mut().flatten() {
+                redact_option(&mut record.output);
+                redact_option(&mut record.error);
+            }
+            redact_option(&mut tier.log_error);
+            redact_option(&mut tier.tasks_error);
+            redact_option(&mut tier.newest_log_event_error);
+        }
+        if let Some(nat) = &mut self.nat {
+            redact_option(&mut nat.error);
+        }
+        // The other runbooks' free text: service events and error lines quote task output.
+        for service in self.services.iter_mut().flat_map(|s| s.values_mut()) {
+            for event in &mut service.events {
+                redact_in_place(&mut event.message);
+            }
+            for event in service.log_events.iter_mut().flatten() {
+                redact_in_place(&mut event.message);
+            }
+            redact_option(&mut service.log_error);
+        }
+        for task in self
+            .stopped_tasks
+            .iter_mut()
+            .flat_map(|s| s.values_mut().flatten())
+        {
+            redact_option(&mut task.stopped_reason);
+            for container in &mut task.containers {
+                redact_option(&mut container.reason);
+            }
+        }
+        for error in self.probe_errors.values_mut() {
+            redact_in_place(error);
+        }
+    }
+}
+
+fn redact_in_place(text: &mut String) {
+    if let Cow::Owned(redacted) = crate::report::redact::redact_addresses(text) {
+        *text = redacted;
+    }
+}
+
+fn redact_option(text: &mut Option<String>) {
+    if let Some(text) = text {
+        redact_in_place(text);
     }
 }
 
@@ -199,6 +258,10 @@ pub struct TaskInfo {
     /// `enableExecuteCommand` of the task.
     pub exec_enabled: bool,
     pub containers: Vec<ContainerInfo>,
+    /// The task's availability zone (`DescribeTasks` `availabilityZone`): which zone's NAT its
+    /// mail, logs and ECS Exec agent leave through. Absent in older snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
     /// When the task started (`startedAt`), RFC 3339; absent when unknown.
     #[serde(
         default,
@@ -230,6 +293,51 @@ pub struct NatSnapshot {
     /// Why (part of) the NAT lookup failed.
     #[serde(default)]
     pub error: Option<String>,
+    /// The private route tables (`nat.route_table_pattern`) and their default routes; absent
+    /// when not read (older snapshots): the zones are then judged by their NATs alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_tables: Option<Vec<RouteTableEntry>>,
+    /// The NATs' Elastic IPs (`nat.address_pattern`), associated or not: a stopped NAT instance
+    /// shows no public IP, its Elastic IP is still ours to check. Absent when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addresses: Option<Vec<AddressEntry>>,
+}
+
+/// An Elastic IP of the NAT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressEntry {
+    pub public_ip: String,
+    #[serde(default)]
+    pub allocation_id: Option<String>,
+    /// The instance it is associated with (a NAT instance), when any.
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The interface it is associated with (a NAT gateway's, or an instance's; extra field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_interface_id: Option<String>,
+}
+
+/// A private route table: the zones of the subnets associated with it, and its default route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteTableEntry {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub availability_zones: Vec<String>,
+    /// The `0.0.0.0/0` route; null when the table has none.
+    #[serde(default)]
+    pub default_route: Option<DefaultRoute>,
+}
+
+/// A default route: its target (`i-…` NAT instance, `nat-…` gateway, `eni-…` interface) and
+/// EC2's state (`active`, or `blackhole` when the target is gone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultRoute {
+    pub target: String,
+    pub state: String,
 }
 
 /// A NAT instance or gateway.
@@ -252,6 +360,14 @@ pub struct NatEntry {
     /// RFC 3339: an instance's launch time, a gateway's creation time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch_time: Option<String>,
+    /// Instances only: EC2's source/destination check; a NAT instance forwards nothing while it
+    /// is on (true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_dest_check: Option<bool>,
+    /// Instances only: the ids of its network interfaces, so a default route that targets an
+    /// interface (`eni-…`, as Cabalmail's does) finds its NAT (extra field).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_interfaces: Vec<String>,
 }
 
 #[cfg(test)]
@@ -296,6 +412,56 @@ mod tests {
         assert_eq!(again, snapshot);
         assert!(!text.contains("log_truncated"));
         assert!(!text.contains("task_details"));
+    }
+
+    #[test]
+    fn redaction_cuts_local_parts_in_every_free_text_and_keeps_the_rest() {
+        let mut snapshot: Snapshot = serde_json::from_str(CONTRACT_EXAMPLE).unwrap();
+        let out = snapshot.tiers.get_mut("smtp-out").unwrap();
+        out.log_events.as_mut().unwrap()[0].message =
+            "sm-mta[1]: Q1: to=<jane.doe@gmail.com>, ctladdr=<bob@example.org> (1/1), relay=gmail-smtp-in.l.google.com. [142.250.31.27], dsn=4.7.28, reply=421 4.7.28 <jane.doe@gmail.com> rate limited, stat=Deferred".into();
+        out.exec.as_mut().unwrap()[0].output =
+            Some("Q1  1234 Mon Nov 28 20:00 <sender@example.org>\r\n   <jürgen@bücher.de>\r\nTotal requests: 1\r\n".into());
+        out.exec.as_mut().unwrap()[0].error = Some("\"john doe\"@example.com refused".into());
+        out.log_error = Some("carol@localhost".into());
+        out.tasks_error = Some("dave%40example.com".into());
+        out.newest_log_event_error = Some("erin&#64;example.com".into());
+        snapshot.nat.as_mut().unwrap().error = Some("frank@[192.0.2.1]".into());
+        let before = snapshot.clone();
+
+        snapshot.redact_local_parts();
+        let text = serde_json::to_string(&snapshot).unwrap();
+        for whole in [
+            "jane.doe@",
+            "bob@",
+            "sender@",
+            "jürgen@",
+            "john doe",
+            "carol@",
+            "dave%40",
+            "erin&#64;",
+            "frank@",
+        ] {
+            assert!(!text.contains(whole), "{whole} in {text}");
+        }
+        let out = &snapshot.tiers["smtp-out"];
+        let message = &out.log_events.as_ref().unwrap()[0].message;
+        assert!(message.contains("to=<j***@gmail.com>"), "{message}");
+        assert!(message.contains("relay=gmail-smtp-in.l.google.com. [142.250.31.27]"));
+        assert!(message.contains("dsn=4.7.28"));
+        let output = out.exec.as_ref().unwrap()[0].output.as_deref().unwrap();
+        assert!(output.contains("<j***@bücher.de>"), "{output}");
+        assert!(output.ends_with("Total requests: 1\r\n"));
+        // Nothing but the free text changed; a second pass changes nothing.
+        assert_eq!(snapshot.captured_at, before.captured_at);
+        assert_eq!(snapshot.dnsbl, before.dnsbl);
+        assert_eq!(
+            snapshot.nat.as_ref().unwrap().instances,
+            before.nat.as_ref().unwrap().instances
+        );
+        let once = snapshot.clone();
+        snapshot.redact_local_parts();
+        assert_eq!(snapshot, once);
     }
 
     #[test]

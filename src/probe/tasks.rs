@@ -167,6 +167,7 @@ mod tests {
                 last_status: Some("RUNNING".into()),
                 exec_agent: agent.map(str::to_string),
             }],
+            availability_zone: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The report: what a triage found and concluded. Its JSON field names are a contract
 //! (`docs/contracts.md`, "Report"): the API, the replay tools and the notifiers read them. Pure data, no I/O.
 
+pub mod fit;
 pub mod redact;
 pub mod render;
 pub mod sanitize;
@@ -34,6 +35,10 @@ pub struct Report {
     /// `GET /api/v1/episodes/{id}` shows it as `evidence_snapshot`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence_snapshot: Option<serde_json::Value>,
+    /// What was cut from the stored report to fit the ledger (`fit::fit_report_json`); absent
+    /// when nothing was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trimmed: Option<String>,
 }
 
 /// The sendmail runbooks' conclusion (`SendmailDeferredSpike`, `SendmailBouncedSpike`): the
@@ -68,6 +73,9 @@ pub enum OffendingTier {
 #[serde(rename_all = "kebab-case")]
 pub enum NatState {
     Running,
+    /// The egress of a zone where a task of the offending tier (or, when nothing offends, of any
+    /// mail tier) runs is broken, while another zone's works.
+    Degraded,
     Pending,
     Stopping,
     Stopped,
@@ -198,6 +206,7 @@ mod tests {
             started_at: OffsetDateTime::UNIX_EPOCH,
             finished_at: OffsetDateTime::UNIX_EPOCH,
             evidence_snapshot: None,
+            trimmed: None,
         };
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["verdict"]["offending_tier"], "smtp-out");

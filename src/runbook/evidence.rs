@@ -15,8 +15,8 @@ use time::OffsetDateTime;
 
 use crate::config::Config;
 use crate::dnsbl::{interpret_all, Listing, ZoneVerdict};
-use crate::probe::nat_state;
 use crate::probe::snapshot::{ExecRecord, NatSnapshot, Snapshot, TierSnapshot};
+use crate::probe::{nat_state, zone_egress, ZoneEgress};
 use crate::report::NatState;
 use crate::sendmail::{
     classify_line, parse_mailq, parse_message, parse_syslog, AggregateOptions, Aggregator, Dsn,
@@ -60,6 +60,15 @@ pub struct TierFacts {
     /// The virtusertable, when the bounced runbook read it.
     pub virtusertable: Option<Virtusertable>,
     pub virtusertable_problems: Vec<String>,
+    /// The ids of the tier's running tasks (ECS's answer), in discovery order.
+    pub tasks: Vec<String>,
+    /// Task id -> its availability zone, where known.
+    pub task_zones: BTreeMap<String, String>,
+    /// Tasks whose ECS Exec command (any) failed to answer.
+    pub exec_failed_tasks: Vec<String>,
+    /// Task id (from the CloudWatch stream name, `<tier>/<container>/<task>`) -> its 4.4
+    /// deferrals in the window.
+    pub four_four_by_task: BTreeMap<String, u64>,
 }
 
 impl TierFacts {
@@ -115,6 +124,8 @@ pub struct TriageEvidence {
     pub dnsbl: BTreeMap<String, Vec<ZoneVerdict>>,
     /// Whether the DNSBL check ran at all.
     pub dnsbl_checked: bool,
+    /// Egress per availability zone (`probe::zones`).
+    pub zones: BTreeMap<String, ZoneEgress>,
 }
 
 impl TriageEvidence {
@@ -131,6 +142,22 @@ impl TriageEvidence {
             .collect()
     }
 
+    /// (IP, zone, code) of every lookup the blocklist refused (127.255.255.x: Spamhaus refuses
+    /// queries that come through public or cloud resolvers, or too many of them).
+    pub fn refused_lookups(&self) -> Vec<(&str, &str, &str)> {
+        self.dnsbl
+            .iter()
+            .flat_map(|(ip, zones)| {
+                zones.iter().flat_map(move |z| {
+                    z.codes
+                        .iter()
+                        .filter(|c| c.starts_with("127.255.255."))
+                        .map(move |c| (ip.as_str(), z.zone.as_str(), c.as_str()))
+                })
+            })
+            .collect()
+    }
+
     /// Whether some zone could not answer for some NAT IP.
     pub fn dnsbl_incomplete(&self) -> bool {
         !self.dnsbl_checked
@@ -143,6 +170,61 @@ impl TriageEvidence {
     /// Whether the NAT lookup failed.
     pub fn nat_unknown(&self) -> bool {
         self.nat_state == NatState::Unknown
+    }
+
+    /// The tasks (tier, task id) of the given tiers running in `zone`, in report order.
+    pub fn tasks_in_zone<'a>(&'a self, zone: &str, tiers: &[&str]) -> Vec<(&'a str, &'a str)> {
+        self.tiers
+            .iter()
+            .filter(|f| tiers.contains(&f.tier.as_str()))
+            .flat_map(|f| {
+                f.task_zones
+                    .iter()
+                    .filter(|(_, z)| z.as_str() == zone)
+                    .map(move |(task, _)| (f.tier.as_str(), task.as_str()))
+            })
+            .collect()
+    }
+
+    /// The zones whose egress is broken and where a task of the given tiers runs.
+    pub fn broken_zones_with_tasks(&self, tiers: &[&str]) -> Vec<(&str, &ZoneEgress)> {
+        self.zones
+            .iter()
+            .filter(|(zone, egress)| egress.broken() && !self.tasks_in_zone(zone, tiers).is_empty())
+            .map(|(zone, egress)| (zone.as_str(), egress))
+            .collect()
+    }
+
+    /// The NAT a public IP belongs to (its Name, else id) and that NAT's zone: by the NAT's own
+    /// public IP, or through the Elastic IP's association (instance or interface).
+    pub fn ip_owner(&self, ip: &str) -> Option<(String, Option<String>)> {
+        let nats = || self.nat.instances.iter().chain(self.nat.gateways.iter());
+        let owner = nats()
+            .find(|e| e.public_ip.as_deref() == Some(ip))
+            .or_else(|| {
+                let address = self
+                    .nat
+                    .addresses
+                    .iter()
+                    .flatten()
+                    .find(|a| a.public_ip == ip)?;
+                nats().find(|e| {
+                    address.instance_id.as_deref() == Some(e.id.as_str())
+                        || address
+                            .network_interface_id
+                            .as_ref()
+                            .is_some_and(|n| e.network_interfaces.contains(n))
+                })
+            })?;
+        Some((
+            owner.name.clone().unwrap_or_else(|| owner.id.clone()),
+            owner.availability_zone.clone(),
+        ))
+    }
+
+    /// Whether some zone's egress works.
+    pub fn some_zone_works(&self) -> bool {
+        self.zones.values().any(|z| z.works == Some(true))
     }
 }
 
@@ -188,6 +270,7 @@ pub fn build(snapshot: &Snapshot, config: &Config, providers: &ProviderTable) ->
     TriageEvidence {
         captured_at: snapshot.captured_at,
         tiers,
+        zones: zone_egress(&nat),
         nat_state: nat_state(&nat),
         nat,
         nat_ips,
@@ -217,6 +300,27 @@ fn tier_facts(
         ..TierFacts::default()
     };
     let exec = recorded.exec.as_deref().unwrap_or(&[]);
+    facts.tasks = match (&recorded.task_details, &recorded.tasks) {
+        (Some(details), _) => details.iter().map(|t| t.id.clone()).collect(),
+        (None, Some(arns)) => arns
+            .iter()
+            .map(|a| crate::probe::tasks::task_id(a).to_string())
+            .collect(),
+        (None, None) => Vec::new(),
+    };
+    facts.task_zones = recorded
+        .task_details
+        .iter()
+        .flatten()
+        .filter_map(|t| Some((t.id.clone(), t.availability_zone.clone()?)))
+        .collect();
+    facts.exec_failed_tasks = exec
+        .iter()
+        .filter(|r| r.error.is_some())
+        .map(|r| r.task.clone())
+        .collect();
+    facts.exec_failed_tasks.sort();
+    facts.exec_failed_tasks.dedup();
     queue_facts(&mut facts, shared_queue, exec);
     virtusertable_facts(&mut facts, exec, captured_at);
     let mut events: Vec<_> = recorded.log_events.iter().flatten().collect();
@@ -244,6 +348,10 @@ fn tier_facts(
             }
         }
         if delivery.status == Status::Deferred {
+            if delivery.effective_class().map(|c| (c.class, c.subject)) == Some((4, 4)) {
+                let task = event.log_stream.rsplit('/').next().unwrap_or_default();
+                *facts.four_four_by_task.entry(task.to_string()).or_default() += 1;
+            }
             if delivery.reply.is_some_and(says_greylisting) {
                 facts.greylist_lines += 1;
             }

@@ -165,11 +165,18 @@ pub async fn gather(
     Gathered { snapshot, steps }
 }
 
-/// The public IPs of the NAT instances and gateways, in order, without repeats.
+/// The public IPs of the NAT instances and gateways, then the NATs' Elastic IPs (a stopped NAT
+/// instance shows none, its address is still ours), in order, without repeats.
 pub fn nat_public_ips(nat: &crate::probe::snapshot::NatSnapshot) -> Vec<IpAddr> {
     let mut ips: Vec<IpAddr> = Vec::new();
-    for entry in nat.instances.iter().chain(nat.gateways.iter()) {
-        if let Some(ip) = entry.public_ip.as_deref().and_then(|t| t.parse().ok()) {
+    let texts = nat
+        .instances
+        .iter()
+        .chain(nat.gateways.iter())
+        .filter_map(|e| e.public_ip.as_deref())
+        .chain(nat.addresses.iter().flatten().map(|a| a.public_ip.as_str()));
+    for text in texts {
+        if let Ok(ip) = text.parse() {
             if !ips.contains(&ip) {
                 ips.push(ip);
             }

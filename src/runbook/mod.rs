@@ -3,6 +3,7 @@
 //! whose alertname has no runbook is recorded as `no_runbook` and never triaged.
 
 pub mod bounced;
+pub mod cut_off;
 pub mod deferred;
 pub mod environment;
 pub mod evidence;

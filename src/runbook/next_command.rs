@@ -1,68 +1,203 @@
 //! The operator's next step as a command line, filled in with the evidence's own identifiers
 //! (`verdict.next_command`). Printed, never executed. Every identifier comes from AWS's answers
-//! (the NAT instances' ids) or from configuration (cluster, services, region), never from alert
-//! labels or log text, and each must look like what it is (`i-0f9e…`, a service name) or no
+//! (NAT instances, route tables, task ids, the listed NAT IP) or from configuration (cluster,
+//! services, containers, log groups, blocklists, region), never from alert labels or log text, and each must look like what it is (`i-0f9e…`, a service name) or no
 //! command is given: a hostile replay snapshot cannot put shell text in front of an operator.
 
 use super::evidence::TriageEvidence;
 use crate::config::Config;
-use crate::report::{Action, Verdict};
+use crate::report::{Action, OffendingTier, Verdict};
 
-/// The command for the verdict's action, when the action has one and its identifiers are known.
+/// The command for the verdict's action, when its identifiers are known.
 ///
-/// - `nat-replace` with NAT instances stopped: start them (`aws ec2 start-instances`).
+/// - `nat-replace`: in the zones whose egress is broken behind some task, the stopped NAT
+///   instances started (`aws ec2 start-instances`); else a blackhole or missing default route
+///   pointed at the zone's running NAT (`aws ec2 replace-route` / `create-route`); else a NAT
+///   instance's source/destination check turned off; without zones, every stopped NAT instance.
 /// - `address-map-stale`: a new deployment of smtp-in, whose tasks rebuild the map at start
 ///   (`aws ecs update-service --force-new-deployment`).
-///
-/// Other actions (and a NAT that is not a stopped instance: Cabalmail's NAT instances and
-/// gateways are Terraform's to replace) have no single command: `None`.
+/// - `imap-local-delivery`, `inbound-relay`: a shell in one task of the tier over ECS Exec, to run
+///   the runbook's checks there.
+/// - `greylisting-transient`, `remote-congestion`: smtp-out's queue, read again in one task.
+/// - `blocklist-check`: the listed NAT IP (else the first NAT IP) looked up in the first
+///   configured blocklist (`dig`).
+/// - `deliverability`, `investigate`: the offending tier's (else smtp-out's) log lines of the
+///   last 30 minutes that the alert counts (`alert_filter`: `stat=Deferred`, `dsn=5`; from the
+///   runbook, never the alert), with `aws logs tail`.
 pub fn next_command(
     verdict: &Verdict,
     evidence: &TriageEvidence,
     config: &Config,
+    alert_filter: &str,
 ) -> Option<String> {
     let region = match config.aws.region.as_deref() {
         Some(region) if is_word(region) => format!(" --region {region}"),
         Some(_) => return None,
         None => String::new(),
     };
-    match verdict.action {
-        Action::NatReplace => {
-            let mut stopped: Vec<&str> = evidence
-                .nat
-                .instances
-                .iter()
-                .filter(|i| i.state == "stopped")
-                .map(|i| i.id.as_str())
-                .collect();
-            stopped.sort_unstable();
-            stopped.dedup();
-            if stopped.is_empty() || !stopped.iter().all(|id| is_instance_id(id)) {
-                return None;
-            }
-            Some(format!(
-                "aws ec2 start-instances --instance-ids {}{region}",
-                stopped.join(" ")
-            ))
-        }
+    let command = match verdict.action {
+        Action::NatReplace => nat_command(evidence)?,
         Action::AddressMapStale => {
             let cluster = &config.cabalmail.cluster;
             let service = &config.cabalmail.tiers.get("smtp-in")?.service;
-            (is_word(cluster) && is_word(service)).then(|| {
-                format!(
-                    "aws ecs update-service --cluster {cluster} --service {service} --force-new-deployment{region}"
-                )
-            })
+            if !(is_word(cluster) && is_word(service)) {
+                return None;
+            }
+            format!(
+                "aws ecs update-service --cluster {cluster} --service {service} --force-new-deployment"
+            )
         }
-        _ => None,
+        Action::ImapLocalDelivery => exec_command(evidence, config, "imap", "/bin/sh")?,
+        Action::InboundRelay => exec_command(evidence, config, "smtp-in", "/bin/sh")?,
+        Action::GreylistingTransient | Action::RemoteCongestion => {
+            exec_command(evidence, config, "smtp-out", "mailq")?
+        }
+        Action::BlocklistCheck => return blocklist_command(evidence, config),
+        Action::Deliverability | Action::Investigate => {
+            logs_command(verdict, config, alert_filter)?
+        }
+        // The other runbooks' actions: never a sendmail verdict's; their runbooks fill in
+        // their own commands.
+        Action::MasterPasswordSync
+        | Action::UserSync
+        | Action::CompromiseInvestigation
+        | Action::ConsumerFix
+        | Action::Rollback
+        | Action::ScaleCluster
+        | Action::FixEfsOwnership
+        | Action::InvestigateCluster => return None,
+    };
+    Some(format!("{command}{region}"))
+}
+
+/// The fix of the broken zones behind some task (every tier), else start every stopped NAT
+/// instance.
+fn nat_command(evidence: &TriageEvidence) -> Option<String> {
+    let every_tier: Vec<&str> = evidence.tiers.iter().map(|f| f.tier.as_str()).collect();
+    let broken = evidence.broken_zones_with_tasks(&every_tier);
+    let stopped_in = |zone_nats: Vec<&str>| -> Vec<String> {
+        let mut ids: Vec<String> = evidence
+            .nat
+            .instances
+            .iter()
+            .filter(|i| i.state == "stopped" && zone_nats.contains(&i.id.as_str()))
+            .map(|i| i.id.clone())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    let start = |ids: Vec<String>| {
+        (!ids.is_empty() && ids.iter().all(|id| is_instance_id(id)))
+            .then(|| format!("aws ec2 start-instances --instance-ids {}", ids.join(" ")))
+    };
+    if broken.is_empty() {
+        let all: Vec<&str> = evidence
+            .nat
+            .instances
+            .iter()
+            .map(|i| i.id.as_str())
+            .collect();
+        return start(stopped_in(all));
     }
+    let zone_nats: Vec<&str> = broken
+        .iter()
+        .filter_map(|(_, e)| e.nat_id.as_deref())
+        .collect();
+    if let Some(command) = start(stopped_in(zone_nats)) {
+        return Some(command);
+    }
+    broken.iter().find_map(|(_, egress)| {
+        let nat = egress.nat_id.as_deref()?;
+        let nat_runs = matches!(egress.nat_state.as_deref(), Some("running" | "available"));
+        let verb = match egress.route_state.as_deref() {
+            Some("blackhole") => "replace-route",
+            Some("none") => "create-route",
+            _ if egress.source_dest_check == Some(true) && is_instance_id(nat) => {
+                return Some(format!(
+                    "aws ec2 modify-instance-attribute --instance-id {nat} --no-source-dest-check"
+                ))
+            }
+            _ => return None,
+        };
+        let table = egress.route_table.as_deref().filter(|t| is_aws_id(t, "rtb-"))?;
+        let target = if is_instance_id(nat) {
+            format!("--instance-id {nat}")
+        } else if is_aws_id(nat, "nat-") {
+            format!("--nat-gateway-id {nat}")
+        } else {
+            return None;
+        };
+        nat_runs.then(|| {
+            format!(
+                "aws ec2 {verb} --route-table-id {table} --destination-cidr-block 0.0.0.0/0 {target}"
+            )
+        })
+    })
+}
+
+/// ECS Exec into the first task of `tier` (ids from ECS's answers) running `command`.
+fn exec_command(
+    evidence: &TriageEvidence,
+    config: &Config,
+    tier: &str,
+    command: &str,
+) -> Option<String> {
+    let cluster = &config.cabalmail.cluster;
+    let container = &config.cabalmail.tiers.get(tier)?.container;
+    let task = evidence.tier(tier)?.tasks.iter().find(|t| is_task_id(t))?;
+    (is_word(cluster) && is_word(container)).then(|| {
+        format!(
+            "aws ecs execute-command --cluster {cluster} --task {task} --container {container} --interactive --command \"{command}\""
+        )
+    })
+}
+
+/// The first listed NAT IP (else the first NAT IPv4) looked up in the first configured blocklist
+/// (no AWS call: no region).
+fn blocklist_command(evidence: &TriageEvidence, config: &Config) -> Option<String> {
+    let listed = evidence.listed_ips();
+    let ip: std::net::Ipv4Addr = listed
+        .iter()
+        .copied()
+        .chain(evidence.nat_ips.iter().map(String::as_str))
+        .find_map(|ip| ip.parse().ok())?;
+    let zone = config.dnsbl.zones.first().filter(|z| is_word(z))?;
+    let [a, b, c, d] = ip.octets();
+    Some(format!("dig +short {d}.{c}.{b}.{a}.{zone}"))
+}
+
+/// The alert's lines of the offending tier (else smtp-out) over the last 30 minutes.
+fn logs_command(verdict: &Verdict, config: &Config, pattern: &str) -> Option<String> {
+    let tier = match verdict.offending_tier {
+        OffendingTier::Imap => "imap",
+        OffendingTier::SmtpIn => "smtp-in",
+        _ => "smtp-out",
+    };
+    let group = &config.cabalmail.tiers.get(tier)?.log_group;
+    let safe = !group.is_empty()
+        && group
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/' | b'#'))
+        && !group.starts_with('-');
+    safe.then(|| format!("aws logs tail {group} --since 30m --filter-pattern '\"{pattern}\"'"))
+}
+
+/// An ECS task id: 32 hexadecimal digits (or an older 36-character UUID).
+fn is_task_id(id: &str) -> bool {
+    matches!(id.len(), 32 | 36) && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+}
+
+/// An EC2 id with its prefix and 8 or 17 hexadecimal digits.
+fn is_aws_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix).is_some_and(|hex| {
+        matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    })
 }
 
 /// An EC2 instance id: `i-` and 8 or 17 hexadecimal digits.
 fn is_instance_id(id: &str) -> bool {
-    id.strip_prefix("i-").is_some_and(|hex| {
-        matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| b.is_ascii_hexdigit())
-    })
+    is_aws_id(id, "i-")
 }
 
 /// A name safe on a command line as it is: letters, digits, `-`, `_`, `.`.
@@ -111,6 +246,7 @@ mod tests {
             nat_ips: vec![],
             dnsbl: BTreeMap::new(),
             dnsbl_checked: true,
+            zones: BTreeMap::new(),
         }
     }
 
@@ -123,18 +259,29 @@ mod tests {
             instance("i-0123456789abcdef0", "running"),
         ]);
         assert_eq!(
-            next_command(&verdict(Action::NatReplace), &e, &config).as_deref(),
+            next_command(&verdict(Action::NatReplace), &e, &config, "stat=Deferred").as_deref(),
             Some("aws ec2 start-instances --instance-ids i-0f9e8d7c6b5a49382 --region us-east-1")
         );
         // No region configured: the SDK's default, so the CLI's default too.
         assert_eq!(
-            next_command(&verdict(Action::NatReplace), &e, &Config::default()).as_deref(),
+            next_command(
+                &verdict(Action::NatReplace),
+                &e,
+                &Config::default(),
+                "stat=Deferred"
+            )
+            .as_deref(),
             Some("aws ec2 start-instances --instance-ids i-0f9e8d7c6b5a49382")
         );
         // A running NAT (a 4.4 wave) has no single command.
         let running = evidence(vec![instance("i-0123456789abcdef0", "running")]);
         assert_eq!(
-            next_command(&verdict(Action::NatReplace), &running, &config),
+            next_command(
+                &verdict(Action::NatReplace),
+                &running,
+                &config,
+                "stat=Deferred"
+            ),
             None
         );
     }
@@ -143,13 +290,159 @@ mod tests {
     fn a_stale_address_map_redeploys_the_configured_smtp_in_service() {
         let config = Config::default();
         assert_eq!(
-            next_command(&verdict(Action::AddressMapStale), &evidence(vec![]), &config).as_deref(),
+            next_command(&verdict(Action::AddressMapStale), &evidence(vec![]), &config, "stat=Deferred").as_deref(),
             Some("aws ecs update-service --cluster cabal-mail --service cabal-smtp-in --force-new-deployment")
         );
+    }
+
+    fn tier_with_tasks(name: &str, tasks: &[&str]) -> crate::runbook::evidence::TierFacts {
+        crate::runbook::evidence::TierFacts {
+            tier: name.into(),
+            tasks: tasks.iter().map(|t| t.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn every_action_names_its_next_look_with_identifiers_from_aws_and_configuration() {
+        let mut config = Config::default();
+        config.aws.region = Some("us-east-1".into());
+        let mut e = evidence(vec![]);
+        e.tiers = vec![
+            tier_with_tasks("imap", &["9f1c2d3e4a5b46c7a8b9c0d1e2f3a4b5"]),
+            tier_with_tasks("smtp-in", &["1a2b3c4d5e6f47a8b9c0d1e2f3a4b5c6"]),
+            tier_with_tasks("smtp-out", &["3c4d5e6f7a8b49c0d1e2f3a4b5c6d7e8"]),
+        ];
+        let command = |action| next_command(&verdict(action), &e, &config, "stat=Deferred");
         assert_eq!(
-            next_command(&verdict(Action::Investigate), &evidence(vec![]), &config),
+            command(Action::ImapLocalDelivery).as_deref(),
+            Some("aws ecs execute-command --cluster cabal-mail --task 9f1c2d3e4a5b46c7a8b9c0d1e2f3a4b5 --container imap --interactive --command \"/bin/sh\" --region us-east-1")
+        );
+        assert_eq!(
+            command(Action::InboundRelay).as_deref(),
+            Some("aws ecs execute-command --cluster cabal-mail --task 1a2b3c4d5e6f47a8b9c0d1e2f3a4b5c6 --container smtp-in --interactive --command \"/bin/sh\" --region us-east-1")
+        );
+        for action in [Action::GreylistingTransient, Action::RemoteCongestion] {
+            assert_eq!(
+                command(action).as_deref(),
+                Some("aws ecs execute-command --cluster cabal-mail --task 3c4d5e6f7a8b49c0d1e2f3a4b5c6d7e8 --container smtp-out --interactive --command \"mailq\" --region us-east-1")
+            );
+        }
+        assert_eq!(
+            command(Action::Investigate).as_deref(),
+            Some("aws logs tail /ecs/cabal-smtp-out --since 30m --filter-pattern '\"stat=Deferred\"' --region us-east-1")
+        );
+        assert_eq!(
+            next_command(&verdict(Action::Deliverability), &e, &config, "dsn=5").as_deref(),
+            Some("aws logs tail /ecs/cabal-smtp-out --since 30m --filter-pattern '\"dsn=5\"' --region us-east-1")
+        );
+        // Nothing listed and no NAT IP: no blocklist to look at.
+        assert_eq!(command(Action::BlocklistCheck), None);
+        e.dnsbl = BTreeMap::from([(
+            "203.0.113.7".to_string(),
+            vec![crate::dnsbl::ZoneVerdict {
+                zone: "zen.spamhaus.org".into(),
+                listing: crate::dnsbl::Listing::Listed,
+                codes: vec![],
+                meanings: vec![],
+            }],
+        )]);
+        let first_zone = config.dnsbl.zones[0].clone();
+        assert_eq!(
+            next_command(
+                &verdict(Action::BlocklistCheck),
+                &e,
+                &config,
+                "stat=Deferred"
+            ),
+            Some(format!("dig +short 7.113.0.203.{first_zone}"))
+        );
+        // A task id that is not one (a hostile snapshot) gives no command.
+        e.tiers[0].tasks = vec!["x; reboot".into()];
+        assert_eq!(
+            next_command(
+                &verdict(Action::ImapLocalDelivery),
+                &e,
+                &config,
+                "stat=Deferred"
+            ),
             None
         );
+    }
+
+    fn zone(nat: &str, state: &str, route: &str) -> crate::probe::ZoneEgress {
+        crate::probe::ZoneEgress {
+            nat_id: Some(nat.into()),
+            nat_state: Some(state.into()),
+            route_table: Some("rtb-0b2b2b2b2b2b2b2b2".into()),
+            route_state: Some(route.into()),
+            works: Some(false),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_broken_zone_gets_its_own_fix() {
+        let config = Config::default();
+        let mut e = evidence(vec![
+            instance("i-0a1b2c3d4e5f60718", "running"),
+            instance("i-0b1c2d3e4f5a60719", "stopped"),
+            instance("i-0f9e8d7c6b5a49382", "stopped"),
+        ]);
+        let mut out = tier_with_tasks("smtp-out", &["4d5e6f7a8b9c40d1e2f3a4b5c6d7e8f9"]);
+        out.task_zones = BTreeMap::from([(
+            "4d5e6f7a8b9c40d1e2f3a4b5c6d7e8f9".to_string(),
+            "us-east-1b".to_string(),
+        )]);
+        e.tiers = vec![out];
+        // The stopped NAT of the broken zone, not every stopped instance.
+        e.zones = BTreeMap::from([(
+            "us-east-1b".to_string(),
+            zone("i-0b1c2d3e4f5a60719", "stopped", "active"),
+        )]);
+        let command = |e: &TriageEvidence| {
+            next_command(&verdict(Action::NatReplace), e, &config, "stat=Deferred")
+        };
+        assert_eq!(
+            command(&e).as_deref(),
+            Some("aws ec2 start-instances --instance-ids i-0b1c2d3e4f5a60719")
+        );
+        // A blackhole route with a running NAT in the zone: point the route at it.
+        e.zones.insert(
+            "us-east-1b".into(),
+            zone("i-0c9d8e7f6a5b40321", "running", "blackhole"),
+        );
+        assert_eq!(
+            command(&e).as_deref(),
+            Some("aws ec2 replace-route --route-table-id rtb-0b2b2b2b2b2b2b2b2 --destination-cidr-block 0.0.0.0/0 --instance-id i-0c9d8e7f6a5b40321")
+        );
+        e.zones.insert(
+            "us-east-1b".into(),
+            zone("nat-0c9d8e7f6a5b40321", "available", "none"),
+        );
+        assert_eq!(
+            command(&e).as_deref(),
+            Some("aws ec2 create-route --route-table-id rtb-0b2b2b2b2b2b2b2b2 --destination-cidr-block 0.0.0.0/0 --nat-gateway-id nat-0c9d8e7f6a5b40321")
+        );
+        // No running NAT to point at: no route command.
+        e.zones.insert(
+            "us-east-1b".into(),
+            zone("i-0c9d8e7f6a5b40321", "terminated", "blackhole"),
+        );
+        assert_eq!(command(&e), None);
+        // Source/destination check on.
+        let mut check = zone("i-0c9d8e7f6a5b40321", "running", "active");
+        check.source_dest_check = Some(true);
+        e.zones.insert("us-east-1b".into(), check);
+        assert_eq!(
+            command(&e).as_deref(),
+            Some("aws ec2 modify-instance-attribute --instance-id i-0c9d8e7f6a5b40321 --no-source-dest-check")
+        );
+        // A hostile route table id gives no command.
+        let mut hostile = zone("i-0c9d8e7f6a5b40321", "running", "blackhole");
+        hostile.route_table = Some("rtb-1; curl evil".into());
+        e.zones.insert("us-east-1b".into(), hostile);
+        assert_eq!(command(&e), None);
     }
 
     #[test]
@@ -157,7 +450,12 @@ mod tests {
         let config = Config::default();
         let hostile = evidence(vec![instance("i-0f9e8d7c; rm -rf /", "stopped")]);
         assert_eq!(
-            next_command(&verdict(Action::NatReplace), &hostile, &config),
+            next_command(
+                &verdict(Action::NatReplace),
+                &hostile,
+                &config,
+                "stat=Deferred"
+            ),
             None
         );
         let mut config = Config::default();
@@ -166,7 +464,8 @@ mod tests {
             next_command(
                 &verdict(Action::AddressMapStale),
                 &evidence(vec![]),
-                &config
+                &config,
+                "stat=Deferred"
             ),
             None
         );

@@ -43,8 +43,25 @@ pub async fn run(
     .await;
     let evidence = evidence::build(&gathered.snapshot, &env.config, &env.providers);
     let mut verdict = (spec.verdict)(&evidence, &env.config.runbooks);
-    verdict.next_command = super::next_command::next_command(&verdict, &evidence, &env.config);
-    let snapshot = serde_json::to_value(&gathered.snapshot).map_err(|e| {
+    if super::cut_off::aws_unreachable(&gathered.steps) {
+        verdict.summary = format!("{} {}", super::cut_off::CUT_OFF_LINE, verdict.summary);
+        verdict.confidence = crate::report::Confidence::Low;
+    }
+    // The alert's own filter (the metric filters Cabalmail's alerts count), for a logs command.
+    let alert_filter = if spec.alertname == super::bounced::ALERTNAME {
+        "dsn=5"
+    } else {
+        "stat=Deferred"
+    };
+    verdict.next_command =
+        super::next_command::next_command(&verdict, &evidence, &env.config, alert_filter);
+    // The evidence was built from what the probes saw; what is stored and served is redacted
+    // when captured (docs/contracts.md, "Replay snapshot"), and replays to the same verdict.
+    let mut stored = gathered.snapshot;
+    if !env.config.privacy.show_local_parts {
+        stored.redact_local_parts();
+    }
+    let snapshot = serde_json::to_value(&stored).map_err(|e| {
         RunbookError::Failed(format!("cannot serialize the evidence snapshot: {e}"))
     })?;
     Ok(Report {
@@ -57,6 +74,7 @@ pub async fn run(
         started_at,
         finished_at: OffsetDateTime::now_utc(),
         evidence_snapshot: Some(snapshot),
+        trimmed: None,
     })
 }
 
@@ -76,6 +94,18 @@ pub fn report_evidence(evidence: &TriageEvidence) -> Evidence {
             "public_ips": evidence.nat_ips,
             "instances": evidence.nat.instances,
             "gateways": evidence.nat.gateways,
+            "route_tables": evidence.nat.route_tables,
+            "addresses": evidence.nat.addresses.iter().flatten().map(|a| {
+                let owner = evidence.ip_owner(&a.public_ip);
+                json!({
+                    "public_ip": a.public_ip,
+                    "allocation_id": a.allocation_id,
+                    "name": a.name,
+                    "nat": owner.as_ref().map(|o| o.0.clone()),
+                    "availability_zone": owner.and_then(|o| o.1),
+                })
+            }).collect::<Vec<_>>(),
+            "zones": zones_evidence(evidence),
             "error": evidence.nat.error,
         }),
         dnsbl: if evidence.dnsbl_checked && evidence.dnsbl.is_empty() {
@@ -90,6 +120,27 @@ pub fn report_evidence(evidence: &TriageEvidence) -> Evidence {
         tier_details: details,
         ..Evidence::default()
     }
+}
+
+/// `evidence.nat.zones.<az>`: each zone's egress and the tasks (of every tier) behind it.
+fn zones_evidence(evidence: &TriageEvidence) -> BTreeMap<String, Value> {
+    let every_tier: Vec<&str> = evidence.tiers.iter().map(|f| f.tier.as_str()).collect();
+    evidence
+        .zones
+        .iter()
+        .map(|(zone, egress)| {
+            let mut value = serde_json::to_value(egress).unwrap_or(Value::Null);
+            if let Value::Object(fields) = &mut value {
+                let tasks: Vec<Value> = evidence
+                    .tasks_in_zone(zone, &every_tier)
+                    .into_iter()
+                    .map(|(tier, task)| json!({"tier": tier, "task": task}))
+                    .collect();
+                fields.insert("tasks".into(), Value::Array(tasks));
+            }
+            (zone.clone(), value)
+        })
+        .collect()
 }
 
 fn tier_evidence(facts: &TierFacts) -> TierEvidence {
@@ -237,6 +288,7 @@ mod tests {
                         last_status: Some("RUNNING".into()),
                         exec_agent: None,
                     }],
+                    availability_zone: None,
                 })
                 .collect(),
         );
@@ -271,5 +323,43 @@ mod tests {
         assert_eq!(step_outcome(&report, "dnsbl").0, StepOutcome::Skipped);
         assert_eq!(report.evidence.tiers["smtp-in"].queue_requests, None);
         assert_eq!(report.evidence.tiers["imap"].deferred_lines, None);
+        // AWS answered some of it (a refusal is an answer): not cut off.
+        assert!(!report.verdict.summary().contains("cannot reach AWS"));
+    }
+
+    #[tokio::test]
+    async fn a_bot_cut_off_from_aws_says_so_in_one_line_and_keeps_what_it_knows() {
+        let mut snapshot: Snapshot = serde_json::from_str(SNAPSHOT).unwrap();
+        for (name, tier) in snapshot.tiers.iter_mut() {
+            tier.tasks = Some(Vec::new());
+            tier.task_details = Some(Vec::new());
+            tier.tasks_error = Some(format!("ecs:ListTasks on service cabal-{name} in cluster cabal-mail: cannot reach the AWS endpoint https://ecs.us-east-1.amazonaws.com (dispatch failure); check aws.endpoint_url / aws.endpoints, DNS and the network path to AWS"));
+            tier.exec = None;
+            tier.log_events = Some(Vec::new());
+            tier.log_error = Some(
+                "logs:FilterLogEvents: timed out, the probe's deadline of 15 s ran out".into(),
+            );
+        }
+        let nat = snapshot.nat.as_mut().unwrap();
+        nat.instances.clear();
+        nat.error =
+            Some("ec2:DescribeInstances: timed out, the probe's deadline of 8 s ran out".into());
+        snapshot.dnsbl = None;
+        let report = triage(snapshot).await;
+        assert!(
+            report
+                .verdict
+                .summary()
+                .starts_with(super::super::cut_off::CUT_OFF_LINE),
+            "{}",
+            report.verdict.summary()
+        );
+        assert_eq!(report.verdict.confidence(), Confidence::Low);
+        assert_eq!(
+            report.verdict.sendmail().unwrap().offending_tier,
+            OffendingTier::Unknown
+        );
+        // The steps keep each failure.
+        assert_eq!(step_outcome(&report, "nat").0, StepOutcome::TimedOut);
     }
 }

@@ -72,6 +72,7 @@ impl Runbook for TestRunbook {
             started_at,
             finished_at: OffsetDateTime::now_utc(),
             evidence_snapshot: None,
+            trimmed: None,
         })
     }
 }

@@ -204,11 +204,14 @@ impl Aggregator {
     }
 
     fn clean_text(&self, text: &str) -> String {
-        let capped = cap_length(text.trim(), self.options.max_text_bytes);
+        // Redacted before it is cut: the cut then falls at the same place whether the line was
+        // redacted before (a replay of a stored, redacted snapshot) or not.
+        let text = text.trim();
         if self.options.show_local_parts {
-            capped.into_owned()
+            cap_length(text, self.options.max_text_bytes).into_owned()
         } else {
-            redact_addresses(&capped).into_owned()
+            let redacted = redact_addresses(text);
+            cap_length(&redacted, self.options.max_text_bytes).into_owned()
         }
     }
 

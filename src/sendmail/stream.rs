@@ -18,9 +18,10 @@
 use std::io::{self, Read, Write};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 
-use super::classify::classify_line_with_to;
+use super::classify::{classify_line_with_to, Delivery};
 use super::json::push_record;
 use super::ProviderTable;
+use crate::report::redact::redact_addresses;
 
 /// Longest line read by default; the rest of a longer line is skipped (sendmail's own lines are
 /// under 2 KiB).
@@ -78,8 +79,23 @@ pub fn write_deliveries<R: Read + Send, W: Write>(
     providers: &ProviderTable,
     workers: usize,
     max_line: usize,
+    show_local_parts: bool,
 ) -> Result<(), StreamError> {
-    write_in_batches(input, out, providers, workers, max_line, BATCH_BYTES)
+    let settings = Settings {
+        max_line,
+        show_local_parts,
+    };
+    write_in_batches(input, out, providers, workers, settings, BATCH_BYTES)
+}
+
+/// How each line is treated.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    /// A line's length cap (the rest of a longer line is skipped).
+    max_line: usize,
+    /// Print `reply` and `relay` as logged; else their addresses go through
+    /// `report::redact` (`parse maillog --show-local-parts`).
+    show_local_parts: bool,
 }
 
 /// [`write_deliveries`] with the batch size as a parameter (the tests use tiny batches).
@@ -88,12 +104,12 @@ fn write_in_batches<R: Read + Send, W: Write>(
     out: &mut W,
     providers: &ProviderTable,
     workers: usize,
-    max_line: usize,
+    settings: Settings,
     batch_bytes: usize,
 ) -> Result<(), StreamError> {
     let workers = workers.max(1);
     let batch_bytes = batch_bytes.max(16);
-    let max_line = max_line.max(1);
+    let max_line = settings.max_line.max(1);
     std::thread::scope(|scope| {
         // Input buffers travel reader -> worker -> reader; output buffers worker -> writer ->
         // worker.
@@ -113,6 +129,7 @@ fn write_in_batches<R: Read + Send, W: Write>(
                 spent: spent_tx,
                 providers,
                 max_line,
+                show_local_parts: settings.show_local_parts,
             };
             scope.spawn(move || worker.run());
             to_workers.push(batch_tx);
@@ -313,6 +330,7 @@ struct Worker<'p> {
     spent: Sender<Vec<u8>>,
     providers: &'p ProviderTable,
     max_line: usize,
+    show_local_parts: bool,
 }
 
 impl Worker<'_> {
@@ -346,6 +364,7 @@ impl Worker<'_> {
                     line_text,
                     &finder,
                     self.providers,
+                    self.show_local_parts,
                     &mut output,
                 );
                 start = end + 1;
@@ -366,6 +385,7 @@ fn classify_into(
     text: Option<&str>,
     finder: &memchr::memmem::Finder<'_>,
     providers: &ProviderTable,
+    show_local_parts: bool,
     output: &mut Vec<u8>,
 ) {
     // Most lines of a mail log are not delivery lines: skip them before decoding.
@@ -377,9 +397,23 @@ fn classify_into(
         Ok(text) => std::borrow::Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(bytes),
     };
-    if let Some(delivery) = classify_line_with_to(&text, providers) {
+    let Some(delivery) = classify_line_with_to(&text, providers) else {
+        return;
+    };
+    if show_local_parts {
         push_record(output, line_no, &delivery);
+        return;
     }
+    // The remote reply quotes recipients ("550 5.1.1 <jane@example.com>: unknown"), and a relay
+    // can be logged as `user@host`.
+    let reply = delivery.reply.map(redact_addresses);
+    let relay = delivery.relay.map(redact_addresses);
+    let shown = Delivery {
+        reply: reply.as_deref(),
+        relay: relay.as_deref(),
+        ..delivery
+    };
+    push_record(output, line_no, &shown);
 }
 
 #[cfg(test)]
@@ -387,6 +421,13 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    fn redacting(max_line: usize) -> Settings {
+        Settings {
+            max_line,
+            show_local_parts: false,
+        }
+    }
 
     /// The reference: the definition of the input's lines (split at `\n`, a last line without
     /// one included, each cut at `max_line`), classified in order on one thread.
@@ -400,7 +441,7 @@ mod tests {
         }
         for (n, line) in (1..).zip(lines) {
             let line = &line[..line.len().min(max_line)];
-            classify_into(n, line, None, &finder, &table, &mut out);
+            classify_into(n, line, None, &finder, &table, false, &mut out);
         }
         out
     }
@@ -441,7 +482,14 @@ mod tests {
             sizes: reads.to_vec(),
             turn: 0,
         };
-        let outcome = write_in_batches(chunked, &mut out, &table, workers, max_line, batch_bytes);
+        let outcome = write_in_batches(
+            chunked,
+            &mut out,
+            &table,
+            workers,
+            redacting(max_line),
+            batch_bytes,
+        );
         assert!(outcome.is_ok(), "{outcome:?}");
         out
     }
@@ -585,7 +633,7 @@ mod tests {
         let mut out = Vec::new();
         let table = ProviderTable::builtin();
         let failing = Failing { left: input };
-        match write_in_batches(failing, &mut out, &table, 2, max_line, 4096) {
+        match write_in_batches(failing, &mut out, &table, 2, redacting(max_line), 4096) {
             Err(StreamError::Read { line, error }) => {
                 assert_eq!(error.to_string(), "disk on fire");
                 (out, line)
@@ -651,7 +699,8 @@ mod tests {
         let table = ProviderTable::builtin();
         for workers in [1, 2, 3] {
             let endless = Endless(corpus(), 0);
-            let outcome = write_deliveries(endless, &mut Closed(3), &table, workers, 1 << 20);
+            let outcome =
+                write_deliveries(endless, &mut Closed(3), &table, workers, 1 << 20, false);
             match outcome {
                 Err(StreamError::Write(e)) => assert_eq!(e.kind(), io::ErrorKind::BrokenPipe),
                 other => panic!("{other:?}"),
@@ -664,7 +713,7 @@ mod tests {
         let input = b"Nov 28 20:14:03 h sm-mta[1]: Q0000001: to=<a@gmail.com>, delay=00:00:02, mailer=esmtp, pri=1, relay=gmail-smtp-in.l.google.com. [142.250.31.27], dsn=4.7.28, stat=Deferred: 421-4.7.28 x\nNov 28 20:14:04 h dovecot: imap-login: user=<a>\nQ0000002: to=<b@\xfe.example>, stat=Sent \xff\n\xffQ0000003: to=<c@d.example>, stat=Sent\n";
         let mut out = Vec::new();
         let table = ProviderTable::builtin();
-        assert!(write_deliveries(&input[..], &mut out, &table, 2, MAX_LINE_BYTES).is_ok());
+        assert!(write_deliveries(&input[..], &mut out, &table, 2, MAX_LINE_BYTES, false).is_ok());
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<serde_json::Value> = text
             .lines()
@@ -697,5 +746,31 @@ mod tests {
         assert_eq!(lines[1]["recipient_domain"], "\u{fffd}.example");
         // Garbage before the queue id: not a sendmail message.
         assert!(!text.contains("Q0000003"));
+    }
+
+    #[test]
+    fn reply_and_relay_are_redacted_unless_local_parts_are_shown() {
+        let input = b"Q0000001: to=<jane.doe@example.com>, relay=postmaster@mx.example.com. [192.0.2.1], dsn=5.1.1, reply=550 5.1.1 <jane.doe@example.com>: Recipient address rejected, stat=User unknown\n";
+        let table = ProviderTable::builtin();
+        let run = |show: bool| {
+            let mut out = Vec::new();
+            write_deliveries(&input[..], &mut out, &table, 2, MAX_LINE_BYTES, show).unwrap();
+            let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            line
+        };
+        let redacted = run(false);
+        assert_eq!(
+            redacted["reply"],
+            "550 5.1.1 <j***@example.com>: Recipient address rejected"
+        );
+        assert_eq!(redacted["relay"], "p***@mx.example.com");
+        assert_eq!(redacted["recipient_domain"], "example.com");
+        assert_eq!(redacted["reply_dsn"], "5.1.1");
+        let shown = run(true);
+        assert_eq!(
+            shown["reply"],
+            "550 5.1.1 <jane.doe@example.com>: Recipient address rejected"
+        );
+        assert_eq!(shown["relay"], "postmaster@mx.example.com");
     }
 }

@@ -124,6 +124,9 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
         .map(|alert| IncomingAlert {
             key: EpisodeKey::new(&payload.group_key, &alert.fingerprint, alert.starts_at),
             has_runbook: state.runbooks.has(alert.alertname()),
+            announce: state.post_unknown_alerts
+                && alert.status == crate::alert::AlertStatus::Firing
+                && !state.runbooks.has(alert.alertname()),
             alert,
             max_attempts: state.limits.max_attempts,
             receiver: payload.receiver.clone(),
@@ -141,6 +144,12 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
                     format!("not stored, retry: {error}"),
                 )
             }
+            // Alertmanager resends a 5xx forever and drops a 4xx: an alert that can never be
+            // stored is refused for good, saying why.
+            LedgerError::TooLarge(_) => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("not stored, do not retry: {error}"),
+            ),
             LedgerError::Corrupt(_) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("not stored: {error}"),
@@ -159,6 +168,10 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
     }
     if created > 0 {
         state.work_available.notify_waiters();
+    }
+    // New episodes, repeats and resolutions write delivery rows with the ingest.
+    if !results.is_empty() {
+        state.deliveries_written.tell();
     }
     tracing::info!(
         group_key = %excerpt(&payload.group_key),

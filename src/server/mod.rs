@@ -31,6 +31,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Wakes idle workers when new jobs are recorded.
     pub work_available: Arc<Notify>,
+    /// Told after an ingest wrote delivery rows, so the outbox sends them at once.
+    pub deliveries_written: Arc<crate::ledger::DeliveriesWritten>,
+    /// `notify.unknown_alerts = "post"`: an alert without a runbook gets one message.
+    pub post_unknown_alerts: bool,
     pub limits: Limits,
     /// `/readyz`'s cached ledger check.
     pub readiness: Arc<ready::Readiness>,

@@ -18,8 +18,9 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::config::WorkerConfig;
-use crate::ledger::{JobState, LeasedJob, Ledger};
+use crate::ledger::{JobState, LeasedJob, Ledger, LedgerError};
 use crate::metrics::{Metrics, OutcomeLabels};
+use crate::report::fit::{fit_report_json, MAX_STORED_REPORT_BYTES};
 use crate::runbook::{Registry, TriageRequest};
 use crate::shutdown::Shutdown;
 use crate::timing::Backoff;
@@ -38,6 +39,8 @@ pub struct WorkerPool {
     pub runbooks: Arc<Registry>,
     pub metrics: Arc<Metrics>,
     pub work_available: Arc<Notify>,
+    /// Told after a triage ended (its verdict or failure rows are written).
+    pub deliveries_written: Arc<crate::ledger::DeliveriesWritten>,
     pub config: WorkerConfig,
     /// Prefix of lease owner names (host and process), so a lease names who holds it.
     pub owner_prefix: String,
@@ -77,6 +80,8 @@ impl WorkerPool {
             {
                 Ok(Some(job)) => {
                     failed_leases = 0;
+                    // The first lease of a job writes its `started` rows.
+                    self.deliveries_written.tell();
                     self.run_job(&owner, job, &shutdown).await;
                     continue;
                 }
@@ -166,12 +171,14 @@ impl WorkerPool {
         let error = match result {
             Ok(Ok(Ok(report))) => match serde_json::to_string(&report) {
                 Ok(json) => {
+                    let json = fit_report_json(json, MAX_STORED_REPORT_BYTES);
                     match self
                         .ledger
-                        .complete_job(job.job_id, owner, json, OffsetDateTime::now_utc())
+                        .complete_job(job.job_id, owner, json.clone(), OffsetDateTime::now_utc())
                         .await
                     {
                         Ok(true) => {
+                            self.deliveries_written.tell();
                             self.observe(started, "triaged");
                             tracing::info!(
                                 episode = %job.episode_id,
@@ -181,6 +188,26 @@ impl WorkerPool {
                         }
                         Ok(false) => {
                             tracing::warn!(episode = %job.episode_id, "lease lost before the report was stored; another worker owns the job")
+                        }
+                        // The ledger trims a report to its bound; an item that still cannot
+                        // hold it (its delivery rows grew) keeps the verdict without evidence
+                        // rather than running the triage again.
+                        Err(LedgerError::TooLarge(why)) => {
+                            tracing::warn!(episode = %job.episode_id, %why, "report too large to store; storing the verdict without its evidence snapshot");
+                            let small = fit_report_json(json, 0);
+                            match self
+                                .ledger
+                                .complete_job(job.job_id, owner, small, OffsetDateTime::now_utc())
+                                .await
+                            {
+                                Ok(true) => self.observe(started, "triaged"),
+                                Ok(false) => {
+                                    tracing::warn!(episode = %job.episode_id, "lease lost before the report was stored; another worker owns the job")
+                                }
+                                Err(error) => {
+                                    tracing::error!(%error, episode = %job.episode_id, "cannot store report; the job will be retried when its lease expires")
+                                }
+                            }
                         }
                         Err(error) => {
                             tracing::error!(%error, episode = %job.episode_id, "cannot store report; the job will be retried when its lease expires")
@@ -220,6 +247,7 @@ impl WorkerPool {
             .await
         {
             Ok(JobState::Failed) => {
+                self.deliveries_written.tell();
                 self.observe(started, "failed");
                 tracing::error!(episode = %job.episode_id, attempt = job.attempt, %error, "triage failed; no attempt left");
             }

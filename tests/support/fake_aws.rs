@@ -93,6 +93,16 @@ pub struct FakeTask {
     pub agent: Option<&'static str>,
 }
 
+/// The zone the fake places a task in: `us-east-1a` when the bytes of its id add up to an even
+/// number, else `us-east-1b` (deterministic, two zones as Cabalmail's tasks spread).
+pub fn fake_zone(id: &str) -> &'static str {
+    if id.bytes().map(u32::from).sum::<u32>() % 2 == 0 {
+        "us-east-1a"
+    } else {
+        "us-east-1b"
+    }
+}
+
 /// A fake ECS control plane (ListTasks, DescribeTasks) for one cluster, `page_size` ARNs per
 /// ListTasks page.
 #[derive(Clone, Debug)]
@@ -169,6 +179,7 @@ impl FakeEcs {
                                 "lastStatus": "RUNNING",
                                 "desiredStatus": t.desired_status,
                                 "enableExecuteCommand": t.exec_enabled,
+                                "availabilityZone": fake_zone(&t.id),
                                 "containers": [{
                                     "name": t.container,
                                     "lastStatus": "RUNNING",

@@ -145,6 +145,11 @@ def seed_full():
     web = instance("web-1", subnets[1])
     eip0 = ec2.allocate_address(Domain="vpc")
     ec2.associate_address(InstanceId=nat0, AllocationId=eip0["AllocationId"])
+    # Cabalmail's NAT Elastic IPs are tagged cabal-nat-eip-<n>; the stopped NAT keeps its own.
+    eip1 = ec2.allocate_address(Domain="vpc")
+    ec2.associate_address(InstanceId=nat1, AllocationId=eip1["AllocationId"])
+    ec2.create_tags(Resources=[eip0["AllocationId"]], Tags=[{"Key": "Name", "Value": "cabal-nat-eip-0"}])
+    ec2.create_tags(Resources=[eip1["AllocationId"]], Tags=[{"Key": "Name", "Value": "cabal-nat-eip-1"}])
     ec2.stop_instances(InstanceIds=[nat1])
     ec2.terminate_instances(InstanceIds=[nat2])
     eip_gw = ec2.allocate_address(Domain="vpc")
@@ -155,6 +160,29 @@ def seed_full():
     other_gw = ec2.create_nat_gateway(SubnetId=subnets[0], AllocationId=other_eip["AllocationId"],
                                       TagSpecifications=[{"ResourceType": "natgateway",
                                                           "Tags": [{"Key": "Name", "Value": "shared-egress"}]}])
+    # Cabalmail's routing: one private subnet and route table per zone, the default route to
+    # the zone's NAT (an instance's interface, or a gateway); NAT instances forward with their
+    # source/destination check off. A public table and an untagged one stay out.
+    ec2.modify_instance_attribute(InstanceId=nat0, SourceDestCheck={"Value": False})
+    private = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{10 + k}.0/24",
+                                 AvailabilityZone=az)["Subnet"]["SubnetId"]
+               for k, az in enumerate(["us-east-1a", "us-east-1b"])]
+
+    def route_table(name, subnet, **target):
+        tags = [{"ResourceType": "route-table", "Tags": [{"Key": "Name", "Value": name}]}]
+        table = ec2.create_route_table(VpcId=vpc, TagSpecifications=tags)["RouteTable"]["RouteTableId"]
+        ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
+        ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", **target)
+        return table
+
+    nat0_eni = ec2.describe_instances(InstanceIds=[nat0])["Reservations"][0]["Instances"][0][
+        "NetworkInterfaces"][0]["NetworkInterfaceId"]
+    rt0 = route_table("cabal-private-rt-0", private[0], NetworkInterfaceId=nat0_eni)
+    rt1 = route_table("cabal-private-rt-1", private[1],
+                      NatGatewayId=gw["NatGateway"]["NatGatewayId"])
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    public_rt = route_table("cabal-public-rt", subnets[0], GatewayId=igw)
     desc = {i["InstanceId"]: i for r in ec2.describe_instances(InstanceIds=[nat0, nat1, nat2])["Reservations"]
             for i in r["Instances"]}
     out["nat"] = {
@@ -170,6 +198,12 @@ def seed_full():
                             "az": desc[nat2]["Placement"]["AvailabilityZone"]},
         },
         "excluded": [legacy, web, other_gw["NatGateway"]["NatGatewayId"]],
+        "route_tables": {"cabal-private-rt-0": {"id": rt0, "az": "us-east-1a", "target": nat0_eni},
+                         "cabal-private-rt-1": {"id": rt1, "az": "us-east-1b",
+                                                "target": gw["NatGateway"]["NatGatewayId"]}},
+        "public_route_table": public_rt,
+        "addresses": {"cabal-nat-eip-0": {"public_ip": eip0["PublicIp"], "instance": nat0},
+                      "cabal-nat-eip-1": {"public_ip": eip1["PublicIp"], "instance": nat1}},
         "gateway": {"id": gw["NatGateway"]["NatGatewayId"], "public_ip": eip_gw["PublicIp"],
                     "state": gw["NatGateway"]["State"], "subnet": subnets[1]},
     }

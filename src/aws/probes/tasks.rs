@@ -21,6 +21,7 @@ fn task_info(raw: RawTask) -> TaskInfo {
         arn: raw.arn,
         last_status: raw.last_status,
         exec_enabled: raw.enable_execute_command,
+        availability_zone: raw.availability_zone,
         started_at: raw.started_at,
         containers: raw
             .containers

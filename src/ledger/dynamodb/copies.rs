@@ -78,8 +78,52 @@ pub(super) fn contention(id: &str, conflicts: u32, consequence: &str) -> LedgerE
     ))
 }
 
+/// The episode items this process remembers, with the bytes they hold: a count alone let a
+/// replica's memory grow with the size of what it remembered (4096 items with their reports).
+#[derive(Default)]
+pub(super) struct ItemCache {
+    items: HashMap<String, KnownItem>,
+    bytes: usize,
+}
+
+impl ItemCache {
+    fn forget(&mut self, id: &str) {
+        if let Some(known) = self.items.remove(id) {
+            self.bytes -= known.bytes;
+        }
+    }
+
+    /// Room for an item of `bytes`: some items forgotten when the cache is full by count or
+    /// by size (a quarter of them, or more until the new item fits).
+    fn make_room(&mut self, bytes: usize) {
+        if self.items.len() < ITEM_CACHE && self.bytes + bytes <= ITEM_CACHE_BYTES {
+            return;
+        }
+        let mut forget: Vec<String> = Vec::new();
+        let mut freed = 0;
+        for (id, known) in &self.items {
+            if forget.len() >= ITEM_CACHE / 4 && self.bytes - freed + bytes <= ITEM_CACHE_BYTES {
+                break;
+            }
+            forget.push(id.clone());
+            freed += known.bytes;
+        }
+        for id in forget {
+            self.forget(&id);
+        }
+    }
+
+    /// How many items and bytes are remembered.
+    #[cfg(test)]
+    pub(super) fn usage(&self) -> (usize, usize) {
+        (self.items.len(), self.bytes)
+    }
+}
+
 /// An episode item as this process last saw it.
 pub(super) struct KnownItem {
+    /// `item_size` of `item`.
+    bytes: usize,
     item: Item,
     /// This process wrote the item's `version` (created the episode, or made the versioned
     /// change that produced it): the copy is likely current, and the work that follows (the
@@ -89,8 +133,13 @@ pub(super) struct KnownItem {
 }
 
 /// Episode items this process remembers (see `DynamoLedger::items`); beyond this many, some
-/// are forgotten (a forgotten item costs one read when next needed).
-pub(super) const ITEM_CACHE: usize = 4096;
+/// are forgotten (a forgotten item costs one read when next needed). The episodes in flight
+/// (being triaged or delivered) are a few dozen; 4096 remembered items held 30 MiB more at
+/// 10,000 episodes than at 500 (`bench/memory-episodes.sh`, docs/benchmarks.md).
+pub(super) const ITEM_CACHE: usize = 1024;
+/// The most bytes of items (as DynamoDB counts them; the SDK's copy in memory takes a few times
+/// that) this process remembers: 4 MiB, some sixteen items with reports at their largest.
+pub(super) const ITEM_CACHE_BYTES: usize = 4 << 20;
 
 impl DynamoLedger {
     /// The episode item as this process last saw it, if it remembers it.
@@ -98,6 +147,7 @@ impl DynamoLedger {
         self.items
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .items
             .get(id)
             .map(|known| known.item.clone())
     }
@@ -107,6 +157,7 @@ impl DynamoLedger {
         self.items
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .items
             .get(id)
             .map(|known| known.written_here)
     }
@@ -114,15 +165,15 @@ impl DynamoLedger {
     /// Remembers the latest item seen of an episode (None: it does not exist);
     /// `written_here`: this process just wrote its `version` (see `KnownItem`).
     pub(super) fn remember(&self, id: &str, item: Option<&Item>, written_here: bool) {
-        let mut items = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.items.lock().unwrap_or_else(|p| p.into_inner());
         let Some(item) = item else {
-            items.remove(id);
+            cache.forget(id);
             return;
         };
         // Only ever move forward: a slower response must not replace a newer copy.
         let version = get_n(item, "version");
         let mut written_here = written_here;
-        if let Some(known) = items.get(id) {
+        if let Some(known) = cache.items.get(id) {
             let known_version = get_n(&known.item, "version");
             if known_version.is_some_and(|known| version.is_some_and(|v| v < known)) {
                 return;
@@ -130,18 +181,60 @@ impl DynamoLedger {
             // Same version (a counter update, a read): whoever wrote it still did.
             written_here |= known.written_here && known_version == version;
         }
-        if items.len() >= ITEM_CACHE && !items.contains_key(id) {
-            let forget: Vec<String> = items.keys().take(ITEM_CACHE / 4).cloned().collect();
-            for key in forget {
-                items.remove(&key);
-            }
+        cache.forget(id);
+        let bytes = item_size(item) + id.len();
+        if bytes > ITEM_CACHE_BYTES / 4 {
+            return; // not worth what it would push out
         }
-        items.insert(
+        cache.make_room(bytes);
+        cache.bytes += bytes;
+        cache.items.insert(
             id.to_string(),
             KnownItem {
+                bytes,
                 item: item.clone(),
                 written_here,
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Remembering many large items keeps the cache within its byte bound, and the item just
+    /// written is remembered.
+    #[tokio::test]
+    async fn the_item_cache_is_bounded_by_bytes_as_well_as_count() {
+        let dynalite = super::super::test_dynalite::Dynalite::start();
+        let ledger = dynalite.ledger("cache", Vec::new()).await;
+        let report = s("r".repeat(200_000));
+        for i in 0..400 {
+            let id = format!("episode-{i}");
+            let item = Item::from([
+                ("version".to_string(), n(1)),
+                ("report_json".to_string(), report.clone()),
+            ]);
+            ledger.remember(&id, Some(&item), true);
+            assert!(ledger.cached(&id).is_some(), "{i}");
+            let (_, bytes) = ledger.items.lock().unwrap().usage();
+            assert!(bytes <= ITEM_CACHE_BYTES, "{i}: {bytes}");
+        }
+        let (count, _) = ledger.items.lock().unwrap().usage();
+        assert!(count < 100, "{count}");
+        // Small items: the count bound.
+        for i in 0..(ITEM_CACHE + 100) {
+            let item = Item::from([("version".to_string(), n(1))]);
+            ledger.remember(&format!("small-{i}"), Some(&item), false);
+        }
+        let (count, bytes) = ledger.items.lock().unwrap().usage();
+        assert!(count <= ITEM_CACHE, "{count}");
+        assert!(bytes <= ITEM_CACHE_BYTES, "{bytes}");
+        // Forgetting gives the bytes back.
+        ledger.remember("small-0", None, false);
+        ledger.remember(&format!("small-{}", ITEM_CACHE + 99), None, false);
+        let (_, after) = ledger.items.lock().unwrap().usage();
+        assert!(after < bytes, "{after} {bytes}");
     }
 }

@@ -3,6 +3,7 @@
 //! atomic `ADD`), or resolves the episode (a versioned write with its outbox rows).
 
 use super::*;
+use crate::report::fit::MAX_STORED_ALERT_BYTES;
 
 /// What ingest reads of existing episodes.
 pub(super) const SNAPSHOT_ATTRIBUTES: &[&str] = &[
@@ -53,6 +54,17 @@ impl DynamoLedger {
     ) -> Result<Vec<IngestResult>, LedgerError> {
         let now_ms = unix_ms(now);
         let ids: Vec<String> = alerts.iter().map(|a| a.key.id()).collect();
+        // Refused before anything is written: an alert whose episode item leaves no room for
+        // its report can never be stored, and a 5xx would make Alertmanager resend it forever.
+        for (incoming, id) in alerts.iter().zip(&ids) {
+            let (item, _) = self.new_episode(incoming, id, now_ms)?;
+            let size = item_size(&item);
+            if size > MAX_STORED_ALERT_BYTES {
+                return Err(LedgerError::TooLarge(format!(
+                    "the alert of episode {id} makes a ledger item of {size} bytes; at most {MAX_STORED_ALERT_BYTES} are stored so that its report fits beside it in one DynamoDB item (400 KB): shorten the alert's labels and annotations"
+                )));
+            }
+        }
         let mut snapshots = self.read_snapshots(&ids).await?;
         // The alerts of one episode in order (a notification may name one twice), episodes
         // side by side.
@@ -129,10 +141,14 @@ impl DynamoLedger {
             pause_after_conflicts(conflicts).await;
             let Some(existing) = &snapshot else {
                 let (item, state) = self.new_episode(incoming, id, now_ms)?;
+                let item_has_rows = item.contains_key(OUTBOX_PK);
                 match self.put_new(id, item).await? {
                     Ok(()) => {
                         if state == EpisodeState::Queued {
                             self.job_generation.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if item_has_rows {
+                            self.row_generation.fetch_add(1, Ordering::Relaxed);
                         }
                         return Ok(IngestResult {
                             id: id.to_string(),
@@ -300,6 +316,16 @@ impl DynamoLedger {
         if let Some(ends_at) = incoming.alert.ends_at {
             episode.insert("ends_at".into(), s(rfc3339(ends_at)));
         }
+        if state == EpisodeState::NoRunbook && incoming.announce {
+            let mut rows = Rows::new();
+            if self.add_rows(&mut rows, DeliveryKind::Started, 0, now_ms) {
+                if let Some(due) = outbox_due(&rows) {
+                    episode.insert(OUTBOX_PK.to_string(), s(outbox_pk(id)));
+                    episode.insert(OUTBOX_SK.to_string(), s(outbox_sk(due, id)));
+                }
+                episode.insert("rows".to_string(), rows_value(&rows));
+            }
+        }
         if state == EpisodeState::Queued {
             episode.extend([
                 ("job_state".to_string(), s(JobState::Queued.as_str())),
@@ -314,5 +340,67 @@ impl DynamoLedger {
             ]);
         }
         Ok((episode, state))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::alert::AlertStatus;
+    use crate::ledger::tests::{incoming, T0};
+    use crate::ledger::{Ledger, LedgerError};
+
+    /// An alert whose item leaves no room for its report is refused before anything is written,
+    /// as a permanent error; DynamoDB's own item-size refusal (PutItem and UpdateItem) is the same
+    /// permanent error, never "unavailable, retry".
+    #[tokio::test]
+    async fn dynamodb_item_limits_are_permanent_errors() {
+        use aws_sdk_dynamodb::types::AttributeValue;
+
+        let dynalite = super::super::test_dynalite::Dynalite::start();
+        let ledger = dynalite.ledger("limits", Vec::new()).await;
+        let small = incoming("00000000000small", T0, AlertStatus::Firing, true);
+        let mut big = incoming("000000000000big1", T0, AlertStatus::Firing, true);
+        big.alert.labels.insert("huge".into(), "x".repeat(900_000));
+        let error = ledger
+            .ingest(vec![small.clone(), big], T0)
+            .await
+            .expect_err("too large");
+        let text = error.to_string();
+        assert!(matches!(error, LedgerError::TooLarge(_)), "{text}");
+        assert!(
+            text.contains("400 KB") && !text.contains("xxxxxxxx"),
+            "{text}"
+        );
+        assert!(ledger.get_episode(&small.key.id()).await.unwrap().is_none());
+        // An alert of ordinary size is stored.
+        ledger.ingest(vec![small.clone()], T0).await.unwrap();
+
+        let client = ledger.sdk_client();
+        let blob = AttributeValue::S("y".repeat(500_000));
+        let put = client
+            .put_item()
+            .table_name(ledger.table())
+            .item("pk", AttributeValue::S("EP#big".into()))
+            .item("sk", AttributeValue::S("EP".into()))
+            .item("blob", blob.clone())
+            .send()
+            .await
+            .expect_err("over 400 KB");
+        let error = super::super::sdk_error("PutItem", ledger.table(), put);
+        assert!(matches!(error, LedgerError::TooLarge(_)), "{error}");
+        let update = client
+            .update_item()
+            .table_name(ledger.table())
+            .key("pk", AttributeValue::S(format!("EP#{}", small.key.id())))
+            .key("sk", AttributeValue::S("EP".into()))
+            .update_expression("SET #b = :b")
+            .expression_attribute_names("#b", "blob")
+            .expression_attribute_values(":b", blob)
+            .send()
+            .await
+            .expect_err("over 400 KB");
+        let error = super::super::sdk_error("UpdateItem", ledger.table(), update);
+        assert!(matches!(error, LedgerError::TooLarge(_)), "{error}");
+        assert!(error.to_string().contains("Item size"), "{error}");
     }
 }

@@ -74,6 +74,34 @@ pub fn shard_of(id: &str) -> u32 {
     (stable_id(id) % i64::from(SHARDS)) as u32
 }
 
+/// An item's size as DynamoDB counts it against its 400 KB limit: each attribute's name and
+/// value, strings and binaries by their bytes, numbers by about one byte per two digits, maps and
+/// lists with their elements and a few bytes of overhead each (an estimate that errs high).
+pub fn item_size(item: &Item) -> usize {
+    item.iter()
+        .map(|(name, value)| name.len() + value_size(value))
+        .sum()
+}
+
+fn value_size(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(text) => text.len(),
+        AttributeValue::N(number) => number.len().div_ceil(2) + 1,
+        AttributeValue::B(blob) => blob.as_ref().len(),
+        AttributeValue::Ss(texts) => texts.iter().map(String::len).sum(),
+        AttributeValue::Ns(numbers) => numbers.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
+        AttributeValue::Bs(blobs) => blobs.iter().map(|b| b.as_ref().len()).sum(),
+        AttributeValue::M(map) => {
+            3 + map
+                .iter()
+                .map(|(name, value)| 1 + name.len() + value_size(value))
+                .sum::<usize>()
+        }
+        AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+        _ => 1,
+    }
+}
+
 /// Millisecond times in sort keys: fixed width, so that text order is time order.
 pub fn ms_key(ms: i64) -> String {
     format!("{:013}", ms.max(0))

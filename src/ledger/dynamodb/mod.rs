@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::types::{
@@ -47,6 +47,7 @@ use time::OffsetDateTime;
 use super::*;
 use crate::alert::{pagerduty_dedup_key, AlertStatus};
 use crate::config::AwsConfig;
+use crate::report::fit::{fit_report_json, MAX_STORED_REPORT_BYTES};
 use candidates::*;
 use change::Change;
 use copies::*;
@@ -90,7 +91,7 @@ pub struct DynamoLedger {
     row_generation: AtomicU64,
     /// The last version of episode items this process read or wrote, by episode id: the
     /// starting point of its next conditional write of that episode (see `WorkingCopy`).
-    items: Mutex<HashMap<String, KnownItem>>,
+    items: Mutex<ItemCache>,
     /// See `RECORD_LOCKS`.
     record_locks: Vec<tokio::sync::Mutex<()>>,
     /// See `INGEST_IN_FLIGHT`.
@@ -100,13 +101,30 @@ pub struct DynamoLedger {
 /// An SDK error as a ledger error an operator can act on.
 pub(crate) fn sdk_error<E, R>(operation: &str, table: &str, error: SdkError<E, R>) -> LedgerError
 where
-    E: std::error::Error + 'static,
+    E: std::error::Error + ProvideErrorMetadata + 'static,
     R: std::fmt::Debug,
 {
+    if is_item_too_large(&error) {
+        return LedgerError::TooLarge(format!(
+            "DynamoDB {operation} refused the item: {}; an item holds at most 400 KB (alert labels and annotations included)",
+            error.message().unwrap_or("item size exceeded")
+        ));
+    }
     LedgerError::Unavailable(format!(
         "DynamoDB {operation} on table {table} failed: {}; check aws.endpoint_url / aws.region, credentials and the IAM policy",
         DisplayErrorContext(&error)
     ))
+}
+
+/// DynamoDB's `ValidationException: Item size has exceeded the maximum allowed size` (PutItem)
+/// or `Item size to update has exceeded ...` (UpdateItem): permanent, unlike other failures.
+fn is_item_too_large<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
+    error.as_service_error().is_some_and(|service| {
+        service.code() == Some("ValidationException")
+            && service
+                .message()
+                .is_some_and(|message| message.contains("Item size"))
+    })
 }
 
 impl DynamoLedger {
@@ -150,7 +168,7 @@ impl DynamoLedger {
             rows_queue: tokio::sync::Mutex::new(Candidates::default()),
             job_generation: AtomicU64::new(0),
             row_generation: AtomicU64::new(0),
-            items: Mutex::new(HashMap::new()),
+            items: Mutex::new(ItemCache::default()),
             record_locks: (0..RECORD_LOCKS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -167,9 +185,15 @@ impl DynamoLedger {
         &self.table
     }
 
+    /// The SDK client, for tests that make DynamoDB answer what the ledger never asks.
+    #[cfg(test)]
+    pub(crate) fn sdk_client(&self) -> &Client {
+        &self.client
+    }
+
     fn unavailable<E, R>(&self, operation: &str, error: SdkError<E, R>) -> LedgerError
     where
-        E: std::error::Error + 'static,
+        E: std::error::Error + ProvideErrorMetadata + 'static,
         R: std::fmt::Debug,
     {
         sdk_error(operation, &self.table, error)
@@ -507,6 +531,7 @@ impl Ledger for DynamoLedger {
         report_json: String,
         now: OffsetDateTime,
     ) -> Result<bool, LedgerError> {
+        let report_json = fit_report_json(report_json, MAX_STORED_REPORT_BYTES);
         jobs::complete(self, job_id, owner, report_json, unix_ms(now)).await
     }
 

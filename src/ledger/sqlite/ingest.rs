@@ -76,6 +76,9 @@ fn ingest_one(
                 )
                 .map_err(unavailable)?;
             }
+            if state == EpisodeState::NoRunbook && incoming.announce {
+                enqueue_deliveries(tx, routes, &id, DeliveryKind::Started, now_ms)?;
+            }
             Ok(IngestResult {
                 id,
                 alertname,

@@ -26,9 +26,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::*;
 use crate::alert::{pagerduty_dedup_key, AlertStatus, WebhookAlert};
+use crate::report::fit::{fit_report_json, MAX_STORED_REPORT_BYTES};
 
 mod checkpoint;
 mod episodes;
+mod files;
 mod ingest;
 mod jobs;
 mod outbox;
@@ -64,19 +66,19 @@ impl SqliteLedger {
     /// leases a previous process left behind.
     pub fn open(path: &Path, routes: Vec<Route>) -> Result<SqliteLedger, LedgerError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
+            files::create_private_dir(parent).map_err(|e| {
                 file_unavailable(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
         let lock_path = lock_path(path);
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
+        let lock = files::open_private(&lock_path)
             .map_err(|e| file_unavailable(format!("cannot open {}: {e}", lock_path.display())))?;
         lock.try_lock()
             .map_err(|e| LedgerError::Locked(format!("{} ({e})", lock_path.display())))?;
+        // Created empty and private before SQLite opens it (an empty file is a new database),
+        // so that its -wal and -shm are private too.
+        files::open_private(path)
+            .map_err(|e| file_unavailable(format!("cannot open {}: {e}", path.display())))?;
 
         let mut writer = open_connection(path)?;
         // Checkpoints are the checkpoint thread's job (see checkpoint.rs).
@@ -287,6 +289,7 @@ impl Ledger for SqliteLedger {
         report_json: String,
         now: OffsetDateTime,
     ) -> Result<bool, LedgerError> {
+        let report_json = fit_report_json(report_json, MAX_STORED_REPORT_BYTES);
         jobs::complete(self, job_id, owner, report_json, now).await
     }
 

@@ -119,3 +119,58 @@ pub(super) async fn expired_lease_is_taken_over(ledger: &dyn Ledger) {
     assert_eq!(detail.summary.state, EpisodeState::Failed);
     assert!(detail.job.unwrap().last_error.unwrap().contains("expired"));
 }
+
+/// A report larger than a ledger keeps is stored once, trimmed, with its verdict whole and a
+/// note of what was cut (the same bound on every backend).
+pub(super) async fn oversized_report_is_stored_trimmed(ledger: &dyn Ledger) {
+    let t = T0 + Duration::from_secs(40);
+    let created = ledger
+        .ingest(vec![incoming("bb09", t, AlertStatus::Firing, true)], t)
+        .await
+        .unwrap();
+    // Earlier parts of the suite may leave runnable jobs: done with, until this one comes.
+    let job = loop {
+        let job = ledger
+            .lease_next("w1", LEASE, t)
+            .await
+            .unwrap()
+            .expect("a job");
+        if job.episode_id == created[0].id {
+            break job;
+        }
+        assert!(ledger
+            .complete_job(job.job_id, "w1", "{}".into(), t)
+            .await
+            .unwrap());
+    };
+    let events: Vec<serde_json::Value> = (0..6000)
+        .map(|i| serde_json::json!({"timestamp": i, "message": format!("{i} {}", "x".repeat(160)), "log_stream": "s"}))
+        .collect();
+    let report = serde_json::json!({
+        "verdict": {"action": "nat-replace", "summary": "stopped"},
+        "evidence": {"tiers": {"smtp-out": {"samples": ["a", "b"]}}},
+        "evidence_snapshot": {"tiers": {"smtp-out": {"log_events": events}}},
+    })
+    .to_string();
+    assert!(report.len() > 1_000_000, "{}", report.len());
+    assert!(ledger
+        .complete_job(job.job_id, "w1", report, t)
+        .await
+        .unwrap());
+    let detail = ledger.get_episode(&created[0].id).await.unwrap().unwrap();
+    assert_eq!(detail.summary.state, EpisodeState::Triaged);
+    let stored = detail.report.unwrap();
+    assert!(
+        stored.to_string().len() <= crate::report::fit::MAX_STORED_REPORT_BYTES,
+        "{}",
+        stored.to_string().len()
+    );
+    assert_eq!(stored["verdict"]["action"], "nat-replace");
+    let note = stored["trimmed"].as_str().unwrap();
+    assert!(note.contains("smtp-out log events 6000 -> "), "{note}");
+    let kept = stored["evidence_snapshot"]["tiers"]["smtp-out"]["log_events"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(kept > 100 && kept < 6000, "{kept}");
+}

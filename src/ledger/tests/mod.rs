@@ -58,6 +58,7 @@ pub(crate) fn incoming(
         ),
         alert,
         has_runbook,
+        announce: false,
         max_attempts: 2,
         receiver: "triage".into(),
         external_url: String::new(),
@@ -76,6 +77,8 @@ pub(crate) async fn suite(ledger: Arc<dyn Ledger>) {
     outcomes_with_refs(&*ledger).await;
     listing_and_purge(&*ledger).await;
     doubt_windows(&*ledger).await;
+    oversized_report_is_stored_trimmed(&*ledger).await;
+    unknown_alerts_announced(&*ledger).await;
 }
 
 /// The destinations the suite is run with.

@@ -272,3 +272,33 @@ async fn sqlite_wal_is_checkpointed_off_the_commit_path_and_reused() {
         "the WAL grew round after round, so it is never checkpointed: {sizes:?}"
     );
 }
+
+/// The files the ledger creates are its owner's alone, whatever the umask: the directory 0700,
+/// the database, its -wal and -shm and the lock file 0600.
+#[tokio::test]
+async fn sqlite_creates_private_files_and_directories() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new").join("sub").join("ledger.db");
+    let ledger = SqliteLedger::open(&path, Vec::new()).unwrap();
+    ledger
+        .ingest(vec![incoming("ee01", T0, AlertStatus::Firing, true)], T0)
+        .await
+        .unwrap();
+    assert_eq!(mode(&dir.path().join("new")), 0o700);
+    assert_eq!(mode(&dir.path().join("new").join("sub")), 0o700);
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        assert!(file.exists(), "{}", file.display());
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    // A directory that exists keeps the mode its operator gave it.
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o750)).unwrap();
+    drop(ledger);
+    let _other = SqliteLedger::open(&shared.path().join("ledger.db"), Vec::new()).unwrap();
+    assert_eq!(mode(shared.path()), 0o750);
+    assert_eq!(mode(&shared.path().join("ledger.db")), 0o600);
+}

@@ -404,3 +404,51 @@ pub(super) async fn doubt_windows(ledger: &dyn Ledger) {
         .await
         .unwrap());
 }
+
+/// An alert without a runbook gets its message when the caller asks (`announce`, from
+/// `notify.unknown_alerts = "post"`): a `started` row for the destinations that post one, with
+/// the episode; then a `resolved` row on resolution and no repeat rows. Without `announce`,
+/// nothing.
+pub(super) async fn unknown_alerts_announced(ledger: &dyn Ledger) {
+    let t = T0 + Duration::from_secs(900);
+    let mut announced = incoming("cc01", t, AlertStatus::Firing, false);
+    announced.announce = true;
+    let quiet = incoming("cc02", t, AlertStatus::Firing, false);
+    let results = ledger.ingest(vec![announced, quiet], t).await.unwrap();
+    assert!(results.iter().all(|r| r.state == EpisodeState::NoRunbook));
+    let (id, quiet_id) = (results[0].id.clone(), results[1].id.clone());
+    assert!(ledger
+        .get_episode(&quiet_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .deliveries
+        .is_empty());
+    let claimed = ledger.claim_deliveries("d9", LEASE, t, 100).await.unwrap();
+    assert!(of_episode(claimed.clone(), &quiet_id).is_empty());
+    let first = of_episode(claimed, &id);
+    assert_eq!(kinds(&first), vec![("slack", DeliveryKind::Started, 1)]);
+    assert_eq!(first[0].episode.state, EpisodeState::NoRunbook);
+    assert!(ledger
+        .record_delivery(
+            first[0].id,
+            "d9",
+            DeliveryResult::Delivered { external_ref: None },
+            t
+        )
+        .await
+        .unwrap());
+    ledger
+        .ingest(vec![incoming("cc01", t, AlertStatus::Firing, false)], t)
+        .await
+        .unwrap();
+    ledger
+        .ingest(vec![incoming("cc01", t, AlertStatus::Resolved, false)], t)
+        .await
+        .unwrap();
+    let later = of_episode(
+        ledger.claim_deliveries("d9", LEASE, t, 100).await.unwrap(),
+        &id,
+    );
+    assert_eq!(kinds(&later), vec![("slack", DeliveryKind::Resolved, 1)]);
+}

@@ -8,6 +8,9 @@
 //! and the shared retry stage waits. Before adding the note, the incident's notes are read: a
 //! note carrying this report's marker means an earlier attempt got through, so none is added
 //! twice. No Events API call is ever made: a trigger could re-open or re-page.
+//!
+//! A triage that ends `failed` gets one note too (what failed, what is known), marked with a
+//! digest of the failure so that it is not added twice either.
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
@@ -163,9 +166,10 @@ impl Destination for PagerDuty {
         DESTINATION
     }
 
-    /// One note per finished triage on the incident Alertmanager opened.
+    /// One note per finished triage on the incident Alertmanager opened, and one when the
+    /// triage ended failed (someone paged through PagerDuty hears of it too).
     fn wants(&self, kind: DeliveryKind) -> bool {
-        kind == DeliveryKind::Verdict
+        matches!(kind, DeliveryKind::Verdict | DeliveryKind::TriageFailed)
     }
 
     async fn deliver(
@@ -173,11 +177,21 @@ impl Destination for PagerDuty {
         delivery: &ClaimedDelivery,
         context: &DeliveryContext<'_>,
     ) -> Result<Sent, DeliveryError> {
-        let Some(report_json) = delivery.report_json.as_deref() else {
-            return Ok(Sent::Skipped("no report stored".into()));
+        let (marker, report) = match (delivery.kind, delivery.report_json.as_deref()) {
+            // A triage that ended failed: one note saying what failed, named by its error.
+            (DeliveryKind::TriageFailed, _) => (
+                render::failure_marker(
+                    &delivery.episode.id,
+                    &report_digest(delivery.job_error.as_deref().unwrap_or_default()),
+                ),
+                None,
+            ),
+            (_, Some(report_json)) => (
+                render::marker(&delivery.episode.id, &report_digest(report_json)),
+                stored_report(delivery)?,
+            ),
+            (_, None) => return Ok(Sent::Skipped("no report stored".into())),
         };
-        let report = stored_report(delivery)?;
-        let marker = render::marker(&delivery.episode.id, &report_digest(report_json));
         let content = with_annotation(delivery, report.as_ref(), context.settings, |a| {
             render::note(a, &marker)
         });

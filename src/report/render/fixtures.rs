@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use time::macros::datetime;
 
+use super::{Annotation, Stage};
 use crate::alert::{AlertStatus, WebhookAlert};
 use crate::report::{
     Action, Confidence, Evidence, NatState, OffendingTier, Report, Step, StepOutcome, TierEvidence,
@@ -85,5 +86,21 @@ pub fn report(samples: Vec<String>) -> Report {
         started_at: datetime!(2026-11-28 20:00:31 UTC),
         finished_at: datetime!(2026-11-28 20:00:39 UTC),
         evidence_snapshot: None,
+        trimmed: None,
+    }
+}
+
+/// The annotation of `alert` at `stage`, firing, with an episode link.
+pub fn annotation<'a>(alert: &'a WebhookAlert, stage: Stage<'a>) -> Annotation<'a> {
+    Annotation {
+        episode_id: "ep-0123456789abcdef0123",
+        alert,
+        status: AlertStatus::Firing,
+        ends_at: None,
+        stage,
+        repeats: 0,
+        episode_url: Some("https://triage.example/api/v1/episodes/ep-0123456789abcdef0123".into()),
+        links: Vec::new(),
+        show_local_parts: false,
     }
 }

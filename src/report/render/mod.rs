@@ -8,6 +8,7 @@
 
 pub mod escape;
 pub mod pagerduty;
+pub mod phone;
 pub mod slack;
 pub mod text;
 
@@ -23,7 +24,12 @@ pub enum Stage<'a> {
     Triaged(&'a Report),
     /// Every attempt failed; the last error.
     Failed(&'a str),
+    /// No runbook exists for the alertname: the alert is shown as it came, undiagnosed.
+    NoRunbook,
 }
+
+/// What an alert without a runbook says instead of a verdict.
+pub const NO_DIAGNOSIS: &str = "No automatic diagnosis for this alert.";
 
 /// Everything a rendering shows about one episode.
 #[derive(Debug, Clone)]
@@ -39,6 +45,9 @@ pub struct Annotation<'a> {
     pub repeats: u64,
     /// Link to `GET /api/v1/episodes/{id}` when `server.public_url` is set.
     pub episode_url: Option<String>,
+    /// Links to the evidence, `(label, url)`: built from configuration and AWS answers only
+    /// (never from the alert), e.g. the CloudWatch Logs Insights query, the silence page.
+    pub links: Vec<(String, String)>,
     pub show_local_parts: bool,
 }
 
@@ -71,11 +80,33 @@ impl<'a> Annotation<'a> {
                 kebab(&report.verdict.confidence())
             ),
             Stage::Failed(_) => "triage failed".to_string(),
+            Stage::NoRunbook => "no runbook".to_string(),
         };
         match self.status {
             AlertStatus::Resolved => format!("RESOLVED: {stage}"),
             AlertStatus::Firing => stage,
         }
+    }
+
+    /// The alert's `description` annotation when the summary is something else.
+    pub fn alert_description(&self) -> Option<&'a str> {
+        let description = self
+            .alert
+            .annotations
+            .get("description")
+            .map(String::as_str)
+            .filter(|s| !s.trim().is_empty())?;
+        (self.alert_summary() != Some(description)).then_some(description)
+    }
+
+    /// The alert's labels, sorted by name, as `name=value` (untrusted: the caller escapes).
+    pub fn label_pairs(&self) -> Vec<String> {
+        let mut labels: Vec<(&String, &String)> = self.alert.labels.iter().collect();
+        labels.sort();
+        labels
+            .into_iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect()
     }
 
     /// The Alertmanager link back to the source, when safe.

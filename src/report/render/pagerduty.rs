@@ -14,8 +14,13 @@ pub fn marker(episode_id: &str, report_digest: &str) -> String {
     format!("[cabal-triage {episode_id} report {report_digest}]")
 }
 
+/// The marker line closing a failure note: `[cabal-triage ep-… failure 0123456789ab]`.
+pub fn failure_marker(episode_id: &str, error_digest: &str) -> String {
+    format!("[cabal-triage {episode_id} failure {error_digest}]")
+}
+
 /// `tier smtp-out · …` -> `Tier smtp-out · …`.
-fn capitalized(line: &str) -> String {
+pub(super) fn capitalized(line: &str) -> String {
     let mut chars = line.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
@@ -33,10 +38,19 @@ pub fn note(annotation: &Annotation<'_>, marker: &str) -> String {
     )];
     match annotation.stage {
         Stage::Running => lines.push("Triage is running.".into()),
-        Stage::Failed(error) => lines.push(format!(
-            "Triage failed: {}",
-            untrusted_plain(error, 500, show)
-        )),
+        Stage::Failed(error) => {
+            lines.push(format!(
+                "Triage failed: {}",
+                untrusted_plain(error, 500, show)
+            ));
+            if let Some(summary) = annotation.alert_summary() {
+                lines.push(format!("Alert: {}", untrusted_plain(summary, 500, show)));
+            }
+            lines.push(
+                "No verdict: every attempt failed, so the alert stands undiagnosed; follow the runbook by hand.".into(),
+            );
+        }
+        Stage::NoRunbook => lines.push(super::NO_DIAGNOSIS.into()),
         Stage::Triaged(report) => {
             let verdict = &report.verdict;
             let mut parts: Vec<String> = verdict
@@ -81,6 +95,11 @@ pub fn note(annotation: &Annotation<'_>, marker: &str) -> String {
     }
     if let Some(url) = annotation.runbook_url() {
         lines.push(format!("Runbook: {url}"));
+    }
+    for (label, url) in &annotation.links {
+        if let Some(url) = super::escape::safe_link_url(url) {
+            lines.push(format!("{label}: {url}"));
+        }
     }
     if let Some(url) = &annotation.episode_url {
         lines.push(format!("Episode: {url}"));

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::escape::{link, mrkdwn, mrkdwn_within, truncate, untrusted_mrkdwn, untrusted_plain};
-use super::{failed_steps, kebab, tier_line, Annotation, Stage};
+use super::{failed_steps, kebab, tier_line, Annotation, Stage, NO_DIAGNOSIS};
 use crate::alert::AlertStatus;
 use crate::report::sanitize::sanitize_line;
 
@@ -80,6 +80,23 @@ pub fn message(annotation: &Annotation<'_>) -> SlackMessage {
             "*Triage failed:* {}",
             untrusted_mrkdwn(error, 1000, show)
         ))),
+        Stage::NoRunbook => {
+            let mut text = format!("*{NO_DIAGNOSIS}*");
+            if let Some(description) = annotation.alert_description() {
+                text.push_str("\n*Description:* ");
+                text.push_str(&untrusted_mrkdwn(description, MAX_SUMMARY_CHARS, show));
+            }
+            blocks.push(section(text));
+            let labels: Vec<String> = annotation
+                .label_pairs()
+                .iter()
+                .take(30)
+                .map(|pair| format!("• `{}`", untrusted_mrkdwn(pair, 200, show).replace('`', "'")))
+                .collect();
+            if !labels.is_empty() {
+                blocks.push(section(truncate_lines("*Labels*", &labels)));
+            }
+        }
         Stage::Triaged(report) => {
             let verdict = &report.verdict;
             let mut fields: Vec<Value> = verdict
@@ -177,6 +194,9 @@ pub fn message(annotation: &Annotation<'_>) -> SlackMessage {
     if let Some(url) = annotation.runbook_url() {
         links.push(link(url, "Runbook"));
     }
+    for (label, url) in &annotation.links {
+        links.push(link(url, label));
+    }
     if let Some(url) = &annotation.episode_url {
         links.push(link(url, "Episode"));
     }
@@ -245,6 +265,7 @@ pub fn repeat_reply(annotation: &Annotation<'_>) -> SlackMessage {
             Stage::Triaged(_) => format!("The verdict above stands: {}.", annotation.headline()),
             Stage::Running => "Triage is still running.".to_string(),
             Stage::Failed(_) => "Triage failed; see above.".to_string(),
+            Stage::NoRunbook => NO_DIAGNOSIS.to_string(),
         }
     );
     reply(text)

@@ -1,24 +1,11 @@
 use serde_json::{json, Value};
 
 use super::escape::TRUNCATION_MARKER;
-use super::fixtures::{alert, report, HOSTILE_REPLY};
+use super::fixtures::{alert, annotation, report, HOSTILE_REPLY};
 use super::slack::{
     self, MAX_BLOCKS, MAX_FIELDS, MAX_FIELD_TEXT, MAX_HEADER_TEXT, MAX_SECTION_TEXT,
 };
 use super::*;
-
-fn annotation<'a>(alert: &'a WebhookAlert, stage: Stage<'a>) -> Annotation<'a> {
-    Annotation {
-        episode_id: "ep-0123456789abcdef0123",
-        alert,
-        status: AlertStatus::Firing,
-        ends_at: None,
-        stage,
-        repeats: 0,
-        episode_url: Some("https://triage.example/api/v1/episodes/ep-0123456789abcdef0123".into()),
-        show_local_parts: false,
-    }
-}
 
 /// Every Block Kit limit Slack documents, plus the ~13k total seen refused in practice.
 pub(crate) fn assert_within_block_kit_limits(message: &slack::SlackMessage) {
@@ -320,4 +307,43 @@ fn annotations_are_inert_and_every_address_form_is_redacted_in_every_rendering()
             "{name}: a newline in an annotation started a line of its own: {out}"
         );
     }
+}
+
+#[test]
+fn evidence_links_are_shown_in_every_rendering() {
+    let alert = alert();
+    let report = report(Vec::new());
+    let mut annotated = annotation(&alert, Stage::Triaged(&report));
+    annotated.links = vec![
+        (
+            "Logs".into(),
+            "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:x"
+                .into(),
+        ),
+        (
+            "Silence".into(),
+            "https://am.example/#/silences/new?filter=%7Ba%3D%22b%22%7D".into(),
+        ),
+    ];
+    let message = serde_json::to_string(&slack::message(&annotated)).unwrap();
+    assert!(message.contains("|Logs>"), "{message}");
+    assert!(
+        message.contains("<https://am.example/#/silences/new?filter=%7Ba%3D%22b%22%7D|Silence>"),
+        "{message}"
+    );
+    let note = pagerduty::note(&annotated, "[m]");
+    assert!(
+        note.contains("\nSilence: https://am.example/#/silences/new?filter=%7Ba%3D%22b%22%7D\n"),
+        "{note}"
+    );
+    let phone = phone::message(
+        &annotated,
+        phone::PhoneLimits {
+            title: 250,
+            body: 1024,
+            url: 512,
+        },
+    );
+    let labels: Vec<&str> = phone.links.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(labels, ["Runbook", "Logs", "Silence", "Episode"]);
 }

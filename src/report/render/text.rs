@@ -25,6 +25,7 @@ pub fn render(annotation: &Annotation<'_>) -> String {
             "  triage failed: {}\n",
             untrusted_plain(error, 1000, show)
         )),
+        Stage::NoRunbook => out.push_str(&format!("  {}\n", super::NO_DIAGNOSIS)),
         Stage::Triaged(report) => {
             let v = &report.verdict;
             for f in v.fields() {

@@ -262,6 +262,7 @@ mod tests {
             nat_ips: vec![],
             dnsbl: BTreeMap::new(),
             dnsbl_checked: true,
+            zones: BTreeMap::new(),
         }
     }
 

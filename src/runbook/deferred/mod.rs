@@ -3,6 +3,7 @@
 //! the window (CloudWatch Logs), the NAT's state, then the DNSBL check of the NAT's public IPs.
 //! The verdict comes from `rules`.
 
+pub mod egress;
 pub mod rules;
 
 use std::sync::Arc;

@@ -8,6 +8,7 @@ use super::super::rules::{
     combine, concentration, confidence, count_measure, dominant_class, missing_pieces, offending,
     percent, summary_tail, ConfidenceInputs, Standing, TierStanding,
 };
+use super::egress;
 use crate::config::RunbooksConfig;
 use crate::report::{Action, NatState, OffendingTier, Verdict};
 
@@ -112,6 +113,19 @@ pub fn silent_4_4(smtp_out: &TierFacts, t: &RunbooksConfig) -> Option<f64> {
     (count > 0 && share >= t.nat_wave_share).then_some(share)
 }
 
+/// The sentence for blocklist lookups that were refused (they stay `unknown`): why, and how to get
+/// answers.
+pub fn refused_sentence(evidence: &TriageEvidence) -> Option<String> {
+    let refused = evidence.refused_lookups();
+    let (_, zone, code) = refused.first()?;
+    let mut ips: Vec<&str> = refused.iter().map(|(ip, _, _)| *ip).collect();
+    ips.dedup();
+    Some(format!(
+        " {zone} refused the lookup of {} ({code}): it refuses queries that come through public or cloud resolvers (AWS's included), so the listing is unknown, not clean; put a Spamhaus Data Query Service key in dnsbl.spamhaus_dqs_key_file, or set dnsbl.nameservers to a resolver it accepts.",
+        ips.join(", ")
+    ))
+}
+
 /// The action for the tier that offends (the one with most deferred lines when several do), with
 /// the reason in words. `offending` is the tier verdict; `primary` the tier the action is about.
 pub fn action(
@@ -119,14 +133,22 @@ pub fn action(
     primary: Option<&TierFacts>,
     evidence: &TriageEvidence,
     t: &RunbooksConfig,
+    relevant: &[&str],
 ) -> (Action, String) {
     let nat_matters = !matches!(offending, OffendingTier::Imap | OffendingTier::SmtpIn);
-    if nat_matters && nat_down(evidence.nat_state) {
+    let state = egress::nat_state(evidence, relevant);
+    if nat_matters && state == NatState::Degraded {
+        return (
+            Action::NatReplace,
+            egress::degraded_reason(evidence, relevant),
+        );
+    }
+    if nat_matters && nat_down(state) {
         return (
             Action::NatReplace,
             format!(
                 "the NAT in front of smtp-out is {}: replace it; deferrals should stop within minutes",
-                crate::report::render::kebab(&evidence.nat_state)
+                crate::report::render::kebab(&state)
             ),
         );
     }
@@ -180,9 +202,17 @@ fn smtp_out_action(
     }
     let listed = evidence.listed_ips();
     if !listed.is_empty() {
+        let named: Vec<String> = listed
+            .iter()
+            .map(|ip| match evidence.ip_owner(ip) {
+                Some((nat, Some(zone))) => format!("{ip} ({nat}, {zone})"),
+                Some((nat, None)) => format!("{ip} ({nat})"),
+                None => ip.to_string(),
+            })
+            .collect();
         return (
             Action::BlocklistCheck,
-            format!("the NAT public IP {} is on a blocklist", listed.join(", ")),
+            format!("the NAT public IP {} is on a blocklist", named.join(", ")),
         );
     }
     let deferred = facts.summary.deferred_lines;
@@ -249,7 +279,9 @@ pub fn verdict(evidence: &TriageEvidence, t: &RunbooksConfig) -> Verdict {
         .iter()
         .filter_map(|name| evidence.tier(name))
         .max_by_key(|f| (f.summary.deferred_lines, f.queue.unwrap_or(0)));
-    let (action, reason) = action(offending_tier, primary, evidence, t);
+    let relevant = egress::relevant_tiers(evidence, &standing_out);
+    let nat_state = egress::nat_state(evidence, &relevant);
+    let (action, reason) = action(offending_tier, primary, evidence, t, &relevant);
     let class = primary.and_then(|f| dominant_class(f, 4));
     let partial = offending_tier == OffendingTier::Multiple
         || standings
@@ -294,8 +326,23 @@ pub fn verdict(evidence: &TriageEvidence, t: &RunbooksConfig) -> Verdict {
         .iter()
         .filter_map(identical_sentence)
         .collect();
-    if (!silent.is_empty() || !echoes.is_empty()) && !summary.ends_with('.') {
+    let attributions = egress::exec_attributions(evidence);
+    let refused = primary
+        .filter(|f| f.tier == "smtp-out")
+        .and_then(|_| refused_sentence(evidence));
+    if refused.is_some() && !summary.ends_with('.') {
         summary.push('.');
+    }
+    if let Some(refused) = refused {
+        summary.push_str(&refused);
+    }
+    if (!silent.is_empty() || !echoes.is_empty() || !attributions.is_empty())
+        && !summary.ends_with('.')
+    {
+        summary.push('.');
+    }
+    for attribution in attributions {
+        summary.push_str(&attribution);
     }
     for (f, age) in &silent {
         summary.push_str(&silence_sentence(f, *age));
@@ -307,7 +354,7 @@ pub fn verdict(evidence: &TriageEvidence, t: &RunbooksConfig) -> Verdict {
     Verdict {
         offending_tier,
         dsn_class: class.map(|c| c.0),
-        nat_state: evidence.nat_state,
+        nat_state,
         action,
         confidence,
         summary,
@@ -364,6 +411,7 @@ mod tests {
                 }],
             )]),
             dnsbl_checked: true,
+            zones: BTreeMap::new(),
         }
     }
 
@@ -584,6 +632,57 @@ mod tests {
         let v = verdict(&e, &t());
         assert_eq!(v.action, Action::BlocklistCheck);
         assert!(v.summary.contains("203.0.113.7"));
+        // An Elastic IP of a stopped NAT instance (no public IP of its own): named with its NAT
+        // and zone.
+        e.nat.instances = vec![serde_json::from_value(serde_json::json!({
+            "id": "i-0b1c2d3e4f5a60719", "name": "cabal-nat-1", "state": "stopped",
+            "availability_zone": "us-east-1b"}))
+        .unwrap()];
+        e.nat.addresses = Some(vec![serde_json::from_value(serde_json::json!({
+            "public_ip": "203.0.113.7", "allocation_id": "eipalloc-0b1", "name": "cabal-nat-eip-1",
+            "instance_id": "i-0b1c2d3e4f5a60719"}))
+        .unwrap()]);
+        let v = verdict(&e, &t());
+        assert!(
+            v.summary.contains(
+                "the NAT public IP 203.0.113.7 (cabal-nat-1, us-east-1b) is on a blocklist"
+            ),
+            "{}",
+            v.summary
+        );
+    }
+
+    #[test]
+    fn a_refused_blocklist_lookup_stays_unknown_and_says_how_to_get_an_answer() {
+        let out = tier("smtp-out", Some(20), 30, &[("4.7", 30)]);
+        let mut e = evidence(
+            vec![quiet("imap"), quiet("smtp-in"), out],
+            NatState::Running,
+        );
+        let zone = &mut e.dnsbl.get_mut("203.0.113.7").unwrap()[0];
+        zone.listing = Listing::Unknown;
+        zone.codes = vec!["127.255.255.254".into()];
+        let v = verdict(&e, &t());
+        assert_ne!(v.action, Action::BlocklistCheck);
+        assert!(
+            v.summary
+                .contains("zen.spamhaus.org refused the lookup of 203.0.113.7 (127.255.255.254)")
+                && v.summary
+                    .contains("Data Query Service key in dnsbl.spamhaus_dqs_key_file")
+                && v.summary.contains("dnsbl.nameservers"),
+            "{}",
+            v.summary
+        );
+        // Nothing refused: nothing said.
+        let clean = evidence(
+            vec![
+                quiet("imap"),
+                quiet("smtp-in"),
+                tier("smtp-out", Some(20), 30, &[("4.7", 30)]),
+            ],
+            NatState::Running,
+        );
+        assert!(!verdict(&clean, &t()).summary.contains("refused"));
     }
 
     #[test]

@@ -95,6 +95,7 @@ impl Runbook for RestartLoop {
                 started_at,
                 finished_at: OffsetDateTime::now_utc(),
                 evidence_snapshot: Some(snapshot),
+                trimmed: None,
             });
         };
         let gathered = gather::gather(
@@ -107,7 +108,12 @@ impl Runbook for RestartLoop {
         .await;
         let facts = evidence::build(&gathered.snapshot, &self.env.config, &service.name);
         let verdict = rules::verdict(&facts, &self.env.config);
-        let snapshot = serde_json::to_value(&gathered.snapshot).map_err(|e| {
+        // Stored redacted unless configured otherwise (docs/contracts.md, "Replay snapshot").
+        let mut stored = gathered.snapshot;
+        if !self.env.config.privacy.show_local_parts {
+            stored.redact_local_parts();
+        }
+        let snapshot = serde_json::to_value(&stored).map_err(|e| {
             RunbookError::Failed(format!("cannot serialize the evidence snapshot: {e}"))
         })?;
         Ok(Report {
@@ -120,6 +126,7 @@ impl Runbook for RestartLoop {
             started_at,
             finished_at: OffsetDateTime::now_utc(),
             evidence_snapshot: Some(snapshot),
+            trimmed: None,
         })
     }
 }

@@ -158,12 +158,16 @@ fn every_stored_snapshot_is_redacted_and_replays_to_the_same_report() {
         let original = std::fs::read_to_string(dir.join("snapshot.json")).unwrap();
         let first = replay_json(&dir, &dir.join("snapshot.json"), &[]);
         let stored = first["evidence_snapshot"].to_string();
-        // Redacted when captured: no local part of the incident's mail is stored whole.
-        assert!(
-            !whole_addresses(&original).is_empty(),
-            "{}: the example has addresses to redact",
-            dir.display()
-        );
+        // Redacted when captured: no local part of the incident's mail is stored whole. Every
+        // sendmail incident has addresses to redact (the others may have none: ECS events).
+        let payload = std::fs::read_to_string(dir.join("payload.json")).unwrap();
+        if payload.contains("\"Sendmail") {
+            assert!(
+                !whole_addresses(&original).is_empty(),
+                "{}: the example has addresses to redact",
+                dir.display()
+            );
+        }
         let whole = whole_addresses(&stored);
         assert!(
             whole.is_empty(),

@@ -178,7 +178,12 @@ impl Runbook for ImapAuthSpike {
             gather(&self.env, request.alert.starts_at, now, request.budget).await;
         let facts = evidence::build(&snapshot, &self.env.config);
         let verdict = rules::verdict(&facts, &self.env.config.imap_auth);
-        let recorded = serde_json::to_value(&snapshot).map_err(|e| {
+        // Stored redacted unless configured otherwise (docs/contracts.md, "Replay snapshot").
+        let mut stored = snapshot;
+        if !self.env.config.privacy.show_local_parts {
+            stored.redact_local_parts();
+        }
+        let recorded = serde_json::to_value(&stored).map_err(|e| {
             RunbookError::Failed(format!("cannot serialize the evidence snapshot: {e}"))
         })?;
         Ok(Report {
@@ -191,6 +196,7 @@ impl Runbook for ImapAuthSpike {
             started_at,
             finished_at: OffsetDateTime::now_utc(),
             evidence_snapshot: Some(recorded),
+            trimmed: None,
         })
     }
 }

@@ -49,6 +49,20 @@ pub enum RunbookError {
     Failed(String),
 }
 
+/// The snapshot as a report stores it: redacted unless `privacy.show_local_parts`
+/// (docs/contracts.md, "Replay snapshot"). Every runbook's verdict is reached on what the probes
+/// saw; only what is stored and served is cut.
+pub(crate) fn stored_snapshot(
+    mut snapshot: crate::probe::Snapshot,
+    config: &crate::config::Config,
+) -> Result<serde_json::Value, RunbookError> {
+    if !config.privacy.show_local_parts {
+        snapshot.redact_local_parts();
+    }
+    serde_json::to_value(&snapshot)
+        .map_err(|e| RunbookError::Failed(format!("cannot serialize the evidence snapshot: {e}")))
+}
+
 #[async_trait]
 pub trait Runbook: Send + Sync {
     /// The runbook's name in reports (`sendmail-deferred-spike`).

@@ -55,15 +55,7 @@ pub async fn run(
     };
     verdict.next_command =
         super::next_command::next_command(&verdict, &evidence, &env.config, alert_filter);
-    // The evidence was built from what the probes saw; what is stored and served is redacted
-    // when captured (docs/contracts.md, "Replay snapshot"), and replays to the same verdict.
-    let mut stored = gathered.snapshot;
-    if !env.config.privacy.show_local_parts {
-        stored.redact_local_parts();
-    }
-    let snapshot = serde_json::to_value(&stored).map_err(|e| {
-        RunbookError::Failed(format!("cannot serialize the evidence snapshot: {e}"))
-    })?;
+    let snapshot = super::stored_snapshot(gathered.snapshot, &env.config)?;
     Ok(Report {
         episode: request.episode_id,
         alertname: spec.alertname.into(),

@@ -178,14 +178,7 @@ impl Runbook for ImapAuthSpike {
             gather(&self.env, request.alert.starts_at, now, request.budget).await;
         let facts = evidence::build(&snapshot, &self.env.config);
         let verdict = rules::verdict(&facts, &self.env.config.imap_auth);
-        // Stored redacted unless configured otherwise (docs/contracts.md, "Replay snapshot").
-        let mut stored = snapshot;
-        if !self.env.config.privacy.show_local_parts {
-            stored.redact_local_parts();
-        }
-        let recorded = serde_json::to_value(&stored).map_err(|e| {
-            RunbookError::Failed(format!("cannot serialize the evidence snapshot: {e}"))
-        })?;
+        let recorded = super::stored_snapshot(snapshot, &self.env.config)?;
         Ok(Report {
             episode: request.episode_id,
             alertname: ALERTNAME.into(),

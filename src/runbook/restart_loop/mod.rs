@@ -77,9 +77,8 @@ impl Runbook for RestartLoop {
         let now = (self.env.clock)();
         let Some(service) = configured else {
             // An empty snapshot: a replay of it reaches the same verdict, with no call either.
-            let snapshot = serde_json::to_value(crate::probe::Snapshot::new(now)).map_err(|e| {
-                RunbookError::Failed(format!("cannot serialize the evidence snapshot: {e}"))
-            })?;
+            let snapshot =
+                super::stored_snapshot(crate::probe::Snapshot::new(now), &self.env.config)?;
             return Ok(Report {
                 episode: request.episode_id,
                 alertname: ALERTNAME.into(),
@@ -108,14 +107,7 @@ impl Runbook for RestartLoop {
         .await;
         let facts = evidence::build(&gathered.snapshot, &self.env.config, &service.name);
         let verdict = rules::verdict(&facts, &self.env.config);
-        // Stored redacted unless configured otherwise (docs/contracts.md, "Replay snapshot").
-        let mut stored = gathered.snapshot;
-        if !self.env.config.privacy.show_local_parts {
-            stored.redact_local_parts();
-        }
-        let snapshot = serde_json::to_value(&stored).map_err(|e| {
-            RunbookError::Failed(format!("cannot serialize the evidence snapshot: {e}"))
-        })?;
+        let snapshot = super::stored_snapshot(gathered.snapshot, &self.env.config)?;
         Ok(Report {
             episode: request.episode_id,
             alertname: ALERTNAME.into(),

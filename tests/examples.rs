@@ -317,6 +317,46 @@ fn demo_runs_the_pipeline_with_nothing_set_up() {
 }
 
 #[test]
+fn demo_plays_any_bundled_example_and_names_them_when_asked_for_another() {
+    let home = tempfile::tempdir().unwrap();
+    let demo = |example: &str| {
+        Command::new(support::service::binary())
+            .args(["demo", "--example", example])
+            .env_clear()
+            .env("HOME", home.path())
+            .env("TMPDIR", home.path())
+            .current_dir(home.path())
+            .output()
+            .expect("run cabal-triage demo --example")
+    };
+    let output = demo("restart-unable-to-place");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("replaying the incident restart-unable-to-place"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("episode state: triaged"), "{stdout}");
+    assert!(stdout.contains("ContainerRestartLoop [firing]"), "{stdout}");
+    assert!(stdout.contains("scale-cluster"), "{stdout}");
+    assert!(stdout.contains("cabal-prometheus"), "{stdout}");
+    // Every directory of examples/ is bundled, and an unknown name lists them.
+    let output = demo("no-such-incident\u{202e}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no bundled example called"), "{stderr}");
+    assert!(!stderr.contains('\u{202e}'), "{stderr}");
+    for dir in examples() {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(stderr.contains(&name), "{name} is not bundled: {stderr}");
+    }
+}
+
+#[test]
 fn a_restart_loop_example_renders_its_own_fields_and_replays_to_the_same_report() {
     let dir = examples()
         .into_iter()

@@ -1,8 +1,9 @@
 //! The demo (`cabal-triage demo`): the whole pipeline on this machine, with nothing to set up.
 //! It starts the real service in this process (HTTP intake, SQLite ledger in the directory it
 //! is given, worker pool) on a loopback port the system picks, with the sendmail runbooks
-//! answering from a bundled replay snapshot (a greylist storm at one provider on smtp-out);
-//! posts the bundled SendmailDeferredSpike payload through the real webhook and follows the
+//! answering from a bundled replay snapshot (by default a greylist storm at one provider on
+//! smtp-out; `--example NAME` plays any of `examples/`); posts the incident's alert through the
+//! real webhook and follows the
 //! episode through the operator API, telling each step to `say`. The caller prints (`cli`). No
 //! AWS, no network beyond 127.0.0.1, no configuration.
 
@@ -52,16 +53,75 @@ pub struct Triaged {
     pub report: Report,
 }
 
-/// The bundled incident.
-pub const PAYLOAD: &str = include_str!("../../examples/greylist-storm-one-provider/payload.json");
-pub const SNAPSHOT: &str = include_str!("../../examples/greylist-storm-one-provider/snapshot.json");
+/// A bundled incident: an `examples/` directory's alert and replay snapshot.
+#[derive(Debug, Clone, Copy)]
+pub struct Example {
+    pub name: &'static str,
+    pub payload: &'static str,
+    pub snapshot: &'static str,
+}
+
+macro_rules! bundled {
+    ($($name:literal),* $(,)?) => {
+        &[$(Example {
+            name: $name,
+            payload: include_str!(concat!("../../examples/", $name, "/payload.json")),
+            snapshot: include_str!(concat!("../../examples/", $name, "/snapshot.json")),
+        }),*]
+    };
+}
+
+/// Every directory of `examples/` (a test keeps the list whole), for `demo --example NAME`.
+pub const EXAMPLES: &[Example] = bundled![
+    "blackhole-route-after-nat-replacement",
+    "bounced-address-map-stale",
+    "bounced-dsn5-deferrals",
+    "greylist-storm-one-provider",
+    "imap-auth-master-password-rotated",
+    "imap-auth-non-lambda-source-guessing",
+    "imap-auth-one-account-missing",
+    "imap-auth-plaintext-regression",
+    "imap-local-delivery-failing",
+    "nat-stopped-4.4-wave",
+    "queue-growing-logs-stalled",
+    "remote-congestion",
+    "restart-efs-failed-to-chown",
+    "restart-image-regression-after-push",
+    "restart-three-services-at-once",
+    "restart-unable-to-place",
+    "restart-unconfigured-service",
+    "smtp-in-cannot-relay-to-imap",
+    "smtp-in-shared-queue",
+    "spamhaus-refusing",
+    "spike-already-over",
+    "zone-nat-stopped-exec-timeouts",
+];
+
+/// The incident the demo plays without `--example`: a greylist storm at one provider.
+pub const DEFAULT_EXAMPLE: &str = "greylist-storm-one-provider";
+
+/// The bundled incident called `name`; the error lists the names there are.
+pub fn example(name: &str) -> Result<&'static Example, DemoError> {
+    EXAMPLES.iter().find(|e| e.name == name).ok_or_else(|| {
+        let names: Vec<&str> = EXAMPLES.iter().map(|e| e.name).collect();
+        DemoError::Bundled(format!(
+            "no bundled example called {:?}; the examples are: {}",
+            crate::report::sanitize::sanitize_line(name),
+            names.join(", ")
+        ))
+    })
+}
 
 /// How long the demo waits for the triage.
 const WAIT: Duration = Duration::from_secs(30);
 
 /// Runs the demo with its ledger in `dir`, telling each step to `say`; stops the service before
 /// it returns.
-pub async fn run(dir: &Path, say: &(dyn Fn(&str) + Sync)) -> Result<Triaged, DemoError> {
+pub async fn run(
+    dir: &Path,
+    example: &Example,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<Triaged, DemoError> {
     let token = uuid::Uuid::new_v4().simple().to_string();
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".into();
@@ -73,7 +133,7 @@ pub async fn run(dir: &Path, say: &(dyn Fn(&str) + Sync)) -> Result<Triaged, Dem
         .map_err(|e| DemoError::Config(e.to_string()))?;
     let config = Arc::new(config);
 
-    let snapshot = crate::probe::snapshot::parse(SNAPSHOT, "bundled snapshot")
+    let snapshot = crate::probe::snapshot::parse(example.snapshot, example.name)
         .map_err(|e| DemoError::Bundled(e.to_string()))?;
     let captured_at = snapshot.captured_at;
     let env = Environment::new(
@@ -94,12 +154,13 @@ pub async fn run(dir: &Path, say: &(dyn Fn(&str) + Sync)) -> Result<Triaged, Dem
             config.ledger.path.display()
         ));
         say(&format!(
-            "[demo] replaying the incident captured at {} (a greylist storm at one provider on smtp-out)",
+            "[demo] replaying the incident {} captured at {}",
+            example.name,
             captured_at
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default()
         ));
-        let outcome = drive(&format!("http://{addr}"), &token, say).await;
+        let outcome = drive(&format!("http://{addr}"), &token, example.payload, say).await;
         shutdown.begin(Duration::from_secs(2));
         outcome
     };
@@ -110,7 +171,12 @@ pub async fn run(dir: &Path, say: &(dyn Fn(&str) + Sync)) -> Result<Triaged, Dem
     }
 }
 
-async fn drive(base: &str, token: &str, say: &(dyn Fn(&str) + Sync)) -> Result<Triaged, DemoError> {
+async fn drive(
+    base: &str,
+    token: &str,
+    payload_text: &'static str,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<Triaged, DemoError> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .no_proxy()
@@ -119,7 +185,7 @@ async fn drive(base: &str, token: &str, say: &(dyn Fn(&str) + Sync)) -> Result<T
         .post(format!("{base}/api/v1/alerts"))
         .bearer_auth(token)
         .header("content-type", "application/json")
-        .body(PAYLOAD)
+        .body(payload_text)
         .send()
         .await?;
     let status = posted.status();
@@ -187,7 +253,7 @@ async fn drive(base: &str, token: &str, say: &(dyn Fn(&str) + Sync)) -> Result<T
             ""
         }
     ));
-    let payload = parse_webhook(PAYLOAD.as_bytes())
+    let payload = parse_webhook(payload_text.as_bytes())
         .map_err(|e| DemoError::Bundled(format!("bundled payload: {e}")))?;
     Ok(Triaged {
         episode_id: id,

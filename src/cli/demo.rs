@@ -8,7 +8,9 @@ use crate::app::demo::{self, Triaged};
 use crate::config::Config;
 use crate::report::render::{text, Annotation, Stage};
 
-pub fn run() -> Result<(), CliError> {
+pub fn run(example: Option<&str>) -> Result<(), CliError> {
+    let example = demo::example(example.unwrap_or(demo::DEFAULT_EXAMPLE))
+        .map_err(|e| CliError::Input(e.to_string()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -17,7 +19,7 @@ pub fn run() -> Result<(), CliError> {
     std::fs::create_dir_all(&dir)
         .map_err(|e| CliError::Runtime(format!("cannot create {}: {e}", dir.display())))?;
     let say = |line: &str| println!("{line}");
-    let result = runtime.block_on(demo::run(&dir, &say));
+    let result = runtime.block_on(demo::run(&dir, example, &say));
     let _ = std::fs::remove_dir_all(&dir);
     let triaged = result.map_err(|e| CliError::Runtime(e.to_string()))?;
     say("");

@@ -42,7 +42,11 @@ pub enum Command {
     },
     /// The whole pipeline on this machine: the real intake and ledger, a bundled incident
     /// replayed, the annotation printed. No AWS, no network, no configuration.
-    Demo,
+    Demo {
+        /// Which bundled incident (a directory of examples/); a greylist storm when omitted.
+        #[arg(long, value_name = "NAME")]
+        example: Option<String>,
+    },
     /// Validate the configuration and print it with secrets masked.
     CheckConfig {
         #[arg(long, value_name = "FILE", env = "CABAL_TRIAGE_CONFIG")]
@@ -128,7 +132,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve { config, listen } => service::run(config.as_deref(), listen),
-        Command::Demo => demo::run(),
+        Command::Demo { example } => demo::run(example.as_deref()),
         Command::CheckConfig { config } => check_config::run(config.as_deref()),
         Command::Parse {
             what:

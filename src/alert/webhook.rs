@@ -94,7 +94,7 @@ pub enum WebhookError {
     Syntax(String),
     #[error("field `{field}`: {reason}")]
     Field { field: String, reason: String },
-    #[error("field `version`: expected \"4\", got {0:?}; only Alertmanager webhook payload version 4 is supported")]
+    #[error("field `version`: expected \"4\", got {0}; only Alertmanager webhook payload version 4 is supported")]
     Version(String),
 }
 
@@ -128,9 +128,11 @@ pub fn parse_webhook(body: &[u8]) -> Result<WebhookPayload, WebhookError> {
         }
         Some(serde_json::Value::String(v)) if v == "4" => {}
         Some(other) => {
+            // Escaped first, then bounded: escaping can make a byte six (`\u{7f}`), and the
+            // bound is on what is printed (fuzzing found a 714-byte message).
             return Err(WebhookError::Version(
-                excerpt(&other.to_string()).into_owned(),
-            ))
+                excerpt(&format!("{:?}", other.to_string())).into_owned(),
+            ));
         }
     }
     let payload = deserialize_with_paths(value)?;
@@ -255,6 +257,30 @@ mod tests {
  "routeLabels":{},"externalURL":"http://alertmanager:9093","version":"4",
  "groupKey":"{}/{severity=\"critical\"}:{alertname=\"X\"}","truncatedAlerts":0}
 "#;
+
+    #[test]
+    fn a_version_of_control_characters_is_quoted_within_the_bound_once_escaped() {
+        // Found by fuzzing: 200 bytes of DEL quoted, then escaped, made a 714-byte message.
+        let version = "\u{7f}".repeat(400);
+        let body = serde_json::json!({"version": version, "groupKey": "g", "status": "firing", "alerts": []});
+        let message = parse_webhook(body.to_string().as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.len() <= crate::alert::MAX_QUOTED_BYTES + 200,
+            "{} bytes: {message}",
+            message.len()
+        );
+        assert!(message.contains("more bytes"), "{message}");
+        assert!(!message.contains('\u{7f}'), "{message}");
+        // A short wrong version reads as before.
+        let body =
+            serde_json::json!({"version": "5", "groupKey": "g", "status": "firing", "alerts": []});
+        let message = parse_webhook(body.to_string().as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains(r#"got "\"5\"""#), "{message}");
+    }
 
     #[test]
     fn parses_v034_sample_with_unknown_fields_and_trailing_newline() {

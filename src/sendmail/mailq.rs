@@ -147,8 +147,8 @@ pub fn parse_mailq(output: &str) -> MailqReport {
             report
                 .queues
                 .iter()
-                .map(|q| q.requests)
-                .sum::<Option<u64>>()
+                // Saturating: a listing can claim any count (fuzzing found an overflow here).
+                .try_fold(0u64, |total, q| q.requests.map(|r| total.saturating_add(r)))
         }
     });
     report
@@ -253,6 +253,13 @@ mod tests {
         assert_eq!(parse_mailq("").total_requests, None);
         assert_eq!(parse_mailq("sh: mailq: not found\r\n").total_requests, None);
         assert_eq!(parse_mailq("Mail queue is empty\n").total_requests, Some(0));
+    }
+
+    #[test]
+    fn queue_counts_that_overflow_when_added_saturate() {
+        // Found by fuzzing: two headers near u64::MAX and no total line panicked (overflow).
+        let out = "\t\t/var/spool/mqueue (18446744073709551615 requests)\n\t\t/var/spool/mqueue/q2 (18446744073709551615 requests)\n";
+        assert_eq!(parse_mailq(out).total_requests, Some(u64::MAX));
     }
 
     #[test]

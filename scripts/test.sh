@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cabal-triage/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# No incremental compilation state: a one-shot run never reuses it, and it costs about 10 GB of
+# disk beside the build (a CI machine that filled its disk failed to link with a bus error).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 mkdir -p "$CARGO_TARGET_DIR"
 
 log() { printf '==> %s\n' "$*"; }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::config::{Config, LedgerBackend, LogFormat};
+use crate::config::{Config, LedgerBackend, LogFormat, Rotation};
 use crate::ledger::{
     run_retention, DeliveriesWritten, DynamoLedger, Ledger, RetentionPolicy, Route, SqliteLedger,
 };
@@ -157,6 +157,7 @@ pub async fn serve(
     if let Some(source) = reload {
         tokio::spawn(reload_secrets_on_hangup(
             Arc::clone(&auth),
+            destinations.notifiers.clone(),
             source,
             shutdown.stop_intake.clone(),
         ));
@@ -233,12 +234,15 @@ pub async fn serve(
     Ok(())
 }
 
-/// On every SIGHUP until intake stops: re-reads the configuration from `source` and accepts its
-/// webhook and read secrets from then on. Work in progress is untouched. Other settings (Slack
-/// and PagerDuty tokens included) take effect at the next start, and the log line says so; a
-/// configuration that cannot be read, or that leaves no webhook secret, keeps the secrets in use.
+/// On every SIGHUP until intake stops: re-reads the configuration from `source` and puts its
+/// secrets in use: the webhook and read secrets, and every destination's token (Slack, PagerDuty,
+/// ntfy, Pushover), from their next attempt on. Work in progress is untouched. Other settings
+/// take effect at the next start, and the log line says so; a configuration that cannot be read,
+/// or that leaves no webhook secret, keeps the secrets in use, and so does a destination secret
+/// that the new configuration no longer holds.
 async fn reload_secrets_on_hangup(
     auth: Arc<Authenticator>,
+    destinations: Vec<Arc<dyn crate::notify::Destination>>,
     source: ConfigSource,
     stop: tokio_util::sync::CancellationToken,
 ) {
@@ -265,10 +269,35 @@ async fn reload_secrets_on_hangup(
         match reloaded {
             Ok(config) => {
                 auth.replace(&config.auth);
+                let rotations: Vec<_> = destinations
+                    .iter()
+                    .flat_map(|d| d.rotate_secrets(&config))
+                    .collect();
+                let named = |wanted: Rotation| {
+                    let names: Vec<&str> = rotations
+                        .iter()
+                        .filter(|(_, r)| *r == wanted)
+                        .map(|(name, _)| *name)
+                        .collect();
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(",")
+                    }
+                };
+                let kept = named(Rotation::KeptMissing);
+                if kept != "none" {
+                    tracing::warn!(
+                        settings = %kept,
+                        "SIGHUP: these destination secrets are no longer configured; the ones in use stay until the next start"
+                    );
+                }
                 tracing::info!(
                     webhook_secrets = config.auth.webhook_tokens.len(),
                     read_secrets = config.auth.read_tokens.len(),
-                    "SIGHUP: webhook and read secrets re-read and in use; other settings (Slack and PagerDuty tokens included) take effect at the next start"
+                    rotated = %named(Rotation::Rotated),
+                    unchanged = %named(Rotation::Unchanged),
+                    "SIGHUP: webhook, read and destination secrets re-read and in use; other settings take effect at the next start"
                 );
             }
             Err(error) => tracing::warn!(

@@ -333,7 +333,7 @@ async fn sighup_rereads_the_webhook_secrets_without_dropping_work() {
     );
     let log = service.drain_stderr().join("\n");
     assert!(
-        log.contains("SIGHUP: webhook and read secrets re-read"),
+        log.contains("SIGHUP: webhook, read and destination secrets re-read"),
         "{log}"
     );
 }

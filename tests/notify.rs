@@ -1057,3 +1057,95 @@ async fn pushover_pages_critical_verdicts_once_and_never_twice() {
         .as_str()
         .is_some_and(|e| e.contains("may have reached Pushover")));
 }
+
+/// SIGHUP puts rotated destination tokens in use without a restart: the Slack bot token and the
+/// ntfy token are read from their `*_file`s; after the files change and the service is hung up,
+/// the resolution of the same episode goes out with the new tokens, and the log line names what
+/// was rotated.
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_puts_rotated_destination_tokens_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let slack = FakeSlack::start().await;
+    let ntfy = fake_ntfy::FakeNtfy::start().await;
+    ntfy.accept_token("tk_beforerotation0123");
+    let slack_file = dir.path().join("slack-bot-token");
+    let ntfy_file = dir.path().join("ntfy-token");
+    std::fs::write(&slack_file, "xoxb-before-rotation-0123\n").unwrap();
+    std::fs::write(&ntfy_file, "tk_beforerotation0123\n").unwrap();
+    for file in [&slack_file, &ntfy_file] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let env = vec![
+        ("CABAL_TRIAGE_SLACK_API_BASE_URL", slack.api_base_url()),
+        ("CABAL_TRIAGE_SLACK_CHANNEL", "C0TRIAGE".into()),
+        (
+            "CABAL_TRIAGE__SLACK__BOT_TOKEN_FILE",
+            slack_file.display().to_string(),
+        ),
+        ("CABAL_TRIAGE_NTFY_BASE_URL", ntfy.base_url()),
+        ("CABAL_TRIAGE_NTFY_TOPIC", "cabal-alerts".into()),
+        (
+            "CABAL_TRIAGE__NTFY__TOKEN_FILE",
+            ntfy_file.display().to_string(),
+        ),
+    ];
+    let service = Service::start(dir.path(), &env);
+    let answer = service
+        .post_alert(&payload("firing", &[("test_sleep_ms", "100")], &[]))
+        .await;
+    let id = answer["episodes"][0]["id"].as_str().unwrap().to_string();
+    wait_for("the verdict in Slack and ntfy", || {
+        !slack.requests("chat.update").is_empty() && ntfy.messages().len() == 1
+    })
+    .await;
+    let slack_before = slack.all_requests().len();
+    let ntfy_before = ntfy.requests().len();
+    assert!(slack
+        .all_requests()
+        .iter()
+        .all(|r| r.authorization.as_deref() == Some("Bearer xoxb-before-rotation-0123")));
+    assert!(ntfy
+        .requests()
+        .iter()
+        .all(|r| r.authorization.as_deref() == Some("Bearer tk_beforerotation0123")));
+
+    std::fs::write(&slack_file, "xoxb-after-rotation-4567\n").unwrap();
+    std::fs::write(&ntfy_file, "tk_afterrotation4567\n").unwrap();
+    ntfy.accept_token("tk_afterrotation4567");
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &service.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    wait_for("the rotation's log line", || {
+        service
+            .log_text()
+            .contains("rotated=slack.bot_token,ntfy.token")
+    })
+    .await;
+
+    service.post_alert(&payload("resolved", &[], &[])).await;
+    wait_for("the resolution in Slack and ntfy", || {
+        slack.all_requests().len() > slack_before && ntfy.messages().len() == 2
+    })
+    .await;
+    let slack_after = &slack.all_requests()[slack_before..];
+    assert!(
+        slack_after
+            .iter()
+            .all(|r| r.authorization.as_deref() == Some("Bearer xoxb-after-rotation-4567")),
+        "{slack_after:?}"
+    );
+    let ntfy_after = &ntfy.requests()[ntfy_before..];
+    assert!(
+        !ntfy_after.is_empty()
+            && ntfy_after
+                .iter()
+                .all(|r| r.authorization.as_deref() == Some("Bearer tk_afterrotation4567")),
+        "{ntfy_after:?}"
+    );
+    assert_eq!(service.episode(&id).await["status"], "resolved");
+    let log = service.log_text();
+    assert!(!log.contains("after-rotation"), "a secret reached the log");
+}

@@ -21,7 +21,7 @@ pub use reach::{
     UnknownAlerts,
 };
 pub use runbooks::RunbooksConfig;
-pub use secret::Secret;
+pub use secret::{RotatingSecret, Rotation, Secret};
 pub use sections::*;
 pub use services::{ImapAuthConfig, RestartLoopConfig, ServiceConfig, Services};
 

@@ -2,6 +2,7 @@
 //! a secret cannot reach a log line or `check-config` output by accident.
 
 use std::fmt;
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -72,9 +73,90 @@ impl Serialize for Secret {
     }
 }
 
+/// A destination's secret that the running service may replace: SIGHUP re-reads the `*_file`
+/// secrets, and a destination reads its secret at each attempt, so a rotated token is in use from
+/// the next attempt on without a restart. Clones share the one value.
+#[derive(Clone)]
+pub struct RotatingSecret(Arc<RwLock<Secret>>);
+
+impl RotatingSecret {
+    pub fn new(secret: Secret) -> Self {
+        RotatingSecret(Arc::new(RwLock::new(secret)))
+    }
+
+    /// The secret in use now.
+    pub fn current(&self) -> Secret {
+        match self.0.read() {
+            Ok(secret) => secret.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Puts `secret` in use; says whether it differs from the one it replaces.
+    pub fn rotate(&self, secret: &Secret) -> Rotation {
+        let mut held = match self.0.write() {
+            Ok(held) => held,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if *held == *secret {
+            return Rotation::Unchanged;
+        }
+        *held = secret.clone();
+        Rotation::Rotated
+    }
+
+    /// What a re-read configuration means for this secret: `None` (the setting was removed, or
+    /// its file is empty) keeps the one in use, since a destination cannot run without it.
+    pub fn rotate_to(&self, secret: Option<&Secret>) -> Rotation {
+        match secret {
+            Some(secret) if !secret.is_empty() => self.rotate(secret),
+            _ => Rotation::KeptMissing,
+        }
+    }
+}
+
+impl fmt::Debug for RotatingSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// What re-reading the configuration did to one secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// A new value is in use.
+    Rotated,
+    /// The configuration holds the value already in use.
+    Unchanged,
+    /// The configuration no longer holds one; the value in use stays until the next start.
+    KeptMissing,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rotating_secret_is_shared_by_its_clones_and_keeps_its_value_when_the_new_one_is_missing() {
+        let held = RotatingSecret::new(Secret::new("xoxb-before-0123"));
+        let reader = held.clone();
+        assert_eq!(
+            held.rotate_to(Some(&Secret::new("xoxb-before-0123"))),
+            Rotation::Unchanged
+        );
+        assert_eq!(
+            held.rotate_to(Some(&Secret::new("xoxb-after-4567"))),
+            Rotation::Rotated
+        );
+        assert_eq!(reader.current().expose(), "xoxb-after-4567");
+        assert_eq!(held.rotate_to(None), Rotation::KeptMissing);
+        assert_eq!(
+            held.rotate_to(Some(&Secret::new(""))),
+            Rotation::KeptMissing
+        );
+        assert_eq!(reader.current().expose(), "xoxb-after-4567");
+        assert_eq!(format!("{held:?}"), "\"***\"");
+    }
 
     #[test]
     fn secret_paths() {

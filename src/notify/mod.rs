@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::config::{Config, Rotation};
 use crate::ledger::{ClaimedDelivery, DeliveryKind, EpisodeState, Ledger, Route};
 use crate::report::render::{Annotation, Stage};
 use crate::report::Report;
@@ -138,6 +139,13 @@ pub trait Destination: Send + Sync {
         delivery: &ClaimedDelivery,
         context: &DeliveryContext<'_>,
     ) -> Result<Sent, DeliveryError>;
+
+    /// Takes its secrets from a configuration re-read on SIGHUP, in use from the next attempt:
+    /// each secret setting it holds, and what happened to it. Its other settings take effect at
+    /// the next start.
+    fn rotate_secrets(&self, _config: &Config) -> Vec<(&'static str, Rotation)> {
+        Vec::new()
+    }
 }
 
 /// The report stored with the episode, if the triage finished.

@@ -57,6 +57,9 @@ struct NtfyState {
     /// Scripted answers by route: "publish", "poll".
     script: VecDeque<(String, Scripted)>,
     next_id: u64,
+    /// The bearer token it accepts (`tk_testtoken` until told otherwise), like an ntfy server's
+    /// access token for the topic.
+    token: Option<String>,
 }
 
 #[derive(Clone)]
@@ -89,6 +92,11 @@ impl FakeNtfy {
             .unwrap()
             .script
             .push_back((route.to_string(), answer));
+    }
+
+    /// Accepts only this bearer token from now on (a rotated access token).
+    pub fn accept_token(&self, token: &str) {
+        self.state.lock().unwrap().token = Some(token.to_string());
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -147,11 +155,13 @@ fn failure(answer: &Scripted) -> Option<Response> {
     }
 }
 
-fn authorized(headers: &HeaderMap) -> bool {
+fn authorized(state: &Mutex<NtfyState>, headers: &HeaderMap) -> bool {
+    let token = state.lock().unwrap().token.clone();
+    let token = token.as_deref().unwrap_or("tk_testtoken");
     headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == "Bearer tk_testtoken" || v.starts_with("Basic "))
+        .is_some_and(|v| v == format!("Bearer {token}") || v.starts_with("Basic "))
 }
 
 async fn store(state: &Mutex<NtfyState>, script: Option<Scripted>, message: Message) -> Response {
@@ -198,7 +208,7 @@ async fn publish_json(
     if let Some(response) = script.as_ref().and_then(failure) {
         return response;
     }
-    if !authorized(&headers) {
+    if !authorized(&state, &headers) {
         return (
             StatusCode::FORBIDDEN,
             Json(json!({"code": 40301, "http": 403, "error": "forbidden"})),
@@ -263,7 +273,7 @@ async fn publish_headers(
     if let Some(response) = script.as_ref().and_then(failure) {
         return response;
     }
-    if !authorized(&headers) {
+    if !authorized(&state, &headers) {
         return StatusCode::FORBIDDEN.into_response();
     }
     let header = |name: &str| {

@@ -6,7 +6,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::config::Secret;
+use crate::config::RotatingSecret;
 use crate::notify::http::{body_excerpt, transient_status, transport_error};
 use crate::notify::DeliveryError;
 
@@ -17,8 +17,11 @@ const MAX_POLLED: usize = 5000;
 #[derive(Clone)]
 pub enum NtfyAuth {
     None,
-    Token(Secret),
-    Basic { username: String, password: Secret },
+    Token(RotatingSecret),
+    Basic {
+        username: String,
+        password: RotatingSecret,
+    },
 }
 
 /// One `view` action: a button that opens a URL.
@@ -47,6 +50,11 @@ pub struct NtfyApi {
 }
 
 impl NtfyApi {
+    /// How it authenticates (its secret shared with the destination's rotation).
+    pub fn auth(&self) -> &NtfyAuth {
+        &self.auth
+    }
+
     pub fn new(http: reqwest::Client, base_url: &str, topic: &str, auth: NtfyAuth) -> Self {
         NtfyApi {
             http,
@@ -59,9 +67,9 @@ impl NtfyApi {
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.auth {
             NtfyAuth::None => request,
-            NtfyAuth::Token(token) => request.bearer_auth(token.expose()),
+            NtfyAuth::Token(token) => request.bearer_auth(token.current().expose()),
             NtfyAuth::Basic { username, password } => {
-                request.basic_auth(username, Some(password.expose()))
+                request.basic_auth(username, Some(password.current().expose()))
             }
         }
     }

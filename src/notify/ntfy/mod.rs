@@ -21,7 +21,7 @@ use super::{
     failpoint, stored_report, with_annotation, DeliveryContext, DeliveryError, Destination, Sent,
 };
 use crate::alert::AlertStatus;
-use crate::config::NtfyConfig;
+use crate::config::{Config, NtfyConfig, RotatingSecret, Rotation};
 use crate::ledger::{ClaimedDelivery, DeliveryKind, EpisodeState};
 use crate::report::render::phone::{self, PhoneLimits};
 
@@ -51,10 +51,10 @@ impl Ntfy {
             return None;
         };
         let auth = match (&config.token, &config.username, &config.password) {
-            (Some(token), _, _) => NtfyAuth::Token(token.clone()),
+            (Some(token), _, _) => NtfyAuth::Token(RotatingSecret::new(token.clone())),
             (None, Some(username), Some(password)) => NtfyAuth::Basic {
                 username: username.clone(),
-                password: password.clone(),
+                password: RotatingSecret::new(password.clone()),
             },
             _ => NtfyAuth::None,
         };
@@ -86,6 +86,21 @@ pub fn marker(delivery: &ClaimedDelivery) -> String {
 impl Destination for Ntfy {
     fn name(&self) -> &'static str {
         DESTINATION
+    }
+
+    fn rotate_secrets(&self, config: &Config) -> Vec<(&'static str, Rotation)> {
+        match self.api.auth() {
+            NtfyAuth::None => Vec::new(),
+            NtfyAuth::Token(token) => {
+                vec![("ntfy.token", token.rotate_to(config.ntfy.token.as_ref()))]
+            }
+            NtfyAuth::Basic { password, .. } => {
+                vec![(
+                    "ntfy.password",
+                    password.rotate_to(config.ntfy.password.as_ref()),
+                )]
+            }
+        }
     }
 
     /// The verdict (or the failure) and the resolution: what an operator on the phone needs.

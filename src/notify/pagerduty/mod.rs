@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use super::http::{body_excerpt, transient_status, transport_error};
 use super::{stored_report, with_annotation, DeliveryContext, DeliveryError, Destination, Sent};
 use crate::alert::pagerduty_dedup_key;
-use crate::config::Secret;
+use crate::config::{Config, RotatingSecret, Rotation, Secret};
 use crate::ledger::{ClaimedDelivery, DeliveryKind};
 use crate::report::render::pagerduty as render;
 
@@ -33,7 +33,7 @@ pub const REF_INCIDENT: &str = "pagerduty.incident";
 pub struct PagerDuty {
     http: reqwest::Client,
     base_url: String,
-    token: Secret,
+    token: RotatingSecret,
     from: String,
 }
 
@@ -42,7 +42,7 @@ impl PagerDuty {
         PagerDuty {
             http,
             base_url: base_url.trim_end_matches('/').to_string(),
-            token,
+            token: RotatingSecret::new(token),
             from: from.to_string(),
         }
     }
@@ -51,7 +51,7 @@ impl PagerDuty {
         builder
             .header(
                 "authorization",
-                format!("Token token={}", self.token.expose()),
+                format!("Token token={}", self.token.current().expose()),
             )
             .header("accept", "application/vnd.pagerduty+json;version=2")
     }
@@ -164,6 +164,11 @@ pub fn report_digest(report_json: &str) -> String {
 impl Destination for PagerDuty {
     fn name(&self) -> &'static str {
         DESTINATION
+    }
+
+    fn rotate_secrets(&self, config: &Config) -> Vec<(&'static str, Rotation)> {
+        let rotation = self.token.rotate_to(config.pagerduty.api_token.as_ref());
+        vec![("pagerduty.api_token", rotation)]
     }
 
     /// One note per finished triage on the incident Alertmanager opened, and one when the

@@ -24,7 +24,7 @@ use super::{
     failpoint, stored_report, with_annotation, DeliveryContext, DeliveryError, Destination, Sent,
 };
 use crate::alert::AlertStatus;
-use crate::config::PushoverConfig;
+use crate::config::{Config, PushoverConfig, RotatingSecret, Rotation};
 use crate::ledger::{ClaimedDelivery, DeliveryKind, EpisodeState};
 use crate::report::render::phone::{self, PhoneLimits};
 
@@ -44,6 +44,9 @@ pub struct Pushover {
     http: reqwest::Client,
     base_url: String,
     config: PushoverConfig,
+    /// `pushover.app_token` and `pushover.user_key`, replaced on SIGHUP.
+    app_token: RotatingSecret,
+    user_key: RotatingSecret,
 }
 
 /// How an attempt failed: whether the request may have reached Pushover.
@@ -57,10 +60,15 @@ enum Failure {
 impl Pushover {
     /// `None` when Pushover is not configured (both keys).
     pub fn from_config(http: reqwest::Client, config: &PushoverConfig) -> Option<Self> {
-        config.enabled().then(|| Pushover {
+        let (Some(app_token), Some(user_key)) = (&config.app_token, &config.user_key) else {
+            return None;
+        };
+        Some(Pushover {
             http,
             base_url: config.api_base_url.trim_end_matches('/').to_string(),
             config: config.clone(),
+            app_token: RotatingSecret::new(app_token.clone()),
+            user_key: RotatingSecret::new(user_key.clone()),
         })
     }
 
@@ -87,11 +95,7 @@ impl Pushover {
     }
 
     async fn send(&self, form: &[(&str, String)]) -> Result<String, Failure> {
-        let (Some(token), Some(user)) = (&self.config.app_token, &self.config.user_key) else {
-            return Err(Failure::Clean(DeliveryError::permanent(
-                "Pushover is not configured (pushover.app_token and pushover.user_key)",
-            )));
-        };
+        let (token, user) = (self.app_token.current(), self.user_key.current());
         let mut fields: Vec<(&str, &str)> =
             vec![("token", token.expose()), ("user", user.expose())];
         fields.extend(form.iter().map(|(k, v)| (*k, v.as_str())));
@@ -171,6 +175,19 @@ pub fn clean_ref(row: i64) -> String {
 impl Destination for Pushover {
     fn name(&self) -> &'static str {
         DESTINATION
+    }
+
+    fn rotate_secrets(&self, config: &Config) -> Vec<(&'static str, Rotation)> {
+        vec![
+            (
+                "pushover.app_token",
+                self.app_token.rotate_to(config.pushover.app_token.as_ref()),
+            ),
+            (
+                "pushover.user_key",
+                self.user_key.rotate_to(config.pushover.user_key.as_ref()),
+            ),
+        ]
     }
 
     fn wants(&self, kind: DeliveryKind) -> bool {

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use super::errors::classify;
-use crate::config::Secret;
+use crate::config::{RotatingSecret, Secret};
 use crate::notify::http::{body_excerpt, retry_after, transient_status, transport_error};
 use crate::notify::DeliveryError;
 use crate::report::render::slack::SlackMessage;
@@ -61,7 +61,7 @@ impl Marker<'_> {
 pub struct SlackApi {
     http: reqwest::Client,
     base_url: String,
-    token: Secret,
+    token: RotatingSecret,
 }
 
 /// Where a posted message lives.
@@ -77,8 +77,13 @@ impl SlackApi {
         SlackApi {
             http,
             base_url: base_url.trim_end_matches('/').to_string(),
-            token,
+            token: RotatingSecret::new(token),
         }
+    }
+
+    /// The bot token, shared with the destination's secret rotation.
+    pub fn token(&self) -> &RotatingSecret {
+        &self.token
     }
 
     async fn read(
@@ -120,7 +125,7 @@ impl SlackApi {
         let response = self
             .http
             .post(format!("{}/{method}", self.base_url))
-            .bearer_auth(self.token.expose())
+            .bearer_auth(self.token.current().expose())
             .header("content-type", "application/json; charset=utf-8")
             .body(body.to_string())
             .send()
@@ -257,7 +262,7 @@ impl SlackApi {
             let response = self
                 .http
                 .get(format!("{}/{method}", self.base_url))
-                .bearer_auth(self.token.expose())
+                .bearer_auth(self.token.current().expose())
                 .query(&query)
                 .send()
                 .await;

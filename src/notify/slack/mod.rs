@@ -34,7 +34,7 @@ use super::http::{body_excerpt, transient_status, transport_error};
 use super::{
     failpoint, stored_report, with_annotation, DeliveryContext, DeliveryError, Destination, Sent,
 };
-use crate::config::{Secret, SlackConfig};
+use crate::config::{Config, RotatingSecret, Rotation, Secret, SlackConfig};
 use crate::ledger::{ClaimedDelivery, DeliveryKind, DoubtWindow};
 use crate::report::render::slack as render;
 
@@ -184,6 +184,11 @@ impl Destination for SlackBot {
         BOT_DESTINATION
     }
 
+    fn rotate_secrets(&self, config: &Config) -> Vec<(&'static str, Rotation)> {
+        let rotation = self.api.token().rotate_to(config.slack.bot_token.as_ref());
+        vec![("slack.bot_token", rotation)]
+    }
+
     /// One message per episode kept up to date, with replies in its thread: every change.
     fn wants(&self, _kind: DeliveryKind) -> bool {
         true
@@ -235,12 +240,15 @@ impl Destination for SlackBot {
 /// Incoming-webhook mode: one post per finished triage.
 pub struct SlackWebhook {
     http: reqwest::Client,
-    url: Secret,
+    url: RotatingSecret,
 }
 
 impl SlackWebhook {
     pub fn new(http: reqwest::Client, url: Secret) -> Self {
-        SlackWebhook { http, url }
+        SlackWebhook {
+            http,
+            url: RotatingSecret::new(url),
+        }
     }
 }
 
@@ -248,6 +256,11 @@ impl SlackWebhook {
 impl Destination for SlackWebhook {
     fn name(&self) -> &'static str {
         WEBHOOK_DESTINATION
+    }
+
+    fn rotate_secrets(&self, config: &Config) -> Vec<(&'static str, Rotation)> {
+        let rotation = self.url.rotate_to(config.slack.webhook_url.as_ref());
+        vec![("slack.webhook_url", rotation)]
     }
 
     /// An incoming webhook can neither edit nor thread: one post per finished triage.
@@ -265,7 +278,7 @@ impl Destination for SlackWebhook {
         let what = "incoming webhook post";
         let response = self
             .http
-            .post(self.url.expose())
+            .post(self.url.current().expose())
             .header("content-type", "application/json; charset=utf-8")
             .body(serde_json::json!({"text": message.text, "blocks": message.blocks}).to_string())
             .send()

@@ -1,12 +1,14 @@
 //! The AWS probes of the IMAPAuthFailureSpike and ContainerRestartLoop runbooks against moto in
 //! server mode, seeded by `support/seed_moto.py` (`imap_auth`, `restart_loop`), and against the
-//! fake ECS endpoint (`support/fake_aws.rs`) for what moto does not implement.
+//! fake ECS endpoint (`support/fake_aws.rs`) and a fake EC2 answer for what moto does not
+//! implement.
 //!
 //! What moto gives and what it does not (moto 5.2):
 //! - ENIs: id, description, requester, security groups, every private address (secondary ones
 //!   too) and the `addresses.private-ip-address` filter; **not** `InterfaceType: lambda` (moto
-//!   accepts the parameter and answers `interface` for every ENI), so a Lambda ENI is recognised
-//!   here by its description only and the `lambda` type comes from the examples' snapshots.
+//!   accepts the parameter and answers `interface` for every ENI), so against moto a Lambda ENI
+//!   shows only in its description; the `lambda` type is read from an answer in EC2's own XML,
+//!   served by a few lines of axum in this file (a Lambda ENI, an instance's).
 //! - SSM DescribeParameters: name filter, version, last modified time.
 //! - ECS: service counts and deployments (no events), task definitions' images (no
 //!   `registeredAt`), container instances (status, agent, registered and remaining CPU/memory),
@@ -740,4 +742,110 @@ async fn service_probe_reads_what_moto_lacks_from_the_fake_ecs() {
         fake.requests_of("DescribeServices")[0]["cluster"],
         "cabal-mail"
     );
+}
+
+/// DescribeNetworkInterfaces as EC2 answers for a Lambda's ENI (`interfaceType` `lambda`, which
+/// moto cannot give) that also holds an address nobody asked about, and an instance's ENI.
+const LAMBDA_ENIS_XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<DescribeNetworkInterfacesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
+  <requestId>7a62c49f-347e-4fc4-9331-6e8eEXAMPLE</requestId>
+  <networkInterfaceSet>
+    <item>
+      <networkInterfaceId>eni-01a1b2c3d4e5f6a7b8</networkInterfaceId>
+      <subnetId>subnet-0a1b</subnetId>
+      <vpcId>vpc-0a1b</vpcId>
+      <description>AWS Lambda VPC ENI-cabal-list_messages-1a2b3c4d</description>
+      <ownerId>123456789012</ownerId>
+      <requesterId>AROA1234567890EXAMPL:cabal-list_messages</requesterId>
+      <requesterManaged>true</requesterManaged>
+      <status>in-use</status>
+      <interfaceType>lambda</interfaceType>
+      <privateIpAddress>10.64.11.23</privateIpAddress>
+      <groupSet>
+        <item><groupId>sg-0aaa</groupId><groupName>cabal-lambda-sg</groupName></item>
+      </groupSet>
+      <privateIpAddressesSet>
+        <item><privateIpAddress>10.64.11.23</privateIpAddress><primary>true</primary></item>
+        <item><privateIpAddress>10.64.11.99</privateIpAddress><primary>false</primary></item>
+      </privateIpAddressesSet>
+    </item>
+    <item>
+      <networkInterfaceId>eni-0c9d8e7f6a5b4c3d2</networkInterfaceId>
+      <description></description>
+      <requesterManaged>false</requesterManaged>
+      <status>in-use</status>
+      <interfaceType>interface</interfaceType>
+      <privateIpAddress>10.64.40.17</privateIpAddress>
+      <groupSet>
+        <item><groupId>sg-0bbb</groupId><groupName>cabal-ecs-instance-sg</groupName></item>
+        <item><groupId>sg-0ccc</groupId><groupName>default</groupName></item>
+      </groupSet>
+      <privateIpAddressesSet>
+        <item><privateIpAddress>10.64.40.17</privateIpAddress><primary>true</primary></item>
+      </privateIpAddressesSet>
+    </item>
+  </networkInterfaceSet>
+</DescribeNetworkInterfacesResponse>"#;
+
+#[tokio::test]
+async fn a_lambda_eni_is_read_as_lambda_from_ec2s_answer() {
+    let requests: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let recorded = requests.clone();
+    let app = axum::Router::new().fallback(move |body: String| {
+        let recorded = recorded.clone();
+        async move {
+            recorded.lock().unwrap().push(body);
+            (
+                axum::http::StatusCode::OK,
+                [("content-type", "text/xml;charset=UTF-8")],
+                LAMBDA_ENIS_XML,
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut config = Config::default();
+    config.aws.region = Some("us-east-1".into());
+    config.aws.endpoint_url = Some("http://127.0.0.1:9".into());
+    config.aws.endpoints.insert("ec2".into(), endpoint);
+    let clients = clients(&config).await;
+    let ips: Vec<IpAddr> = ["10.64.11.23", "10.64.40.17"]
+        .iter()
+        .map(|ip| ip.parse().unwrap())
+        .collect();
+    let found = AwsImapAuthProbe::new(&clients, &config)
+        .network_interfaces(&ips, deadline())
+        .await
+        .unwrap();
+    server.abort();
+    // The address the Lambda ENI also holds was not asked about: not in the answer.
+    assert_eq!(
+        found.keys().collect::<Vec<_>>(),
+        ["10.64.11.23", "10.64.40.17"]
+    );
+    let lambda = &found["10.64.11.23"];
+    assert_eq!(lambda.id, "eni-01a1b2c3d4e5f6a7b8");
+    assert_eq!(lambda.interface_type.as_deref(), Some("lambda"));
+    assert_eq!(
+        lambda.requester_id.as_deref(),
+        Some("AROA1234567890EXAMPL:cabal-list_messages")
+    );
+    assert_eq!(lambda.groups, ["cabal-lambda-sg"]);
+    let instance = &found["10.64.40.17"];
+    assert_eq!(instance.interface_type.as_deref(), Some("interface"));
+    assert_eq!(instance.requester_id, None);
+    assert_eq!(instance.groups, ["cabal-ecs-instance-sg", "default"]);
+    // One request, filtered on the two addresses.
+    let requests = requests.lock().unwrap();
+    assert_eq!(requests.len(), 1);
+    let form: BTreeMap<String, String> = requests[0]
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(form["Action"], "DescribeNetworkInterfaces");
+    assert_eq!(form["Filter.1.Name"], "addresses.private-ip-address");
+    assert_eq!(form["Filter.1.Value.1"], "10.64.11.23");
+    assert_eq!(form["Filter.1.Value.2"], "10.64.40.17");
 }

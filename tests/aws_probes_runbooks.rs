@@ -377,7 +377,7 @@ async fn service_probe_reads_services_definitions_instances_and_stopped_tasks_fr
     assert_eq!(one.len(), 1);
 
     // The service's error lines: every page, in the window (moto ignores the `?` pattern: all
-    // nine lines of the group come back; AWS would keep the six error lines).
+    // nine lines of the group come back, the six Dovecot errors among them).
     let window = last_30_min(at);
     let lines = probe
         .error_lines(
@@ -399,6 +399,7 @@ async fn service_probe_reads_services_definitions_instances_and_stopped_tasks_fr
             .count() as u64,
         seeded["error_lines"].as_u64().unwrap()
     );
+    assert_eq!(lines.len(), 9);
     assert!(lines
         .iter()
         .all(|l| l.timestamp >= window.from_ms() && l.timestamp <= window.to_ms()));

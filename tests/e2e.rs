@@ -848,3 +848,198 @@ async fn cabalmail_alertmanager_config_keeps_paging_alert_sink_and_copies_runboo
         }
     }
 }
+
+/// Something inside the VPC guessing IMAP logins (`imap_auth` in `support/seed_moto.py`: a
+/// non-Lambda interface tries ten names while a Lambda logs in), as Prometheus's
+/// `IMAPAuthFailureSpike` fires it.
+const IMAP_GUESSING: AlertSpec = AlertSpec {
+    alertname: "IMAPAuthFailureSpike",
+    severity: "warning",
+    labels: &[("job", "dovecot-exporter")],
+    annotations: &[("summary", "imap-login auth failures spiking")],
+};
+
+/// cabal-imap looping after an image push (`restart_loop` in `support/seed_moto.py`; its
+/// stopped tasks from the fake ECS control plane, described as crashes), as Prometheus's
+/// `ContainerRestartLoop` fires it.
+const IMAP_RESTART_LOOP: AlertSpec = AlertSpec {
+    alertname: "ContainerRestartLoop",
+    severity: "critical",
+    labels: &[("service_name", "cabal-imap"), ("job", "ecs-exporter")],
+    annotations: &[(
+        "summary",
+        "cabal-imap below its desired count for 30 minutes",
+    )],
+};
+
+/// The AWS side of the two AWS-only runbooks: moto seeded with `scenario`, the fake ECS control
+/// plane for ListTasks and DescribeTasks, behind one loopback endpoint (no ECS Exec).
+struct RunbookEnvironment {
+    _moto: support::moto::Moto,
+    _front: support::aws_front::AwsFront,
+    env: Vec<(&'static str, String)>,
+}
+
+async fn runbook_environment(
+    scenario: &str,
+    service: &str,
+    tasks: Vec<support::fake_aws::FakeTask>,
+) -> RunbookEnvironment {
+    let moto = tokio::task::spawn_blocking(support::moto::Moto::start)
+        .await
+        .unwrap();
+    let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    moto.seed(scenario, now_ms);
+    let control = support::fake_aws::FakeEcs {
+        region_account: "us-east-1:123456789012",
+        cluster: "cabal-mail".into(),
+        page_size: 100,
+        services: std::collections::BTreeMap::from([(service.to_string(), tasks)]),
+    };
+    let front = support::aws_front::AwsFront::start(
+        &moto.endpoint,
+        "http://127.0.0.1:9",
+        control,
+        Duration::ZERO,
+    )
+    .await;
+    let env = vec![
+        ("CABAL_TRIAGE_AWS_ENDPOINT_URL", front.endpoint.clone()),
+        ("CABAL_TRIAGE_AWS_REGION", "us-east-1".to_string()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+    ];
+    RunbookEnvironment {
+        _moto: moto,
+        _front: front,
+        env,
+    }
+}
+
+/// Pushes `alert` (started five minutes ago) through a real Alertmanager to the service until it
+/// has been re-sent twice; returns the one episode, its deliveries settled.
+async fn deliver_through_alertmanager(
+    test: &str,
+    stack: &Stack,
+    environment: &RunbookEnvironment,
+    alert: &AlertSpec,
+) -> Option<(Service, Value)> {
+    let binary = alertmanager_binary(test)?;
+    let service = stack.service(&environment.env);
+    let am = Alertmanager::start(&binary, "am", &stack.config(fast_timing()), None).await;
+    let starts_at = (OffsetDateTime::now_utc() - time::Duration::minutes(5))
+        .format(&Rfc3339)
+        .unwrap();
+    am.push(&alert.alerts(&starts_at, None)).await;
+    let addr = &service.addr.to_string();
+    eventually("two repeats", Duration::from_secs(60), || async move {
+        let episodes = episodes_named(addr, alert.alertname).await;
+        (episodes.first()?["repeats"].as_u64()? >= 2).then_some(())
+    })
+    .await;
+    let episode = the_episode(&service, alert, 3).await;
+    assert_eq!(episode["state"], "triaged", "{episode}");
+    Some((service, episode))
+}
+
+/// The verdict's words in the Slack message (the verdict edit) and the PagerDuty note.
+fn assert_verdict_delivered(stack: &Stack, words: &[&str]) {
+    let parent_text = stack.slack.requests("chat.update")[0].body.to_string();
+    let incidents = stack.pd.incidents();
+    let note = stack.pd.notes(&incidents[0].0).join("\n");
+    for word in words {
+        assert!(parent_text.contains(word), "{word} not in {parent_text}");
+        assert!(note.contains(word), "{word} not in {note}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn imap_auth_spike_from_an_in_vpc_source_reaches_slack_and_pagerduty_once() {
+    let stack = Stack::new().await;
+    let imap_task = support::fake_aws::FakeTask {
+        id: "9f1c2d3e4a5b46c7a8b9c0d1e2f3a4b5".into(),
+        desired_status: "RUNNING",
+        exec_enabled: true,
+        container: "imap".into(),
+        agent: Some("RUNNING"),
+    };
+    let environment = runbook_environment("imap_auth", "cabal-imap", vec![imap_task]).await;
+    let Some((service, episode)) = deliver_through_alertmanager(
+        "imap_auth_spike_from_an_in_vpc_source",
+        &stack,
+        &environment,
+        &IMAP_GUESSING,
+    )
+    .await
+    else {
+        return;
+    };
+    let report = &episode["report"];
+    assert_eq!(report["runbook"], "imap-auth-failure-spike");
+    let verdict = &report["verdict"];
+    assert_eq!(verdict["offending_tier"], "imap", "{verdict}");
+    assert_eq!(verdict["cause"], "in-vpc-source", "{verdict}");
+    assert_eq!(verdict["action"], "compromise-investigation", "{verdict}");
+    assert_eq!(verdict["severity_hint"], "critical", "{verdict}");
+    assert!(
+        verdict["summary"].as_str().unwrap().contains("10.64.40.17"),
+        "{verdict}"
+    );
+    assert_one_annotation(&episode, &IMAP_GUESSING, &stack.slack, &stack.pd, &service);
+    assert_verdict_delivered(&stack, &["in-vpc-source", "compromise-investigation"]);
+    // The source's evidence line reached Slack; the guessed names stay out of Slack and
+    // PagerDuty, and the parameter's value out of everything, the episode's stored report too.
+    let slack_text = stack.slack.requests("chat.update")[0].body.to_string();
+    assert!(
+        slack_text.contains("10.64.40.17: interface") && slack_text.contains("users 10"),
+        "{slack_text}"
+    );
+    let delivered = format!("{:?}{:?}", stack.slack.all_requests(), stack.pd.requests());
+    for name in ["webmaster", "postmaster", "dana"] {
+        assert!(!delivered.contains(name), "{name} in {delivered}");
+    }
+    assert!(!format!("{delivered}{episode}").contains("moto-master-secret"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restart_loop_after_an_image_push_reaches_slack_and_pagerduty_once() {
+    let stack = Stack::new().await;
+    let stopped = |id: &str| support::fake_aws::FakeTask {
+        id: id.into(),
+        desired_status: "STOPPED",
+        exec_enabled: true,
+        container: "imap".into(),
+        agent: None,
+    };
+    let environment = runbook_environment(
+        "restart_loop",
+        "cabal-imap",
+        vec![stopped("5a5a"), stopped("5b5b")],
+    )
+    .await;
+    let Some((service, episode)) = deliver_through_alertmanager(
+        "restart_loop_after_an_image_push",
+        &stack,
+        &environment,
+        &IMAP_RESTART_LOOP,
+    )
+    .await
+    else {
+        return;
+    };
+    let report = &episode["report"];
+    assert_eq!(report["runbook"], "container-restart-loop");
+    let verdict = &report["verdict"];
+    assert_eq!(verdict["service"], "cabal-imap", "{verdict}");
+    assert_eq!(verdict["cause"], "image-regression", "{verdict}");
+    assert_eq!(verdict["action"], "rollback", "{verdict}");
+    assert_one_annotation(
+        &episode,
+        &IMAP_RESTART_LOOP,
+        &stack.slack,
+        &stack.pd,
+        &service,
+    );
+    assert_verdict_delivered(&stack, &["image-regression", "rollback", "sha-1111aaaa"]);
+}

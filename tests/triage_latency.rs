@@ -255,3 +255,264 @@ fn prepared_runs(mailq: &str, control: &EcsControlPlane) -> Vec<(String, Vec<(St
         })
         .collect()
 }
+
+/// One of the AWS-only runbooks (no ECS Exec) measured like the sendmail ones: the real binary
+/// against moto seeded with `scenario`, behind the front that delays every call by
+/// `BENCH_LATENCY_MS`; ListTasks and DescribeTasks answered by `control`.
+struct RunbookBench {
+    runbook: &'static str,
+    alertname: &'static str,
+    labels: &'static [(&'static str, &'static str)],
+    scenario: &'static str,
+    control: EcsControlPlane,
+    /// The runbook's chains of dependent calls, as its `CHAINS` constant lists them.
+    chain_text: &'static str,
+    /// The verdict field and value that show the runbook ran to its end.
+    expect: (&'static str, &'static str),
+    /// Per chain, its steps in order: an action, and whether its calls go side by side (chunks:
+    /// one step) or one after the other (pages: a step each).
+    chains: &'static [(&'static str, &'static [(&'static str, Together)])],
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Together {
+    SideBySide,
+    OneAfterTheOther,
+}
+
+/// A chain's delayed steps and its duration as the front saw its calls (each call: the
+/// upstream's own time plus the injected latency).
+fn chain_cost(steps: &[(&str, Together)], calls: &[support::aws_front::Call]) -> (u64, Duration) {
+    let mut count = 0;
+    let mut took = Duration::ZERO;
+    for (action, together) in steps {
+        let durations: Vec<Duration> = calls
+            .iter()
+            .filter(|c| c.action == *action)
+            .map(|c| c.ended - c.started)
+            .collect();
+        match together {
+            Together::SideBySide => {
+                count += u64::from(!durations.is_empty());
+                took += durations.iter().max().copied().unwrap_or_default();
+            }
+            Together::OneAfterTheOther => {
+                count += durations.len() as u64;
+                took += durations.iter().sum::<Duration>();
+            }
+        }
+    }
+    (count, took)
+}
+
+async fn measure_runbook(bench: RunbookBench) {
+    let latency = Duration::from_millis(env_number("BENCH_LATENCY_MS", 50));
+    let moto = tokio::task::spawn_blocking(Moto::start).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    moto.seed(
+        bench.scenario,
+        (now.unix_timestamp_nanos() / 1_000_000) as i64,
+    );
+    // No ECS Exec in these runbooks: nothing listens for ExecuteCommand.
+    let front = AwsFront::start_with(
+        &moto.endpoint,
+        ExecUpstream::Url("http://127.0.0.1:9".into()),
+        bench.control,
+        latency,
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let starts_at = (now - time::Duration::minutes(5)).format(&Rfc3339).unwrap();
+    let payload = notification(
+        &format!("{{}}:{{alertname=\"{}\"}}", bench.alertname),
+        vec![alert(
+            bench.alertname,
+            "1d1e1f2021222324",
+            &starts_at,
+            "firing",
+            bench.labels,
+        )],
+    );
+    let payload_file = dir.path().join("payload.json");
+    std::fs::write(&payload_file, &payload).unwrap();
+    let started = Instant::now();
+    let output = Command::new(support::service::binary())
+        .args(["triage", "--format", "json", "--alert"])
+        .arg(&payload_file)
+        .env_clear()
+        .env("CABAL_TRIAGE_AWS_ENDPOINT_URL", &front.endpoint)
+        .env("CABAL_TRIAGE_AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .output()
+        .unwrap();
+    let process_ms = started.elapsed().as_millis();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (field, value) = bench.expect;
+    assert_eq!(report["verdict"][field], value, "{}", report["verdict"]);
+    assert!(
+        report["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["outcome"] == "ok"),
+        "every step answered: {}",
+        report["steps"]
+    );
+    let at = |key: &str| OffsetDateTime::parse(report[key].as_str().unwrap(), &Rfc3339).unwrap();
+    let wall_ms = (at("finished_at") - at("started_at")).whole_milliseconds();
+    let calls = front.calls();
+    let costs: BTreeMap<&str, (u64, Duration)> = bench
+        .chains
+        .iter()
+        .map(|(name, steps)| (*name, chain_cost(steps, &calls)))
+        .collect();
+    println!(
+        "BENCH {}",
+        serde_json::json!({
+            "runbook": bench.runbook,
+            "latency_ms": latency.as_millis() as u64,
+            "wall_ms": wall_ms,
+            "process_ms": process_ms,
+            "chains": costs.iter().map(|(name, (n, _))| (*name, *n)).collect::<BTreeMap<_, _>>(),
+            "chains_observed_ms": costs
+                .iter()
+                .map(|(name, (_, took))| (*name, took.as_millis() as u64))
+                .collect::<BTreeMap<_, _>>(),
+            "chain_text": bench.chain_text,
+            "delayed_total": calls.len() as u64,
+            "calls": calls.iter().fold(BTreeMap::<String, u64>::new(), |mut m, c| {
+                *m.entry(c.action.clone()).or_default() += 1;
+                m
+            }),
+            "verdict": report["verdict"][field],
+        })
+    );
+    if std::env::var_os("BENCH_TIMELINE").is_some() {
+        let at = |t: Instant| t.saturating_duration_since(started).as_millis();
+        let mut lines: Vec<(u128, String)> = calls
+            .iter()
+            .map(|c| (at(c.started), format!("{} -> {} ms", c.action, at(c.ended))))
+            .collect();
+        lines.sort();
+        for (start, line) in lines {
+            eprintln!("TIMELINE {start:>6} ms  {line}");
+        }
+        for step in report["steps"].as_array().into_iter().flatten() {
+            eprintln!(
+                "STEP {} {} {} ms",
+                step["name"], step["outcome"], step["ms"]
+            );
+        }
+    }
+}
+
+fn one_service(service: &str, tasks: Vec<FakeTask>) -> EcsControlPlane {
+    EcsControlPlane {
+        region_account: "us-east-1:123456789012",
+        cluster: "cabal-mail".into(),
+        page_size: 100,
+        services: BTreeMap::from([(service.to_string(), tasks)]),
+    }
+}
+
+use Together::{OneAfterTheOther, SideBySide};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "benchmark: run by bench/triage-latency.sh"]
+async fn triage_latency_imap_auth() {
+    measure_runbook(RunbookBench {
+        runbook: cabal_triage::runbook::imap_auth::NAME,
+        alertname: cabal_triage::runbook::imap_auth::ALERTNAME,
+        labels: &[],
+        // A non-Lambda interface guessing ten names (support/seed_moto.py).
+        scenario: "imap_auth",
+        control: one_service(
+            "cabal-imap",
+            vec![FakeTask {
+                id: "9f1c2d3e4a5b46c7a8b9c0d1e2f3a4b5".into(),
+                desired_status: "RUNNING",
+                exec_enabled: true,
+                container: "imap".into(),
+                agent: Some("RUNNING"),
+            }],
+        ),
+        chain_text: cabal_triage::runbook::imap_auth::CHAINS,
+        expect: ("cause", "in-vpc-source"),
+        chains: &[
+            (
+                "logs_then_interfaces",
+                &[
+                    ("logs:FilterLogEvents", OneAfterTheOther),
+                    ("ec2:DescribeNetworkInterfaces", SideBySide),
+                ],
+            ),
+            ("parameter", &[("AmazonSSM:DescribeParameters", SideBySide)]),
+            (
+                "tasks",
+                &[
+                    ("ecs:ListTasks", OneAfterTheOther),
+                    ("ecs:DescribeTasks", OneAfterTheOther),
+                ],
+            ),
+        ],
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "benchmark: run by bench/triage-latency.sh"]
+async fn triage_latency_restart_loop() {
+    let stopped = |id: &str| FakeTask {
+        id: id.into(),
+        desired_status: "STOPPED",
+        exec_enabled: true,
+        container: "imap".into(),
+        agent: None,
+    };
+    measure_runbook(RunbookBench {
+        runbook: cabal_triage::runbook::restart_loop::NAME,
+        alertname: cabal_triage::runbook::restart_loop::ALERTNAME,
+        labels: &[("service_name", "cabal-imap")],
+        // cabal-imap on a new image whose tasks exit (support/seed_moto.py); the stopped tasks
+        // from the fake control plane, described as crashes.
+        scenario: "restart_loop",
+        control: one_service("cabal-imap", vec![stopped("5a5a"), stopped("5b5b")]),
+        chain_text: cabal_triage::runbook::restart_loop::gather::CHAINS,
+        expect: ("cause", "image-regression"),
+        chains: &[
+            (
+                "services_then_definitions",
+                &[
+                    ("ecs:DescribeServices", SideBySide),
+                    ("ecs:DescribeTaskDefinition", SideBySide),
+                ],
+            ),
+            (
+                "stopped_tasks",
+                &[
+                    ("ecs:ListTasks", OneAfterTheOther),
+                    ("ecs:DescribeTasks", OneAfterTheOther),
+                ],
+            ),
+            (
+                "container_instances",
+                &[
+                    ("ecs:ListContainerInstances", OneAfterTheOther),
+                    ("ecs:DescribeContainerInstances", OneAfterTheOther),
+                ],
+            ),
+            ("error_lines", &[("logs:FilterLogEvents", OneAfterTheOther)]),
+        ],
+    })
+    .await;
+}

@@ -104,7 +104,8 @@ pub fn fake_zone(id: &str) -> &'static str {
 }
 
 /// A fake ECS control plane (ListTasks, DescribeTasks) for one cluster, `page_size` ARNs per
-/// ListTasks page.
+/// ListTasks page. A task whose desired status is `STOPPED` is described as a crash: stop code
+/// `EssentialContainerExited`, its container's exit code 1.
 #[derive(Clone, Debug)]
 pub struct FakeEcs {
     pub region_account: &'static str,
@@ -172,7 +173,7 @@ impl FakeEcs {
                                 })
                                 .into_iter()
                                 .collect();
-                            tasks.push(json!({
+                            let mut task = json!({
                                 "taskArn": arn,
                                 "clusterArn": format!("arn:aws:ecs:{}:cluster/{}", self.region_account, self.cluster),
                                 "group": format!("service:{service}"),
@@ -185,7 +186,16 @@ impl FakeEcs {
                                     "lastStatus": "RUNNING",
                                     "managedAgents": agents,
                                 }],
-                            }));
+                            });
+                            if t.desired_status == "STOPPED" {
+                                // A crash loop's stopped task, as ECS describes it.
+                                task["lastStatus"] = json!("STOPPED");
+                                task["stopCode"] = json!("EssentialContainerExited");
+                                task["stoppedReason"] = json!("Essential container in task exited");
+                                task["containers"][0]["lastStatus"] = json!("STOPPED");
+                                task["containers"][0]["exitCode"] = json!(1);
+                            }
+                            tasks.push(task);
                         }
                         None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
                     }

@@ -7,7 +7,10 @@ Rust tests assert against. Scenarios:
   full        three tiers' log groups with realistic sendmail lines, NAT instances and gateways
   big         one tier (smtp-out) with many matching events, for deadline tests
   restricted  an IAM user allowed only ec2:DescribeInstances, the log groups and one NAT instance
+  imap_auth   IMAPAuthFailureSpike: login lines, source interfaces, the master-password parameter
+  restart_loop ContainerRestartLoop: services, task definitions, stopped tasks, container instances
 """
+import datetime
 import json
 import sys
 
@@ -263,5 +266,189 @@ def seed_restricted():
             "nat_instance": nat["Instances"][0]["InstanceId"]}
 
 
-result = {"full": seed_full, "big": seed_big, "restricted": seed_restricted}[SCENARIO]()
+RUNBOOK_SCENARIOS = {}
+
+
+def scenario(function):
+    RUNBOOK_SCENARIOS[function.__name__.removeprefix("seed_")] = function
+    return function
+
+
+@scenario
+def seed_imap_auth():
+    """IMAPAuthFailureSpike: a plain (non-Lambda) interface in the VPC guessing ten user names, a
+    Lambda's ENI logging in fine meanwhile, the master-password parameter (rewritten once, so
+    version 2) beside a decoy whose name it prefixes, and one running imap task."""
+    ec2 = boto3.client("ec2", **KW)
+    vpc = ec2.create_vpc(CidrBlock="10.64.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.64.0.0/18",
+                               AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    lambda_sg = ec2.create_security_group(GroupName="cabal-lambda-sg", Description="lambdas",
+                                          VpcId=vpc)["GroupId"]
+    ecs_sg = ec2.create_security_group(GroupName="cabal-ecs-instance-sg",
+                                       Description="instances", VpcId=vpc)["GroupId"]
+    # What Lambda creates for a VPC function: moto accepts InterfaceType=lambda but answers
+    # "interface" (it hard-codes the type), so only the description and requester say Lambda.
+    lambda_eni = ec2.create_network_interface(
+        SubnetId=subnet, PrivateIpAddress="10.64.11.23", Groups=[lambda_sg],
+        InterfaceType="lambda",
+        Description="AWS Lambda VPC ENI-cabal-list_messages-1a2b3c4d")["NetworkInterface"]
+    # A second address on the same interface (Lambda ENIs are shared by a function's sandboxes).
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=lambda_eni["NetworkInterfaceId"],
+                                    PrivateIpAddresses=["10.64.11.24"])
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    intruder = ec2.run_instances(
+        ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+        NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet,
+                            "PrivateIpAddress": "10.64.40.17", "Groups": [ecs_sg]}])["Instances"][0]
+    enis = {}
+    for eni in ec2.describe_network_interfaces()["NetworkInterfaces"]:
+        for address in eni["PrivateIpAddresses"]:
+            enis[address["PrivateIpAddress"]] = {
+                "id": eni["NetworkInterfaceId"], "interface_type": eni.get("InterfaceType"),
+                "description": eni.get("Description"), "requester_id": eni.get("RequesterId"),
+                "groups": [g["GroupName"] for g in eni.get("Groups", [])]}
+
+    ssm = boto3.client("ssm", **KW)
+    ssm.put_parameter(Name="/cabal/master_password", Value="moto-master-secret-v1",
+                      Type="SecureString")
+    ssm.put_parameter(Name="/cabal/master_password", Value="moto-master-secret-v2",
+                      Type="SecureString", Overwrite=True)
+    ssm.put_parameter(Name="/cabal/master_password_previous", Value="moto-decoy-secret",
+                      Type="SecureString")
+    parameter = ssm.describe_parameters(ParameterFilters=[
+        {"Key": "Name", "Option": "Equals", "Values": ["/cabal/master_password"]}])["Parameters"][0]
+
+    # imap-login lines in the last 20 minutes: 10 names guessed from 10.64.40.17 (two tries
+    # each), a Lambda's logins succeeding from 10.64.11.23 in between, and the sync marker.
+    group = "/ecs/cabal-imap"
+    logs.create_log_group(logGroupName=group)
+    guessed = ["root", "test", "info", "support", "sales", "webmaster", "admin", "postmaster",
+               "office", "billing"]
+    lines = []
+    for k, user in enumerate(guessed * 2):
+        lines.append(
+            "imap-login: Info: Disconnected: Aborted login by logging out (auth failed, 1 attempts "
+            f"in 2 secs): user=<{user}>, method=PLAIN, rip=10.64.40.17, lip=10.64.1.5, TLS, "
+            f"session=<g{k:06d}AAAB>")
+        if k % 4 == 0:
+            lines.append(
+                f"imap-login: Info: Login: user=<dana>, method=PLAIN, rip=10.64.11.23, "
+                f"lip=10.64.1.5, mpid={1000 + k}, TLS, session=<l{k:06d}AAAB>")
+    lines.append("[sync-users] 12 users in Cognito, 12 OS accounts")
+    stamp = datetime.datetime.fromtimestamp(NOW_MS / 1000, datetime.timezone.utc)
+    lines = [f"{stamp:%Y-%m-%d %H:%M:%S} {line}" for line in lines]
+    put(group, "imap/imap/9f1c2d3e4a5b46c7a8b9c0d1e2f3a4b5",
+        spread(lines, NOW_MS - 20 * MIN, NOW_MS - 1 * MIN))
+
+    ecs = boto3.client("ecs", **KW)
+    ecs.create_cluster(clusterName="cabal-mail")
+    ecs.register_task_definition(family="cabal-imap", networkMode="bridge",
+                                 containerDefinitions=[{"name": "imap", "image": "cabal-imap",
+                                                        "cpu": 256, "memory": 512}])
+    ecs.create_service(cluster="cabal-mail", serviceName="cabal-imap",
+                       taskDefinition="cabal-imap", desiredCount=1)
+    host = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="m5.large",
+                             SubnetId=subnet)["Instances"][0]
+    ecs.register_container_instance(cluster="cabal-mail", instanceIdentityDocument=json.dumps({
+        "instanceId": host["InstanceId"], "region": "us-east-1", "availabilityZone": "us-east-1a",
+        "privateIp": host["PrivateIpAddress"], "accountId": "123456789012",
+        "instanceType": "m5.large", "imageId": image}))
+    task = ecs.run_task(cluster="cabal-mail", taskDefinition="cabal-imap", count=1,
+                        launchType="EC2", group="service:cabal-imap")["tasks"][0]["taskArn"]
+    return {"network_interfaces": enis, "lambda_eni": lambda_eni["NetworkInterfaceId"],
+            "intruder_instance": intruder["InstanceId"],
+            "parameter": {"version": parameter["Version"],
+                          "last_modified": parameter["LastModifiedDate"].timestamp()},
+            "secret_values": ["moto-master-secret-v1", "moto-master-secret-v2",
+                              "moto-decoy-secret"],
+            "guessed_users": len(guessed), "failures": 2 * len(guessed),
+            "imap_task": task}
+
+
+ECR = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+
+
+@scenario
+def seed_restart_loop():
+    """ContainerRestartLoop after an image push: cabal-imap on revision 2 (a new tag) whose tasks
+    exit, revision 1 with the previous tag, two container instances (one draining), one running
+    imap task holding 256 CPU / 512 MiB, another service's stopped task (moto ignores ListTasks'
+    serviceName: the probe must keep it out), and error lines in the service's log group."""
+    ec2 = boto3.client("ec2", **KW)
+    ecs = boto3.client("ecs", **KW)
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    ecs.create_cluster(clusterName="cabal-mail")
+    hosts = []
+    for instance_type in ["m5.large", "t3.medium"]:
+        host = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1,
+                                 InstanceType=instance_type)["Instances"][0]
+        arn = ecs.register_container_instance(cluster="cabal-mail", instanceIdentityDocument=json.dumps({
+            "instanceId": host["InstanceId"], "region": "us-east-1",
+            "availabilityZone": "us-east-1a", "privateIp": host["PrivateIpAddress"],
+            "accountId": "123456789012", "instanceType": instance_type,
+            "imageId": image}))["containerInstance"]["containerInstanceArn"]
+        hosts.append(arn)
+    ecs.update_container_instances_state(cluster="cabal-mail", containerInstances=[hosts[1]],
+                                         status="DRAINING")
+    tags = ["sha-1111aaaa", "sha-2222bbbb"]
+    for tag in tags:
+        ecs.register_task_definition(family="cabal-imap", networkMode="bridge",
+                                     containerDefinitions=[{"name": "imap",
+                                                            "image": f"{ECR}/cabal-imap:{tag}",
+                                                            "cpu": 256, "memory": 512}])
+    ecs.register_task_definition(family="cabal-smtp-in", networkMode="bridge",
+                                 containerDefinitions=[{"name": "smtp-in",
+                                                        "image": f"{ECR}/cabal-smtp-in:sha-3333cccc",
+                                                        "cpu": 128, "memory": 256}])
+    ecs.create_service(cluster="cabal-mail", serviceName="cabal-imap",
+                       taskDefinition="cabal-imap:2", desiredCount=2)
+    stopped = []
+    for _ in range(2):
+        arn = ecs.start_task(cluster="cabal-mail", taskDefinition="cabal-imap:2",
+                             containerInstances=[hosts[0]],
+                             group="service:cabal-imap")["tasks"][0]["taskArn"]
+        ecs.stop_task(cluster="cabal-mail", task=arn, reason="Essential container in task exited")
+        stopped.append(arn)
+    other = ecs.start_task(cluster="cabal-mail", taskDefinition="cabal-smtp-in:1",
+                           containerInstances=[hosts[0]],
+                           group="service:cabal-smtp-in")["tasks"][0]["taskArn"]
+    ecs.stop_task(cluster="cabal-mail", task=other, reason="Scaling activity initiated by deployment")
+    running = ecs.start_task(cluster="cabal-mail", taskDefinition="cabal-imap:2",
+                             containerInstances=[hosts[0]],
+                             group="service:cabal-imap")["tasks"][0]["taskArn"]
+    instances = {}
+    for ci in ecs.describe_container_instances(cluster="cabal-mail",
+                                               containerInstances=hosts)["containerInstances"]:
+        resources = lambda key: {r["name"]: r["integerValue"] for r in ci[key]
+                                 if r["name"] in ("CPU", "MEMORY")}
+        instances[ci["containerInstanceArn"].rsplit("/", 1)[1]] = {
+            "ec2_instance_id": ci["ec2InstanceId"], "status": ci["status"],
+            "agent_connected": ci["agentConnected"],
+            "remaining": resources("remainingResources"),
+            "registered": resources("registeredResources")}
+    service = ecs.describe_services(cluster="cabal-mail", services=["cabal-imap"])["services"][0]
+
+    group = "/ecs/cabal-imap"
+    logs.create_log_group(logGroupName=group)
+    lines = ["dovecot: master: Error: service(imap-login): command startup failed, throttling",
+             "dovecot: Fatal: Error reading configuration: Invalid settings: ssl_cert: open failed",
+             "entrypoint: starting dovecot"] * 3
+    put(group, "imap/imap/" + stopped[0].rsplit("/", 1)[1],
+        spread(lines, NOW_MS - 20 * MIN, NOW_MS - 1 * MIN))
+    return {"stopped": sorted(stopped), "other_stopped": other, "running": running,
+            "instances": instances,
+            "service": {"desired": service["desiredCount"], "running": service["runningCount"],
+                        "pending": service["pendingCount"],
+                        "deployments": [{"task_definition": d["taskDefinition"],
+                                         "status": d["status"],
+                                         "rollout_state": d.get("rolloutState")}
+                                        for d in service["deployments"]]},
+            "images": {f"cabal-imap:{k + 1}": f"{ECR}/cabal-imap:{tag}"
+                       for k, tag in enumerate(tags)},
+            "error_lines": 6}
+
+
+result = {"full": seed_full, "big": seed_big, "restricted": seed_restricted,
+          **RUNBOOK_SCENARIOS}[SCENARIO]()
 print(json.dumps(result))

@@ -103,8 +103,13 @@ impl ServiceProbe for AwsServiceProbe {
             describe_tasks(&self.ecs, endpoint, &self.cluster, &arns)
         })
         .await?;
+        // ECS gives a service's tasks the group `service:<name>`; ListTasks already filters on
+        // the service, the group check keeps another service's task out of the evidence should
+        // an endpoint not (moto does not).
+        let group = format!("service:{service}");
         let mut tasks: Vec<StoppedTask> = described
             .into_iter()
+            .filter(|t| t.group.as_deref().is_none_or(|g| g == group))
             .map(|t| StoppedTask {
                 id: task_id(&t.arn).to_string(),
                 task_definition: t.task_definition,

@@ -174,6 +174,20 @@ fn every_stored_snapshot_is_redacted_and_replays_to_the_same_report() {
             "{}: stored whole: {whole:?}",
             dir.display()
         );
+        // Dovecot's login names are stored as pseudonyms only (`a~1f2e3d4c`).
+        if payload.contains("\"IMAPAuthFailureSpike") {
+            assert!(
+                original.contains("user=<") && !login_names(&original).is_empty(),
+                "{}: the example has login names",
+                dir.display()
+            );
+            let named = login_names(&stored);
+            assert!(
+                named.is_empty(),
+                "{}: login names stored: {named:?}",
+                dir.display()
+            );
+        }
         // ... and a replay of what was stored reaches the same verdict and evidence.
         let recorded = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(recorded.path(), &stored).unwrap();
@@ -427,4 +441,27 @@ fn an_imap_auth_example_renders_cause_and_severity() {
         names.iter().all(|n| n.as_str().unwrap().ends_with("***")),
         "{names:?}"
     );
+}
+
+/// The login names of Dovecot lines in `text` that are not pseudonyms (`first char`, `~`, 8 lower
+/// hex digits), each part of a master login on its own.
+fn login_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for piece in text.split("user=<").skip(1) {
+        let name = piece.split('>').next().unwrap_or("");
+        for part in name.split('*').filter(|p| !p.is_empty()) {
+            let mut chars = part.chars();
+            chars.next();
+            let rest = chars.as_str();
+            let pseudonym = rest.len() == 9
+                && rest.starts_with('~')
+                && rest[1..]
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            if !pseudonym {
+                names.push(part.to_string());
+            }
+        }
+    }
+    names
 }

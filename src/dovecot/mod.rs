@@ -18,6 +18,7 @@
 
 mod fixture_tests;
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use serde::Serialize;
@@ -84,30 +85,57 @@ pub fn is_sync_users_line(line: &str) -> bool {
     line.contains(SYNC_USERS_MARKER)
 }
 
-/// The login attempt a line records; None for anything else (other processes, malformed).
-pub fn parse_login(line: &str) -> Option<LoginLine> {
+/// Where the parts of an `imap-login` line are, as byte offsets into it.
+struct LoginFields<'a> {
+    /// The text between the marker (and its level) and `user=<`.
+    head: &'a str,
+    /// The user name's byte range in the line.
+    user: std::ops::Range<usize>,
+    method: Option<&'a str>,
+    /// What follows the last `, rip=`.
+    tail: &'a str,
+}
+
+fn login_fields(line: &str) -> Option<LoginFields<'_>> {
     let at = line.find(MARKER)?;
     let rest = &line[at + MARKER.len()..];
     let rest = rest
         .strip_prefix("Info: ")
         .or_else(|| rest.strip_prefix("Warning: "))
         .unwrap_or(rest);
+    let rest_at = line.len() - rest.len();
     let user_at = rest.find("user=<")?;
     let head = &rest[..user_at];
     let fields = &rest[user_at..];
+    let user_start = rest_at + user_at + "user=<".len();
     // The real rip= is the last one: anything before it may be the client's user name.
     let rip_at = fields.rfind(", rip=");
     let (user_part, tail) = match rip_at {
         Some(i) => (&fields["user=<".len()..i], &fields[i + ", rip=".len()..]),
         None => (&fields["user=<".len()..], ""),
     };
-    let (user, method) = match user_part.rfind(">, method=") {
-        Some(i) => (
-            &user_part[..i],
-            Some(user_part[i + ">, method=".len()..].to_string()),
-        ),
-        None => (user_part.strip_suffix('>').unwrap_or(user_part), None),
+    let (user_len, method) = match user_part.rfind(">, method=") {
+        Some(i) => (i, Some(&user_part[i + ">, method=".len()..])),
+        None => (user_part.strip_suffix('>').unwrap_or(user_part).len(), None),
     };
+    Some(LoginFields {
+        head,
+        user: user_start..user_start + user_len,
+        method,
+        tail,
+    })
+}
+
+/// The login attempt a line records; None for anything else (other processes, malformed).
+pub fn parse_login(line: &str) -> Option<LoginLine> {
+    let LoginFields {
+        head,
+        user,
+        method,
+        tail,
+    } = login_fields(line)?;
+    let user = &line[user];
+    let method = method.map(str::to_string);
     let rip = tail
         .split(',')
         .next()
@@ -141,10 +169,118 @@ pub fn parse_login(line: &str) -> Option<LoginLine> {
     })
 }
 
+/// The stored form of a login name: its first character, `~`, and 8 hex digits of a keyed hash
+/// of it. Distinct names stay distinct (and so do the counts a replay makes of them), the first
+/// character keeps the report's masked form (`a***`), and the name itself is not stored. Each
+/// part of a master login (`alice*admin`) is replaced on its own, so the account stays apart.
+/// Already replaced names are left as they are: redacting twice changes nothing.
+pub fn pseudonymize_users<'a>(line: &'a str, key: &[u8]) -> Cow<'a, str> {
+    let Some(fields) = login_fields(line) else {
+        return Cow::Borrowed(line);
+    };
+    let user = &line[fields.user.clone()];
+    if user.is_empty() {
+        return Cow::Borrowed(line);
+    }
+    let replaced: Vec<String> = user.split('*').map(|part| pseudonym(part, key)).collect();
+    let replaced = replaced.join("*");
+    if replaced == user {
+        return Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len());
+    out.push_str(&line[..fields.user.start]);
+    out.push_str(&replaced);
+    out.push_str(&line[fields.user.end..]);
+    Cow::Owned(out)
+}
+
+const PSEUDONYM_HEX: usize = 8;
+
+fn is_pseudonym(part: &str) -> bool {
+    let mut chars = part.chars();
+    chars.next().is_some()
+        && chars.next() == Some('~')
+        && chars.as_str().len() == PSEUDONYM_HEX
+        && chars
+            .as_str()
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+fn pseudonym(part: &str, key: &[u8]) -> String {
+    let Some(first) = part.chars().next() else {
+        return String::new();
+    };
+    if is_pseudonym(part) {
+        return part.to_string();
+    }
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    hash.update((key.len() as u64).to_be_bytes());
+    hash.update(key);
+    hash.update(part.as_bytes());
+    let digest = hash.finalize();
+    format!("{first}~{}", &hex::encode(digest)[..PSEUDONYM_HEX])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn stored_names_are_pseudonyms_that_keep_distinctness_master_logins_and_the_mask() {
+        let key = b"test-key";
+        let line = |user: &str| {
+            format!("2026-12-07 16:24:40 imap-login: Info: Disconnected: Aborted login by logging out (auth failed, 1 attempts in 2 secs): user=<{user}>, method=PLAIN, rip=10.64.3.7, lip=10.64.1.5, TLS, session=<a>")
+        };
+        let alice = pseudonymize_users(&line("alice"), key).into_owned();
+        let adam = pseudonymize_users(&line("adam"), key).into_owned();
+        let master = pseudonymize_users(&line("alice*admin"), key).into_owned();
+        for stored in [&alice, &adam, &master] {
+            assert!(
+                !stored.contains("alice") && !stored.contains("adam"),
+                "{stored}"
+            );
+        }
+        let (a, b, m) = (
+            parse_login(&alice).unwrap(),
+            parse_login(&adam).unwrap(),
+            parse_login(&master).unwrap(),
+        );
+        assert_ne!(a.user, b.user);
+        assert!(a.user.starts_with("a~") && b.user.starts_with("a~"));
+        assert!(m.is_master_login());
+        assert_eq!(
+            m.account(),
+            a.user,
+            "the account of a master login keeps its pseudonym"
+        );
+        assert_eq!(
+            (a.rip, a.outcome),
+            (
+                parse_login(&line("alice")).unwrap().rip,
+                LoginOutcome::AuthFailed
+            )
+        );
+        // Twice is once; an empty name and other lines are left alone.
+        assert_eq!(pseudonymize_users(&alice, key), alice.as_str());
+        assert_eq!(pseudonymize_users(&alice, b"another-key"), alice.as_str());
+        assert!(matches!(
+            pseudonymize_users(&line(""), key),
+            Cow::Borrowed(_)
+        ));
+        let other = "imap(alice): Info: Logged out in=0 out=0";
+        assert!(matches!(pseudonymize_users(other, key), Cow::Borrowed(_)));
+        // A hostile name cannot move the real fields.
+        let forged = line("x>, method=PLAIN, rip=10.64.9.9, lip=1.1.1.1, TLS");
+        let stored = pseudonymize_users(&forged, key);
+        assert_eq!(
+            parse_login(&stored).unwrap().rip,
+            Some("10.64.3.7".parse().unwrap())
+        );
+        assert!(!stored.contains("10.64.9.9"), "{stored}");
+    }
 
     #[test]
     fn a_forged_rip_in_the_user_name_is_part_of_the_name() {
@@ -195,6 +331,18 @@ mod tests {
         #[test]
         fn never_panics(line in ".{0,400}") {
             let _ = parse_login(&line);
+        }
+
+        #[test]
+        fn pseudonyms_never_panic_and_keep_every_other_field(line in ".{0,300}") {
+            let stored = pseudonymize_users(&line, b"k");
+            prop_assert_eq!(pseudonymize_users(&stored, b"k"), stored.clone());
+            let (before, after) = (parse_login(&line), parse_login(&stored));
+            prop_assert_eq!(before.is_some(), after.is_some());
+            if let (Some(before), Some(after)) = (before, after) {
+                prop_assert_eq!((before.rip, before.outcome, before.secured), (after.rip, after.outcome, after.secured));
+                prop_assert_eq!(before.is_master_login(), after.is_master_login());
+            }
         }
 
         #[test]

@@ -107,9 +107,18 @@ impl Snapshot {
     /// served when `privacy.show_local_parts` is off. The evidence keeps what the rules read
     /// (recipient domains, DSN codes, relays, queue counts), so a replay of the redacted
     /// snapshot reaches the verdict of the original (the examples' tests hold that).
-    pub fn redact_local_parts(&mut self) {
+    ///
+    /// Dovecot's login names (`user=<…>` of `imap-login` lines) become pseudonyms keyed with
+    /// `user_key` (`dovecot::pseudonymize_users`): distinct names stay distinct, so a replay of the
+    /// stored snapshot counts the same users, but the names are not stored.
+    pub fn redact_local_parts(&mut self, user_key: &[u8]) {
         for tier in self.tiers.values_mut() {
             for event in tier.log_events.iter_mut().flatten() {
+                if let Cow::Owned(named) =
+                    crate::dovecot::pseudonymize_users(&event.message, user_key)
+                {
+                    event.message = named;
+                }
                 redact_in_place(&mut event.message);
             }
             for record in tier.exec.iter_mut().flatten() {
@@ -429,7 +438,7 @@ mod tests {
         snapshot.nat.as_mut().unwrap().error = Some("frank@[192.0.2.1]".into());
         let before = snapshot.clone();
 
-        snapshot.redact_local_parts();
+        snapshot.redact_local_parts(b"test-key");
         let text = serde_json::to_string(&snapshot).unwrap();
         for whole in [
             "jane.doe@",
@@ -460,7 +469,7 @@ mod tests {
             before.nat.as_ref().unwrap().instances
         );
         let once = snapshot.clone();
-        snapshot.redact_local_parts();
+        snapshot.redact_local_parts(b"test-key");
         assert_eq!(snapshot, once);
     }
 

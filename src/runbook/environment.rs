@@ -20,6 +20,9 @@ pub struct Environment {
     pub config: Arc<Config>,
     pub providers: Arc<ProviderTable>,
     pub clock: Clock,
+    /// The key of the pseudonyms that stand for login names in stored snapshots: one per
+    /// process, so they cannot be looked up in a table of hashes of common names.
+    pub user_key: [u8; 32],
 }
 
 impl Environment {
@@ -32,6 +35,7 @@ impl Environment {
             providers: Arc::new(providers),
             config,
             clock,
+            user_key: rand::random(),
         }
     }
 

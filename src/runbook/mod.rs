@@ -54,10 +54,10 @@ pub enum RunbookError {
 /// saw; only what is stored and served is cut.
 pub(crate) fn stored_snapshot(
     mut snapshot: crate::probe::Snapshot,
-    config: &crate::config::Config,
+    env: &environment::Environment,
 ) -> Result<serde_json::Value, RunbookError> {
-    if !config.privacy.show_local_parts {
-        snapshot.redact_local_parts();
+    if !env.config.privacy.show_local_parts {
+        snapshot.redact_local_parts(&env.user_key);
     }
     serde_json::to_value(&snapshot)
         .map_err(|e| RunbookError::Failed(format!("cannot serialize the evidence snapshot: {e}")))

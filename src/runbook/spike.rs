@@ -55,7 +55,7 @@ pub async fn run(
     };
     verdict.next_command =
         super::next_command::next_command(&verdict, &evidence, &env.config, alert_filter);
-    let snapshot = super::stored_snapshot(gathered.snapshot, &env.config)?;
+    let snapshot = super::stored_snapshot(gathered.snapshot, env)?;
     Ok(Report {
         episode: request.episode_id,
         alertname: spec.alertname.into(),

@@ -178,7 +178,7 @@ impl Runbook for ImapAuthSpike {
             gather(&self.env, request.alert.starts_at, now, request.budget).await;
         let facts = evidence::build(&snapshot, &self.env.config);
         let verdict = rules::verdict(&facts, &self.env.config.imap_auth);
-        let recorded = super::stored_snapshot(snapshot, &self.env.config)?;
+        let recorded = super::stored_snapshot(snapshot, &self.env)?;
         Ok(Report {
             episode: request.episode_id,
             alertname: ALERTNAME.into(),

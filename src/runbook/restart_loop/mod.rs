@@ -77,8 +77,7 @@ impl Runbook for RestartLoop {
         let now = (self.env.clock)();
         let Some(service) = configured else {
             // An empty snapshot: a replay of it reaches the same verdict, with no call either.
-            let snapshot =
-                super::stored_snapshot(crate::probe::Snapshot::new(now), &self.env.config)?;
+            let snapshot = super::stored_snapshot(crate::probe::Snapshot::new(now), &self.env)?;
             return Ok(Report {
                 episode: request.episode_id,
                 alertname: ALERTNAME.into(),
@@ -107,7 +106,7 @@ impl Runbook for RestartLoop {
         .await;
         let facts = evidence::build(&gathered.snapshot, &self.env.config, &service.name);
         let verdict = rules::verdict(&facts, &self.env.config);
-        let snapshot = super::stored_snapshot(gathered.snapshot, &self.env.config)?;
+        let snapshot = super::stored_snapshot(gathered.snapshot, &self.env)?;
         Ok(Report {
             episode: request.episode_id,
             alertname: ALERTNAME.into(),

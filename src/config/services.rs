@@ -112,7 +112,9 @@ pub struct RestartLoopConfig {
     pub stopped_tasks: usize,
     /// From this many configured services below their desired count, the cause is the cluster.
     pub cluster_wide_services: usize,
-    /// The CloudWatch Logs filter pattern of the service's error lines (the runbook's).
+    /// The CloudWatch Logs filter pattern of the service's error lines: the runbook's, with the
+    /// capitalised forms Dovecot writes (`Error:`, `Fatal:`, `Panic:`; CloudWatch's terms are
+    /// case-sensitive) and the `failed to chown` that rule 2 looks for.
     pub log_filter_pattern: String,
     /// At most this many error lines are read.
     pub log_max_events: usize,
@@ -128,7 +130,9 @@ impl Default for RestartLoopConfig {
                     .into(),
             stopped_tasks: 5,
             cluster_wide_services: 2,
-            log_filter_pattern: "?ERROR ?Exception ?error ?fatal".into(),
+            log_filter_pattern:
+                "?ERROR ?Error ?error ?Exception ?FATAL ?Fatal ?fatal ?Panic ?\"failed to chown\""
+                    .into(),
             log_max_events: 200,
             log_window_secs: 3600,
         }

@@ -73,9 +73,10 @@ pub fn message(annotation: &Annotation<'_>) -> SlackMessage {
     blocks.push(section(status));
 
     match annotation.stage {
-        Stage::Running => blocks.push(section(
-            "Triage is running: queue depth, logs, NAT and blocklists are being checked. This message is updated with the verdict.".into(),
-        )),
+        Stage::Running => blocks.push(section(format!(
+            "Triage is running: {} being checked. This message is updated with the verdict.",
+            checks_running(annotation.alert.alertname())
+        ))),
         Stage::Failed(error) => blocks.push(section(format!(
             "*Triage failed:* {}",
             untrusted_mrkdwn(error, 1000, show)
@@ -91,7 +92,12 @@ pub fn message(annotation: &Annotation<'_>) -> SlackMessage {
                 .label_pairs()
                 .iter()
                 .take(30)
-                .map(|pair| format!("• `{}`", untrusted_mrkdwn(pair, 200, show).replace('`', "'")))
+                .map(|pair| {
+                    format!(
+                        "• `{}`",
+                        untrusted_mrkdwn(pair, 200, show).replace('`', "'")
+                    )
+                })
                 .collect();
             if !labels.is_empty() {
                 blocks.push(section(truncate_lines("*Labels*", &labels)));
@@ -292,5 +298,22 @@ fn reply(text: String) -> SlackMessage {
     SlackMessage {
         blocks: vec![section(text.clone())],
         text,
+    }
+}
+
+/// What a runbook checks, in the words of the "triage running" message: an alert's own runbook,
+/// never another's list.
+fn checks_running(alertname: &str) -> &'static str {
+    match alertname {
+        "SendmailDeferredSpike" | "SendmailBouncedSpike" => {
+            "queue depth, logs, NAT and blocklists are"
+        }
+        "IMAPAuthFailureSpike" => {
+            "Dovecot's login lines, the failing sources' network interfaces and the master-password parameter's age are"
+        }
+        "ContainerRestartLoop" => {
+            "the service's events, stopped tasks, task definitions, container instances and error lines are"
+        }
+        _ => "the runbook's diagnostics are",
     }
 }

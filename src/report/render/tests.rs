@@ -184,6 +184,23 @@ fn stages_and_resolution() {
         running.blocks[0]["text"]["text"],
         "SendmailDeferredSpike: triage running"
     );
+    let checks = |alertname: &str| {
+        let mut alert = alert.clone();
+        alert.labels.insert("alertname".into(), alertname.into());
+        let message = slack::message(&annotation(&alert, Stage::Running));
+        serde_json::to_string(&message.blocks).unwrap()
+    };
+    assert!(checks("SendmailDeferredSpike").contains("queue depth, logs, NAT and blocklists"));
+    let imap = checks("IMAPAuthFailureSpike");
+    assert!(
+        imap.contains("Dovecot's login lines") && !imap.contains("NAT"),
+        "{imap}"
+    );
+    let restart = checks("ContainerRestartLoop");
+    assert!(
+        restart.contains("stopped tasks") && !restart.contains("NAT"),
+        "{restart}"
+    );
     let failed = slack::message(&annotation(&alert, Stage::Failed("probe <!channel> broke")));
     let json = serde_json::to_string(&failed).unwrap();
     assert!(json.contains("*Triage failed:* probe &lt;!channel&gt; broke"));

@@ -93,6 +93,9 @@ pub enum Action {
     NatReplace,
     ImapLocalDelivery,
     InboundRelay,
+    /// SendmailDeferredSpike: smtp-out's 4.4 deferrals with the name lookup failing inside its
+    /// tasks (the follow-up check): DNS, not the NAT.
+    OutboundDns,
     RemoteCongestion,
     Deliverability,
     AddressMapStale,

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use super::followup::{self, ConnectCheck, LocalCheck};
 use crate::config::Config;
 use crate::dnsbl::{interpret_all, Listing, ZoneVerdict};
 use crate::probe::snapshot::{ExecRecord, NatSnapshot, Snapshot, TierSnapshot};
@@ -69,6 +70,11 @@ pub struct TierFacts {
     /// Task id (from the CloudWatch stream name, `<tier>/<container>/<task>`) -> its 4.4
     /// deferrals in the window.
     pub four_four_by_task: BTreeMap<String, u64>,
+    /// The follow-up checks run in the tier's tasks (`runbook::followup`), one per task; empty
+    /// when not run (an older snapshot, another tier, the checks off).
+    pub egress_checks: Vec<ConnectCheck>,
+    pub relay_checks: Vec<ConnectCheck>,
+    pub local_checks: Vec<LocalCheck>,
 }
 
 impl TierFacts {
@@ -323,6 +329,9 @@ fn tier_facts(
     facts.exec_failed_tasks.dedup();
     queue_facts(&mut facts, shared_queue, exec);
     virtusertable_facts(&mut facts, exec, captured_at);
+    facts.egress_checks = followup::connect_checks(exec, followup::EGRESS);
+    facts.relay_checks = followup::connect_checks(exec, followup::RELAY);
+    facts.local_checks = followup::local_checks(exec);
     let mut events: Vec<_> = recorded.log_events.iter().flatten().collect();
     events.sort_by_key(|e| e.timestamp);
     let mut aggregator = Aggregator::new(options);

@@ -7,6 +7,7 @@ pub mod cut_off;
 pub mod deferred;
 pub mod environment;
 pub mod evidence;
+pub mod followup;
 pub mod gather;
 pub mod imap_auth;
 pub mod next_command;

@@ -155,7 +155,7 @@ fn tier_details(facts: &TierFacts) -> Value {
     let mut codes: Vec<(&String, &u64)> = facts.summary.dsn_codes.iter().collect();
     codes.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     codes.truncate(5);
-    json!({
+    let mut details = json!({
         "top_dsn_codes": codes.into_iter().map(|(c, n)| json!({"code": c, "lines": n})).collect::<Vec<_>>(),
         "top_domains": facts.summary.top_domains,
         "top_relays": facts.summary.top_relays,
@@ -174,7 +174,23 @@ fn tier_details(facts: &TierFacts) -> Value {
         "newest_log_event_error": facts.newest_log_event_error,
         "virtusertable": facts.virtusertable,
         "virtusertable_problems": facts.virtusertable_problems,
-    })
+    });
+    // The follow-up checks, per task, when they ran (`runbook::followup`).
+    if let Value::Object(fields) = &mut details {
+        for (key, value) in [
+            ("egress_checks", serde_json::to_value(&facts.egress_checks)),
+            ("relay_checks", serde_json::to_value(&facts.relay_checks)),
+            ("local_checks", serde_json::to_value(&facts.local_checks)),
+        ] {
+            match value {
+                Ok(Value::Array(items)) if !items.is_empty() => {
+                    fields.insert(key.into(), Value::Array(items));
+                }
+                _ => {}
+            }
+        }
+    }
+    details
 }
 
 #[cfg(test)]

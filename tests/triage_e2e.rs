@@ -88,7 +88,12 @@ async fn webhook_to_stored_report_with_moto_ecs_exec_and_dns() {
         .with("AWS_ACCESS_KEY_ID", "testing")
         .with("AWS_SECRET_ACCESS_KEY", "testing")
         .with("CABAL_TRIAGE__EXEC__MAILQ_COMMAND", &mailq)
-        .with("CABAL_TRIAGE_DNSBL_NAMESERVERS", &dns.addr.to_string());
+        .with("CABAL_TRIAGE_DNSBL_NAMESERVERS", &dns.addr.to_string())
+        // The follow-up checks, pointed at what this machine has: localhost resolves, the
+        // spool is the filesystem of /, /bin/sh stands in for procmail.
+        .with("CABAL_TRIAGE__RUNBOOKS__EGRESS_CHECK_HOST", "localhost")
+        .with("CABAL_TRIAGE__RUNBOOKS__SPOOL_PATH", "/")
+        .with("CABAL_TRIAGE__RUNBOOKS__PROCMAIL_PATH", "/bin/sh");
     let service = Service::start_in(dir.path(), options).await;
 
     let starts_at = (now - time::Duration::minutes(5)).format(&Rfc3339).unwrap();
@@ -168,7 +173,26 @@ async fn webhook_to_stored_report_with_moto_ecs_exec_and_dns() {
         .collect();
     let mut sorted = tasks.clone();
     sorted.sort();
-    assert_eq!(sorted, vec!["1a1a", "3a3a", "3b3b"]);
+    // mailq, and beside it each tier's follow-up check (smtp-in's tasks are not exec-ready).
+    assert_eq!(sorted, vec!["1a1a", "1a1a", "3a3a", "3a3a", "3b3b", "3b3b"]);
+    let details = &report["evidence"]["tier_details"];
+    for check in details["smtp-out"]["egress_checks"].as_array().unwrap() {
+        assert_eq!(check["dns"], "ok", "{check}");
+        assert_eq!(check["address"], "127.0.0.1", "{check}");
+    }
+    assert_eq!(
+        details["smtp-out"]["egress_checks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let local = &details["imap"]["local_checks"][0];
+    assert_eq!(local["procmail"], "executable", "{local}");
+    assert_eq!(local["spool"]["mounted_on"], "/", "{local}");
+    assert_eq!(step("egress smtp-out")["outcome"], "ok");
+    assert_eq!(step("local imap")["outcome"], "ok");
+    assert_eq!(step("relay smtp-in")["outcome"], "failed");
     assert!(exec.agent.records().iter().all(|r| r.violations.is_empty()));
 
     // The snapshot is exposed at the top level and replays to the same verdict.
@@ -177,6 +201,17 @@ async fn webhook_to_stored_report_with_moto_ecs_exec_and_dns() {
         snapshot["tiers"]["smtp-out"]["exec"].is_array(),
         "{snapshot}"
     );
+    let egress: Vec<&serde_json::Value> = snapshot["tiers"]["smtp-out"]["exec"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["probe"] == "egress")
+        .collect();
+    assert_eq!(egress.len(), 2, "{snapshot}");
+    assert!(egress[0]["output"]
+        .as_str()
+        .unwrap()
+        .contains("dns=ok 127.0.0.1"));
     assert!(report.get("evidence_snapshot").is_none());
     let snapshot_file = dir.path().join("snapshot.json");
     std::fs::write(&snapshot_file, snapshot.to_string()).unwrap();

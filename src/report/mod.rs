@@ -2,6 +2,7 @@
 //! (`docs/contracts.md`, "Report"): the API, the replay tools and the notifiers read them. Pure data, no I/O.
 
 pub mod fit;
+pub mod history;
 pub mod redact;
 pub mod render;
 pub mod sanitize;

@@ -233,5 +233,42 @@ async fn webhook_to_stored_report_with_moto_ecs_exec_and_dns() {
     let replayed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(replayed["verdict"], *verdict);
     assert_eq!(replayed["evidence"]["tiers"], report["evidence"]["tiers"]);
+    // The first episode had no history; the next one of the same alert counts it, with its
+    // verdict's action, and the count is stored with its snapshot.
+    assert_eq!(report["evidence"]["history"]["episodes"], 0, "{report}");
+    let later = (now - time::Duration::minutes(2)).format(&Rfc3339).unwrap();
+    let second = notification(
+        "{}:{alertname=\"SendmailDeferredSpike\"}",
+        vec![alert(
+            "SendmailDeferredSpike",
+            "0d0e0f1011121315",
+            &later,
+            "firing",
+            &[],
+        )],
+    );
+    let (status, body) = service.post_alerts(&second).await;
+    assert_eq!(status, 202, "{body}");
+    let second_id = body["episodes"][0]["id"].as_str().unwrap().to_string();
+    let episode = service
+        .wait_for_states(
+            std::slice::from_ref(&second_id),
+            &["triaged", "failed"],
+            Duration::from_secs(60),
+        )
+        .await
+        .remove(0);
+    let history = &episode["report"]["evidence"]["history"];
+    assert_eq!(history["episodes"], 1, "{history}");
+    assert_eq!(history["by_action"]["blocklist-check"], 1, "{history}");
+    assert_eq!(
+        episode["evidence_snapshot"]["history"]["episodes"], 1,
+        "{}",
+        episode["evidence_snapshot"]
+    );
+    assert!(episode["report"]["verdict"]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("The ledger holds 1 earlier SendmailDeferredSpike episode from the last 7 days, 1 of them blocklist-check."));
     drop(service);
 }

@@ -55,6 +55,10 @@ pub struct RunbooksConfig {
     pub procmail_path: String,
     /// The spool is full from this share of its space used, in percent.
     pub spool_max_used_percent: u64,
+    /// Greylisting is not transient once the ledger holds this many earlier episodes of the same
+    /// alert with the `greylisting-transient` verdict in the last 7 days ("concerning if
+    /// recurring", the runbook says): the third time this week is a reputation question.
+    pub recurring_episodes: u64,
 }
 
 impl Default for RunbooksConfig {
@@ -81,6 +85,7 @@ impl Default for RunbooksConfig {
             spool_path: "/home".into(),
             procmail_path: "/usr/bin/procmail".into(),
             spool_max_used_percent: 95,
+            recurring_episodes: 2,
         }
     }
 }
@@ -107,6 +112,7 @@ impl RunbooksConfig {
             ("runbooks.deferred_threshold", self.deferred_threshold),
             ("runbooks.bounced_threshold", self.bounced_threshold),
             ("runbooks.log_silence_gap_secs", self.log_silence_gap_secs),
+            ("runbooks.recurring_episodes", self.recurring_episodes),
             (
                 "runbooks.virtusertable_max_age_secs",
                 self.virtusertable_max_age_secs,

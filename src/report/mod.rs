@@ -147,6 +147,10 @@ pub struct Evidence {
     /// A few lines that back the verdict, for the renderings (untrusted text: escaped there).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub highlights: Vec<String>,
+    /// The alert's earlier episodes as the ledger counted them (`history`); absent when not
+    /// asked (a one-shot triage without a recorded history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<history::AlertHistory>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

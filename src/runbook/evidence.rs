@@ -16,8 +16,9 @@ use time::OffsetDateTime;
 use super::followup::{self, ConnectCheck, LocalCheck};
 use crate::config::Config;
 use crate::dnsbl::{interpret_all, Listing, ZoneVerdict};
-use crate::probe::snapshot::{ExecRecord, NatSnapshot, Snapshot, TierSnapshot};
+use crate::probe::snapshot::{ExecRecord, NatSnapshot, Snapshot, TierSnapshot, Window};
 use crate::probe::{nat_state, zone_egress, ZoneEgress};
+use crate::report::history::AlertHistory;
 use crate::report::NatState;
 use crate::sendmail::{
     classify_line, parse_mailq, parse_message, parse_syslog, AggregateOptions, Aggregator, Dsn,
@@ -75,6 +76,8 @@ pub struct TierFacts {
     pub egress_checks: Vec<ConnectCheck>,
     pub relay_checks: Vec<ConnectCheck>,
     pub local_checks: Vec<LocalCheck>,
+    /// The CloudWatch timestamps (epoch ms) of the tier's bounced lines in the window, in order.
+    pub bounced_at_ms: Vec<i64>,
 }
 
 impl TierFacts {
@@ -132,6 +135,10 @@ pub struct TriageEvidence {
     pub dnsbl_checked: bool,
     /// Egress per availability zone (`probe::zones`).
     pub zones: BTreeMap<String, ZoneEgress>,
+    /// The log window the lines were read in.
+    pub window: Option<Window>,
+    /// The alert's earlier episodes (`report::history`); None when not asked.
+    pub history: Option<AlertHistory>,
 }
 
 impl TriageEvidence {
@@ -282,6 +289,8 @@ pub fn build(snapshot: &Snapshot, config: &Config, providers: &ProviderTable) ->
         nat_ips,
         dnsbl_checked: snapshot.dnsbl.is_some() || ipv4.is_empty(),
         dnsbl,
+        window: snapshot.window,
+        history: snapshot.history.clone(),
     }
 }
 
@@ -374,6 +383,9 @@ fn tier_facts(
                     }
                 }
             }
+        }
+        if delivery.status == Status::Bounced {
+            facts.bounced_at_ms.push(event.timestamp);
         }
         aggregator.add(&delivery, &event.message);
     }

@@ -289,6 +289,8 @@ mod tests {
             dnsbl: BTreeMap::new(),
             dnsbl_checked: true,
             zones: BTreeMap::new(),
+            window: None,
+            history: None,
         }
     }
 

@@ -263,6 +263,8 @@ mod tests {
             dnsbl: BTreeMap::new(),
             dnsbl_checked: true,
             zones: BTreeMap::new(),
+            window: None,
+            history: None,
         }
     }
 

@@ -6,6 +6,7 @@
 
 pub mod checks;
 pub mod egress;
+pub mod history;
 pub mod rules;
 
 use std::sync::Arc;

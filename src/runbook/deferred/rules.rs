@@ -8,7 +8,7 @@ use super::super::rules::{
     combine, concentration, confidence, count_measure, dominant_class, missing_pieces, offending,
     percent, summary_tail, ConfidenceInputs, Standing, TierStanding,
 };
-use super::{checks, egress};
+use super::{checks, egress, history};
 use crate::config::RunbooksConfig;
 use crate::report::{Action, NatState, OffendingTier, Verdict};
 
@@ -201,7 +201,7 @@ pub fn action(
                 "smtp-in cannot relay to imap: imap.cabal.internal must resolve inside smtp-in and imap must accept connections on port 25".into()
             }),
         ),
-        _ => smtp_out_action(primary, evidence, t),
+        _ => history::recurring_greylisting(smtp_out_action(primary, evidence, t), evidence, t),
     }
 }
 
@@ -389,6 +389,12 @@ pub fn verdict(evidence: &TriageEvidence, t: &RunbooksConfig) -> Verdict {
     for echo in echoes {
         summary.push_str(&echo);
     }
+    if let Some(rising) = history::rising_bounces(evidence, t) {
+        if !summary.ends_with('.') {
+            summary.push('.');
+        }
+        summary.push_str(&rising);
+    }
     summary.push_str(&summary_tail(&standing_out, missing));
     Verdict {
         offending_tier,
@@ -454,6 +460,8 @@ mod tests {
             )]),
             dnsbl_checked: true,
             zones: BTreeMap::new(),
+            window: None,
+            history: None,
         }
     }
 

@@ -264,6 +264,7 @@ mod tests {
             },
             attempt: 1,
             budget: Duration::from_secs(5),
+            history: None,
         }
     }
 

@@ -417,6 +417,26 @@ def imap_spool_not_mounted():
     return snapshot(tiers, nat(), dnsbl())
 
 
+def greylisting_recurring():
+    """Greylisting as in spamhaus-refusing, but the ledger holds two earlier greylisting episodes
+    of the alert this week (recorded as the snapshot's history), and bounces rise in the later
+    half of the window: not transient, and said."""
+    out = Log("smtp-out")
+    hosts = [("example.org", "mx.example.org. [198.51.100.25]"), ("example.net", "mail.example.net. [198.51.100.80]"),
+             ("example.com", "mx1.example.com. [192.0.2.25]"), ("cabal.example", "mx.cabal.example. [192.0.2.40]")]
+    for k, at in enumerate(spread(25, 2, 24)):
+        domain, relay = hosts[k % len(hosts)]
+        out.line(at, f"to=<member{k}@{domain}>, delay=00:0{k % 9}:05, xdelay=00:00:01, mailer=esmtp, pri={60000 + k * 30}, relay={relay}, dsn=4.7.1, stat=Deferred: 450 4.7.1 Service unavailable, try again later")
+    for k, at in enumerate(spread(12, 1, 7)):
+        domain, relay = hosts[k % len(hosts)]
+        out.line(at, f"to=<gone{k}@{domain}>, delay=00:00:02, xdelay=00:00:01, mailer=esmtp, pri={30000 + k * 30}, relay={relay}, dsn=5.1.1, stat=User unknown")
+    tiers = {"imap": quiet("imap"), "smtp-in": quiet("smtp-in"), "smtp-out": tier("smtp-out", out, [12, 12])}
+    record = snapshot(tiers, nat(), dnsbl())
+    record["history"] = {"since": rfc3339(CAPTURED - dt.timedelta(days=7)), "episodes": 3,
+                         "by_action": {"greylisting-transient": 2, "remote-congestion": 1}}
+    return record
+
+
 INCIDENTS = {
     "greylist-storm-one-provider": (greylist_storm, "SendmailDeferredSpike",
         {"offending_tier": "smtp-out", "dsn_class": "4.7", "nat_state": "running",
@@ -494,6 +514,12 @@ INCIDENTS = {
          "action": "imap-local-delivery", "confidence": "high"},
         ["the mail spool /home is 97% full (905 MiB free, on /) in task 9f1c2d3e",
          "/home is not a mounted filesystem (EFS) in task 9f1c2d3e"]),
+    "greylisting-third-time-this-week": (greylisting_recurring, "SendmailDeferredSpike",
+        {"offending_tier": "smtp-out", "dsn_class": "4.7", "nat_state": "running",
+         "action": "blocklist-check", "confidence": "high"},
+        ["greylisting episode 3 in 7 days: recurring greylisting is not transient",
+         "Bounces are rising in the same window: 0 in its first half, 7 in its second (smtp-out 7)",
+         "The ledger holds 3 earlier SendmailDeferredSpike episodes from the last 7 days, 0 of them blocklist-check."]),
 }
 
 

@@ -78,6 +78,7 @@ pub const EXAMPLES: &[Example] = bundled![
     "bounced-dsn5-deferrals",
     "dns-failing-inside-smtp-out",
     "greylist-storm-one-provider",
+    "greylisting-third-time-this-week",
     "imap-auth-master-password-rotated",
     "imap-auth-non-lambda-source-guessing",
     "imap-auth-one-account-missing",

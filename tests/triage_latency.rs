@@ -243,24 +243,25 @@ async fn triage_latency() {
 /// the task and container in the environment.
 fn prepared_runs(mailq: &str, control: &EcsControlPlane) -> Vec<(String, Vec<(String, String)>)> {
     let wrap = |command: &str| cabal_triage::aws::exec::output::Sentinel::random().wrap(command);
-    let wrapped = wrap(mailq);
-    // The follow-up check each tier runs beside mailq, as the service builds it from the same
-    // settings (`check_settings`).
+    // The follow-up check each tier runs in mailq's session, as the service builds it from the
+    // same settings (`check_settings`).
     let checks = cabal_triage::runbook::followup::commands(&check_config());
     control
         .services
         .values()
         .flatten()
-        .flat_map(|task| {
+        .map(|task| {
             let env = vec![
                 ("FAKE_ECS_TASK".to_string(), task.id.clone()),
                 ("FAKE_ECS_CONTAINER".to_string(), task.container.clone()),
             ];
-            let check = checks
-                .iter()
-                .find(|(tier, _, _)| *tier == task.container)
-                .map(|(_, _, command)| (wrap(command), env.clone()));
-            std::iter::once((wrapped.clone(), env)).chain(check)
+            let command = match checks.iter().find(|(tier, _, _)| *tier == task.container) {
+                Some((_, probe, check)) => {
+                    cabal_triage::probe::exec::with_section(mailq, probe, check)
+                }
+                None => mailq.to_string(),
+            };
+            (wrap(&command), env)
         })
         .collect()
 }

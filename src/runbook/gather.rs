@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::config::Config;
+use crate::probe::exec::split_sections;
 use crate::probe::snapshot::{ExecRecord, Snapshot, Window};
 use crate::probe::{
     step, ExecProbe, ProbeError, ProbeSet as Probes, TaskDiscovery, TaskTarget, TierTargets,
@@ -33,6 +34,9 @@ pub struct ExecPlan {
     pub probe: &'static str,
     pub command: String,
     pub tiers: Vec<String>,
+    /// The command also prints this probe's section after `probe::exec::SECTION_MARK`
+    /// (`probe::exec::with_section`): its output is recorded as that probe's own record.
+    pub section: Option<&'static str>,
 }
 
 /// What the probes saw and how each step went.
@@ -251,13 +255,38 @@ async fn run_plan(
                 exec_timeouts += usize::from(result.timed_out);
                 problems.push(format!("task {}: {error}", result.task));
             }
-            records.push(ExecRecord {
-                task: result.task,
-                probe: result.probe,
-                output: result.output,
-                exit_status: result.exit_status,
-                error: result.error,
-            });
+            let sections =
+                plan.section
+                    .zip(result.output.as_deref())
+                    .and_then(|(section, output)| {
+                        split_sections(output).filter(|parts| parts.probe == section)
+                    });
+            match sections {
+                // One session, two records: the first command's and the section's.
+                Some(parts) => {
+                    records.push(ExecRecord {
+                        task: result.task.clone(),
+                        probe: result.probe,
+                        output: Some(parts.first),
+                        exit_status: parts.first_status.or(result.exit_status),
+                        error: None,
+                    });
+                    records.push(ExecRecord {
+                        task: result.task,
+                        probe: parts.probe,
+                        output: Some(parts.second),
+                        exit_status: result.exit_status,
+                        error: result.error,
+                    });
+                }
+                None => records.push(ExecRecord {
+                    task: result.task,
+                    probe: result.probe,
+                    output: result.output,
+                    exit_status: result.exit_status,
+                    error: result.error,
+                }),
+            }
         }
     }
     let elapsed = started.elapsed();

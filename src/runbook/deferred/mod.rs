@@ -19,6 +19,7 @@ use super::followup;
 use super::gather::ExecPlan;
 use super::spike::{run, SpikeSpec};
 use super::{Runbook, RunbookError, TriageRequest};
+use crate::probe::exec::with_section;
 use crate::report::Report;
 
 pub const ALERTNAME: &str = "SendmailDeferredSpike";
@@ -31,25 +32,33 @@ pub struct DeferredSpike {
 
 impl DeferredSpike {
     pub fn new(env: Arc<Environment>) -> DeferredSpike {
-        let tiers = env
+        let tiers: Vec<String> = env
             .config
             .cabalmail
             .tiers_in_order()
             .map(|(name, _)| name.to_string())
             .collect();
+        // mailq in every task; in the tiers with a follow-up check, the check rides in the same
+        // ECS Exec session after a section line (no second session per task: the critical path
+        // and the calls stay as they were).
+        let checks = followup::commands(&env.config.runbooks);
+        let mailq = &env.config.exec.mailq_command;
+        let (checked, plain): (Vec<String>, Vec<String>) = tiers
+            .into_iter()
+            .partition(|tier: &String| checks.iter().any(|(t, _, _)| t == tier));
         let mut plans = vec![ExecPlan {
             probe: MAILQ,
-            command: env.config.exec.mailq_command.clone(),
-            tiers,
+            command: mailq.clone(),
+            tiers: plain,
+            section: None,
         }];
-        // The runbook's follow-up checks, beside mailq (each its own session, so a check that
-        // waits for its timeout never holds up the queue's answer).
-        for (tier, probe, command) in followup::commands(&env.config.runbooks) {
-            if env.config.cabalmail.tiers.contains_key(tier) {
+        for tier in checked {
+            if let Some((_, probe, check)) = checks.iter().find(|(t, _, _)| *t == tier) {
                 plans.push(ExecPlan {
-                    probe,
-                    command,
-                    tiers: vec![tier.to_string()],
+                    probe: MAILQ,
+                    command: with_section(mailq, probe, check),
+                    tiers: vec![tier],
+                    section: Some(probe),
                 });
             }
         }

@@ -324,3 +324,136 @@ async fn run_plan(
         step,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::probe::exec::{join_sections, ExecProbeResult};
+    use crate::probe::snapshot::{ContainerInfo, TaskInfo};
+
+    /// Answers each task with what the test gives it, and keeps the commands it was asked.
+    struct Answers {
+        by_task: Vec<(&'static str, Option<&'static str>, Option<&'static str>)>,
+        commands: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl ExecProbe for Answers {
+        async fn run(
+            &self,
+            probe: &str,
+            command: &str,
+            tier: &TierTargets,
+            _deadline: Deadline,
+        ) -> Vec<ExecProbeResult> {
+            self.commands.lock().unwrap().push(command.to_string());
+            tier.tasks
+                .iter()
+                .filter_map(|t| {
+                    let id = crate::probe::tasks::task_id(&t.task);
+                    let (_, output, error) =
+                        self.by_task.iter().find(|(task, _, _)| *task == id)?;
+                    Some(ExecProbeResult {
+                        task: id.to_string(),
+                        probe: probe.to_string(),
+                        output: output.map(str::to_string),
+                        exit_status: output.map(|_| 0),
+                        error: error.map(str::to_string),
+                        truncated: false,
+                        timed_out: false,
+                    })
+                })
+                .collect()
+        }
+    }
+
+    fn ready(id: &str) -> TaskInfo {
+        TaskInfo {
+            id: id.into(),
+            arn: format!("arn:aws:ecs:us-east-1:123456789012:task/cabal-mail/{id}"),
+            last_status: Some("RUNNING".into()),
+            exec_enabled: true,
+            started_at: None,
+            containers: vec![ContainerInfo {
+                name: "smtp-out".into(),
+                last_status: Some("RUNNING".into()),
+                exec_agent: Some("RUNNING".into()),
+            }],
+            availability_zone: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_section_is_recorded_as_its_own_probe_and_an_error_as_mailq_only() {
+        let combined = join_sections(
+            "Total requests: 7\r\n",
+            Some(0),
+            "egress",
+            "dns=ok 142.250.31.27\r\ntcp=timeout\r\n",
+        );
+        let combined: &'static str = Box::leak(combined.into_boxed_str());
+        let exec = Answers {
+            by_task: vec![
+                ("a1", Some(combined), None),
+                ("a2", None, Some("ECS Exec in task a2 did not finish")),
+                // No section line (the mailq command ended the shell): all of it is mailq's.
+                ("a3", Some("Total requests: 7\r\n"), None),
+            ],
+            commands: Mutex::new(Vec::new()),
+        };
+        let plan = ExecPlan {
+            probe: "mailq",
+            command: crate::probe::exec::with_section("mailq | tail -1", "egress", "check"),
+            tiers: vec!["smtp-out".into()],
+            section: Some("egress"),
+        };
+        let found = TierTasks {
+            tier: "smtp-out".into(),
+            service: "cabal-smtp-out".into(),
+            container: "smtp-out".into(),
+            tasks: vec![ready("a1"), ready("a2"), ready("a3")],
+            error: None,
+            elapsed: Duration::ZERO,
+        };
+        let run = run_plan(
+            &exec,
+            &Config::default(),
+            &plan,
+            found,
+            &Deadline::after(Duration::from_secs(5)),
+        )
+        .await;
+        assert_eq!(
+            exec.commands.lock().unwrap().as_slice(),
+            [plan.command.clone()]
+        );
+        let records: Vec<(&str, &str, Option<&str>)> = run
+            .records
+            .iter()
+            .map(|r| (r.task.as_str(), r.probe.as_str(), r.output.as_deref()))
+            .collect();
+        assert_eq!(
+            records,
+            [
+                ("a1", "mailq", Some("Total requests: 7\r\n")),
+                (
+                    "a1",
+                    "egress",
+                    Some("dns=ok 142.250.31.27\r\ntcp=timeout\r\n")
+                ),
+                ("a2", "mailq", None),
+                ("a3", "mailq", Some("Total requests: 7\r\n")),
+            ]
+        );
+        assert_eq!(run.step.name, "mailq smtp-out");
+        assert_eq!(
+            run.step.outcome,
+            StepOutcome::Failed,
+            "a2's error fails the step"
+        );
+    }
+}

@@ -428,8 +428,9 @@ mod tests {
         )
         .await;
         assert_eq!(
-            exec.commands.lock().unwrap().as_slice(),
-            [plan.command.clone()]
+            *exec.commands.lock().unwrap(),
+            vec![plan.command.clone()],
+            "one session: mailq and its section"
         );
         let records: Vec<(&str, &str, Option<&str>)> = run
             .records

@@ -368,6 +368,74 @@ def spamhaus_refusing():
     answers[NAT_IP]["zen.spamhaus.org"] = ["127.255.255.254"]
     return snapshot(tiers, nat(), answers)
 
+def check_records(tier_name, probe, outputs):
+    """The follow-up checks' records (exec[].probe egress, relay, local) of a tier's tasks."""
+    return [{"task": task, "probe": probe, "output": output, "exit_status": 0, "error": None}
+            for task, output in zip(TASKS[tier_name], outputs)]
+
+
+def dns_failing_inside_smtp_out():
+    out = Log("smtp-out")
+    domains = ["gmail.com", "yahoo.com", "example.org", "icloud.com", "outlook.com"]
+    for k, at in enumerate(spread(18, 1, 44)):
+        domain = domains[k % len(domains)]
+        if k % 2 == 0:
+            out.line(at, f"to=<person{k}@{domain}>, delay=00:0{k % 10}:30, xdelay=00:00:00, mailer=esmtp, pri={30000 + k * 90}, relay={domain}, dsn=4.4.3, stat=Deferred: Name server timeout")
+        else:
+            out.line(at, f"to=<person{k}@{domain}>, delay=00:0{k % 10}:10, xdelay=00:00:00, mailer=esmtp, pri={30000 + k * 90}, relay={domain}, dsn=4.4.3, stat=Deferred: {domain}: host name lookup failure")
+    smtp_out = tier("smtp-out", out, [58, 58])
+    smtp_out["exec"] += check_records("smtp-out", "egress", [
+        "dns=failed [Errno -3] Temporary failure in name resolution\r\ntcp=unknown\r\n"] * 2)
+    tiers = {"imap": quiet("imap"), "smtp-in": quiet("smtp-in"), "smtp-out": smtp_out}
+    return snapshot(tiers, nat(), dnsbl())
+
+
+def smtp_in_relay_refused():
+    inbound = Log("smtp-in")
+    for k, at in enumerate(spread(22, 1, 52)):
+        user = ["chris", "dana", "eli", "fern"][k % 4]
+        inbound.line(at, f"to=<{user}@cabal.example>, delay=00:{k % 20:02d}:01, xdelay=00:00:00, mailer=relay, pri={30000 + k * 60}, relay=imap.cabal.internal. [10.0.1.23], dsn=4.0.0, stat=Deferred: Connection refused by imap.cabal.internal.", pid=455)
+    smtp_in = tier("smtp-in", inbound, [29, 29])
+    smtp_in["exec"] += check_records("smtp-in", "relay", [
+        "dns=ok 10.0.1.23\r\ntcp=failed [Errno 111] Connection refused\r\n"] * 2)
+    imap = quiet("imap")
+    imap["exec"] += check_records("imap", "local", [
+        "spool=127.0.0.1:/ 9007199254739968 52428800 9007199202311168 1% /home\r\nprocmail=executable\r\n"])
+    tiers = {"imap": imap, "smtp-in": smtp_in, "smtp-out": quiet("smtp-out")}
+    return snapshot(tiers, nat(), dnsbl())
+
+
+def imap_spool_not_mounted():
+    imap = Log("imap")
+    for k, at in enumerate(spread(26, 1, 30)):
+        user = ["chris", "dana", "eli"][k % 3]
+        imap.line(at, f"to=<{user}@cabal.example>, delay=00:{k % 25:02d}:02, xdelay=00:00:01, mailer=local, pri={30000 + k * 90}, dsn=4.0.0, stat=Deferred: local mailer (/usr/bin/procmail) exited with EX_CANTCREAT", pid=301)
+    imap_tier = tier("imap", imap, [30])
+    imap_tier["exec"] += check_records("imap", "local", [
+        "spool=overlay 30832548 29905000 927548 97% /\r\nprocmail=executable\r\n"])
+    tiers = {"imap": imap_tier, "smtp-in": quiet("smtp-in"), "smtp-out": quiet("smtp-out")}
+    return snapshot(tiers, nat(), dnsbl())
+
+
+def greylisting_recurring():
+    """Greylisting as in spamhaus-refusing, but the ledger holds two earlier greylisting episodes
+    of the alert this week (recorded as the snapshot's history), and bounces rise in the later
+    half of the window: not transient, and said."""
+    out = Log("smtp-out")
+    hosts = [("example.org", "mx.example.org. [198.51.100.25]"), ("example.net", "mail.example.net. [198.51.100.80]"),
+             ("example.com", "mx1.example.com. [192.0.2.25]"), ("cabal.example", "mx.cabal.example. [192.0.2.40]")]
+    for k, at in enumerate(spread(25, 2, 24)):
+        domain, relay = hosts[k % len(hosts)]
+        out.line(at, f"to=<member{k}@{domain}>, delay=00:0{k % 9}:05, xdelay=00:00:01, mailer=esmtp, pri={60000 + k * 30}, relay={relay}, dsn=4.7.1, stat=Deferred: 450 4.7.1 Service unavailable, try again later")
+    for k, at in enumerate(spread(12, 1, 7)):
+        domain, relay = hosts[k % len(hosts)]
+        out.line(at, f"to=<gone{k}@{domain}>, delay=00:00:02, xdelay=00:00:01, mailer=esmtp, pri={30000 + k * 30}, relay={relay}, dsn=5.1.1, stat=User unknown")
+    tiers = {"imap": quiet("imap"), "smtp-in": quiet("smtp-in"), "smtp-out": tier("smtp-out", out, [12, 12])}
+    record = snapshot(tiers, nat(), dnsbl())
+    record["history"] = {"since": rfc3339(CAPTURED - dt.timedelta(days=7)), "episodes": 3,
+                         "by_action": {"greylisting-transient": 2, "remote-congestion": 1}}
+    return record
+
 
 INCIDENTS = {
     "greylist-storm-one-provider": (greylist_storm, "SendmailDeferredSpike",
@@ -430,6 +498,28 @@ INCIDENTS = {
          "next_command": "aws ec2 replace-route --route-table-id rtb-0b2b2b2b2b2b2b2b2 --destination-cidr-block 0.0.0.0/0 --instance-id i-0c9d8e7f6a5b40321"},
         ["the default route of rtb-0b2b2b2b2b2b2b2b2 is a blackhole: its target eni-0b0b0b0b0b0b0b0b0 is gone",
          "point the zone's default route at its running NAT"]),
+    "dns-failing-inside-smtp-out": (dns_failing_inside_smtp_out, "SendmailDeferredSpike",
+        {"offending_tier": "smtp-out", "dsn_class": "4.4", "nat_state": "running",
+         "action": "outbound-dns", "confidence": "high",
+         "next_command": 'aws ecs execute-command --cluster cabal-mail --task 3c4d5e6f7a8b49c0d1e2f3a4b5c6d7e8 --container smtp-out --interactive --command "/bin/sh"'},
+        ["gmail-smtp-in.l.google.com does not resolve inside smtp-out tasks 3c4d5e6f, 4d5e6f7a ([Errno -3] Temporary failure in name resolution)",
+         "are DNS failures, not the NAT"]),
+    "smtp-in-relay-check-refused": (smtp_in_relay_refused, "SendmailDeferredSpike",
+        {"offending_tier": "smtp-in", "dsn_class": "4.4", "nat_state": "running",
+         "action": "inbound-relay", "confidence": "high",
+         "next_command": 'aws ecs execute-command --cluster cabal-mail --task 9f1c2d3e4a5b46c7a8b9c0d1e2f3a4b5 --container imap --interactive --command "/bin/sh"'},
+        ["imap.cabal.internal resolves to 10.0.1.23 but refuses port 25 ([Errno 111] Connection refused) from smtp-in tasks 1a2b3c4d, 2b3c4d5e"]),
+    "imap-spool-not-mounted": (imap_spool_not_mounted, "SendmailDeferredSpike",
+        {"offending_tier": "imap", "dsn_class": "4.0", "nat_state": "running",
+         "action": "imap-local-delivery", "confidence": "high"},
+        ["the mail spool /home is 97% full (905 MiB free, on /) in task 9f1c2d3e",
+         "/home is not a mounted filesystem (EFS) in task 9f1c2d3e"]),
+    "greylisting-third-time-this-week": (greylisting_recurring, "SendmailDeferredSpike",
+        {"offending_tier": "smtp-out", "dsn_class": "4.7", "nat_state": "running",
+         "action": "blocklist-check", "confidence": "high"},
+        ["greylisting episode 3 in 7 days: recurring greylisting is not transient",
+         "Bounces are rising in the same window: 0 in its first half, 7 in its second (smtp-out 7)",
+         "The ledger holds 3 earlier SendmailDeferredSpike episodes from the last 7 days, 0 of them blocklist-check."]),
 }
 
 

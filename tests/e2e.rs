@@ -686,6 +686,15 @@ async fn storm_environment(dir: &Path) -> StormEnvironment {
             format!("cat {}/mailq-$FAKE_ECS_CONTAINER", dir.display()),
         ),
         ("CABAL_TRIAGE_DNSBL_NAMESERVERS", dns.addr.to_string()),
+        // The follow-up checks resolve names this machine has (no lookup leaves it).
+        (
+            "CABAL_TRIAGE__RUNBOOKS__EGRESS_CHECK_HOST",
+            "localhost".to_string(),
+        ),
+        (
+            "CABAL_TRIAGE__RUNBOOKS__RELAY_CHECK_HOST",
+            "localhost".to_string(),
+        ),
     ];
     StormEnvironment {
         _moto: moto,

@@ -778,3 +778,62 @@ async fn prepared_outputs_answer_as_the_command_would_and_run_anything_else() {
     let records = assert_clean(&ecs).await;
     assert!(!records[0].prepared_output);
 }
+
+/// The runbook's follow-up checks (`runbook::followup`) through the real client and the fake
+/// agent, which splits the wrapped command as the real agent does and runs it: the quoting of
+/// the python3 check survives the sentinel wrapper, and what comes back parses.
+#[tokio::test]
+async fn the_follow_up_checks_run_over_ecs_exec_and_parse() {
+    use cabal_triage::aws::probes::exec::run_everywhere;
+    use cabal_triage::runbook::followup::{
+        connect_command, local_command, parse_connect, parse_local, DnsCheck, ProcmailCheck,
+        TcpCheck, EGRESS, LOCAL,
+    };
+    let ecs = FakeEcs::start(EcsBehaviour::default()).await;
+    let starter = starter(&ecs);
+    let config = ExecConfig::default();
+    let tiers = vec![TierTargets {
+        tier: "smtp-out".into(),
+        cluster: "cabal-mail".into(),
+        container: "smtp-out".into(),
+        tasks: vec![TaskTarget {
+            task: "arn:aws:ecs:us-east-1:123456789012:task/cabal-mail/0a1b".into(),
+            exec_enabled: true,
+        }],
+    }];
+    let python = std::process::Command::new("python3").arg("-V").output();
+    if python.is_ok() {
+        for (host, dns) in [
+            ("localhost", DnsCheck::Ok),
+            ("no-such-host.invalid", DnsCheck::Failed),
+        ] {
+            let results =
+                run_everywhere(&starter, &connect_command(host, 2), EGRESS, &config, &tiers).await;
+            let result = &results["smtp-out"][0];
+            assert_eq!(result.error, None, "{result:?}");
+            let check = parse_connect(&result.task, result.output.as_deref().unwrap());
+            assert_eq!(check.dns, dns, "{host}: {result:?}");
+            if dns == DnsCheck::Ok {
+                assert_eq!(check.address.as_deref(), Some("127.0.0.1"));
+                assert_ne!(check.tcp, TcpCheck::Unknown, "{result:?}");
+            }
+        }
+    }
+    let results = run_everywhere(
+        &starter,
+        &local_command("/", "/bin/sh"),
+        LOCAL,
+        &config,
+        &tiers,
+    )
+    .await;
+    let result = &results["smtp-out"][0];
+    let check = parse_local(&result.task, result.output.as_deref().unwrap_or_default());
+    assert_eq!(check.procmail, ProcmailCheck::Executable, "{result:?}");
+    assert_eq!(
+        check.spool.map(|s| s.mounted_on),
+        Some("/".to_string()),
+        "{result:?}"
+    );
+    assert_clean(&ecs).await;
+}

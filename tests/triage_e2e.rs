@@ -88,7 +88,12 @@ async fn webhook_to_stored_report_with_moto_ecs_exec_and_dns() {
         .with("AWS_ACCESS_KEY_ID", "testing")
         .with("AWS_SECRET_ACCESS_KEY", "testing")
         .with("CABAL_TRIAGE__EXEC__MAILQ_COMMAND", &mailq)
-        .with("CABAL_TRIAGE_DNSBL_NAMESERVERS", &dns.addr.to_string());
+        .with("CABAL_TRIAGE_DNSBL_NAMESERVERS", &dns.addr.to_string())
+        // The follow-up checks, pointed at what this machine has: localhost resolves, the
+        // spool is the filesystem of /, /bin/sh stands in for procmail.
+        .with("CABAL_TRIAGE__RUNBOOKS__EGRESS_CHECK_HOST", "localhost")
+        .with("CABAL_TRIAGE__RUNBOOKS__SPOOL_PATH", "/")
+        .with("CABAL_TRIAGE__RUNBOOKS__PROCMAIL_PATH", "/bin/sh");
     let service = Service::start_in(dir.path(), options).await;
 
     let starts_at = (now - time::Duration::minutes(5)).format(&Rfc3339).unwrap();
@@ -168,7 +173,27 @@ async fn webhook_to_stored_report_with_moto_ecs_exec_and_dns() {
         .collect();
     let mut sorted = tasks.clone();
     sorted.sort();
+    // One session per task: mailq, and in the same session the tier's follow-up check.
     assert_eq!(sorted, vec!["1a1a", "3a3a", "3b3b"]);
+    let details = &report["evidence"]["tier_details"];
+    for check in details["smtp-out"]["egress_checks"].as_array().unwrap() {
+        assert_eq!(check["dns"], "ok", "{check}");
+        assert_eq!(check["address"], "127.0.0.1", "{check}");
+    }
+    assert_eq!(
+        details["smtp-out"]["egress_checks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let local = &details["imap"]["local_checks"][0];
+    assert_eq!(local["procmail"], "executable", "{local}");
+    assert_eq!(local["spool"]["mounted_on"], "/", "{local}");
+    assert!(
+        details["smtp-in"].get("relay_checks").is_none(),
+        "not run where ECS Exec is off"
+    );
     assert!(exec.agent.records().iter().all(|r| r.violations.is_empty()));
 
     // The snapshot is exposed at the top level and replays to the same verdict.
@@ -177,6 +202,17 @@ async fn webhook_to_stored_report_with_moto_ecs_exec_and_dns() {
         snapshot["tiers"]["smtp-out"]["exec"].is_array(),
         "{snapshot}"
     );
+    let egress: Vec<&serde_json::Value> = snapshot["tiers"]["smtp-out"]["exec"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["probe"] == "egress")
+        .collect();
+    assert_eq!(egress.len(), 2, "{snapshot}");
+    assert!(egress[0]["output"]
+        .as_str()
+        .unwrap()
+        .contains("dns=ok 127.0.0.1"));
     assert!(report.get("evidence_snapshot").is_none());
     let snapshot_file = dir.path().join("snapshot.json");
     std::fs::write(&snapshot_file, snapshot.to_string()).unwrap();
@@ -198,5 +234,42 @@ async fn webhook_to_stored_report_with_moto_ecs_exec_and_dns() {
     let replayed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(replayed["verdict"], *verdict);
     assert_eq!(replayed["evidence"]["tiers"], report["evidence"]["tiers"]);
+    // The first episode had no history; the next one of the same alert counts it, with its
+    // verdict's action, and the count is stored with its snapshot.
+    assert_eq!(report["evidence"]["history"]["episodes"], 0, "{report}");
+    let later = (now - time::Duration::minutes(2)).format(&Rfc3339).unwrap();
+    let second = notification(
+        "{}:{alertname=\"SendmailDeferredSpike\"}",
+        vec![alert(
+            "SendmailDeferredSpike",
+            "0d0e0f1011121315",
+            &later,
+            "firing",
+            &[],
+        )],
+    );
+    let (status, body) = service.post_alerts(&second).await;
+    assert_eq!(status, 202, "{body}");
+    let second_id = body["episodes"][0]["id"].as_str().unwrap().to_string();
+    let episode = service
+        .wait_for_states(
+            std::slice::from_ref(&second_id),
+            &["triaged", "failed"],
+            Duration::from_secs(60),
+        )
+        .await
+        .remove(0);
+    let history = &episode["report"]["evidence"]["history"];
+    assert_eq!(history["episodes"], 1, "{history}");
+    assert_eq!(history["by_action"]["blocklist-check"], 1, "{history}");
+    assert_eq!(
+        episode["evidence_snapshot"]["history"]["episodes"], 1,
+        "{}",
+        episode["evidence_snapshot"]
+    );
+    assert!(episode["report"]["verdict"]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("The ledger holds 1 earlier SendmailDeferredSpike episode from the last 7 days, 1 of them blocklist-check."));
     drop(service);
 }

@@ -127,6 +127,7 @@ async fn triage_latency() {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("CABAL_TRIAGE__EXEC__MAILQ_COMMAND", &mailq)
         .env("CABAL_TRIAGE_DNSBL_NAMESERVERS", dns.addr.to_string())
+        .envs(check_settings().iter().map(|(k, v)| (*k, *v)))
         .env(
             "RUST_LOG",
             std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -241,7 +242,10 @@ async fn triage_latency() {
 /// configured command with its sentinel (any nonce: the table masks it), and the fake ECS names
 /// the task and container in the environment.
 fn prepared_runs(mailq: &str, control: &EcsControlPlane) -> Vec<(String, Vec<(String, String)>)> {
-    let wrapped = cabal_triage::aws::exec::output::Sentinel::random().wrap(mailq);
+    let wrap = |command: &str| cabal_triage::aws::exec::output::Sentinel::random().wrap(command);
+    // The follow-up check each tier runs in mailq's session, as the service builds it from the
+    // same settings (`check_settings`).
+    let checks = cabal_triage::runbook::followup::commands(&check_config());
     control
         .services
         .values()
@@ -251,7 +255,13 @@ fn prepared_runs(mailq: &str, control: &EcsControlPlane) -> Vec<(String, Vec<(St
                 ("FAKE_ECS_TASK".to_string(), task.id.clone()),
                 ("FAKE_ECS_CONTAINER".to_string(), task.container.clone()),
             ];
-            (wrapped.clone(), env)
+            let command = match checks.iter().find(|(tier, _, _)| *tier == task.container) {
+                Some((_, probe, check)) => {
+                    cabal_triage::probe::exec::with_section(mailq, probe, check)
+                }
+                None => mailq.to_string(),
+            };
+            (wrap(&command), env)
         })
         .collect()
 }
@@ -515,4 +525,25 @@ async fn triage_latency_restart_loop() {
         ],
     })
     .await;
+}
+/// The follow-up checks pointed at what this machine has (localhost resolves; the spool is /,
+/// /bin/sh stands in for procmail), as the service's environment.
+fn check_settings() -> [(&'static str, &'static str); 4] {
+    [
+        ("CABAL_TRIAGE__RUNBOOKS__EGRESS_CHECK_HOST", "localhost"),
+        ("CABAL_TRIAGE__RUNBOOKS__RELAY_CHECK_HOST", "localhost"),
+        ("CABAL_TRIAGE__RUNBOOKS__SPOOL_PATH", "/"),
+        ("CABAL_TRIAGE__RUNBOOKS__PROCMAIL_PATH", "/bin/sh"),
+    ]
+}
+
+/// The same settings as a configuration.
+fn check_config() -> cabal_triage::config::RunbooksConfig {
+    cabal_triage::config::RunbooksConfig {
+        egress_check_host: "localhost".into(),
+        relay_check_host: "localhost".into(),
+        spool_path: "/".into(),
+        procmail_path: "/bin/sh".into(),
+        ..cabal_triage::config::RunbooksConfig::default()
+    }
 }

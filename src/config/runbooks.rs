@@ -40,6 +40,25 @@ pub struct RunbooksConfig {
     pub virtusertable_command: String,
     /// The virtusertable is stale (the reconfigure loop is stuck) past this age.
     pub virtusertable_max_age_secs: u64,
+    /// The deferred runbook's follow-up checks over ECS Exec, beside `mailq` (`runbook::followup`):
+    /// smtp-out's egress, smtp-in's relay to imap, imap's spool and procmail.
+    pub followup_checks: bool,
+    /// The name smtp-out resolves and opens TCP/25 to (a big provider's MX host).
+    pub egress_check_host: String,
+    /// The name smtp-in relays to (resolved, TCP/25 opened).
+    pub relay_check_host: String,
+    /// Deadline of the name lookup and of the TCP connection in those checks, each.
+    pub connect_check_timeout_secs: u64,
+    /// imap's mail spool (EFS mounted at /home in Cabalmail's imap task): its free space is read.
+    pub spool_path: String,
+    /// The local delivery agent imap's sendmail runs: present and executable?
+    pub procmail_path: String,
+    /// The spool is full from this share of its space used, in percent.
+    pub spool_max_used_percent: u64,
+    /// Greylisting is not transient once the ledger holds this many earlier episodes of the same
+    /// alert with the `greylisting-transient` verdict in the last 7 days ("concerning if
+    /// recurring", the runbook says): the third time this week is a reputation question.
+    pub recurring_episodes: u64,
 }
 
 impl Default for RunbooksConfig {
@@ -59,6 +78,14 @@ impl Default for RunbooksConfig {
             virtusertable_command:
                 "wc -l /etc/mail/virtusertable && date -r /etc/mail/virtusertable +%s".into(),
             virtusertable_max_age_secs: 7200,
+            followup_checks: true,
+            egress_check_host: "gmail-smtp-in.l.google.com".into(),
+            relay_check_host: "imap.cabal.internal".into(),
+            connect_check_timeout_secs: 3,
+            spool_path: "/home".into(),
+            procmail_path: "/usr/bin/procmail".into(),
+            spool_max_used_percent: 95,
+            recurring_episodes: 2,
         }
     }
 }
@@ -85,6 +112,7 @@ impl RunbooksConfig {
             ("runbooks.deferred_threshold", self.deferred_threshold),
             ("runbooks.bounced_threshold", self.bounced_threshold),
             ("runbooks.log_silence_gap_secs", self.log_silence_gap_secs),
+            ("runbooks.recurring_episodes", self.recurring_episodes),
             (
                 "runbooks.virtusertable_max_age_secs",
                 self.virtusertable_max_age_secs,
@@ -100,8 +128,72 @@ impl RunbooksConfig {
                 "must not be empty; the default is \"wc -l /etc/mail/virtusertable && date -r /etc/mail/virtusertable +%s\"",
             ));
         }
+        self.validate_followup()
+    }
+
+    /// The follow-up checks' names and paths go into shell text: only the characters of a host
+    /// name or of a plain absolute path are accepted.
+    fn validate_followup(&self) -> Result<(), ConfigError> {
+        for (key, host) in [
+            ("runbooks.egress_check_host", &self.egress_check_host),
+            ("runbooks.relay_check_host", &self.relay_check_host),
+        ] {
+            if !is_host_name(host) {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must be a host name (letters, digits, '-' and '.'), for example gmail-smtp-in.l.google.com",
+                ));
+            }
+        }
+        for (key, path) in [
+            ("runbooks.spool_path", &self.spool_path),
+            ("runbooks.procmail_path", &self.procmail_path),
+        ] {
+            if !is_plain_path(path) {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must be an absolute path of letters, digits, '/', '.', '_' and '-', for example /home",
+                ));
+            }
+        }
+        if !(1..=30).contains(&self.connect_check_timeout_secs) {
+            return Err(ConfigError::invalid(
+                "runbooks.connect_check_timeout_secs",
+                "must be between 1 and 30 (keep it under exec.task_deadline_secs / 2)",
+            ));
+        }
+        if !(1..=100).contains(&self.spool_max_used_percent) {
+            return Err(ConfigError::invalid(
+                "runbooks.spool_max_used_percent",
+                "must be between 1 and 100",
+            ));
+        }
         Ok(())
     }
+}
+
+/// A DNS name: labels of letters, digits and `-`, not starting with `-`, at most 253 bytes.
+pub fn is_host_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 253
+        && text.trim_end_matches('.').split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// An absolute path without shell metacharacters or `..`.
+pub fn is_plain_path(text: &str) -> bool {
+    text.starts_with('/')
+        && text.len() <= 255
+        && !text.split('/').any(|part| part == "..")
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-'))
 }
 
 #[cfg(test)]
@@ -126,6 +218,56 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("runbooks.virtusertable_command"));
+        for (bad, key) in [
+            (
+                RunbooksConfig {
+                    egress_check_host: "gmail.com; rm -rf /".into(),
+                    ..RunbooksConfig::default()
+                },
+                "runbooks.egress_check_host",
+            ),
+            (
+                RunbooksConfig {
+                    relay_check_host: "-imap".into(),
+                    ..RunbooksConfig::default()
+                },
+                "runbooks.relay_check_host",
+            ),
+            (
+                RunbooksConfig {
+                    spool_path: "/home/$(id)".into(),
+                    ..RunbooksConfig::default()
+                },
+                "runbooks.spool_path",
+            ),
+            (
+                RunbooksConfig {
+                    procmail_path: "usr/bin/procmail".into(),
+                    ..RunbooksConfig::default()
+                },
+                "runbooks.procmail_path",
+            ),
+            (
+                RunbooksConfig {
+                    connect_check_timeout_secs: 0,
+                    ..RunbooksConfig::default()
+                },
+                "runbooks.connect_check_timeout_secs",
+            ),
+            (
+                RunbooksConfig {
+                    spool_max_used_percent: 101,
+                    ..RunbooksConfig::default()
+                },
+                "runbooks.spool_max_used_percent",
+            ),
+        ] {
+            let error = bad.validate().unwrap_err().to_string();
+            assert!(error.contains(key), "{error}");
+        }
+        assert!(is_host_name("imap.cabal.internal."));
+        assert!(!is_host_name("a..b"));
+        assert!(!is_plain_path("/home/../etc"));
         let bad = RunbooksConfig {
             nat_wave_share: f64::NAN,
             ..RunbooksConfig::default()

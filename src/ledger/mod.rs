@@ -106,6 +106,15 @@ pub trait Ledger: Send + Sync {
 
     async fn get_episode(&self, id: &str) -> Result<Option<EpisodeDetail>, LedgerError>;
 
+    /// The episodes of `alertname` first seen at or after `since`, `exclude` (the episode being
+    /// triaged) left out, with their stored verdicts' actions (`report::history`).
+    async fn alert_history(
+        &self,
+        alertname: &str,
+        exclude: &str,
+        since: OffsetDateTime,
+    ) -> Result<crate::report::history::AlertHistory, LedgerError>;
+
     /// Counts for metrics: episodes by state and runnable jobs.
     async fn stats(&self, now: OffsetDateTime) -> Result<LedgerStats, LedgerError>;
 

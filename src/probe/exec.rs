@@ -16,6 +16,61 @@ use super::tasks::task_id;
 /// The probe name of the mail-queue command in the snapshot.
 pub const MAILQ_PROBE: &str = "mailq";
 
+/// The line that separates two commands' outputs in one ECS Exec session: the first command's
+/// output, this mark with the second's probe name and the first's exit status, then the second's
+/// output. One session per task instead of two (the follow-up checks ride with `mailq`), and the
+/// snapshot still holds one record per probe.
+pub const SECTION_MARK: &str = "__CABAL_TRIAGE_SECTION__";
+
+/// Shell text that runs `first`, prints the section line naming `probe`, then runs `second`.
+pub fn with_section(first: &str, probe: &str, second: &str) -> String {
+    format!("{first}\nprintf '\\n{SECTION_MARK} {probe} %s\\n' \"$?\"\n{second}")
+}
+
+/// The probe named by the section line of a command built by `with_section`.
+pub fn section_of(command: &str) -> Option<&str> {
+    let (_, after) = command.split_once(&format!("{SECTION_MARK} "))?;
+    let name = after.split_whitespace().next()?;
+    (!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .then_some(name)
+}
+
+/// An output split at its section line: the first command's output (as it printed it), its
+/// exit status, and the named second section's output; None when there is no section line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sections {
+    pub first: String,
+    pub first_status: Option<i32>,
+    pub probe: String,
+    pub second: String,
+}
+
+/// Splits an output of a `with_section` command (any text: never panics).
+pub fn split_sections(output: &str) -> Option<Sections> {
+    let at = output.find(&format!("\n{SECTION_MARK} "))?;
+    // The section line's own leading line break (CR LF through the agent's terminal) is ours.
+    let first = &output[..at];
+    let first = first.strip_suffix('\r').unwrap_or(first);
+    let rest = &output[at + 1..];
+    let (line, second) = rest.split_once('\n').unwrap_or((rest, ""));
+    let mut words = line.trim_end_matches('\r').split_whitespace().skip(1);
+    let probe = words.next()?.to_string();
+    let first_status = words.next().and_then(|s| s.parse().ok());
+    Some(Sections {
+        first: first.to_string(),
+        first_status,
+        probe,
+        second: second.to_string(),
+    })
+}
+
+/// The output `split_sections` reads back as these parts (a replay rebuilds a session's output
+/// from its two records).
+pub fn join_sections(first: &str, first_status: Option<i32>, probe: &str, second: &str) -> String {
+    let status = first_status.map_or_else(|| "?".to_string(), |s| s.to_string());
+    format!("{first}\n{SECTION_MARK} {probe} {status}\n{second}")
+}
+
 /// One running task, as task discovery found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskTarget {
@@ -112,6 +167,47 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sections_split_as_printed_and_join_back() {
+        let command = with_section("mailq | tail -1", "egress", "python3 -c x");
+        assert_eq!(section_of(&command), Some("egress"));
+        assert!(command.contains("printf '\\n__CABAL_TRIAGE_SECTION__ egress %s\\n' \"$?\""));
+        assert_eq!(section_of("mailq | tail -1"), None);
+        // Through the agent's terminal (CR LF) and without it.
+        for (output, first) in [
+            (
+                "Total requests: 42\r\n\r\n__CABAL_TRIAGE_SECTION__ egress 0\r\ndns=ok 1.2.3.4\r\ntcp=ok\r\n",
+                "Total requests: 42\r\n",
+            ),
+            (
+                "Total requests: 42\n\n__CABAL_TRIAGE_SECTION__ egress 0\ndns=ok 1.2.3.4\ntcp=ok\n",
+                "Total requests: 42\n",
+            ),
+        ] {
+            let parts = split_sections(output).unwrap();
+            assert_eq!(parts.first, first);
+            assert_eq!((parts.first_status, parts.probe.as_str()), (Some(0), "egress"));
+            assert!(parts.second.starts_with("dns=ok 1.2.3.4"));
+            let joined = join_sections(&parts.first, parts.first_status, &parts.probe, &parts.second);
+            assert_eq!(split_sections(&joined).unwrap(), parts);
+        }
+        assert_eq!(split_sections("Total requests: 1\n"), None);
+        assert_eq!(split_sections("\n__CABAL_TRIAGE_SECTION__ "), None);
+        let odd = split_sections("x\n__CABAL_TRIAGE_SECTION__ local nope").unwrap();
+        assert_eq!((odd.first_status, odd.second.as_str()), (None, ""));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_output_splits_without_panicking(text in "\\PC{0,200}", cut in 0usize..200) {
+            let _ = split_sections(&text);
+            let cut = (0..=cut.min(text.len())).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+            let marked = format!("{}\n{SECTION_MARK} {}", &text[..cut], &text[cut..]);
+            let _ = split_sections(&marked);
+            let _ = section_of(&marked);
+        }
+    }
 
     #[test]
     fn snapshot_shape() {

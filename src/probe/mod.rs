@@ -144,11 +144,15 @@ pub struct ProbeSet {
     pub services: Arc<dyn ServiceProbe>,
     /// IMAPAuthFailureSpike: login lines, the sources' network interfaces, the parameter.
     pub imap_auth: Arc<dyn ImapAuthProbe>,
+    /// The alert's history a replayed snapshot recorded (`report::history`); None live (the
+    /// worker hands in the ledger's lookup with the request) and for older snapshots.
+    pub recorded_history: Option<crate::report::history::AlertHistory>,
 }
 
 impl ProbeSet {
     /// Every probe answered from a replay snapshot.
     pub fn replay(snapshot: snapshot::Snapshot, config: &crate::config::Config) -> ProbeSet {
+        let recorded_history = snapshot.history.clone();
         let replay = Arc::new(ReplayProbes::new(snapshot, &config.cabalmail));
         ProbeSet {
             tasks: replay.clone(),
@@ -158,6 +162,7 @@ impl ProbeSet {
             dnsbl: replay.clone(),
             services: replay.clone(),
             imap_auth: replay,
+            recorded_history,
         }
     }
 }

@@ -136,10 +136,13 @@ impl ExecProbe for ReplayProbes {
     async fn run(
         &self,
         probe: &str,
-        _command: &str,
+        command: &str,
         tier: &TierTargets,
         _deadline: Deadline,
     ) -> Vec<ExecProbeResult> {
+        // A command with a section (mailq and a follow-up check in one session): the session's
+        // output is rebuilt from the two records, as the live session printed it.
+        let section = super::exec::section_of(command);
         let Some(records) = self
             .snapshot
             .tiers
@@ -156,11 +159,29 @@ impl ExecProbe for ReplayProbes {
                     .iter()
                     .find(|r| r.probe == probe && task_id(&r.task) == id)
             })
-            .map(|r| ExecProbeResult {
+            .map(|r| {
+                let second = section.and_then(|section| {
+                    records.iter().find(|s| {
+                        s.probe == section
+                            && task_id(&s.task) == task_id(&r.task)
+                            && s.output.is_some()
+                    })
+                });
+                (r, second)
+            })
+            .map(|(r, second)| ExecProbeResult {
                 task: task_id(&r.task).to_string(),
                 probe: r.probe.clone(),
-                output: r.output.clone(),
-                exit_status: r.exit_status,
+                output: match (second, &r.output) {
+                    (Some(second), Some(first)) => Some(super::exec::join_sections(
+                        first,
+                        r.exit_status,
+                        &second.probe,
+                        second.output.as_deref().unwrap_or_default(),
+                    )),
+                    _ => r.output.clone(),
+                },
+                exit_status: second.map_or(r.exit_status, |s| s.exit_status),
                 timed_out: r
                     .error
                     .as_deref()

@@ -77,6 +77,10 @@ pub struct Snapshot {
     /// step with the same text.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub probe_errors: BTreeMap<String, String>,
+    /// The alert's history as the ledger answered during the triage (`report::history`); absent
+    /// when not asked (a one-shot triage, an older snapshot): a replay then knows no history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<crate::report::history::AlertHistory>,
 }
 
 impl Snapshot {
@@ -94,6 +98,7 @@ impl Snapshot {
             task_definitions: None,
             container_instances: None,
             probe_errors: BTreeMap::new(),
+            history: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! (`docs/contracts.md`, "Report"): the API, the replay tools and the notifiers read them. Pure data, no I/O.
 
 pub mod fit;
+pub mod history;
 pub mod redact;
 pub mod render;
 pub mod sanitize;
@@ -93,6 +94,9 @@ pub enum Action {
     NatReplace,
     ImapLocalDelivery,
     InboundRelay,
+    /// SendmailDeferredSpike: smtp-out's 4.4 deferrals with the name lookup failing inside its
+    /// tasks (the follow-up check): DNS, not the NAT.
+    OutboundDns,
     RemoteCongestion,
     Deliverability,
     AddressMapStale,
@@ -143,6 +147,10 @@ pub struct Evidence {
     /// A few lines that back the verdict, for the renderings (untrusted text: escaped there).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub highlights: Vec<String>,
+    /// The alert's earlier episodes as the ledger counted them (`history`); absent when not
+    /// asked (a one-shot triage without a recorded history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<history::AlertHistory>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -13,10 +13,12 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use super::followup::{self, ConnectCheck, LocalCheck};
 use crate::config::Config;
 use crate::dnsbl::{interpret_all, Listing, ZoneVerdict};
-use crate::probe::snapshot::{ExecRecord, NatSnapshot, Snapshot, TierSnapshot};
+use crate::probe::snapshot::{ExecRecord, NatSnapshot, Snapshot, TierSnapshot, Window};
 use crate::probe::{nat_state, zone_egress, ZoneEgress};
+use crate::report::history::AlertHistory;
 use crate::report::NatState;
 use crate::sendmail::{
     classify_line, parse_mailq, parse_message, parse_syslog, AggregateOptions, Aggregator, Dsn,
@@ -69,6 +71,13 @@ pub struct TierFacts {
     /// Task id (from the CloudWatch stream name, `<tier>/<container>/<task>`) -> its 4.4
     /// deferrals in the window.
     pub four_four_by_task: BTreeMap<String, u64>,
+    /// The follow-up checks run in the tier's tasks (`runbook::followup`), one per task; empty
+    /// when not run (an older snapshot, another tier, the checks off).
+    pub egress_checks: Vec<ConnectCheck>,
+    pub relay_checks: Vec<ConnectCheck>,
+    pub local_checks: Vec<LocalCheck>,
+    /// The CloudWatch timestamps (epoch ms) of the tier's bounced lines in the window, in order.
+    pub bounced_at_ms: Vec<i64>,
 }
 
 impl TierFacts {
@@ -126,6 +135,10 @@ pub struct TriageEvidence {
     pub dnsbl_checked: bool,
     /// Egress per availability zone (`probe::zones`).
     pub zones: BTreeMap<String, ZoneEgress>,
+    /// The log window the lines were read in.
+    pub window: Option<Window>,
+    /// The alert's earlier episodes (`report::history`); None when not asked.
+    pub history: Option<AlertHistory>,
 }
 
 impl TriageEvidence {
@@ -276,6 +289,8 @@ pub fn build(snapshot: &Snapshot, config: &Config, providers: &ProviderTable) ->
         nat_ips,
         dnsbl_checked: snapshot.dnsbl.is_some() || ipv4.is_empty(),
         dnsbl,
+        window: snapshot.window,
+        history: snapshot.history.clone(),
     }
 }
 
@@ -323,6 +338,9 @@ fn tier_facts(
     facts.exec_failed_tasks.dedup();
     queue_facts(&mut facts, shared_queue, exec);
     virtusertable_facts(&mut facts, exec, captured_at);
+    facts.egress_checks = followup::connect_checks(exec, followup::EGRESS);
+    facts.relay_checks = followup::connect_checks(exec, followup::RELAY);
+    facts.local_checks = followup::local_checks(exec);
     let mut events: Vec<_> = recorded.log_events.iter().flatten().collect();
     events.sort_by_key(|e| e.timestamp);
     let mut aggregator = Aggregator::new(options);
@@ -365,6 +383,9 @@ fn tier_facts(
                     }
                 }
             }
+        }
+        if delivery.status == Status::Bounced {
+            facts.bounced_at_ms.push(event.timestamp);
         }
         aggregator.add(&delivery, &event.message);
     }

@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::config::Config;
+use crate::probe::exec::split_sections;
 use crate::probe::snapshot::{ExecRecord, Snapshot, Window};
 use crate::probe::{
     step, ExecProbe, ProbeError, ProbeSet as Probes, TaskDiscovery, TaskTarget, TierTargets,
@@ -33,6 +34,9 @@ pub struct ExecPlan {
     pub probe: &'static str,
     pub command: String,
     pub tiers: Vec<String>,
+    /// The command also prints this probe's section after `probe::exec::SECTION_MARK`
+    /// (`probe::exec::with_section`): its output is recorded as that probe's own record.
+    pub section: Option<&'static str>,
 }
 
 /// What the probes saw and how each step went.
@@ -251,13 +255,38 @@ async fn run_plan(
                 exec_timeouts += usize::from(result.timed_out);
                 problems.push(format!("task {}: {error}", result.task));
             }
-            records.push(ExecRecord {
-                task: result.task,
-                probe: result.probe,
-                output: result.output,
-                exit_status: result.exit_status,
-                error: result.error,
-            });
+            let sections =
+                plan.section
+                    .zip(result.output.as_deref())
+                    .and_then(|(section, output)| {
+                        split_sections(output).filter(|parts| parts.probe == section)
+                    });
+            match sections {
+                // One session, two records: the first command's and the section's.
+                Some(parts) => {
+                    records.push(ExecRecord {
+                        task: result.task.clone(),
+                        probe: result.probe,
+                        output: Some(parts.first),
+                        exit_status: parts.first_status.or(result.exit_status),
+                        error: None,
+                    });
+                    records.push(ExecRecord {
+                        task: result.task,
+                        probe: parts.probe,
+                        output: Some(parts.second),
+                        exit_status: result.exit_status,
+                        error: result.error,
+                    });
+                }
+                None => records.push(ExecRecord {
+                    task: result.task,
+                    probe: result.probe,
+                    output: result.output,
+                    exit_status: result.exit_status,
+                    error: result.error,
+                }),
+            }
         }
     }
     let elapsed = started.elapsed();
@@ -293,5 +322,139 @@ async fn run_plan(
         tier: found.tier,
         records,
         step,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::probe::exec::{join_sections, ExecProbeResult};
+    use crate::probe::snapshot::{ContainerInfo, TaskInfo};
+
+    /// Answers each task with what the test gives it, and keeps the commands it was asked.
+    struct Answers {
+        by_task: Vec<(&'static str, Option<&'static str>, Option<&'static str>)>,
+        commands: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl ExecProbe for Answers {
+        async fn run(
+            &self,
+            probe: &str,
+            command: &str,
+            tier: &TierTargets,
+            _deadline: Deadline,
+        ) -> Vec<ExecProbeResult> {
+            self.commands.lock().unwrap().push(command.to_string());
+            tier.tasks
+                .iter()
+                .filter_map(|t| {
+                    let id = crate::probe::tasks::task_id(&t.task);
+                    let (_, output, error) =
+                        self.by_task.iter().find(|(task, _, _)| *task == id)?;
+                    Some(ExecProbeResult {
+                        task: id.to_string(),
+                        probe: probe.to_string(),
+                        output: output.map(str::to_string),
+                        exit_status: output.map(|_| 0),
+                        error: error.map(str::to_string),
+                        truncated: false,
+                        timed_out: false,
+                    })
+                })
+                .collect()
+        }
+    }
+
+    fn ready(id: &str) -> TaskInfo {
+        TaskInfo {
+            id: id.into(),
+            arn: format!("arn:aws:ecs:us-east-1:123456789012:task/cabal-mail/{id}"),
+            last_status: Some("RUNNING".into()),
+            exec_enabled: true,
+            started_at: None,
+            containers: vec![ContainerInfo {
+                name: "smtp-out".into(),
+                last_status: Some("RUNNING".into()),
+                exec_agent: Some("RUNNING".into()),
+            }],
+            availability_zone: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_section_is_recorded_as_its_own_probe_and_an_error_as_mailq_only() {
+        let combined = join_sections(
+            "Total requests: 7\r\n",
+            Some(0),
+            "egress",
+            "dns=ok 142.250.31.27\r\ntcp=timeout\r\n",
+        );
+        let combined: &'static str = Box::leak(combined.into_boxed_str());
+        let exec = Answers {
+            by_task: vec![
+                ("a1", Some(combined), None),
+                ("a2", None, Some("ECS Exec in task a2 did not finish")),
+                // No section line (the mailq command ended the shell): all of it is mailq's.
+                ("a3", Some("Total requests: 7\r\n"), None),
+            ],
+            commands: Mutex::new(Vec::new()),
+        };
+        let plan = ExecPlan {
+            probe: "mailq",
+            command: crate::probe::exec::with_section("mailq | tail -1", "egress", "check"),
+            tiers: vec!["smtp-out".into()],
+            section: Some("egress"),
+        };
+        let found = TierTasks {
+            tier: "smtp-out".into(),
+            service: "cabal-smtp-out".into(),
+            container: "smtp-out".into(),
+            tasks: vec![ready("a1"), ready("a2"), ready("a3")],
+            error: None,
+            elapsed: Duration::ZERO,
+        };
+        let run = run_plan(
+            &exec,
+            &Config::default(),
+            &plan,
+            found,
+            &Deadline::after(Duration::from_secs(5)),
+        )
+        .await;
+        assert_eq!(
+            *exec.commands.lock().unwrap(),
+            vec![plan.command.clone()],
+            "one session: mailq and its section"
+        );
+        let records: Vec<(&str, &str, Option<&str>)> = run
+            .records
+            .iter()
+            .map(|r| (r.task.as_str(), r.probe.as_str(), r.output.as_deref()))
+            .collect();
+        assert_eq!(
+            records,
+            [
+                ("a1", "mailq", Some("Total requests: 7\r\n")),
+                (
+                    "a1",
+                    "egress",
+                    Some("dns=ok 142.250.31.27\r\ntcp=timeout\r\n")
+                ),
+                ("a2", "mailq", None),
+                ("a3", "mailq", Some("Total requests: 7\r\n")),
+            ]
+        );
+        assert_eq!(run.step.name, "mailq smtp-out");
+        assert_eq!(
+            run.step.outcome,
+            StepOutcome::Failed,
+            "a2's error fails the step"
+        );
     }
 }

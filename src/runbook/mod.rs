@@ -7,6 +7,7 @@ pub mod cut_off;
 pub mod deferred;
 pub mod environment;
 pub mod evidence;
+pub mod followup;
 pub mod gather;
 pub mod imap_auth;
 pub mod next_command;
@@ -40,6 +41,33 @@ pub struct TriageRequest {
     pub attempt: u32,
     /// The overall budget; the worker also enforces it from outside.
     pub budget: Duration,
+    /// The alert's history, from the ledger (the worker hands in the lookup; the runbook runs it
+    /// beside its probes, under a deadline). None: not asked (a replay uses what its snapshot
+    /// recorded).
+    pub history: Option<HistoryLookup>,
+}
+
+/// What a history lookup returns: the history, or an operator sentence.
+pub type HistoryAnswer =
+    futures::future::BoxFuture<'static, Result<crate::report::history::AlertHistory, String>>;
+
+/// A lookup of the alert's history (`report::history`): the episodes of its alertname first
+/// seen since the given instant.
+#[derive(Clone)]
+pub struct HistoryLookup(
+    pub std::sync::Arc<dyn Fn(time::OffsetDateTime) -> HistoryAnswer + Send + Sync>,
+);
+
+impl HistoryLookup {
+    pub fn since(&self, since: time::OffsetDateTime) -> HistoryAnswer {
+        (self.0)(since)
+    }
+}
+
+impl std::fmt::Debug for HistoryLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HistoryLookup")
+    }
 }
 
 /// Why a triage produced no report at all (a report with failed steps is not an error).

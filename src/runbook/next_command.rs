@@ -4,6 +4,7 @@
 //! services, containers, log groups, blocklists, region), never from alert labels or log text, and each must look like what it is (`i-0f9e…`, a service name) or no
 //! command is given: a hostile replay snapshot cannot put shell text in front of an operator.
 
+use super::deferred::checks;
 use super::evidence::TriageEvidence;
 use crate::config::Config;
 use crate::report::{Action, OffendingTier, Verdict};
@@ -17,7 +18,9 @@ use crate::report::{Action, OffendingTier, Verdict};
 /// - `address-map-stale`: a new deployment of smtp-in, whose tasks rebuild the map at start
 ///   (`aws ecs update-service --force-new-deployment`).
 /// - `imap-local-delivery`, `inbound-relay`: a shell in one task of the tier over ECS Exec, to run
-///   the runbook's checks there.
+///   the runbook's checks there; for `inbound-relay`, in the smtp-in task whose relay lookup
+///   failed, or in an imap task when imap refused port 25.
+/// - `outbound-dns`: a shell in the smtp-out task whose name lookup failed.
 /// - `greylisting-transient`, `remote-congestion`: smtp-out's queue, read again in one task.
 /// - `blocklist-check`: the listed NAT IP (else the first NAT IP) looked up in the first
 ///   configured blocklist (`dig`).
@@ -48,7 +51,15 @@ pub fn next_command(
             )
         }
         Action::ImapLocalDelivery => exec_command(evidence, config, "imap", "/bin/sh")?,
-        Action::InboundRelay => exec_command(evidence, config, "smtp-in", "/bin/sh")?,
+        Action::InboundRelay => relay_command(evidence, config)?,
+        Action::OutboundDns => {
+            let failed = evidence.tier("smtp-out").and_then(|f| {
+                checks::dns_failed(&f.egress_checks)
+                    .first()
+                    .map(|c| c.task.clone())
+            });
+            exec_in(evidence, config, "smtp-out", failed.as_deref(), "/bin/sh")?
+        }
         Action::GreylistingTransient | Action::RemoteCongestion => {
             exec_command(evidence, config, "smtp-out", "mailq")?
         }
@@ -136,6 +147,22 @@ fn nat_command(evidence: &TriageEvidence) -> Option<String> {
     })
 }
 
+/// `inbound-relay`: where the relay check failed. imap refusing or not answering port 25 -> a
+/// shell in an imap task (is its sendmail listening?); the name not resolving -> a shell in the
+/// smtp-in task where it failed; no check -> a shell in smtp-in.
+fn relay_command(evidence: &TriageEvidence, config: &Config) -> Option<String> {
+    let checks = &evidence.tier("smtp-in")?.relay_checks;
+    if let Some(failed) = checks::dns_failed(checks).first() {
+        return exec_in(evidence, config, "smtp-in", Some(&failed.task), "/bin/sh");
+    }
+    if !checks::tcp_failed(checks).is_empty() {
+        if let Some(command) = exec_command(evidence, config, "imap", "/bin/sh") {
+            return Some(command);
+        }
+    }
+    exec_command(evidence, config, "smtp-in", "/bin/sh")
+}
+
 /// ECS Exec into the first task of `tier` (ids from ECS's answers) running `command`.
 fn exec_command(
     evidence: &TriageEvidence,
@@ -143,9 +170,24 @@ fn exec_command(
     tier: &str,
     command: &str,
 ) -> Option<String> {
+    exec_in(evidence, config, tier, None, command)
+}
+
+/// ECS Exec into `preferred` when it is one of the tier's tasks, else the tier's first task.
+fn exec_in(
+    evidence: &TriageEvidence,
+    config: &Config,
+    tier: &str,
+    preferred: Option<&str>,
+    command: &str,
+) -> Option<String> {
     let cluster = &config.cabalmail.cluster;
     let container = &config.cabalmail.tiers.get(tier)?.container;
-    let task = evidence.tier(tier)?.tasks.iter().find(|t| is_task_id(t))?;
+    let tasks = &evidence.tier(tier)?.tasks;
+    let task = preferred
+        .and_then(|p| tasks.iter().find(|t| t.as_str() == p))
+        .or_else(|| tasks.iter().find(|t| is_task_id(t)))
+        .filter(|t| is_task_id(t))?;
     (is_word(cluster) && is_word(container)).then(|| {
         format!(
             "aws ecs execute-command --cluster {cluster} --task {task} --container {container} --interactive --command \"{command}\""
@@ -247,6 +289,8 @@ mod tests {
             dnsbl: BTreeMap::new(),
             dnsbl_checked: true,
             zones: BTreeMap::new(),
+            window: None,
+            history: None,
         }
     }
 
@@ -368,6 +412,70 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn the_follow_up_checks_choose_the_task_to_look_in() {
+        use crate::runbook::followup::{ConnectCheck, DnsCheck, TcpCheck};
+        let config = Config::default();
+        let mut e = evidence(vec![]);
+        e.tiers = vec![
+            tier_with_tasks("imap", &["9f1c2d3e4a5b46c7a8b9c0d1e2f3a4b5"]),
+            tier_with_tasks(
+                "smtp-in",
+                &[
+                    "1a2b3c4d5e6f47a8b9c0d1e2f3a4b5c6",
+                    "2b3c4d5e6f7a48b9c0d1e2f3a4b5c6d7",
+                ],
+            ),
+            tier_with_tasks(
+                "smtp-out",
+                &[
+                    "3c4d5e6f7a8b49c0d1e2f3a4b5c6d7e8",
+                    "4d5e6f7a8b9c40d1e2f3a4b5c6d7e8f9",
+                ],
+            ),
+        ];
+        let check = |task: &str, dns, tcp| ConnectCheck {
+            task: task.into(),
+            dns,
+            address: None,
+            tcp,
+            detail: None,
+        };
+        // The lookup failed in the second smtp-out task: the shell opens there.
+        e.tiers[2].egress_checks = vec![
+            check(
+                "3c4d5e6f7a8b49c0d1e2f3a4b5c6d7e8",
+                DnsCheck::Unknown,
+                TcpCheck::Unknown,
+            ),
+            check(
+                "4d5e6f7a8b9c40d1e2f3a4b5c6d7e8f9",
+                DnsCheck::Failed,
+                TcpCheck::Unknown,
+            ),
+        ];
+        let command = |action, e: &TriageEvidence| {
+            next_command(&verdict(action), e, &config, "stat=Deferred").unwrap_or_default()
+        };
+        assert!(command(Action::OutboundDns, &e)
+            .contains("--task 4d5e6f7a8b9c40d1e2f3a4b5c6d7e8f9 --container smtp-out"));
+        // imap refuses port 25: look in imap; the name does not resolve: in that smtp-in task.
+        e.tiers[1].relay_checks = vec![check(
+            "2b3c4d5e6f7a48b9c0d1e2f3a4b5c6d7",
+            DnsCheck::Ok,
+            TcpCheck::Failed,
+        )];
+        assert!(command(Action::InboundRelay, &e)
+            .contains("--task 9f1c2d3e4a5b46c7a8b9c0d1e2f3a4b5 --container imap"));
+        e.tiers[1].relay_checks[0].dns = DnsCheck::Failed;
+        assert!(command(Action::InboundRelay, &e)
+            .contains("--task 2b3c4d5e6f7a48b9c0d1e2f3a4b5c6d7 --container smtp-in"));
+        // A check naming a task that is not the tier's (a hostile snapshot): the tier's first.
+        e.tiers[1].relay_checks[0].task = "x; reboot".into();
+        assert!(command(Action::InboundRelay, &e)
+            .contains("--task 1a2b3c4d5e6f47a8b9c0d1e2f3a4b5c6 --container smtp-in"));
     }
 
     fn zone(nat: &str, state: &str, route: &str) -> crate::probe::ZoneEgress {

@@ -60,6 +60,8 @@ pub async fn triage(
         alert: alert.clone(),
         attempt: 1,
         budget,
+        // A one-shot triage has no ledger: a replay uses the history its snapshot recorded.
+        history: None,
     };
     let report = tokio::time::timeout(budget + Duration::from_secs(1), runbook.triage(request))
         .await

@@ -13,7 +13,12 @@ use super::gather::{gather, ExecPlan};
 use super::{RunbookError, TriageRequest};
 use crate::config::RunbooksConfig;
 use crate::probe::log_window;
+use crate::report::history::{AlertHistory, HISTORY_DAYS};
 use crate::report::{Evidence, Report, TierEvidence, Verdict};
+
+/// How long the ledger may take to count the alert's earlier episodes (beside the probes, so
+/// within it the critical path does not grow).
+const HISTORY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A runbook's own parts: its names, its exec commands and its rules.
 pub struct SpikeSpec {
@@ -32,17 +37,46 @@ pub async fn run(
     let started_at = OffsetDateTime::now_utc();
     let now = (env.clock)();
     let window = log_window(now, Some(request.alert.starts_at), &env.config.probes);
-    let gathered = gather(
-        &env.probes,
-        &env.config,
-        &spec.plans,
-        window,
-        now,
-        request.budget,
-    )
-    .await;
+    // The alert's history beside the probes: the ledger's answer under its own deadline (live),
+    // or what the replayed snapshot recorded.
+    let history = async {
+        match &request.history {
+            Some(lookup) => {
+                let since = now - time::Duration::days(HISTORY_DAYS);
+                let deadline = HISTORY_DEADLINE.min(request.budget / 4);
+                Some(
+                    match tokio::time::timeout(deadline, lookup.since(since)).await {
+                        Ok(Ok(history)) => history,
+                        Ok(Err(error)) => AlertHistory::unknown(error),
+                        Err(_) => AlertHistory::unknown(format!(
+                            "the ledger did not count earlier episodes within {} ms",
+                            deadline.as_millis()
+                        )),
+                    },
+                )
+            }
+            None => env.probes.recorded_history.clone(),
+        }
+    };
+    let (mut gathered, history) = tokio::join!(
+        gather(
+            &env.probes,
+            &env.config,
+            &spec.plans,
+            window,
+            now,
+            request.budget,
+        ),
+        history
+    );
+    gathered.snapshot.history = history;
     let evidence = evidence::build(&gathered.snapshot, &env.config, &env.providers);
     let mut verdict = (spec.verdict)(&evidence, &env.config.runbooks);
+    if let Some(said) =
+        super::deferred::history::history_sentence(&evidence, spec.alertname, verdict.action)
+    {
+        verdict.summary.push_str(&said);
+    }
     if super::cut_off::aws_unreachable(&gathered.steps) {
         verdict.summary = format!("{} {}", super::cut_off::CUT_OFF_LINE, verdict.summary);
         verdict.confidence = crate::report::Confidence::Low;
@@ -110,6 +144,7 @@ pub fn report_evidence(evidence: &TriageEvidence) -> Evidence {
             })
         },
         tier_details: details,
+        history: evidence.history.clone(),
         ..Evidence::default()
     }
 }
@@ -155,7 +190,7 @@ fn tier_details(facts: &TierFacts) -> Value {
     let mut codes: Vec<(&String, &u64)> = facts.summary.dsn_codes.iter().collect();
     codes.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     codes.truncate(5);
-    json!({
+    let mut details = json!({
         "top_dsn_codes": codes.into_iter().map(|(c, n)| json!({"code": c, "lines": n})).collect::<Vec<_>>(),
         "top_domains": facts.summary.top_domains,
         "top_relays": facts.summary.top_relays,
@@ -174,7 +209,23 @@ fn tier_details(facts: &TierFacts) -> Value {
         "newest_log_event_error": facts.newest_log_event_error,
         "virtusertable": facts.virtusertable,
         "virtusertable_problems": facts.virtusertable_problems,
-    })
+    });
+    // The follow-up checks, per task, when they ran (`runbook::followup`).
+    if let Value::Object(fields) = &mut details {
+        for (key, value) in [
+            ("egress_checks", serde_json::to_value(&facts.egress_checks)),
+            ("relay_checks", serde_json::to_value(&facts.relay_checks)),
+            ("local_checks", serde_json::to_value(&facts.local_checks)),
+        ] {
+            match value {
+                Ok(Value::Array(items)) if !items.is_empty() => {
+                    fields.insert(key.into(), Value::Array(items));
+                }
+                _ => {}
+            }
+        }
+    }
+    details
 }
 
 #[cfg(test)]
@@ -189,12 +240,20 @@ mod tests {
     use crate::config::Config;
     use crate::probe::snapshot::{ContainerInfo, Snapshot, TaskInfo};
     use crate::probe::ProbeSet;
+    use crate::report::history::AlertHistory;
     use crate::report::{Action, Confidence, OffendingTier, StepOutcome};
 
     const PAYLOAD: &str = include_str!("../../examples/greylist-storm-one-provider/payload.json");
     const SNAPSHOT: &str = include_str!("../../examples/greylist-storm-one-provider/snapshot.json");
 
     async fn triage(snapshot: Snapshot) -> crate::report::Report {
+        triage_with(snapshot, None).await
+    }
+
+    async fn triage_with(
+        snapshot: Snapshot,
+        history: Option<super::super::HistoryLookup>,
+    ) -> crate::report::Report {
         let config = Arc::new(Config::default());
         let at = snapshot.captured_at;
         let env = Environment::new(
@@ -210,9 +269,93 @@ mod tests {
                 alert: payload.alerts[0].clone(),
                 attempt: 1,
                 budget: Duration::from_secs(25),
+                history,
             })
             .await
             .unwrap()
+    }
+
+    fn lookup(
+        answer: Result<AlertHistory, String>,
+        delay: Duration,
+    ) -> super::super::HistoryLookup {
+        super::super::HistoryLookup(Arc::new(move |since| {
+            let answer = answer.clone();
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                answer.map(|mut history| {
+                    history.since = Some(since);
+                    history
+                })
+            })
+        }))
+    }
+
+    #[tokio::test]
+    async fn the_ledger_history_is_read_beside_the_probes_recorded_and_replayed() {
+        const REFUSING: &str = include_str!("../../examples/spamhaus-refusing/snapshot.json");
+        let snapshot: Snapshot = serde_json::from_str(REFUSING).unwrap();
+        let action = |report: &crate::report::Report| report.verdict.sendmail().unwrap().action;
+        assert_eq!(
+            action(&triage(snapshot.clone()).await),
+            Action::GreylistingTransient
+        );
+        let twice = AlertHistory {
+            since: None,
+            episodes: 3,
+            by_action: std::collections::BTreeMap::from([("greylisting-transient".to_string(), 2)]),
+            error: None,
+        };
+        let report = triage_with(snapshot.clone(), Some(lookup(Ok(twice), Duration::ZERO))).await;
+        let summary = report.verdict.sendmail().unwrap().summary.clone();
+        assert_eq!(action(&report), Action::BlocklistCheck, "{summary}");
+        assert!(
+            summary.contains("greylisting episode 3 in 7 days"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("The ledger holds 3 earlier SendmailDeferredSpike episodes"),
+            "{summary}"
+        );
+        let history = report.evidence.history.clone().unwrap();
+        assert_eq!(history.episodes, 3);
+        assert_eq!(
+            history.since,
+            Some(snapshot.captured_at - time::Duration::days(7)),
+            "seven days back from the triage's clock"
+        );
+        // Stored with the snapshot: a replay without a ledger decides the same.
+        let stored: Snapshot =
+            serde_json::from_value(report.evidence_snapshot.clone().unwrap()).unwrap();
+        assert_eq!(stored.history.as_ref().map(|h| h.episodes), Some(3));
+        let replayed = triage(stored).await;
+        assert_eq!(replayed.verdict, report.verdict);
+        // A ledger that fails or does not answer in time: history unknown, nothing decided by it.
+        let failed = triage_with(
+            snapshot.clone(),
+            Some(lookup(Err("ledger down".into()), Duration::ZERO)),
+        )
+        .await;
+        assert_eq!(action(&failed), Action::GreylistingTransient);
+        assert_eq!(
+            failed.evidence.history.unwrap().error.as_deref(),
+            Some("ledger down")
+        );
+        let started = std::time::Instant::now();
+        let slow = triage_with(
+            snapshot,
+            Some(lookup(Err("never".into()), Duration::from_secs(60))),
+        )
+        .await;
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(action(&slow), Action::GreylistingTransient);
+        assert!(slow
+            .evidence
+            .history
+            .unwrap()
+            .error
+            .unwrap()
+            .contains("did not count earlier episodes within 2000 ms"));
     }
 
     fn step_outcome(report: &crate::report::Report, name: &str) -> (StepOutcome, String) {

@@ -123,6 +123,11 @@ impl WorkerPool {
             alert: job.alert.clone(),
             attempt: job.attempt,
             budget: self.config.triage_budget(),
+            history: Some(history_lookup(
+                Arc::clone(&self.ledger),
+                alertname.clone(),
+                job.episode_id.clone(),
+            )),
         };
         let budget = self.config.triage_budget();
         // The runbook runs in its own task so that a panic is caught as a JoinError.
@@ -287,6 +292,25 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     } else {
         "(no message)".to_string()
     }
+}
+
+/// The alert's history from the ledger, for the runbook to run beside its probes.
+fn history_lookup(
+    ledger: Arc<dyn Ledger>,
+    alertname: String,
+    episode_id: String,
+) -> crate::runbook::HistoryLookup {
+    crate::runbook::HistoryLookup(Arc::new(move |since| {
+        let ledger = Arc::clone(&ledger);
+        let alertname = alertname.clone();
+        let episode_id = episode_id.clone();
+        Box::pin(async move {
+            ledger
+                .alert_history(&alertname, &episode_id, since)
+                .await
+                .map_err(|e| format!("the ledger could not count earlier episodes: {e}"))
+        })
+    }))
 }
 
 #[cfg(test)]

@@ -49,5 +49,7 @@ pub fn probe_set(clients: &AwsClients, config: &Config, dnsbl: Arc<dyn DnsblChec
         dnsbl,
         services: Arc::new(AwsServiceProbe::new(clients, config)),
         imap_auth: Arc::new(AwsImapAuthProbe::new(clients, config)),
+        // Live, the history comes from the ledger with each request.
+        recorded_history: None,
     }
 }

@@ -185,6 +185,70 @@ impl DynamoLedger {
         })
     }
 
+    /// The episodes of `alertname` first seen at or after `since`: the recent index from
+    /// `since` (an episode first seen then was last seen then too), every shard, filtered by
+    /// alertname and first sighting; then their verdicts' actions, read by key without the
+    /// reports (`verdict_action`, written beside the report).
+    pub(super) async fn history(
+        &self,
+        alertname: &str,
+        exclude: &str,
+        since: OffsetDateTime,
+    ) -> Result<crate::report::history::AlertHistory, LedgerError> {
+        let since_ms = unix_ms(since);
+        let filter: Filter = (
+            "#alertname = :alertname AND #first >= :first".to_string(),
+            HashMap::from([
+                ("#alertname".to_string(), "alertname".to_string()),
+                ("#first".to_string(), "first_seen_ms".to_string()),
+            ]),
+            HashMap::from([
+                (":alertname".to_string(), s(alertname)),
+                (":first".to_string(), n(since_ms)),
+            ]),
+        );
+        let shards = (0..SHARDS).map(|shard| {
+            self.query_index(
+                RECENT_INDEX,
+                (LIST_PK, format!("L#{shard}")),
+                Some((LIST_SK, ">=", ms_key(since_ms))),
+                true,
+                Some(filter.clone()),
+                None,
+            )
+        });
+        let mut ids: Vec<String> = Vec::new();
+        for result in futures::future::join_all(shards).await {
+            ids.extend(
+                result?
+                    .iter()
+                    .filter_map(|item| get_s(item, "episode_id"))
+                    .filter(|id| *id != exclude)
+                    .map(str::to_string),
+            );
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let mut history = crate::report::history::AlertHistory {
+            since: Some(since),
+            episodes: ids.len() as u64,
+            ..Default::default()
+        };
+        if ids.is_empty() {
+            return Ok(history);
+        }
+        let keys = ids.iter().map(|id| episode_key(id)).collect();
+        let items = self
+            .batch_get(keys, Some(&[super::jobs::VERDICT_ACTION]))
+            .await?;
+        for item in &items {
+            if let Some(action) = get_s(item, super::jobs::VERDICT_ACTION) {
+                *history.by_action.entry(action.to_string()).or_default() += 1;
+            }
+        }
+        Ok(history)
+    }
+
     pub(super) async fn purge_before(&self, cutoff: OffsetDateTime) -> Result<u64, LedgerError> {
         let bound = ms_key(unix_ms(cutoff));
         let mut purged = 0u64;

@@ -265,6 +265,7 @@ pub(super) async fn complete(
     let Some(id) = episode_of(ledger, job_id) else {
         return Ok(false);
     };
+    let action = verdict_action(&report_json);
     let mut current = WorkingCopy::new(ledger, &id);
     for _ in 0..CONFLICT_RETRIES {
         let Some(item) = held(&mut current, owner).await? else {
@@ -281,6 +282,12 @@ pub(super) async fn complete(
             .set("report_json", s(report_json.clone()))
             .remove(QUEUE_PK)
             .remove(QUEUE_SK);
+        // The verdict's action beside the report, for the alert's history (read without the
+        // whole report).
+        let change = match &action {
+            Some(action) => change.set(VERDICT_ACTION, s(action.clone())),
+            None => change.remove(VERDICT_ACTION),
+        };
         let change = DynamoLedger::versioned(DynamoLedger::with_rows(change, &id, &rows), version);
         match ledger.write(&id, change).await? {
             WriteOutcome::Applied(_) => {
@@ -394,4 +401,23 @@ pub(super) async fn release(
         }
     }
     Err(current.contention("the lease stays until it expires"))
+}
+
+/// The attribute holding the stored report's `verdict.action` (the alert's history reads it).
+pub(super) const VERDICT_ACTION: &str = "verdict_action";
+
+/// `verdict.action` of a stored report, when it is JSON and has one.
+pub(super) fn verdict_action(report_json: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        verdict: Option<StoredVerdict>,
+    }
+    #[derive(serde::Deserialize)]
+    struct StoredVerdict {
+        action: Option<String>,
+    }
+    serde_json::from_str::<Stored>(report_json)
+        .ok()?
+        .verdict?
+        .action
 }

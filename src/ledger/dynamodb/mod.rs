@@ -563,6 +563,15 @@ impl Ledger for DynamoLedger {
         self.detail(id).await
     }
 
+    async fn alert_history(
+        &self,
+        alertname: &str,
+        exclude: &str,
+        since: OffsetDateTime,
+    ) -> Result<crate::report::history::AlertHistory, LedgerError> {
+        self.history(alertname, exclude, since).await
+    }
+
     async fn stats(&self, now: OffsetDateTime) -> Result<LedgerStats, LedgerError> {
         self.counts(now).await
     }

@@ -240,3 +240,52 @@ impl RawSummary {
         })
     }
 }
+
+/// The episodes of `alertname` first seen at or after `since` (the recency index narrows the
+/// rows: an episode first seen then was last seen then too), grouped by their stored verdict's
+/// action (SQLite's JSON functions; a report that is not JSON counts without an action).
+pub(super) async fn alert_history(
+    ledger: &SqliteLedger,
+    alertname: &str,
+    exclude: &str,
+    since: OffsetDateTime,
+) -> Result<crate::report::history::AlertHistory, LedgerError> {
+    let alertname = alertname.to_string();
+    let exclude = exclude.to_string();
+    let since_ms = unix_ms(since);
+    ledger
+        .read(move |connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT CASE WHEN json_valid(report_json)
+                                 THEN json_extract(report_json, '$.verdict.action') END AS action,
+                            COUNT(*)
+                     FROM episodes
+                     WHERE last_seen_ms >= ?2 AND first_seen_ms >= ?2
+                       AND alertname = ?1 AND id != ?3
+                     GROUP BY action",
+                )
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map(params![alertname, since_ms, exclude], |row| {
+                    // A non-text action (a number in a hand-edited report) counts without one.
+                    let action = row.get::<_, Option<String>>(0).unwrap_or(None);
+                    Ok((action, row.get::<_, i64>(1)?))
+                })
+                .map_err(unavailable)?;
+            let mut history = crate::report::history::AlertHistory {
+                since: Some(since),
+                ..Default::default()
+            };
+            for row in rows {
+                let (action, count) = row.map_err(unavailable)?;
+                let count = u64::try_from(count).unwrap_or(0);
+                history.episodes += count;
+                if let Some(action) = action {
+                    *history.by_action.entry(action).or_default() += count;
+                }
+            }
+            Ok(history)
+        })
+        .await
+}

@@ -321,6 +321,15 @@ impl Ledger for SqliteLedger {
         episodes::get_episode(self, id).await
     }
 
+    async fn alert_history(
+        &self,
+        alertname: &str,
+        exclude: &str,
+        since: OffsetDateTime,
+    ) -> Result<crate::report::history::AlertHistory, LedgerError> {
+        episodes::alert_history(self, alertname, exclude, since).await
+    }
+
     async fn stats(&self, now: OffsetDateTime) -> Result<LedgerStats, LedgerError> {
         episodes::stats(self, now).await
     }

@@ -133,3 +133,89 @@ pub(super) async fn listing_and_purge(ledger: &dyn Ledger) {
         .unwrap()
         .is_empty());
 }
+
+/// The alert's history: episodes of one alertname first seen since an instant, the asking
+/// episode left out, counted by their stored verdicts' actions (a report without one, or not
+/// JSON, counts without an action; an episode not triaged yet too).
+pub(super) async fn alert_history(ledger: &dyn Ledger) {
+    let base = T0 + Duration::from_secs(400 * 86_400);
+    let named = |fingerprint: &str, t: OffsetDateTime| {
+        let mut alert = incoming(fingerprint, t, AlertStatus::Firing, true);
+        alert
+            .alert
+            .labels
+            .insert("alertname".into(), "HistoryContract".into());
+        alert
+    };
+    let report = |action: &str| format!(r#"{{"verdict": {{"action": "{action}"}}}}"#);
+    // Ten days ago (outside a 7-day look), then four within it, then the one asking.
+    let mut ids = Vec::new();
+    for (k, days_ago, stored) in [
+        (0, 10, Some(report("greylisting-transient"))),
+        (1, 6, Some(report("greylisting-transient"))),
+        (2, 3, Some(report("greylisting-transient"))),
+        (3, 2, Some("not json".to_string())),
+        (4, 1, None),
+    ] {
+        let t = base - Duration::from_secs(days_ago * 86_400);
+        let id = ledger
+            .ingest(vec![named(&format!("h{k:03}"), t)], t)
+            .await
+            .unwrap()[0]
+            .id
+            .clone();
+        while let Some(job) = ledger.lease_next("h", LEASE, t).await.unwrap() {
+            let body = if job.episode_id == id {
+                stored.clone()
+            } else {
+                Some("{}".to_string())
+            };
+            match body {
+                Some(body) => {
+                    ledger.complete_job(job.job_id, "h", body, t).await.unwrap();
+                }
+                None => {
+                    ledger.release(job.job_id, "h", t).await.unwrap();
+                    break;
+                }
+            }
+        }
+        ids.push(id);
+    }
+    let asking = ledger
+        .ingest(vec![named("h999", base)], base)
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    let since = base - Duration::from_secs(7 * 86_400);
+    let history = ledger
+        .alert_history("HistoryContract", &asking, since)
+        .await
+        .unwrap();
+    assert_eq!(history.since, Some(since));
+    assert_eq!(history.episodes, 4, "{history:?}");
+    assert_eq!(
+        history.by_action,
+        BTreeMap::from([("greylisting-transient".to_string(), 2)]),
+        "{history:?}"
+    );
+    // Another alertname, or a look from later, sees none of them.
+    let other = ledger
+        .alert_history("NoSuchAlert", &asking, since)
+        .await
+        .unwrap();
+    assert_eq!(other.episodes, 0);
+    let later = ledger
+        .alert_history("HistoryContract", &asking, base + Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(later.episodes, 0, "{later:?}");
+    // Leave no job behind for the suite's later checks.
+    while let Some(job) = ledger.lease_next("h", LEASE, base).await.unwrap() {
+        ledger
+            .complete_job(job.job_id, "h", "{}".into(), base)
+            .await
+            .unwrap();
+    }
+}

@@ -79,6 +79,7 @@ pub(crate) async fn suite(ledger: Arc<dyn Ledger>) {
     doubt_windows(&*ledger).await;
     oversized_report_is_stored_trimmed(&*ledger).await;
     unknown_alerts_announced(&*ledger).await;
+    alert_history(&*ledger).await;
 }
 
 /// The destinations the suite is run with.

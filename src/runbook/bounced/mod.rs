@@ -41,6 +41,7 @@ impl BouncedSpike {
                 probe: VIRTUSERTABLE,
                 command: env.config.runbooks.virtusertable_command.clone(),
                 tiers,
+                section: None,
             }],
             verdict: rules::verdict,
         };

@@ -4,6 +4,7 @@
 //! recipient-unknown bounces with a stale virtusertable mean the reconfigure loop is stuck, and
 //! imap's mean local delivery fails.
 
+use super::super::deferred::egress;
 use super::super::evidence::{TierFacts, TriageEvidence};
 use super::super::rules::{
     combine, concentration, confidence, count_measure, dominant_class, missing_pieces, offending,
@@ -211,11 +212,22 @@ pub fn verdict(evidence: &TriageEvidence, t: &RunbooksConfig) -> Verdict {
         None => reason,
     };
     summary.push_str(&deferrals_apart(evidence));
+    // Egress per zone, as in the deferred runbook: `degraded` when a zone where a task of the
+    // offending tier (any tier when none offends) runs has broken egress while another's works,
+    // and ECS Exec failures behind that zone attributed to it.
+    let relevant = egress::relevant_tiers(evidence, &standing_out);
+    let nat_state = egress::nat_state(evidence, &relevant);
+    for attribution in egress::exec_attributions(evidence) {
+        if !summary.ends_with('.') {
+            summary.push('.');
+        }
+        summary.push_str(&attribution);
+    }
     summary.push_str(&summary_tail(&standing_out, missing));
     Verdict {
         offending_tier,
         dsn_class: class.map(|c| c.0),
-        nat_state: evidence.nat_state,
+        nat_state,
         action,
         confidence,
         summary,
@@ -263,7 +275,48 @@ mod tests {
             dnsbl: BTreeMap::new(),
             dnsbl_checked: true,
             zones: BTreeMap::new(),
+            window: None,
+            history: None,
         }
+    }
+
+    #[test]
+    fn a_broken_zone_behind_the_offending_tier_is_degraded_and_named() {
+        let zone = |works: bool, problem: Option<&str>| crate::probe::ZoneEgress {
+            works: Some(works),
+            problem: problem.map(str::to_string),
+            ..Default::default()
+        };
+        let mut smtp_in = tier("smtp-in", 30, &[("5.1.1", 30)]);
+        smtp_in.task_zones = BTreeMap::from([
+            ("1a2b3c4d5e6f".to_string(), "us-east-1a".to_string()),
+            ("2b3c4d5e6f7a".to_string(), "us-east-1b".to_string()),
+        ]);
+        smtp_in.exec_failed_tasks = vec!["2b3c4d5e6f7a".into()];
+        let mut e = evidence(vec![
+            tier("imap", 0, &[]),
+            smtp_in,
+            tier("smtp-out", 0, &[]),
+        ]);
+        e.zones = BTreeMap::from([
+            ("us-east-1a".to_string(), zone(true, None)),
+            (
+                "us-east-1b".to_string(),
+                zone(false, Some("NAT i-0b (cabal-nat-1) is stopped")),
+            ),
+        ]);
+        let v = verdict(&e, &t());
+        assert_eq!(v.offending_tier, OffendingTier::SmtpIn);
+        assert_eq!(v.nat_state, NatState::Degraded, "{}", v.summary);
+        assert!(
+            v.summary
+                .contains("ECS Exec failed on smtp-in task 2b3c4d5e behind zone us-east-1b"),
+            "{}",
+            v.summary
+        );
+        // Every zone broken: the NATs' own state, as before.
+        e.zones.get_mut("us-east-1a").unwrap().works = Some(false);
+        assert_eq!(verdict(&e, &t()).nat_state, NatState::Running);
     }
 
     #[test]

@@ -179,6 +179,8 @@ mod tests {
                 ("us-east-1a".to_string(), zone(Some(true), None, "active")),
                 ("us-east-1b".to_string(), b),
             ]),
+            window: None,
+            history: None,
         }
     }
 

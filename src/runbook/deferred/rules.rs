@@ -8,7 +8,7 @@ use super::super::rules::{
     combine, concentration, confidence, count_measure, dominant_class, missing_pieces, offending,
     percent, summary_tail, ConfidenceInputs, Standing, TierStanding,
 };
-use super::egress;
+use super::{checks, egress, history};
 use crate::config::RunbooksConfig;
 use crate::report::{Action, NatState, OffendingTier, Verdict};
 
@@ -137,6 +137,22 @@ pub fn action(
 ) -> (Action, String) {
     let nat_matters = !matches!(offending, OffendingTier::Imap | OffendingTier::SmtpIn);
     let state = egress::nat_state(evidence, relevant);
+    // The name lookup failing inside smtp-out's tasks: DNS, whatever the NAT (the VPC's resolver
+    // answers without it).
+    if let Some(reason) = primary
+        .filter(|f| f.tier == "smtp-out")
+        .and_then(|f| checks::outbound_dns_reason(f, t))
+    {
+        let also = if nat_down(state) || state == NatState::Degraded {
+            format!(
+                "; the NAT is also {}: fix it next",
+                crate::report::render::kebab(&state)
+            )
+        } else {
+            String::new()
+        };
+        return (Action::OutboundDns, format!("{reason}{also}"));
+    }
     if nat_matters && state == NatState::Degraded {
         return (
             Action::NatReplace,
@@ -165,15 +181,27 @@ pub fn action(
         };
     };
     match primary.tier.as_str() {
-        "imap" => (
-            Action::ImapLocalDelivery,
-            "imap is deferring local delivery (LDA -> procmail -> Maildir): check procmail, EFS space and the user sync (ecs-reconfigure heartbeat)".into(),
-        ),
+        "imap" => {
+            let problems = checks::local_problems(primary, t);
+            (
+                Action::ImapLocalDelivery,
+                if problems.is_empty() {
+                    "imap is deferring local delivery (LDA -> procmail -> Maildir): check procmail, EFS space and the user sync (ecs-reconfigure heartbeat)".into()
+                } else {
+                    format!(
+                        "imap is deferring local delivery: {}",
+                        problems.join("; ")
+                    )
+                },
+            )
+        }
         "smtp-in" => (
             Action::InboundRelay,
-            "smtp-in cannot relay to imap: imap.cabal.internal must resolve inside smtp-in and imap must accept connections on port 25".into(),
+            checks::relay_reason(primary, t).unwrap_or_else(|| {
+                "smtp-in cannot relay to imap: imap.cabal.internal must resolve inside smtp-in and imap must accept connections on port 25".into()
+            }),
         ),
-        _ => smtp_out_action(primary, evidence, t),
+        _ => history::recurring_greylisting(smtp_out_action(primary, evidence, t), evidence, t),
     }
 }
 
@@ -344,11 +372,28 @@ pub fn verdict(evidence: &TriageEvidence, t: &RunbooksConfig) -> Verdict {
     for attribution in attributions {
         summary.push_str(&attribution);
     }
+    if action == Action::NatReplace {
+        if let Some(seen) = evidence
+            .tier("smtp-out")
+            .and_then(|f| checks::egress_confirmation(f, t))
+        {
+            if !summary.ends_with('.') {
+                summary.push('.');
+            }
+            summary.push_str(&seen);
+        }
+    }
     for (f, age) in &silent {
         summary.push_str(&silence_sentence(f, *age));
     }
     for echo in echoes {
         summary.push_str(&echo);
+    }
+    if let Some(rising) = history::rising_bounces(evidence, t) {
+        if !summary.ends_with('.') {
+            summary.push('.');
+        }
+        summary.push_str(&rising);
     }
     summary.push_str(&summary_tail(&standing_out, missing));
     Verdict {
@@ -368,6 +413,9 @@ mod tests {
     use crate::dnsbl::{Listing, ZoneVerdict};
     use crate::probe::snapshot::NatSnapshot;
     use crate::report::Confidence;
+    use crate::runbook::followup::{
+        ConnectCheck, DnsCheck, LocalCheck, ProcmailCheck, SpoolSpace, TcpCheck,
+    };
     use crate::sendmail::NamedCount;
     use std::collections::BTreeMap;
     use time::macros::datetime;
@@ -412,6 +460,8 @@ mod tests {
             )]),
             dnsbl_checked: true,
             zones: BTreeMap::new(),
+            window: None,
+            history: None,
         }
     }
 
@@ -743,6 +793,133 @@ mod tests {
         assert_eq!(
             (v.offending_tier, v.action),
             (OffendingTier::SmtpIn, Action::InboundRelay)
+        );
+    }
+
+    fn connect(task: &str, dns: DnsCheck, tcp: TcpCheck, detail: &str) -> ConnectCheck {
+        ConnectCheck {
+            task: task.into(),
+            dns,
+            address: (dns == DnsCheck::Ok).then(|| "10.0.1.23".into()),
+            tcp,
+            detail: (!detail.is_empty()).then(|| detail.to_string()),
+        }
+    }
+
+    #[test]
+    fn the_follow_up_checks_name_the_failure() {
+        // smtp-in offends and imap refuses port 25: said in the reason.
+        let mut smtp_in = tier("smtp-in", Some(64), 30, &[("4.0", 30)]);
+        smtp_in.relay_checks = vec![connect(
+            "1a2b3c4d5e6f47a8",
+            DnsCheck::Ok,
+            TcpCheck::Failed,
+            "[Errno 111] Connection refused",
+        )];
+        let e = evidence(
+            vec![quiet("imap"), smtp_in, quiet("smtp-out")],
+            NatState::Running,
+        );
+        let v = verdict(&e, &t());
+        assert_eq!(v.action, Action::InboundRelay);
+        assert!(
+            v.summary
+                .contains("imap.cabal.internal resolves to 10.0.1.23 but refuses port 25"),
+            "{}",
+            v.summary
+        );
+        // A 4.4 wave on smtp-out with the lookup failing inside its tasks: DNS, not the NAT.
+        let mut out = tier("smtp-out", Some(80), 90, &[("4.4", 85), ("4.7", 5)]);
+        out.egress_checks = vec![connect(
+            "aaaaaaaa11112222",
+            DnsCheck::Failed,
+            TcpCheck::Unknown,
+            "[Errno -3] Temporary failure in name resolution",
+        )];
+        let e = evidence(
+            vec![quiet("imap"), quiet("smtp-in"), out.clone()],
+            NatState::Running,
+        );
+        let v = verdict(&e, &t());
+        assert_eq!(v.action, Action::OutboundDns, "{}", v.summary);
+        assert!(
+            v.summary.contains("DNS failures, not the NAT"),
+            "{}",
+            v.summary
+        );
+        // With the NAT stopped too, DNS is still named first, and the NAT after it.
+        let e = evidence(
+            vec![quiet("imap"), quiet("smtp-in"), out.clone()],
+            NatState::Stopped,
+        );
+        let v = verdict(&e, &t());
+        assert_eq!(v.action, Action::OutboundDns);
+        assert!(
+            v.summary.contains("the NAT is also stopped"),
+            "{}",
+            v.summary
+        );
+        // The lookup works and TCP/25 times out: the NAT, confirmed from inside.
+        out.egress_checks = vec![connect(
+            "aaaaaaaa11112222",
+            DnsCheck::Ok,
+            TcpCheck::Timeout,
+            "",
+        )];
+        let e = evidence(
+            vec![quiet("imap"), quiet("smtp-in"), out.clone()],
+            NatState::Running,
+        );
+        let v = verdict(&e, &t());
+        assert_eq!(v.action, Action::NatReplace);
+        assert!(
+            v.summary.contains("TCP/25 to it timed out"),
+            "{}",
+            v.summary
+        );
+        // A check that could not run decides nothing.
+        out.egress_checks = vec![connect(
+            "aaaaaaaa11112222",
+            DnsCheck::Unknown,
+            TcpCheck::Unknown,
+            "python3 is not in the image",
+        )];
+        let e = evidence(
+            vec![quiet("imap"), quiet("smtp-in"), out],
+            NatState::Running,
+        );
+        assert_eq!(verdict(&e, &t()).action, Action::NatReplace);
+        // imap with its spool on the container's disk and procmail missing.
+        let mut imap = tier("imap", Some(30), 40, &[("4.0", 40)]);
+        imap.local_checks = vec![LocalCheck {
+            task: "9f1c2d3e4a5b46c7".into(),
+            spool: Some(SpoolSpace {
+                filesystem: "overlay".into(),
+                size_kib: 30_832_548,
+                available_kib: 9_000_000,
+                used_percent: 70,
+                mounted_on: "/".into(),
+            }),
+            procmail: ProcmailCheck::Missing,
+            detail: None,
+        }];
+        let e = evidence(
+            vec![imap, quiet("smtp-in"), quiet("smtp-out")],
+            NatState::Running,
+        );
+        let v = verdict(&e, &t());
+        assert_eq!(v.action, Action::ImapLocalDelivery);
+        assert!(
+            v.summary
+                .contains("/home is not a mounted filesystem (EFS) in task 9f1c2d3e"),
+            "{}",
+            v.summary
+        );
+        assert!(
+            v.summary
+                .contains("procmail is missing at /usr/bin/procmail"),
+            "{}",
+            v.summary
         );
     }
 

@@ -263,6 +263,7 @@ mod tests {
             },
             attempt: 1,
             budget: Duration::from_secs(5),
+            history: None,
         }
     }
 

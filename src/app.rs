@@ -174,6 +174,7 @@ pub async fn serve(
             body_read_timeout: config.server.body_read_timeout(),
             alerts_per_payload: config.server.max_alerts_per_payload,
             max_attempts: config.worker.max_attempts,
+            retriage_after: config.runbooks.retriage_after(),
         },
         readiness: Arc::new(crate::server::ready::Readiness::default()),
     };

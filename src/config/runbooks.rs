@@ -40,6 +40,9 @@ pub struct RunbooksConfig {
     pub virtusertable_command: String,
     /// The virtusertable is stale (the reconfigure loop is stuck) past this age.
     pub virtusertable_max_age_secs: u64,
+    /// A firing episode is triaged again when Alertmanager repeats it and its verdict is older
+    /// than this (fresh verdicts); 0: never.
+    pub retriage_after_secs: u64,
 }
 
 impl Default for RunbooksConfig {
@@ -59,11 +62,18 @@ impl Default for RunbooksConfig {
             virtusertable_command:
                 "wc -l /etc/mail/virtusertable && date -r /etc/mail/virtusertable +%s".into(),
             virtusertable_max_age_secs: 7200,
+            retriage_after_secs: 3600,
         }
     }
 }
 
 impl RunbooksConfig {
+    /// How old a verdict may be before a repeat triages the episode again; None: never.
+    pub fn retriage_after(&self) -> Option<std::time::Duration> {
+        (self.retriage_after_secs > 0)
+            .then(|| std::time::Duration::from_secs(self.retriage_after_secs))
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         for (key, value) in [
             ("runbooks.dominant_share", self.dominant_share),

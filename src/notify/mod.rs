@@ -23,9 +23,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::ledger::{ClaimedDelivery, DeliveryKind, EpisodeState, Ledger, Route};
+use crate::ledger::{
+    ClaimedDelivery, DeliveryKind, EpisodeState, Ledger, Route, PREVIOUS_VERDICT_REF,
+};
 use crate::report::render::{Annotation, Stage};
-use crate::report::Report;
+use crate::report::{Report, ReportVerdict, VerdictChange};
 
 pub use outbox::Outbox;
 pub use retry::RetryPolicy;
@@ -198,4 +200,23 @@ pub fn with_annotation<T>(
         show_local_parts: settings.show_local_parts,
     };
     render(&annotation)
+}
+
+/// What a fresh verdict (a `retriaged` row) changed against the verdict it replaced (kept by
+/// the ledger as the episode reference `PREVIOUS_VERDICT_REF`). None: either is unknown (no
+/// report, or a replaced verdict this version cannot read), so nothing can be said.
+pub fn retriage_changes(
+    delivery: &ClaimedDelivery,
+    report: Option<&Report>,
+) -> Option<Vec<VerdictChange>> {
+    let before: ReportVerdict =
+        serde_json::from_str(delivery.refs.get(PREVIOUS_VERDICT_REF)?).ok()?;
+    Some(report?.verdict.changes(&before))
+}
+
+/// Whether a row is a fresh verdict that says nothing new: phone destinations (ntfy, Pushover)
+/// skip it, so a long-firing alert pages again only when its diagnosis changed.
+pub fn unchanged_retriage(delivery: &ClaimedDelivery, report: Option<&Report>) -> bool {
+    delivery.kind == DeliveryKind::Retriaged
+        && retriage_changes(delivery, report).is_some_and(|changes| changes.is_empty())
 }

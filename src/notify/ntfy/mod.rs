@@ -92,7 +92,10 @@ impl Destination for Ntfy {
     fn wants(&self, kind: DeliveryKind) -> bool {
         matches!(
             kind,
-            DeliveryKind::Verdict | DeliveryKind::TriageFailed | DeliveryKind::Resolved
+            DeliveryKind::Verdict
+                | DeliveryKind::TriageFailed
+                | DeliveryKind::Resolved
+                | DeliveryKind::Retriaged
         )
     }
 
@@ -112,6 +115,11 @@ impl Destination for Ntfy {
             ));
         }
         let report = stored_report(delivery)?;
+        if super::unchanged_retriage(delivery, report.as_ref()) {
+            return Ok(Sent::Skipped(
+                "the fresh verdict is the same as the one already sent; not paging again".into(),
+            ));
+        }
         let message = with_annotation(delivery, report.as_ref(), context.settings, |a| {
             phone::message(a, LIMITS)
         });

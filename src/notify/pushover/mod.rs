@@ -176,7 +176,10 @@ impl Destination for Pushover {
     fn wants(&self, kind: DeliveryKind) -> bool {
         matches!(
             kind,
-            DeliveryKind::Verdict | DeliveryKind::TriageFailed | DeliveryKind::Resolved
+            DeliveryKind::Verdict
+                | DeliveryKind::TriageFailed
+                | DeliveryKind::Resolved
+                | DeliveryKind::Retriaged
         )
     }
 
@@ -212,6 +215,11 @@ impl Destination for Pushover {
             ));
         }
         let report = stored_report(delivery)?;
+        if super::unchanged_retriage(delivery, report.as_ref()) {
+            return Ok(Sent::Skipped(
+                "the fresh verdict is the same as the one already sent; not paging again".into(),
+            ));
+        }
         let message = with_annotation(delivery, report.as_ref(), context.settings, |a| {
             phone::message(a, LIMITS)
         });

@@ -32,7 +32,8 @@ pub use api::{Marker, MessageRef, SlackApi, EVENT_TYPE, REPLY_EVENT_TYPE};
 
 use super::http::{body_excerpt, transient_status, transport_error};
 use super::{
-    failpoint, stored_report, with_annotation, DeliveryContext, DeliveryError, Destination, Sent,
+    failpoint, retriage_changes, stored_report, with_annotation, DeliveryContext, DeliveryError,
+    Destination, Sent,
 };
 use crate::config::{Secret, SlackConfig};
 use crate::ledger::{ClaimedDelivery, DeliveryKind, DoubtWindow};
@@ -202,7 +203,13 @@ impl Destination for SlackBot {
             (DeliveryKind::Started, Some(_)) => Ok(Sent::Skipped(
                 "the episode's message is already posted".into(),
             )),
-            (DeliveryKind::Started | DeliveryKind::Verdict | DeliveryKind::TriageFailed, None) => {
+            (
+                DeliveryKind::Started
+                | DeliveryKind::Verdict
+                | DeliveryKind::TriageFailed
+                | DeliveryKind::Retriaged,
+                None,
+            ) => {
                 self.post_parent(delivery, &message, context).await
             }
             (DeliveryKind::Verdict | DeliveryKind::TriageFailed, Some(parent)) => {
@@ -218,6 +225,16 @@ impl Destination for SlackBot {
             (DeliveryKind::Repeat, Some(parent)) => {
                 let reply =
                     with_annotation(delivery, report.as_ref(), settings, render::repeat_reply);
+                self.reply_once(delivery, &parent, &reply).await
+            }
+            (DeliveryKind::Retriaged, Some(parent)) => {
+                // The message shows the fresh verdict; the reply says what changed. Edit first
+                // (idempotent), then the reply, found by its marker when in doubt.
+                self.api.update(&parent, &message).await?;
+                let changes = retriage_changes(delivery, report.as_ref());
+                let reply = with_annotation(delivery, report.as_ref(), settings, |a| {
+                    render::retriage_reply(a, changes.as_deref())
+                });
                 self.reply_once(delivery, &parent, &reply).await
             }
             (DeliveryKind::Resolved, Some(parent)) => {

@@ -283,7 +283,10 @@ impl ReportVerdict {
                 field("Confidence", "confidence", wire(&v.confidence())),
             ]
         };
-        let old: Vec<VerdictField> = headline(before).into_iter().chain(before.fields()).collect();
+        let old: Vec<VerdictField> = headline(before)
+            .into_iter()
+            .chain(before.fields())
+            .collect();
         let new: Vec<VerdictField> = headline(self).into_iter().chain(self.fields()).collect();
         let value_in = |fields: &[VerdictField], title: &str| {
             fields
@@ -446,8 +449,12 @@ mod tests {
         assert_eq!(changes[1].after, "none");
         // Another runbook's verdict: the fields only one of them has are changes too.
         let changes = ReportVerdict::from(imap()).changes(&before);
-        assert!(changes.iter().any(|c| c.title == "Cause" && c.before == "none"));
-        assert!(changes.iter().any(|c| c.title == "NAT" && c.after == "none"));
+        assert!(changes
+            .iter()
+            .any(|c| c.title == "Cause" && c.before == "none"));
+        assert!(changes
+            .iter()
+            .any(|c| c.title == "NAT" && c.after == "none"));
         let mut restarted = restart();
         restarted.exit_codes = vec![139];
         let changes = ReportVerdict::from(restarted).changes(&ReportVerdict::from(restart()));

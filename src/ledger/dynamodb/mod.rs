@@ -616,7 +616,14 @@ impl Ledger for DynamoLedger {
         reason: &str,
         now: OffsetDateTime,
     ) -> Result<bool, LedgerError> {
-        retriage::claim(self, episode_id, unix_ms(verdict_before), reason, unix_ms(now)).await
+        retriage::claim(
+            self,
+            episode_id,
+            unix_ms(verdict_before),
+            reason,
+            unix_ms(now),
+        )
+        .await
     }
 
     async fn check_writable(&self, now: OffsetDateTime) -> Result<(), LedgerError> {

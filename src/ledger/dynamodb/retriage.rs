@@ -12,8 +12,8 @@ use crate::ledger::{EpisodeState, JobState, LedgerError};
 
 /// Whether this copy of the item may be triaged again (`retriage_allowed`).
 fn eligible(item: &Item, before_ms: i64) -> bool {
-    let verdict_ms = get_n(item, "leased_ms")
-        .map(|leased| leased + get_n(item, "duration_ms").unwrap_or(0));
+    let verdict_ms =
+        get_n(item, "leased_ms").map(|leased| leased + get_n(item, "duration_ms").unwrap_or(0));
     retriage_allowed(
         get_s(item, "status").unwrap_or_default(),
         get_s(item, "state").unwrap_or_default(),

@@ -38,7 +38,11 @@ pub(super) async fn fresh_verdicts(ledger: &dyn Ledger) {
         (0..4).map(|_| ledger.claim_retriage(&id, later - HOUR, "repeat", later)),
     )
     .await;
-    let won = claims.into_iter().map(Result::unwrap).filter(|c| *c).count();
+    let won = claims
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|c| *c)
+        .count();
     assert_eq!(won, 1, "concurrent claims of one episode: exactly one wins");
     assert!(
         !ledger
@@ -83,7 +87,10 @@ pub(super) async fn fresh_verdicts(ledger: &dyn Ledger) {
         .unwrap());
     let detail = ledger.get_episode(&id).await.unwrap().unwrap();
     assert_eq!(detail.summary.state, EpisodeState::Triaged);
-    assert_eq!(detail.report.as_ref().unwrap()["verdict"]["summary"], "second");
+    assert_eq!(
+        detail.report.as_ref().unwrap()["verdict"]["summary"],
+        "second"
+    );
     assert_eq!(count(&detail, "slack", "started"), 1);
     assert_eq!(count(&detail, "slack", "verdict"), 1);
     assert_eq!(count(&detail, "slack", "retriaged"), 1);
@@ -101,7 +108,10 @@ pub(super) async fn fresh_verdicts(ledger: &dyn Ledger) {
 
     // A resolved episode is never triaged again, however old its verdict.
     ledger
-        .ingest(vec![incoming("rt01", t, AlertStatus::Resolved, true)], later)
+        .ingest(
+            vec![incoming("rt01", t, AlertStatus::Resolved, true)],
+            later,
+        )
         .await
         .unwrap();
     let much_later = later + 10 * HOUR;

@@ -209,9 +209,7 @@ impl Destination for SlackBot {
                 | DeliveryKind::TriageFailed
                 | DeliveryKind::Retriaged,
                 None,
-            ) => {
-                self.post_parent(delivery, &message, context).await
-            }
+            ) => self.post_parent(delivery, &message, context).await,
             (DeliveryKind::Verdict | DeliveryKind::TriageFailed, Some(parent)) => {
                 self.api.update(&parent, &message).await?;
                 Ok(Sent::Delivered(Some(format!(

@@ -17,6 +17,7 @@ pub const SECRET_KEYS: &[(&str, &str)] = &[
     ("ntfy", "password"),
     ("pushover", "app_token"),
     ("pushover", "user_key"),
+    ("alertmanager", "token"),
 ];
 
 /// Whether a key path as serde reports it (`auth.webhook_tokens[0]`, `slack.bot_token`) is, or

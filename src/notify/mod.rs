@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod pagerduty;
 pub mod pushover;
 pub mod retry;
+pub mod silence;
 pub mod slack;
 
 use std::time::Duration;

@@ -142,6 +142,12 @@ const NAMED: &[(&str, &str, &str, Kind)] = &[
         Kind::Text,
     ),
     (
+        "CABAL_TRIAGE_SLACK_APP_TOKEN",
+        "slack",
+        "app_token",
+        Kind::Text,
+    ),
+    (
         "CABAL_TRIAGE_ALERTMANAGER_TOKEN",
         "alertmanager",
         "token",

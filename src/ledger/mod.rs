@@ -164,6 +164,17 @@ pub trait Ledger: Send + Sync {
         reason: &str,
         now: OffsetDateTime,
     ) -> Result<bool, LedgerError>;
+
+    /// Records what an operator did to an episode from Slack (who, when, what) as the episode
+    /// reference `action.<RFC 3339 time>.<action>` (`operator_action_key`), shown with the
+    /// episode. False when there is no such episode.
+    async fn record_operator_action(
+        &self,
+        episode_id: &str,
+        action: &str,
+        what: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, LedgerError>;
 }
 
 /// Milliseconds since the epoch, the ledgers' time unit.

@@ -431,3 +431,17 @@ pub fn verdict_json_of(report_json: &str) -> Option<String> {
     let verdict = report.get("verdict")?;
     (!verdict.is_null()).then(|| verdict.to_string())
 }
+
+/// The episode reference an operator's action is kept under: `action.<time>.<action>`, so that
+/// the references list the actions in time order.
+pub fn operator_action_key(action: &str, at: OffsetDateTime) -> String {
+    let at = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let action: String = action
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .take(40)
+        .collect();
+    format!("action.{at}.{action}")
+}

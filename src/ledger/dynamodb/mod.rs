@@ -626,6 +626,16 @@ impl Ledger for DynamoLedger {
         .await
     }
 
+    async fn record_operator_action(
+        &self,
+        episode_id: &str,
+        action: &str,
+        what: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, LedgerError> {
+        retriage::record_action(self, episode_id, action, what, now).await
+    }
+
     async fn check_writable(&self, now: OffsetDateTime) -> Result<(), LedgerError> {
         self.client
             .put_item()

@@ -24,6 +24,20 @@ fn eligible(item: &Item, before_ms: i64) -> bool {
     )
 }
 
+/// Records an operator's action as a reference of the episode item (only if it exists).
+pub(super) async fn record_action(
+    ledger: &DynamoLedger,
+    id: &str,
+    action: &str,
+    what: &str,
+    now: time::OffsetDateTime,
+) -> Result<bool, LedgerError> {
+    let change = Change::new()
+        .set_map_key("refs", &operator_action_key(action, now), s(what))
+        .when("attribute_exists(#pk)", &[PK], Vec::new());
+    ledger.update(episode_key(id), change).await
+}
+
 pub(super) async fn claim(
     ledger: &DynamoLedger,
     id: &str,

@@ -371,6 +371,16 @@ impl Ledger for SqliteLedger {
         retriage::claim(self, episode_id, verdict_before, reason, now).await
     }
 
+    async fn record_operator_action(
+        &self,
+        episode_id: &str,
+        action: &str,
+        what: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, LedgerError> {
+        retriage::record_action(self, episode_id, action, what, now).await
+    }
+
     async fn check_writable(&self, now: OffsetDateTime) -> Result<(), LedgerError> {
         let now_text = rfc3339(now);
         self.write(move |tx| {

@@ -72,6 +72,34 @@ pub(super) async fn claim(
         .await
 }
 
+pub(super) async fn record_action(
+    ledger: &SqliteLedger,
+    episode_id: &str,
+    action: &str,
+    what: &str,
+    now: OffsetDateTime,
+) -> Result<bool, LedgerError> {
+    let episode_id = episode_id.to_string();
+    let key = operator_action_key(action, now);
+    let what = what.to_string();
+    let now_ms = unix_ms(now);
+    ledger
+        .write(move |tx| {
+            let exists: bool = tx
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM episodes WHERE id = ?1)",
+                    params![episode_id],
+                    |row| row.get(0),
+                )
+                .map_err(unavailable)?;
+            if exists {
+                outbox::set_ref(tx, &episode_id, &key, &what, now_ms)?;
+            }
+            Ok(exists)
+        })
+        .await
+}
+
 /// The kind of row a report stored now causes: `retriaged` when it replaces one (a claimed
 /// re-triage), else `verdict`.
 pub(super) fn verdict_kind(

@@ -123,4 +123,27 @@ pub(super) async fn fresh_verdicts(ledger: &dyn Ledger) {
         .claim_retriage("no-such-episode", much_later, "repeat", much_later)
         .await
         .unwrap());
+
+    // Operators' actions are kept with the episode, in time order.
+    assert!(ledger
+        .record_operator_action(&id, "silence_2h", "U1 (jane): silenced", later)
+        .await
+        .unwrap());
+    assert!(ledger
+        .record_operator_action(&id, "rerun_triage", "U1 (jane): re-run", later + HOUR)
+        .await
+        .unwrap());
+    assert!(!ledger
+        .record_operator_action("no-such-episode", "rerun_triage", "x", later)
+        .await
+        .unwrap());
+    let detail = ledger.get_episode(&id).await.unwrap().unwrap();
+    let actions: Vec<(&String, &String)> = detail
+        .external_refs
+        .iter()
+        .filter(|(key, _)| key.starts_with("action."))
+        .collect();
+    assert_eq!(actions.len(), 2, "{actions:?}");
+    assert!(actions[0].0.ends_with(".silence_2h"));
+    assert_eq!(actions[1].1, "U1 (jane): re-run");
 }

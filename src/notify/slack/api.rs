@@ -164,6 +164,17 @@ impl SlackApi {
 
     /// Replaces a message's text and blocks (blocks are always sent: without them Slack keeps
     /// the old ones).
+    /// A message only `user` sees (`chat.postEphemeral`).
+    pub async fn post_ephemeral(
+        &self,
+        channel: &str,
+        user: &str,
+        text: &str,
+    ) -> Result<(), DeliveryError> {
+        let body = json!({"channel": channel, "user": user, "text": text});
+        self.post("chat.postEphemeral", &body).await.map(|_| ())
+    }
+
     pub async fn update(
         &self,
         at: &MessageRef,

@@ -23,8 +23,10 @@
 //! Webhook mode (`SlackWebhook`): one post per finished triage, no edits and no threads (an
 //! incoming webhook returns no `ts`).
 
+pub mod actions;
 mod api;
 mod errors;
+pub mod socket;
 
 use async_trait::async_trait;
 
@@ -197,7 +199,17 @@ impl Destination for SlackBot {
     ) -> Result<Sent, DeliveryError> {
         let report = stored_report(delivery)?;
         let settings = context.settings;
-        let message = with_annotation(delivery, report.as_ref(), settings, render::message);
+        let mut message = with_annotation(delivery, report.as_ref(), settings, render::message);
+        // With Socket Mode, a firing episode's verdict carries the buttons.
+        if self.config.app_token.is_some()
+            && report.is_some()
+            && delivery.episode.status == crate::alert::AlertStatus::Firing
+            && message.blocks.len() < render::MAX_BLOCKS
+        {
+            message
+                .blocks
+                .push(actions::verdict_buttons(&delivery.episode.id));
+        }
         let parent = Self::parent(delivery);
         match (delivery.kind, parent) {
             (DeliveryKind::Started, Some(_)) => Ok(Sent::Skipped(

@@ -95,7 +95,9 @@ async fn a_repeat_after_the_interval_triages_again_once_and_says_what_changed() 
         options(&slack)
             .with("CABAL_TRIAGE_NTFY_BASE_URL", &ntfy.base_url())
             .with("CABAL_TRIAGE_NTFY_TOPIC", "cabal-alerts")
-            .with("CABAL_TRIAGE_NTFY_TOKEN", "tk_testtoken"),
+            .with("CABAL_TRIAGE_NTFY_TOKEN", "tk_testtoken")
+            // Socket Mode on (its session is refused by the fake): the verdict has buttons.
+            .with("CABAL_TRIAGE_SLACK_APP_TOKEN", "xapp-test-token-1234"),
     )
     .await;
     let firing = notification(GROUP, vec![test_alert(1, &[])]);
@@ -144,6 +146,24 @@ async fn a_repeat_after_the_interval_triages_again_once_and_says_what_changed() 
         "the message is edited with the fresh verdict"
     );
     assert_eq!(slack.parents().len(), 1, "still one message per episode");
+    let buttons: Vec<String> = slack.parents()[0]
+        .blocks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|block| block["type"] == "actions")
+        .flat_map(|block| block["elements"].as_array().unwrap().clone())
+        .map(|button| format!("{} {}", button["action_id"], button["value"]))
+        .collect();
+    assert_eq!(
+        buttons,
+        [
+            format!("\"silence_2h\" \"{id}\""),
+            format!("\"silence_8h\" \"{id}\""),
+            format!("\"rerun_triage\" \"{id}\"")
+        ],
+        "the verdict's buttons (Socket Mode on)"
+    );
     let refs = &episode["external_refs"];
     assert!(refs["triage.retriaged_at"].is_string(), "{refs}");
     assert!(refs["triage.previous_verdict"]

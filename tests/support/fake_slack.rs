@@ -55,6 +55,8 @@ struct SlackState {
     outages: Vec<(String, Scripted, Instant)>,
     /// The last `ts` handed out, in microseconds since the Unix epoch.
     last_ts_micros: u64,
+    /// What `apps.connections.open` answers (Socket Mode); none: `invalid_auth`.
+    socket_url: Option<String>,
 }
 
 impl SlackState {
@@ -158,6 +160,11 @@ impl FakeSlack {
                 metadata: Value::Null,
             });
         }
+    }
+
+    /// The WebSocket URL `apps.connections.open` hands out (a fake Socket Mode server's).
+    pub fn set_socket_url(&self, url: &str) {
+        self.state.lock().unwrap().socket_url = Some(url.to_string());
     }
 
     pub fn messages(&self) -> Vec<Message> {
@@ -275,6 +282,14 @@ async fn handle_post(
                     }
                     None => json!({"ok": false, "error": "message_not_found"}),
                 }
+            }
+            "apps.connections.open" => match &state.socket_url {
+                Some(url) => json!({"ok": true, "url": url}),
+                None => json!({"ok": false, "error": "invalid_auth"}),
+            },
+            "chat.postEphemeral" => {
+                let ts = state.stamp(Duration::ZERO);
+                json!({"ok": true, "message_ts": ts})
             }
             _ => json!({"ok": false, "error": "unknown_method"}),
         }

@@ -163,6 +163,7 @@ impl FakeSlack {
     }
 
     /// The WebSocket URL `apps.connections.open` hands out (a fake Socket Mode server's).
+    #[allow(dead_code)]
     pub fn set_socket_url(&self, url: &str) {
         self.state.lock().unwrap().socket_url = Some(url.to_string());
     }

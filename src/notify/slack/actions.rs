@@ -21,6 +21,8 @@ use super::api::SlackApi;
 use super::socket::{ButtonPress, PressHandler};
 use crate::ledger::{EpisodeState, Ledger};
 use crate::notify::silence::{valid_silence_id, SilenceClient, SilenceRequest};
+use crate::report::redact::redact;
+use crate::report::render::escape::untrusted_mrkdwn;
 use crate::report::render::slack::SlackMessage;
 use crate::report::sanitize::sanitize_line;
 
@@ -50,6 +52,11 @@ pub fn verdict_buttons(episode_id: &str) -> Value {
     })
 }
 
+/// Text for a Slack reply: the one sanitizer and redactor, escaped for mrkdwn, bounded.
+fn slack_text(text: &str) -> String {
+    untrusted_mrkdwn(text, 2900, false)
+}
+
 /// An episode id as the ledger makes them: short, plain.
 fn valid_episode_id(value: &str) -> Option<&str> {
     (!value.is_empty()
@@ -70,12 +77,19 @@ pub struct SlackActions {
 }
 
 impl SlackActions {
+    /// Who pressed, as plain text (sanitized, addresses redacted, bounded).
     fn who(press: &ButtonPress) -> String {
-        let name = sanitize_line(&press.user_name).into_owned();
-        format!("{} ({})", sanitize_line(&press.user_id), name)
+        let who = format!("{} ({})", press.user_id, press.user_name);
+        redact(&sanitize_line(&who), false)
+            .chars()
+            .take(240)
+            .collect()
     }
 
+    /// Posts `text` (plain, escaped here for mrkdwn) in the press's thread; `blocks` replace the
+    /// section made of it (their text escaped by the caller with `slack_text`).
     async fn reply(&self, press: &ButtonPress, text: String, blocks: Option<Vec<Value>>) {
+        let text = slack_text(&text);
         let message = SlackMessage {
             blocks: blocks.unwrap_or_else(|| {
                 vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": true}})]
@@ -172,7 +186,7 @@ impl SlackActions {
                     silence.id
                 );
                 let blocks = vec![
-                    json!({"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": true}}),
+                    json!({"type": "section", "text": {"type": "mrkdwn", "text": slack_text(&text), "verbatim": true}}),
                     json!({"type": "actions", "elements": [{
                         "type": "button",
                         "text": {"type": "plain_text", "text": "Expire silence"},
@@ -310,4 +324,43 @@ pub fn from_config(
         public_url: config.server.public_url.clone(),
     };
     Ok(Some((socket, Arc::new(actions))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_escape_and_redact_what_a_user_controls() {
+        let press = ButtonPress {
+            user_id: "U1".into(),
+            user_name: "<!channel> jane@example.com\u{202e}".into(),
+            action_id: SILENCE_2H.into(),
+            value: "ep-1".into(),
+            channel: "C1".into(),
+            message_ts: "1.2".into(),
+            thread_ts: "1.2".into(),
+        };
+        let who = SlackActions::who(&press);
+        assert!(!who.contains("jane@") && !who.contains('\u{202e}'), "{who}");
+        let text = slack_text(&format!("Silenced by {who}"));
+        assert!(!text.contains("<!channel>"), "{text}");
+        assert!(text.contains("&lt;!channel&gt;"), "{text}");
+    }
+
+    #[test]
+    fn button_values_name_an_episode_or_nothing() {
+        assert_eq!(valid_episode_id("ep-0123_ab"), Some("ep-0123_ab"));
+        for bad in ["", "../x", "a b", "ep\u{0}", &"e".repeat(101)] {
+            assert_eq!(valid_episode_id(bad), None, "{bad}");
+        }
+        let buttons = verdict_buttons("ep-1");
+        let actions: Vec<&str> = buttons["elements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["action_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(actions, [SILENCE_2H, SILENCE_8H, RERUN_TRIAGE]);
+    }
 }

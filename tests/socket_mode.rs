@@ -132,7 +132,7 @@ async fn buttons_over_socket_mode_silence_expire_rerun_and_refuse_strangers() {
                 token_file: None,
             },
         ),
-        allowed_users: vec!["UALLOWED".into()],
+        allowed_users: vec!["UALLOWED".into(), "SONCALL".into()],
         public_url: Some("https://triage.example".into()),
     };
     let stop = tokio_util::sync::CancellationToken::new();
@@ -256,6 +256,23 @@ async fn buttons_over_socket_mode_silence_expire_rerun_and_refuse_strangers() {
         .any(|a| a.contains(".silence_2h = ") && a.contains(&silence_id)));
     assert!(actions.iter().any(|a| a.contains(".expire_silence = ")));
     assert!(actions.iter().any(|a| a.contains(".rerun_triage = ")));
+
+    // A member of an allowed user group may press too (asked of Slack).
+    slack.add_user_group("SONCALL", &["UONCALL"]);
+    let id = socket_server.send_interactive(press("UONCALL", actions::RERUN_TRIAGE, &episode));
+    acked(id).await;
+    wait_for("the group member's press handled", || async {
+        slack.replies().into_iter().find(|m| {
+            m.text
+                .starts_with("Not re-run: a triage is already running")
+        })
+    })
+    .await;
+    assert_eq!(
+        slack.requests("chat.postEphemeral").len(),
+        1,
+        "the group member was not refused"
+    );
 
     // disconnect: a new session is opened, and presses keep working on it.
     socket_server.send_disconnect();

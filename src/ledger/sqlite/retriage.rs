@@ -5,6 +5,18 @@
 
 use super::*;
 
+/// What the claim reads: the episode's status, state and report, its job's id, state, lease
+/// start and duration.
+type EpisodeAndJob = (
+    String,
+    String,
+    Option<String>,
+    i64,
+    String,
+    Option<i64>,
+    Option<i64>,
+);
+
 pub(super) async fn claim(
     ledger: &SqliteLedger,
     episode_id: &str,
@@ -19,7 +31,7 @@ pub(super) async fn claim(
     let at = rfc3339(now);
     ledger
         .write(move |tx| {
-            let found: Option<(String, String, Option<String>, i64, String, Option<i64>, Option<i64>)> = tx
+            let found: Option<EpisodeAndJob> = tx
                 .query_row(
                     "SELECT e.status, e.state, e.report_json, j.id, j.state, j.leased_ms, j.duration_ms
                      FROM episodes e JOIN jobs j ON j.episode_id = e.id WHERE e.id = ?1",

@@ -77,6 +77,24 @@ pub struct SlackActions {
 }
 
 impl SlackActions {
+    /// Whether `user` may press: listed in `slack.allowed_users`, or a member of a user group
+    /// (`S…`) listed there (asked of Slack at each press, so membership changes count at once).
+    async fn allowed(&self, user: &str) -> bool {
+        if self.allowed_users.iter().any(|allowed| allowed == user) {
+            return true;
+        }
+        for group in self.allowed_users.iter().filter(|id| id.starts_with('S')) {
+            match self.api.usergroup_members(group).await {
+                Ok(members) if members.iter().any(|member| member == user) => return true,
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(group = %sanitize_line(group), %error, "cannot read a user group of slack.allowed_users (the bot needs usergroups:read)")
+                }
+            }
+        }
+        false
+    }
+
     /// Who pressed, as plain text (sanitized, addresses redacted, bounded).
     fn who(press: &ButtonPress) -> String {
         let who = format!("{} ({})", press.user_id, press.user_name);
@@ -276,7 +294,7 @@ impl SlackActions {
 #[async_trait]
 impl PressHandler for SlackActions {
     async fn handle(&self, press: ButtonPress) {
-        if !self.allowed_users.iter().any(|user| *user == press.user_id) {
+        if !self.allowed(&press.user_id).await {
             tracing::info!(user = %sanitize_line(&press.user_id), action = %sanitize_line(&press.action_id), "Slack action refused: user not in slack.allowed_users");
             if let Err(error) = self
                 .api
@@ -304,11 +322,14 @@ impl PressHandler for SlackActions {
     }
 }
 
+/// The Socket Mode client and what its presses do.
+pub type Buttons = (super::socket::SocketMode, Arc<dyn PressHandler>);
+
 /// Socket Mode and what its presses do, when `slack.app_token` is set (bot mode, validated).
 pub fn from_config(
     config: &crate::config::Config,
     ledger: Arc<dyn Ledger>,
-) -> Result<Option<(super::socket::SocketMode, Arc<dyn PressHandler>)>, String> {
+) -> Result<Option<Buttons>, String> {
     let (Some(app_token), Some(bot_token)) = (&config.slack.app_token, &config.slack.bot_token)
     else {
         return Ok(None);

@@ -164,6 +164,28 @@ impl SlackApi {
 
     /// Replaces a message's text and blocks (blocks are always sent: without them Slack keeps
     /// the old ones).
+    /// The members of a user group (`usergroups.users.list`, scope `usergroups:read`).
+    pub async fn usergroup_members(&self, group: &str) -> Result<Vec<String>, DeliveryError> {
+        const METHOD: &str = "usergroups.users.list";
+        let response = self
+            .http
+            .get(format!("{}/{METHOD}", self.base_url))
+            .bearer_auth(self.token.expose())
+            .query(&[("usergroup", group)])
+            .send()
+            .await;
+        let answer = self.read(METHOD, response).await?;
+        Ok(answer["users"]
+            .as_array()
+            .map(|users| {
+                users
+                    .iter()
+                    .filter_map(|u| u.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// A message only `user` sees (`chat.postEphemeral`).
     pub async fn post_ephemeral(
         &self,

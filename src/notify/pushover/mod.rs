@@ -215,10 +215,8 @@ impl Destination for Pushover {
             ));
         }
         let report = stored_report(delivery)?;
-        if super::unchanged_retriage(delivery, report.as_ref()) {
-            return Ok(Sent::Skipped(
-                "the fresh verdict is the same as the one already sent; not paging again".into(),
-            ));
+        if let Some(reason) = super::phone_skip(delivery, report.as_ref()) {
+            return Ok(Sent::Skipped(reason.into()));
         }
         let message = with_annotation(delivery, report.as_ref(), context.settings, |a| {
             phone::message(a, LIMITS)

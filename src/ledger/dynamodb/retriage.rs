@@ -38,6 +38,17 @@ pub(super) async fn record_action(
     ledger.update(episode_key(id), change).await
 }
 
+/// Whether any later version of the item is ineligible too: resolved, or a verdict reached at
+/// or after `before_ms`.
+fn never_eligible_again(item: &Item, before_ms: i64) -> bool {
+    let verdict_ms = get_n(item, "leased_ms")
+        .zip(get_n(item, "duration_ms"))
+        .map(|(leased, duration)| leased + duration);
+    get_s(item, "status") == Some(AlertStatus::Resolved.as_str())
+        || (get_s(item, "job_state") == Some(JobState::Done.as_str())
+            && verdict_ms.is_some_and(|at| at >= before_ms))
+}
+
 pub(super) async fn claim(
     ledger: &DynamoLedger,
     id: &str,
@@ -51,8 +62,10 @@ pub(super) async fn claim(
             return Ok(false);
         };
         if !eligible(&item, before_ms) {
-            // A decision not to write is taken on a fresh item only.
-            if current.is_fresh() {
+            // A decision not to write is taken on a fresh item, or on what no later write can
+            // undo: a resolution is final, and a verdict only gets newer (the common case, a
+            // repeat within the interval, costs no read).
+            if current.is_fresh() || never_eligible_again(&item, before_ms) {
                 return Ok(false);
             }
             continue;
@@ -85,4 +98,48 @@ pub(super) async fn claim(
         }
     }
     Err(current.contention("the episode is not triaged again now; a later repeat tries again"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(pairs: &[(&str, AttributeValue)]) -> Item {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_remembered_copy_decides_no_only_when_no_later_write_can_change_it() {
+        let fresh_verdict = item(&[
+            ("status", s("firing")),
+            ("state", s("triaged")),
+            ("job_state", s("done")),
+            ("report_json", s("{}")),
+            ("leased_ms", n(1_000)),
+            ("duration_ms", n(500)),
+        ]);
+        assert!(!eligible(&fresh_verdict, 1_500));
+        assert!(
+            never_eligible_again(&fresh_verdict, 1_500),
+            "the verdict only gets newer"
+        );
+        assert!(eligible(&fresh_verdict, 1_501));
+        let mut resolved = fresh_verdict.clone();
+        resolved.insert("status".into(), s("resolved"));
+        assert!(
+            never_eligible_again(&resolved, 10_000),
+            "a resolution is final"
+        );
+        let mut running = fresh_verdict.clone();
+        running.insert("job_state".into(), s("leased"));
+        running.insert("state".into(), s("running"));
+        assert!(!eligible(&running, 10_000));
+        assert!(
+            !never_eligible_again(&running, 10_000),
+            "a running triage may end with an old enough verdict: read before deciding"
+        );
+    }
 }

@@ -88,7 +88,8 @@ impl Destination for Ntfy {
         DESTINATION
     }
 
-    /// The verdict (or the failure) and the resolution: what an operator on the phone needs.
+    /// The verdict (or the failure), a fresh verdict that changed (`phone_skip`) and the
+    /// resolution: what an operator on the phone needs.
     fn wants(&self, kind: DeliveryKind) -> bool {
         matches!(
             kind,

@@ -175,6 +175,7 @@ pub async fn serve(
             body_read_timeout: config.server.body_read_timeout(),
             alerts_per_payload: config.server.max_alerts_per_payload,
             max_attempts: config.worker.max_attempts,
+            retriage_after: config.runbooks.retriage_after(),
         },
         readiness: Arc::new(crate::server::ready::Readiness::default()),
     };
@@ -190,6 +191,14 @@ pub async fn serve(
     .woken_by(Arc::clone(&deliveries_written));
     let outbox_stop = tokio_util::sync::CancellationToken::new();
     let outbox_task = tokio::spawn(outbox.run(outbox_stop.clone()));
+    // Slack's buttons (Socket Mode), when slack.app_token is set; stopped with the outbox.
+    match crate::notify::slack::actions::from_config(config, Arc::clone(&ledger)) {
+        Ok(Some((socket, handler))) => {
+            tokio::spawn(socket.run(handler, outbox_stop.clone()));
+        }
+        Ok(None) => {}
+        Err(error) => tracing::warn!(%error, "Slack buttons (Socket Mode) are off"),
+    }
 
     let pool = WorkerPool {
         ledger: Arc::clone(&ledger),

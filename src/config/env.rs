@@ -141,6 +141,18 @@ const NAMED: &[(&str, &str, &str, Kind)] = &[
         "url",
         Kind::Text,
     ),
+    (
+        "CABAL_TRIAGE_SLACK_APP_TOKEN",
+        "slack",
+        "app_token",
+        Kind::Text,
+    ),
+    (
+        "CABAL_TRIAGE_ALERTMANAGER_TOKEN",
+        "alertmanager",
+        "token",
+        Kind::Text,
+    ),
     ("CABAL_TRIAGE_LOG_FORMAT", "log", "format", Kind::Text),
     ("CABAL_TRIAGE_LOG_LEVEL", "log", "level", Kind::Text),
 ];

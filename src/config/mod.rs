@@ -183,6 +183,12 @@ impl Config {
         if let Some(path) = &self.pushover.user_key_file {
             self.pushover.user_key = Some(read_single_secret(path, "pushover.user_key_file")?);
         }
+        if let Some(path) = &self.slack.app_token_file {
+            self.slack.app_token = Some(read_single_secret(path, "slack.app_token_file")?);
+        }
+        if let Some(path) = &self.alertmanager.token_file {
+            self.alertmanager.token = Some(read_single_secret(path, "alertmanager.token_file")?);
+        }
         Ok(())
     }
 
@@ -254,6 +260,8 @@ impl Config {
             ("slack.bot_token_file", &self.slack.bot_token_file),
             ("slack.webhook_url_file", &self.slack.webhook_url_file),
             ("pagerduty.api_token_file", &self.pagerduty.api_token_file),
+            ("alertmanager.token_file", &self.alertmanager.token_file),
+            ("slack.app_token_file", &self.slack.app_token_file),
         ]
         .into_iter()
         .filter_map(|(key, path)| path.as_deref().map(|path| (key, path)))

@@ -181,8 +181,12 @@ impl PushoverConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertmanagerConfig {
-    /// e.g. `https://alertmanager.example.com`; no silence link without it.
+    /// e.g. `https://alertmanager.example.com`; no silence link and no silences without it.
     pub url: Option<String>,
+    /// Bearer token for its API (silences), when a proxy in front of it asks for one; prefer
+    /// `token_file` or `CABAL_TRIAGE_ALERTMANAGER_TOKEN`.
+    pub token: Option<Secret>,
+    pub token_file: Option<PathBuf>,
 }
 
 impl AlertmanagerConfig {

@@ -59,6 +59,9 @@ pub struct RunbooksConfig {
     /// alert with the `greylisting-transient` verdict in the last 7 days ("concerning if
     /// recurring", the runbook says): the third time this week is a reputation question.
     pub recurring_episodes: u64,
+    /// A firing episode is triaged again when Alertmanager repeats it and its verdict is older
+    /// than this (fresh verdicts); 0: never.
+    pub retriage_after_secs: u64,
 }
 
 impl Default for RunbooksConfig {
@@ -86,11 +89,18 @@ impl Default for RunbooksConfig {
             procmail_path: "/usr/bin/procmail".into(),
             spool_max_used_percent: 95,
             recurring_episodes: 2,
+            retriage_after_secs: 3600,
         }
     }
 }
 
 impl RunbooksConfig {
+    /// How old a verdict may be before a repeat triages the episode again; None: never.
+    pub fn retriage_after(&self) -> Option<std::time::Duration> {
+        (self.retriage_after_secs > 0)
+            .then(|| std::time::Duration::from_secs(self.retriage_after_secs))
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         for (key, value) in [
             ("runbooks.dominant_share", self.dominant_share),

@@ -602,6 +602,13 @@ pub struct SlackConfig {
     pub webhook_url_file: Option<PathBuf>,
     /// Channel routing by alert label, first match wins; `channel` otherwise (bot mode only).
     pub routes: Vec<SlackRoute>,
+    /// App-level token (`xapp-…`, scope `connections:write`) for Socket Mode: the buttons on
+    /// the verdict message (silence, re-run). Off without it. Prefer `app_token_file` or
+    /// `CABAL_TRIAGE_SLACK_APP_TOKEN`.
+    pub app_token: Option<Secret>,
+    pub app_token_file: Option<PathBuf>,
+    /// Slack user ids (`U…`) who may press the buttons; nobody when empty.
+    pub allowed_users: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -632,6 +639,9 @@ impl Default for SlackConfig {
             webhook_url: None,
             webhook_url_file: None,
             routes: Vec::new(),
+            app_token: None,
+            app_token_file: None,
+            allowed_users: Vec::new(),
         }
     }
 }
@@ -676,6 +686,12 @@ impl SlackConfig {
             validate_base_url("slack.webhook_url", url.expose()).map_err(|_| {
                 ConfigError::invalid("slack.webhook_url", "must start with http:// or https://")
             })?;
+        }
+        if self.app_token.is_some() && !(self.mode == SlackMode::Bot && self.enabled()) {
+            return Err(ConfigError::invalid(
+                "slack.app_token",
+                "Socket Mode (the buttons) needs bot mode with slack.bot_token: the buttons sit on the bot's messages",
+            ));
         }
         for route in &self.routes {
             if route.label.is_empty() || route.channel.is_empty() {

@@ -384,6 +384,8 @@ fn a_secret_never_appears_in_an_error_through_toml_env_or_file() {
         ("ntfy", "password", "CABAL_TRIAGE__NTFY__PASSWORD"),
         ("pushover", "app_token", "CABAL_TRIAGE_PUSHOVER_APP_TOKEN"),
         ("pushover", "user_key", "CABAL_TRIAGE_PUSHOVER_USER_KEY"),
+        ("alertmanager", "token", "CABAL_TRIAGE_ALERTMANAGER_TOKEN"),
+        ("slack", "app_token", "CABAL_TRIAGE_SLACK_APP_TOKEN"),
     ];
     assert_eq!(
         named.len(),

@@ -158,6 +158,32 @@ pub trait Ledger: Send + Sync {
 
     /// A real write, for readiness.
     async fn check_writable(&self, now: OffsetDateTime) -> Result<(), LedgerError>;
+
+    /// Claims a fresh triage of a firing, triaged episode whose verdict was reached before
+    /// `verdict_before` (`retriage_allowed`): its job is queued again with a new budget of
+    /// attempts, the verdict it replaces is kept as the reference `PREVIOUS_VERDICT_REF`, and the
+    /// report the new triage stores causes `retriaged` rows instead of `verdict` rows. One
+    /// conditional write, so of several replicas (or requests) claiming the same episode at once
+    /// exactly one gets true; the others, and any call for an episode that is not eligible, get
+    /// false and change nothing.
+    async fn claim_retriage(
+        &self,
+        episode_id: &str,
+        verdict_before: OffsetDateTime,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, LedgerError>;
+
+    /// Records what an operator did to an episode from Slack (who, when, what) as the episode
+    /// reference `action.<RFC 3339 time>.<action>` (`operator_action_key`), shown with the
+    /// episode. False when there is no such episode.
+    async fn record_operator_action(
+        &self,
+        episode_id: &str,
+        action: &str,
+        what: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, LedgerError>;
 }
 
 /// Milliseconds since the epoch, the ledgers' time unit.

@@ -217,15 +217,19 @@ pub enum DeliveryKind {
     Resolved,
     /// Every triage attempt failed.
     TriageFailed,
+    /// A fresh verdict replaced an older one (`Ledger::claim_retriage`): the message is edited
+    /// and a reply says what changed.
+    Retriaged,
 }
 
 impl DeliveryKind {
-    pub const ALL: [DeliveryKind; 5] = [
+    pub const ALL: [DeliveryKind; 6] = [
         DeliveryKind::Started,
         DeliveryKind::Verdict,
         DeliveryKind::Repeat,
         DeliveryKind::Resolved,
         DeliveryKind::TriageFailed,
+        DeliveryKind::Retriaged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -235,6 +239,7 @@ impl DeliveryKind {
             DeliveryKind::Repeat => "repeat",
             DeliveryKind::Resolved => "resolved",
             DeliveryKind::TriageFailed => "triage_failed",
+            DeliveryKind::Retriaged => "retriaged",
         }
     }
 
@@ -391,4 +396,52 @@ pub enum DeliveryResult {
     Failed {
         error: String,
     },
+}
+
+/// Episode reference (`EpisodeDetail::external_refs`, `ClaimedDelivery::refs`) holding the
+/// verdict a re-triage replaces, as the report's `verdict` JSON: the `retriaged` rows say what
+/// changed against it. Written by `Ledger::claim_retriage`.
+pub const PREVIOUS_VERDICT_REF: &str = "triage.previous_verdict";
+/// Episode reference: when the last re-triage was claimed (RFC 3339), and why.
+pub const RETRIAGED_AT_REF: &str = "triage.retriaged_at";
+pub const RETRIAGE_REASON_REF: &str = "triage.retriage_reason";
+
+/// Whether a stored episode may be triaged again, from what both ledgers keep: it still fires,
+/// its triage ended with a verdict (a job `done`, a report stored), and that verdict was reached
+/// before `verdict_before_ms` (the job's lease start plus its duration). Queued, running, failed,
+/// resolved and unknown-alert episodes never are.
+pub fn retriage_allowed(
+    status: &str,
+    state: &str,
+    job_state: Option<&str>,
+    has_report: bool,
+    verdict_ms: Option<i64>,
+    verdict_before_ms: i64,
+) -> bool {
+    status == AlertStatus::Firing.as_str()
+        && state == EpisodeState::Triaged.as_str()
+        && job_state == Some(JobState::Done.as_str())
+        && has_report
+        && verdict_ms.is_some_and(|at| at < verdict_before_ms)
+}
+
+/// The `verdict` of a stored report's JSON, as JSON text (None: no report, or none readable).
+pub fn verdict_json_of(report_json: &str) -> Option<String> {
+    let report: serde_json::Value = serde_json::from_str(report_json).ok()?;
+    let verdict = report.get("verdict")?;
+    (!verdict.is_null()).then(|| verdict.to_string())
+}
+
+/// The episode reference an operator's action is kept under: `action.<time>.<action>`, so that
+/// the references list the actions in time order.
+pub fn operator_action_key(action: &str, at: OffsetDateTime) -> String {
+    let at = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let action: String = action
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .take(40)
+        .collect();
+    format!("action.{at}.{action}")
 }

@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod pagerduty;
 pub mod pushover;
 pub mod retry;
+pub mod silence;
 pub mod slack;
 
 use std::time::Duration;
@@ -24,9 +25,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::config::{Config, Rotation};
-use crate::ledger::{ClaimedDelivery, DeliveryKind, EpisodeState, Ledger, Route};
+use crate::ledger::{
+    ClaimedDelivery, DeliveryKind, EpisodeState, Ledger, Route, PREVIOUS_VERDICT_REF,
+};
 use crate::report::render::{Annotation, Stage};
-use crate::report::Report;
+use crate::report::{Report, ReportVerdict, VerdictChange};
 
 pub use outbox::Outbox;
 pub use retry::RetryPolicy;
@@ -206,4 +209,138 @@ pub fn with_annotation<T>(
         show_local_parts: settings.show_local_parts,
     };
     render(&annotation)
+}
+
+/// What a fresh verdict (a `retriaged` row) changed against the verdict it replaced (kept by
+/// the ledger as the episode reference `PREVIOUS_VERDICT_REF`). None: either is unknown (no
+/// report, or a replaced verdict this version cannot read), so nothing can be said.
+pub fn retriage_changes(
+    delivery: &ClaimedDelivery,
+    report: Option<&Report>,
+) -> Option<Vec<VerdictChange>> {
+    let before: ReportVerdict =
+        serde_json::from_str(delivery.refs.get(PREVIOUS_VERDICT_REF)?).ok()?;
+    Some(report?.verdict.changes(&before))
+}
+
+/// Why a phone destination (ntfy, Pushover) does not page for this row, if it does not: a
+/// fresh verdict that says nothing new (a long-firing alert pages again only when its
+/// diagnosis changed), or a re-triage that failed while the verdict already sent stands (Slack
+/// keeps showing it; PagerDuty gets the failure note).
+pub fn phone_skip(delivery: &ClaimedDelivery, report: Option<&Report>) -> Option<&'static str> {
+    match delivery.kind {
+        DeliveryKind::Retriaged
+            if retriage_changes(delivery, report).is_some_and(|changes| changes.is_empty()) =>
+        {
+            Some("the fresh verdict is the same as the one already sent; not paging again")
+        }
+        DeliveryKind::TriageFailed if report.is_some() => {
+            Some("a re-triage failed; the verdict already sent stands; not paging again")
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod phone_skip_tests {
+    use super::*;
+    use crate::alert::AlertStatus;
+    use crate::ledger::EpisodeSummary;
+    use crate::report::{Action, Confidence, NatState, OffendingTier, Verdict};
+
+    fn report(action: Action) -> Report {
+        let at = time::macros::datetime!(2026-12-07 18:00:00 UTC);
+        Report {
+            episode: "ep-1".into(),
+            alertname: "SendmailDeferredSpike".into(),
+            runbook: "sendmail-deferred-spike".into(),
+            verdict: Verdict {
+                offending_tier: OffendingTier::SmtpOut,
+                dsn_class: Some("4.7".into()),
+                nat_state: NatState::Running,
+                action,
+                confidence: Confidence::High,
+                summary: "s".into(),
+                next_command: None,
+            }
+            .into(),
+            evidence: Default::default(),
+            steps: Vec::new(),
+            started_at: at,
+            finished_at: at,
+            evidence_snapshot: None,
+            trimmed: None,
+        }
+    }
+
+    fn delivery(kind: DeliveryKind, previous: Option<&Report>) -> ClaimedDelivery {
+        let at = time::macros::datetime!(2026-12-07 18:00:00 UTC);
+        let alert: crate::alert::WebhookAlert = serde_json::from_value(serde_json::json!({
+            "status": "firing", "labels": {"alertname": "SendmailDeferredSpike"},
+            "annotations": {}, "startsAt": "2026-12-07T17:00:00Z",
+            "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "", "fingerprint": "f1"
+        }))
+        .unwrap();
+        let mut refs = std::collections::BTreeMap::new();
+        if let Some(previous) = previous {
+            refs.insert(
+                PREVIOUS_VERDICT_REF.to_string(),
+                serde_json::to_string(&previous.verdict).unwrap(),
+            );
+        }
+        ClaimedDelivery {
+            id: 7,
+            destination: "ntfy".into(),
+            kind,
+            attempt: 1,
+            in_doubt: None,
+            created_at: at,
+            episode: EpisodeSummary {
+                id: "ep-1".into(),
+                alertname: "SendmailDeferredSpike".into(),
+                status: AlertStatus::Firing,
+                state: EpisodeState::Triaged,
+                group_key: "{}".into(),
+                fingerprint: "f1".into(),
+                starts_at: at,
+                ends_at: None,
+                first_seen: at,
+                last_seen: at,
+                repeats: 3,
+            },
+            alert,
+            report_json: None,
+            job_error: None,
+            refs,
+        }
+    }
+
+    #[test]
+    fn phones_hear_only_news() {
+        let old = report(Action::BlocklistCheck);
+        let same = report(Action::BlocklistCheck);
+        let new = report(Action::NatReplace);
+        let retriaged = delivery(DeliveryKind::Retriaged, Some(&old));
+        assert!(
+            phone_skip(&retriaged, Some(&same)).is_some(),
+            "unchanged: skipped"
+        );
+        assert_eq!(phone_skip(&retriaged, Some(&new)), None, "changed: paged");
+        let unknown_before = delivery(DeliveryKind::Retriaged, None);
+        assert_eq!(
+            phone_skip(&unknown_before, Some(&same)),
+            None,
+            "nothing known to compare with: paged"
+        );
+        let failed = delivery(DeliveryKind::TriageFailed, None);
+        assert!(
+            phone_skip(&failed, Some(&old)).is_some(),
+            "a verdict stands"
+        );
+        assert_eq!(phone_skip(&failed, None), None, "no verdict ever: paged");
+        assert_eq!(
+            phone_skip(&delivery(DeliveryKind::Verdict, None), Some(&old)),
+            None
+        );
+    }
 }

@@ -396,7 +396,11 @@ mod route_tests {
                 Route::new("slack", DeliveryKind::ALL),
                 Route::new(
                     "pagerduty",
-                    [DeliveryKind::Verdict, DeliveryKind::TriageFailed]
+                    [
+                        DeliveryKind::Verdict,
+                        DeliveryKind::TriageFailed,
+                        DeliveryKind::Retriaged
+                    ]
                 ),
             ]
         );

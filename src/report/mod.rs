@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 pub use verdict::{
     ImapAuthCause, ImapAuthVerdict, ReportVerdict, RestartLoopCause, RestartLoopVerdict,
-    SeverityHint, VerdictField,
+    SeverityHint, VerdictChange, VerdictField,
 };
 
 /// The outcome of one triage.

@@ -259,6 +259,61 @@ impl ReportVerdict {
     }
 }
 
+/// One way a fresh verdict differs from the one it replaces (`changes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerdictChange {
+    /// The field's title (`Action`, `Confidence`, `Offending tier`, ...).
+    pub title: &'static str,
+    /// The values as the contract spells them; `none` when the verdict had no such field.
+    /// Untrusted when they came from outside: renderings escape them.
+    pub before: String,
+    pub after: String,
+}
+
+impl ReportVerdict {
+    /// What differs between `before` (the verdict a re-triage replaces) and this one: the
+    /// action, the confidence and the runbook's own fields (`fields`), in display order. The
+    /// summary and the next command are left out: they carry counts and identifiers that differ
+    /// at every triage, so comparing them would call every fresh verdict "changed". Empty:
+    /// unchanged.
+    pub fn changes(&self, before: &ReportVerdict) -> Vec<VerdictChange> {
+        let headline = |v: &ReportVerdict| {
+            vec![
+                field("Action", "action", wire(&v.action())),
+                field("Confidence", "confidence", wire(&v.confidence())),
+            ]
+        };
+        let old: Vec<VerdictField> = headline(before)
+            .into_iter()
+            .chain(before.fields())
+            .collect();
+        let new: Vec<VerdictField> = headline(self).into_iter().chain(self.fields()).collect();
+        let value_in = |fields: &[VerdictField], title: &str| {
+            fields
+                .iter()
+                .find(|f| f.title == title)
+                .map_or_else(|| "none".to_string(), |f| f.value.clone())
+        };
+        let mut titles: Vec<&'static str> = new.iter().map(|f| f.title).collect();
+        for f in &old {
+            if !titles.contains(&f.title) {
+                titles.push(f.title);
+            }
+        }
+        titles
+            .into_iter()
+            .filter_map(|title| {
+                let (before, after) = (value_in(&old, title), value_in(&new, title));
+                (before != after).then_some(VerdictChange {
+                    title,
+                    before,
+                    after,
+                })
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,5 +425,40 @@ mod tests {
             .map(|f| format!("{} {}", f.short, f.value))
             .collect();
         assert_eq!(headline, ["tier smtp-out", "NAT running"]);
+    }
+
+    #[test]
+    fn changes_name_the_fields_that_differ_and_nothing_else() {
+        let before = ReportVerdict::from(sendmail());
+        let mut same = sendmail();
+        same.summary = "other counts".into();
+        same.next_command = Some("aws ec2 describe-nat-gateways".into());
+        assert!(
+            ReportVerdict::from(same).changes(&before).is_empty(),
+            "summary and next command do not make a verdict changed"
+        );
+        let mut after = sendmail();
+        after.action = Action::NatReplace;
+        after.nat_state = NatState::Missing;
+        after.dsn_class = None;
+        let changes = ReportVerdict::from(after).changes(&before);
+        let titles: Vec<&str> = changes.iter().map(|c| c.title).collect();
+        assert_eq!(titles, ["Action", "DSN class", "NAT"]);
+        assert_eq!(changes[0].before, "blocklist-check");
+        assert_eq!(changes[0].after, "nat-replace");
+        assert_eq!(changes[1].after, "none");
+        // Another runbook's verdict: the fields only one of them has are changes too.
+        let changes = ReportVerdict::from(imap()).changes(&before);
+        assert!(changes
+            .iter()
+            .any(|c| c.title == "Cause" && c.before == "none"));
+        assert!(changes
+            .iter()
+            .any(|c| c.title == "NAT" && c.after == "none"));
+        let mut restarted = restart();
+        restarted.exit_codes = vec![139];
+        let changes = ReportVerdict::from(restarted).changes(&ReportVerdict::from(restart()));
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].before, "1 137");
     }
 }

@@ -166,7 +166,8 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
             IngestOutcome::Resolved => {}
         }
     }
-    if created > 0 {
+    let retriaged = claim_retriages(state, &results).await;
+    if created + retriaged > 0 {
         state.work_available.notify_waiters();
     }
     // New episodes, repeats and resolutions write delivery rows with the ingest.
@@ -188,6 +189,45 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
         Json(serde_json::json!({ "episodes": episodes })),
     )
         .into_response())
+}
+
+/// Fresh verdicts: each repeat of a triaged episode claims a new triage when its verdict is
+/// older than `runbooks.retriage_after_secs`. The ledger decides with one conditional write, so
+/// of the replicas receiving the same repeat one claims it. The alerts are stored whatever
+/// happens here: a claim that fails is logged, and the next repeat tries again. Returns how many
+/// were claimed.
+async fn claim_retriages(state: &AppState, results: &[crate::ledger::IngestResult]) -> usize {
+    let Some(after) = state.limits.retriage_after else {
+        return 0;
+    };
+    let now = OffsetDateTime::now_utc();
+    let mut claimed = 0;
+    for result in results {
+        if result.outcome != IngestOutcome::Repeat
+            || result.state != crate::ledger::EpisodeState::Triaged
+        {
+            continue;
+        }
+        let reason = format!(
+            "Alertmanager repeated the alert and the verdict was older than {} s (runbooks.retriage_after_secs)",
+            after.as_secs()
+        );
+        match state
+            .ledger
+            .claim_retriage(&result.id, now - after, &reason, now)
+            .await
+        {
+            Ok(true) => {
+                claimed += 1;
+                tracing::info!(episode = %result.id, "verdict older than runbooks.retriage_after_secs: triaging again");
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(episode = %result.id, %error, "could not claim a fresh triage; the next repeat tries again")
+            }
+        }
+    }
+    claimed
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

@@ -47,6 +47,9 @@ pub struct Limits {
     pub body_read_timeout: std::time::Duration,
     pub alerts_per_payload: usize,
     pub max_attempts: u32,
+    /// `runbooks.retriage_after_secs`: a repeat of a firing episode whose verdict is older is
+    /// triaged again (None: never).
+    pub retriage_after: Option<std::time::Duration>,
 }
 
 pub fn router(state: AppState) -> Router {

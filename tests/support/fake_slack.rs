@@ -55,6 +55,10 @@ struct SlackState {
     outages: Vec<(String, Scripted, Instant)>,
     /// The last `ts` handed out, in microseconds since the Unix epoch.
     last_ts_micros: u64,
+    /// What `apps.connections.open` answers (Socket Mode); none: `invalid_auth`.
+    socket_url: Option<String>,
+    /// User groups and their members (`usergroups.users.list`).
+    user_groups: std::collections::HashMap<String, Vec<String>>,
 }
 
 impl SlackState {
@@ -158,6 +162,21 @@ impl FakeSlack {
                 metadata: Value::Null,
             });
         }
+    }
+
+    /// The WebSocket URL `apps.connections.open` hands out (a fake Socket Mode server's).
+    /// A user group `usergroups.users.list` knows.
+    #[allow(dead_code)]
+    pub fn add_user_group(&self, group: &str, members: &[&str]) {
+        self.state.lock().unwrap().user_groups.insert(
+            group.to_string(),
+            members.iter().map(|m| m.to_string()).collect(),
+        );
+    }
+
+    #[allow(dead_code)]
+    pub fn set_socket_url(&self, url: &str) {
+        self.state.lock().unwrap().socket_url = Some(url.to_string());
     }
 
     pub fn messages(&self) -> Vec<Message> {
@@ -276,6 +295,14 @@ async fn handle_post(
                     None => json!({"ok": false, "error": "message_not_found"}),
                 }
             }
+            "apps.connections.open" => match &state.socket_url {
+                Some(url) => json!({"ok": true, "url": url}),
+                None => json!({"ok": false, "error": "invalid_auth"}),
+            },
+            "chat.postEphemeral" => {
+                let ts = state.stamp(Duration::ZERO);
+                json!({"ok": true, "message_ts": ts})
+            }
             _ => json!({"ok": false, "error": "unknown_method"}),
         }
     };
@@ -297,6 +324,15 @@ async fn handle_get(
         .and_then(scripted_failure)
     {
         return response;
+    }
+    if method == "usergroups.users.list" {
+        let state = state.lock().unwrap();
+        let group = query.get("usergroup").cloned().unwrap_or_default();
+        return Json(match state.user_groups.get(&group) {
+            Some(users) => json!({"ok": true, "users": users}),
+            None => json!({"ok": false, "error": "no_such_subteam"}),
+        })
+        .into_response();
     }
     let channel = query.get("channel").cloned().unwrap_or_default();
     // `conversations.history`: the channel's top-level messages, newest first.

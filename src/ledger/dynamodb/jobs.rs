@@ -274,7 +274,13 @@ pub(super) async fn complete(
         let version = require_n(&item, "version")?;
         let leased_ms = get_n(&item, "leased_ms").unwrap_or(now_ms);
         let mut rows = rows_of(&item)?;
-        ledger.add_rows(&mut rows, DeliveryKind::Verdict, version + 1, now_ms);
+        // A report replacing one is a claimed re-triage's (`retriage.rs`).
+        let kind = if get_s(&item, "report_json").is_some() {
+            DeliveryKind::Retriaged
+        } else {
+            DeliveryKind::Verdict
+        };
+        ledger.add_rows(&mut rows, kind, version + 1, now_ms);
         let change = end_lease(Change::new())
             .set("job_state", s(JobState::Done.as_str()))
             .set("duration_ms", n((now_ms - leased_ms).max(0)))

@@ -25,6 +25,7 @@ mod ingest;
 mod item;
 mod jobs;
 mod outbox;
+mod retriage;
 mod schema;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -615,6 +616,33 @@ impl Ledger for DynamoLedger {
             outbox::set_refs(self, episode_id, refs, unix_ms(now)).await?;
         }
         Ok(recorded)
+    }
+
+    async fn claim_retriage(
+        &self,
+        episode_id: &str,
+        verdict_before: OffsetDateTime,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, LedgerError> {
+        retriage::claim(
+            self,
+            episode_id,
+            unix_ms(verdict_before),
+            reason,
+            unix_ms(now),
+        )
+        .await
+    }
+
+    async fn record_operator_action(
+        &self,
+        episode_id: &str,
+        action: &str,
+        what: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, LedgerError> {
+        retriage::record_action(self, episode_id, action, what, now).await
     }
 
     async fn check_writable(&self, now: OffsetDateTime) -> Result<(), LedgerError> {

@@ -56,6 +56,7 @@ pub(super) async fn complete(
             let Some((episode_id, leased_ms, _, _)) = holds_lease(tx, job_id, &owner)? else {
                 return Ok(false);
             };
+            let kind = super::retriage::verdict_kind(tx, &episode_id)?;
             tx.execute(
                 "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_expires_ms = NULL,
                  duration_ms = ?2, updated_ms = ?3 WHERE id = ?1",
@@ -67,7 +68,7 @@ pub(super) async fn complete(
                 params![episode_id, report_json],
             )
             .map_err(unavailable)?;
-            enqueue_deliveries(tx, &routes, &episode_id, DeliveryKind::Verdict, now_ms)?;
+            enqueue_deliveries(tx, &routes, &episode_id, kind, now_ms)?;
             Ok(true)
         })
         .await

@@ -34,6 +34,7 @@ mod files;
 mod ingest;
 mod jobs;
 mod outbox;
+mod retriage;
 mod schema;
 
 #[cfg(test)]
@@ -367,6 +368,26 @@ impl Ledger for SqliteLedger {
         now: OffsetDateTime,
     ) -> Result<bool, LedgerError> {
         outbox::record_delivery_with_refs(self, delivery_id, owner, result, refs, now).await
+    }
+
+    async fn claim_retriage(
+        &self,
+        episode_id: &str,
+        verdict_before: OffsetDateTime,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, LedgerError> {
+        retriage::claim(self, episode_id, verdict_before, reason, now).await
+    }
+
+    async fn record_operator_action(
+        &self,
+        episode_id: &str,
+        action: &str,
+        what: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, LedgerError> {
+        retriage::record_action(self, episode_id, action, what, now).await
     }
 
     async fn check_writable(&self, now: OffsetDateTime) -> Result<(), LedgerError> {

@@ -17,10 +17,12 @@ mod jobs;
 mod on_dynamodb;
 mod on_sqlite;
 mod outbox;
+mod retriage;
 
 use episodes::*;
 use jobs::*;
 use outbox::*;
+use retriage::*;
 
 pub(crate) const T0: OffsetDateTime = datetime!(2026-11-28 20:00:00 UTC);
 
@@ -80,6 +82,7 @@ pub(crate) async fn suite(ledger: Arc<dyn Ledger>) {
     oversized_report_is_stored_trimmed(&*ledger).await;
     unknown_alerts_announced(&*ledger).await;
     alert_history(&*ledger).await;
+    fresh_verdicts(&*ledger).await;
 }
 
 /// The destinations the suite is run with.

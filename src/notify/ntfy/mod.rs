@@ -103,11 +103,15 @@ impl Destination for Ntfy {
         }
     }
 
-    /// The verdict (or the failure) and the resolution: what an operator on the phone needs.
+    /// The verdict (or the failure), a fresh verdict that changed (`phone_skip`) and the
+    /// resolution: what an operator on the phone needs.
     fn wants(&self, kind: DeliveryKind) -> bool {
         matches!(
             kind,
-            DeliveryKind::Verdict | DeliveryKind::TriageFailed | DeliveryKind::Resolved
+            DeliveryKind::Verdict
+                | DeliveryKind::TriageFailed
+                | DeliveryKind::Resolved
+                | DeliveryKind::Retriaged
         )
     }
 
@@ -127,6 +131,9 @@ impl Destination for Ntfy {
             ));
         }
         let report = stored_report(delivery)?;
+        if let Some(reason) = super::phone_skip(delivery, report.as_ref()) {
+            return Ok(Sent::Skipped(reason.into()));
+        }
         let message = with_annotation(delivery, report.as_ref(), context.settings, |a| {
             phone::message(a, LIMITS)
         });

@@ -171,10 +171,14 @@ impl Destination for PagerDuty {
         vec![("pagerduty.api_token", rotation)]
     }
 
-    /// One note per finished triage on the incident Alertmanager opened, and one when the
-    /// triage ended failed (someone paged through PagerDuty hears of it too).
+    /// One note per finished triage on the incident Alertmanager opened (a fresh verdict
+    /// included: the note is named by its report), and one when the triage ended failed
+    /// (someone paged through PagerDuty hears of it too).
     fn wants(&self, kind: DeliveryKind) -> bool {
-        matches!(kind, DeliveryKind::Verdict | DeliveryKind::TriageFailed)
+        matches!(
+            kind,
+            DeliveryKind::Verdict | DeliveryKind::TriageFailed | DeliveryKind::Retriaged
+        )
     }
 
     async fn deliver(

@@ -193,7 +193,10 @@ impl Destination for Pushover {
     fn wants(&self, kind: DeliveryKind) -> bool {
         matches!(
             kind,
-            DeliveryKind::Verdict | DeliveryKind::TriageFailed | DeliveryKind::Resolved
+            DeliveryKind::Verdict
+                | DeliveryKind::TriageFailed
+                | DeliveryKind::Resolved
+                | DeliveryKind::Retriaged
         )
     }
 
@@ -229,6 +232,9 @@ impl Destination for Pushover {
             ));
         }
         let report = stored_report(delivery)?;
+        if let Some(reason) = super::phone_skip(delivery, report.as_ref()) {
+            return Ok(Sent::Skipped(reason.into()));
+        }
         let message = with_annotation(delivery, report.as_ref(), context.settings, |a| {
             phone::message(a, LIMITS)
         });

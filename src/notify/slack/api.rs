@@ -169,6 +169,39 @@ impl SlackApi {
 
     /// Replaces a message's text and blocks (blocks are always sent: without them Slack keeps
     /// the old ones).
+    /// The members of a user group (`usergroups.users.list`, scope `usergroups:read`).
+    pub async fn usergroup_members(&self, group: &str) -> Result<Vec<String>, DeliveryError> {
+        const METHOD: &str = "usergroups.users.list";
+        let response = self
+            .http
+            .get(format!("{}/{METHOD}", self.base_url))
+            .bearer_auth(self.token.current().expose())
+            .query(&[("usergroup", group)])
+            .send()
+            .await;
+        let answer = self.read(METHOD, response).await?;
+        Ok(answer["users"]
+            .as_array()
+            .map(|users| {
+                users
+                    .iter()
+                    .filter_map(|u| u.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// A message only `user` sees (`chat.postEphemeral`).
+    pub async fn post_ephemeral(
+        &self,
+        channel: &str,
+        user: &str,
+        text: &str,
+    ) -> Result<(), DeliveryError> {
+        let body = json!({"channel": channel, "user": user, "text": text});
+        self.post("chat.postEphemeral", &body).await.map(|_| ())
+    }
+
     pub async fn update(
         &self,
         at: &MessageRef,

@@ -23,8 +23,10 @@
 //! Webhook mode (`SlackWebhook`): one post per finished triage, no edits and no threads (an
 //! incoming webhook returns no `ts`).
 
+pub mod actions;
 mod api;
 mod errors;
+pub mod socket;
 
 use async_trait::async_trait;
 
@@ -32,7 +34,8 @@ pub use api::{Marker, MessageRef, SlackApi, EVENT_TYPE, REPLY_EVENT_TYPE};
 
 use super::http::{body_excerpt, transient_status, transport_error};
 use super::{
-    failpoint, stored_report, with_annotation, DeliveryContext, DeliveryError, Destination, Sent,
+    failpoint, retriage_changes, stored_report, with_annotation, DeliveryContext, DeliveryError,
+    Destination, Sent,
 };
 use crate::config::{Config, RotatingSecret, Rotation, Secret, SlackConfig};
 use crate::ledger::{ClaimedDelivery, DeliveryKind, DoubtWindow};
@@ -201,15 +204,29 @@ impl Destination for SlackBot {
     ) -> Result<Sent, DeliveryError> {
         let report = stored_report(delivery)?;
         let settings = context.settings;
-        let message = with_annotation(delivery, report.as_ref(), settings, render::message);
+        let mut message = with_annotation(delivery, report.as_ref(), settings, render::message);
+        // With Socket Mode, a firing episode's verdict carries the buttons.
+        if self.config.app_token.is_some()
+            && report.is_some()
+            && delivery.episode.status == crate::alert::AlertStatus::Firing
+            && message.blocks.len() < render::MAX_BLOCKS
+        {
+            message
+                .blocks
+                .push(actions::verdict_buttons(&delivery.episode.id));
+        }
         let parent = Self::parent(delivery);
         match (delivery.kind, parent) {
             (DeliveryKind::Started, Some(_)) => Ok(Sent::Skipped(
                 "the episode's message is already posted".into(),
             )),
-            (DeliveryKind::Started | DeliveryKind::Verdict | DeliveryKind::TriageFailed, None) => {
-                self.post_parent(delivery, &message, context).await
-            }
+            (
+                DeliveryKind::Started
+                | DeliveryKind::Verdict
+                | DeliveryKind::TriageFailed
+                | DeliveryKind::Retriaged,
+                None,
+            ) => self.post_parent(delivery, &message, context).await,
             (DeliveryKind::Verdict | DeliveryKind::TriageFailed, Some(parent)) => {
                 self.api.update(&parent, &message).await?;
                 Ok(Sent::Delivered(Some(format!(
@@ -223,6 +240,16 @@ impl Destination for SlackBot {
             (DeliveryKind::Repeat, Some(parent)) => {
                 let reply =
                     with_annotation(delivery, report.as_ref(), settings, render::repeat_reply);
+                self.reply_once(delivery, &parent, &reply).await
+            }
+            (DeliveryKind::Retriaged, Some(parent)) => {
+                // The message shows the fresh verdict; the reply says what changed. Edit first
+                // (idempotent), then the reply, found by its marker when in doubt.
+                self.api.update(&parent, &message).await?;
+                let changes = retriage_changes(delivery, report.as_ref());
+                let reply = with_annotation(delivery, report.as_ref(), settings, |a| {
+                    render::retriage_reply(a, changes.as_deref())
+                });
                 self.reply_once(delivery, &parent, &reply).await
             }
             (DeliveryKind::Resolved, Some(parent)) => {

@@ -277,6 +277,44 @@ pub fn repeat_reply(annotation: &Annotation<'_>) -> SlackMessage {
     reply(text)
 }
 
+/// The thread reply of a fresh verdict (a re-triage): what changed against the verdict it
+/// replaced, field by field, or that it is unchanged; `changes` is None when the replaced
+/// verdict is not known (then only the new headline is said).
+pub fn retriage_reply(
+    annotation: &Annotation<'_>,
+    changes: Option<&[crate::report::VerdictChange]>,
+) -> SlackMessage {
+    const MAX_CHANGES: usize = 10;
+    let show = annotation.show_local_parts;
+    let text = match changes {
+        None => format!("Triaged again: {}.", annotation.headline()),
+        Some([]) => format!(
+            "Triaged again: the verdict is unchanged, {}.",
+            annotation.headline()
+        ),
+        Some(changes) => {
+            let lines: Vec<String> = changes
+                .iter()
+                .take(MAX_CHANGES)
+                .map(|change| {
+                    format!(
+                        "• {}: {} → {}",
+                        change.title,
+                        untrusted_mrkdwn(&change.before, 200, show),
+                        untrusted_mrkdwn(&change.after, 200, show)
+                    )
+                })
+                .collect();
+            format!(
+                "Triaged again: the verdict changed, now {}.\n{}",
+                annotation.headline(),
+                lines.join("\n")
+            )
+        }
+    };
+    reply(truncate(&text, MAX_SECTION_TEXT))
+}
+
 /// The thread reply when the alert resolves.
 pub fn resolved_reply(annotation: &Annotation<'_>) -> SlackMessage {
     let ended = annotation

@@ -364,3 +364,58 @@ fn evidence_links_are_shown_in_every_rendering() {
     let labels: Vec<&str> = phone.links.iter().map(|(l, _)| l.as_str()).collect();
     assert_eq!(labels, ["Runbook", "Logs", "Silence", "Episode"]);
 }
+
+#[test]
+fn retriage_reply_says_what_changed_escaped_or_unchanged() {
+    let alert = alert();
+    let report = report(Vec::new());
+    let triaged = annotation(&alert, Stage::Triaged(&report));
+    let unchanged = slack::retriage_reply(&triaged, Some(&[]));
+    assert!(
+        unchanged
+            .text
+            .starts_with("Triaged again: the verdict is unchanged, blocklist-check"),
+        "{}",
+        unchanged.text
+    );
+    let changes = [
+        crate::report::VerdictChange {
+            title: "Action",
+            before: "nat-replace".into(),
+            after: "blocklist-check".into(),
+        },
+        crate::report::VerdictChange {
+            title: "DSN class",
+            before: HOSTILE_REPLY.into(),
+            after: "postmaster@mail.example.net said 4.7".into(),
+        },
+    ];
+    let changed = slack::retriage_reply(&triaged, Some(&changes));
+    assert!(
+        changed.text.contains("the verdict changed"),
+        "{}",
+        changed.text
+    );
+    assert!(changed
+        .text
+        .contains("• Action: nat-replace → blocklist-check"));
+    assert!(!changed.text.contains("<!channel>"), "{}", changed.text);
+    assert!(!changed.text.contains("<http://evil"), "{}", changed.text);
+    assert!(
+        !changed.text.contains("postmaster@"),
+        "addresses redacted: {}",
+        changed.text
+    );
+    assert_within_block_kit_limits(&changed);
+    let many: Vec<crate::report::VerdictChange> = (0..50)
+        .map(|_| crate::report::VerdictChange {
+            title: "Stopped reason",
+            before: "x".repeat(5000),
+            after: "y".repeat(5000),
+        })
+        .collect();
+    assert_within_block_kit_limits(&slack::retriage_reply(&triaged, Some(&many)));
+    assert!(slack::retriage_reply(&triaged, None)
+        .text
+        .starts_with("Triaged again: blocklist-check"));
+}

@@ -283,6 +283,30 @@ async fn buttons_over_socket_mode_silence_expire_rerun_and_refuse_strangers() {
     assert_eq!(slack.requests("apps.connections.open").len(), 2);
     let id = socket_server.send_interactive(press("USTRANGER", actions::RERUN_TRIAGE, &episode));
     acked(id).await;
+    wait_for("the second refusal", || async {
+        (slack.requests("chat.postEphemeral").len() == 2).then_some(())
+    })
+    .await;
+
+    // The same press delivered twice (Slack resends what it thinks was not acknowledged):
+    // acknowledged twice, handled once.
+    let mut again = press("USTRANGER", actions::RERUN_TRIAGE, &episode);
+    again["trigger_id"] = json!("13345224609.738474920.8088930838d88f008e0");
+    again["actions"][0]["action_ts"] = json!("1765130100.123456");
+    for _ in 0..2 {
+        let id = socket_server.send_interactive(again.clone());
+        acked(id).await;
+    }
+    wait_for("the third refusal", || async {
+        (slack.requests("chat.postEphemeral").len() == 3).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        slack.requests("chat.postEphemeral").len(),
+        3,
+        "a press delivered again was handled twice"
+    );
     assert!(
         socket_server.unexpected().is_empty(),
         "{:?}",

@@ -361,6 +361,7 @@ mod tests {
             channel: "C1".into(),
             message_ts: "1.2".into(),
             thread_ts: "1.2".into(),
+            key: String::new(),
         };
         let who = SlackActions::who(&press);
         assert!(!who.contains("jane@") && !who.contains('\u{202e}'), "{who}");

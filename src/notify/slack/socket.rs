@@ -9,7 +9,8 @@
 //! connection; failures to open one back off (`timing::Backoff`). The envelope parsing is pure
 //! and refuses oversized or malformed frames without panicking.
 
-use std::sync::Arc;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -112,6 +113,10 @@ pub struct ButtonPress {
     pub message_ts: String,
     /// The thread of that message (its own ts when it is a top-level message).
     pub thread_ts: String,
+    /// What names this one press (the interaction's `trigger_id`, the action and its
+    /// `action_ts`): the same when Slack delivers the press again, so it is handled once. Empty
+    /// when the payload has neither; the envelope id stands in then.
+    pub key: String,
 }
 
 /// The presses of an interactive payload (none unless it is `block_actions` with the fields
@@ -151,6 +156,7 @@ pub fn button_presses(payload: &Value) -> Vec<ButtonPress> {
                 .iter()
                 .take(5)
                 .map(|action| ButtonPress {
+                    key: press_key(&text(&payload["trigger_id"]), action, &text),
                     user_id: user_id.clone(),
                     user_name: user_name.clone(),
                     action_id: text(&action["action_id"]),
@@ -162,6 +168,50 @@ pub fn button_presses(payload: &Value) -> Vec<ButtonPress> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+fn press_key(trigger_id: &str, action: &Value, text: &impl Fn(&Value) -> String) -> String {
+    let action_ts = text(&action["action_ts"]);
+    if trigger_id.is_empty() && action_ts.is_empty() {
+        return String::new();
+    }
+    format!("{trigger_id}|{}|{action_ts}", text(&action["action_id"]))
+}
+
+/// The presses handled lately, so that one Slack delivers again (an acknowledgement it did not
+/// get, a session that ended meanwhile) is not acted on twice: silenced twice, re-run twice.
+/// Bounded: the oldest keys go first.
+pub struct HandledPresses {
+    keys: Mutex<(VecDeque<String>, HashSet<String>)>,
+    capacity: usize,
+}
+
+impl HandledPresses {
+    pub fn new(capacity: usize) -> Self {
+        HandledPresses {
+            keys: Mutex::new((VecDeque::new(), HashSet::new())),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Whether `key` is new (and now remembered).
+    pub fn first_time(&self, key: &str) -> bool {
+        let mut guard = match self.keys.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let (order, seen) = &mut *guard;
+        if !seen.insert(key.to_string()) {
+            return false;
+        }
+        order.push_back(key.to_string());
+        while order.len() > self.capacity {
+            if let Some(oldest) = order.pop_front() {
+                seen.remove(&oldest);
+            }
+        }
+        true
+    }
 }
 
 /// What is done about a press (after it was acknowledged).
@@ -232,12 +282,13 @@ impl SocketMode {
         const BACKOFF: Backoff =
             Backoff::equal_jitter(Duration::from_secs(1), Duration::from_secs(60));
         let mut failures = 0u32;
+        let handled = HandledPresses::new(1024);
         loop {
             if stop.is_cancelled() {
                 return;
             }
             let outcome = match self.open().await {
-                Ok(url) => session(&url, &handler, &stop).await,
+                Ok(url) => session(&url, &handler, &handled, &stop).await,
                 Err(error) => Err(error.to_string()),
             };
             match outcome {
@@ -271,6 +322,7 @@ fn allowed_socket_url(url: &str) -> bool {
 async fn session(
     url: &str,
     handler: &Arc<dyn PressHandler>,
+    handled: &HandledPresses,
     stop: &CancellationToken,
 ) -> Result<SessionEnd, String> {
     let connector = if url.starts_with("wss://") {
@@ -340,7 +392,19 @@ async fn session(
                     .await
                     .map_err(|e| format!("cannot acknowledge an envelope: {e}"))?;
                 if kind == "interactive" {
-                    for press in button_presses(&payload) {
+                    for (index, press) in button_presses(&payload).into_iter().enumerate() {
+                        let key = if press.key.is_empty() {
+                            format!("envelope|{envelope_id}|{index}")
+                        } else {
+                            press.key.clone()
+                        };
+                        if !handled.first_time(&key) {
+                            tracing::info!(
+                                action = %press.action_id,
+                                "Slack delivered a press again; it was handled already"
+                            );
+                            continue;
+                        }
                         let handler = Arc::clone(handler);
                         tokio::spawn(async move { handler.handle(press).await });
                     }
@@ -409,6 +473,30 @@ mod tests {
         assert!(parse_envelope(&huge).is_err());
         let deep = "[".repeat(100_000);
         assert!(parse_envelope(&deep).is_err());
+    }
+
+    #[test]
+    fn a_press_delivered_again_is_handled_once_and_the_memory_is_bounded() {
+        let payload = |trigger: &str, action_ts: &str| {
+            json!({"type": "block_actions", "trigger_id": trigger,
+                "user": {"id": "U1", "username": "jane"}, "channel": {"id": "C1"},
+                "container": {"message_ts": "1.2"},
+                "actions": [{"action_id": "silence_2h", "value": "ep", "action_ts": action_ts}]})
+        };
+        let first = button_presses(&payload("t-1", "100.1"));
+        let again = button_presses(&payload("t-1", "100.1"));
+        let second_press = button_presses(&payload("t-2", "101.7"));
+        assert_eq!(first[0].key, again[0].key);
+        assert_ne!(first[0].key, second_press[0].key);
+        assert_eq!(button_presses(&payload("", ""))[0].key, "");
+        let handled = HandledPresses::new(2);
+        assert!(handled.first_time(&first[0].key));
+        assert!(!handled.first_time(&again[0].key));
+        assert!(handled.first_time(&second_press[0].key));
+        assert!(handled.first_time("third"));
+        // The oldest was forgotten: capacity 2.
+        assert!(handled.first_time(&first[0].key));
+        assert!(!handled.first_time("third"));
     }
 
     #[test]

@@ -448,10 +448,25 @@ fn terraform_security_group_takes_peers_by_group_and_egress_matches_its_descript
             .trim_start_matches([' ', '='])
             .trim()
             .to_string();
+        if port == "var.alertmanager_port" {
+            // The Silence buttons: only when alertmanager_url is set, only to its group.
+            assert!(
+                rule.contains("var.alertmanager_url == null ? 0 : 1")
+                    && rule.contains(
+                        "referenced_security_group_id = var.alertmanager_security_group_id"
+                    )
+                    && !rule.contains("cidr_"),
+                "{rule}"
+            );
+        }
         egress_ports.push(port);
     }
     egress_ports.sort();
-    assert_eq!(egress_ports, ["443", "53"], "HTTPS and DNS only");
+    assert_eq!(
+        egress_ports,
+        ["443", "53", "var.alertmanager_port"],
+        "HTTPS, DNS and (opt-in) Alertmanager only"
+    );
 }
 
 #[test]

@@ -46,6 +46,11 @@ module "triage" {
   alertmanager_execution_role_name = "cabal-alertmanager-execution"
 
   # Optional: slack_channel = "C0123456789", pagerduty_from_email = "oncall@example.com".
+  # The phone, as alert_sink reaches it (the same parameters, read by this task's execution
+  # role): ntfy_base_url = "https://ntfy.${var.control_domain}", ntfy_topic = var.ntfy_topic,
+  # pushover = true. The buttons: slack_buttons = true (an xapp- token in
+  # /cabal/triage_slack_app_token), slack_allowed_users = ["U0123456789"], alertmanager_url =
+  # "http://alertmanager.<namespace>:9093".
 
   # Opt-in: keep the probes (and the tiers' logs) working while the NAT is down, at an hourly
   # cost per endpoint and AZ (docs/operations.md, "Blind during the incident").

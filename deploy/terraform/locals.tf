@@ -17,6 +17,8 @@ locals {
   webhook_url = "http://triage.${var.service_discovery_namespace}:${var.port}/api/v1/alerts"
 
   parameter_arn = "arn:aws:ssm:${var.region}:${local.account_id}:parameter${var.ssm_parameter_prefix}"
+  # Cabalmail's own parameters (ntfy, Pushover), named in full.
+  cabal_parameter_arn = "arn:aws:ssm:${var.region}:${local.account_id}:parameter"
 
   # Only the secrets whose destination is configured are injected (Slack/PagerDuty stay off
   # otherwise, as the service itself decides from the presence of a token).
@@ -28,6 +30,16 @@ locals {
     var.pagerduty_from_email == null ? [] : [
       { name = "CABAL_TRIAGE_PAGERDUTY_API_TOKEN", valueFrom = "${local.parameter_arn}pagerduty_api_token" },
     ],
+    var.slack_channel == null || !var.slack_buttons ? [] : [
+      { name = "CABAL_TRIAGE_SLACK_APP_TOKEN", valueFrom = "${local.parameter_arn}slack_app_token" },
+    ],
+    var.ntfy_base_url == null || var.ntfy_topic == null ? [] : [
+      { name = "CABAL_TRIAGE_NTFY_TOKEN", valueFrom = "${local.cabal_parameter_arn}${var.ntfy_token_parameter}" },
+    ],
+    var.pushover ? [
+      { name = "CABAL_TRIAGE_PUSHOVER_APP_TOKEN", valueFrom = "${local.cabal_parameter_arn}${var.pushover_app_token_parameter}" },
+      { name = "CABAL_TRIAGE_PUSHOVER_USER_KEY", valueFrom = "${local.cabal_parameter_arn}${var.pushover_user_key_parameter}" },
+    ] : [],
   )
 
   environment = merge(
@@ -43,6 +55,14 @@ locals {
     var.slack_channel == null ? {} : { CABAL_TRIAGE_SLACK_CHANNEL = var.slack_channel },
     var.pagerduty_from_email == null ? {} : { CABAL_TRIAGE_PAGERDUTY_FROM = var.pagerduty_from_email },
     var.public_url == null ? {} : { CABAL_TRIAGE_PUBLIC_URL = var.public_url },
+    var.ntfy_base_url == null || var.ntfy_topic == null ? {} : {
+      CABAL_TRIAGE_NTFY_BASE_URL = var.ntfy_base_url
+      CABAL_TRIAGE_NTFY_TOPIC    = var.ntfy_topic
+    },
+    var.slack_channel == null || !var.slack_buttons || length(var.slack_allowed_users) == 0 ? {} : {
+      CABAL_TRIAGE__SLACK__ALLOWED_USERS = join(",", var.slack_allowed_users)
+    },
+    var.alertmanager_url == null ? {} : { CABAL_TRIAGE_ALERTMANAGER_URL = var.alertmanager_url },
     var.extra_environment,
   )
 

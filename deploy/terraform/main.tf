@@ -41,11 +41,21 @@ resource "aws_vpc_security_group_ingress_rule" "from_prometheus" {
 
 resource "aws_vpc_security_group_egress_rule" "https" {
   security_group_id = aws_security_group.triage.id
-  description       = "HTTPS: AWS APIs (logs, ec2, ecs, dynamodb, ssmmessages), Slack, PagerDuty."
+  description       = "HTTPS: AWS APIs (logs, ec2, ecs, dynamodb, ssmmessages), Slack, PagerDuty, ntfy, Pushover."
   cidr_ipv4         = "0.0.0.0/0" #tfsec:ignore:aws-vpc-no-public-egress-sgr
   from_port         = 443
   to_port           = 443
   ip_protocol       = "tcp"
+}
+
+resource "aws_vpc_security_group_egress_rule" "alertmanager" {
+  count                        = var.alertmanager_url == null ? 0 : 1
+  security_group_id            = aws_security_group.triage.id
+  description                  = "Alertmanager's API v2: the Silence and Expire buttons."
+  referenced_security_group_id = var.alertmanager_security_group_id
+  from_port                    = var.alertmanager_port
+  to_port                      = var.alertmanager_port
+  ip_protocol                  = "tcp"
 }
 
 resource "aws_vpc_security_group_egress_rule" "dns" {

@@ -164,6 +164,66 @@ variable "pagerduty_from_email" {
   default     = null
 }
 
+variable "ntfy_base_url" {
+  type        = string
+  description = "Cabalmail's self-hosted ntfy (https://ntfy.<control_domain>, as alert_sink uses it); null leaves ntfy off."
+  default     = null
+}
+
+variable "ntfy_topic" {
+  type        = string
+  description = "The ntfy topic the verdicts go to (Cabalmail's ntfy_topic, the one alert_sink publishes to)."
+  default     = null
+}
+
+variable "ntfy_token_parameter" {
+  type        = string
+  description = "SecureString parameter of the ntfy publisher token: Cabalmail's own, shared with alert_sink."
+  default     = "/cabal/ntfy_publisher_token"
+}
+
+variable "pushover" {
+  type        = bool
+  description = "Send verdicts of critical alerts to Pushover with Cabalmail's application token and user key (the parameters below)."
+  default     = false
+}
+
+variable "pushover_app_token_parameter" {
+  type        = string
+  description = "SecureString parameter of the Pushover application token: Cabalmail's own, shared with alert_sink."
+  default     = "/cabal/pushover_app_token"
+}
+
+variable "pushover_user_key_parameter" {
+  type        = string
+  description = "SecureString parameter of the Pushover user key: Cabalmail's own, shared with alert_sink."
+  default     = "/cabal/pushover_user_key"
+}
+
+variable "slack_buttons" {
+  type        = bool
+  description = "Slack's Socket Mode buttons (Silence 2 h / 8 h, Re-run triage): reads the app-level token from <prefix>slack_app_token; needs slack_channel."
+  default     = false
+}
+
+variable "slack_allowed_users" {
+  type        = list(string)
+  description = "Slack user (U…) or user-group (S…) ids allowed to press the buttons."
+  default     = []
+}
+
+variable "alertmanager_url" {
+  type        = string
+  description = "Cabalmail's Alertmanager, for the Silence buttons (for example http://alertmanager.<namespace>:9093); null: no silences. Opens egress to the Alertmanager security group on alertmanager_port."
+  default     = null
+}
+
+variable "alertmanager_port" {
+  type        = number
+  description = "The port alertmanager_url points at."
+  default     = 9093
+}
+
 variable "public_url" {
   type        = string
   description = "Base URL operators reach the service at, for links in annotations; null for none."

@@ -1,7 +1,8 @@
 //! Fresh verdicts through the real binary: a repeat of a firing episode triages it again only
 //! when its verdict is older than `runbooks.retriage_after_secs` (2 s here); the new verdict
 //! edits the Slack message and one thread reply says what changed; two replicas on one
-//! DynamoDB table receiving the same repeat triage once; a resolved episode never again.
+//! DynamoDB table receiving the same repeat triage once; a resolved episode never again. And
+//! the "Re-run triage" button through the binary: Socket Mode opened from its configuration.
 
 #[allow(dead_code)]
 #[path = "support/fake_ntfy.rs"]
@@ -9,6 +10,9 @@ mod fake_ntfy;
 #[allow(dead_code)]
 #[path = "support/fake_slack.rs"]
 mod fake_slack;
+#[allow(dead_code)]
+#[path = "support/fake_socket_mode.rs"]
+mod fake_socket_mode;
 mod support;
 
 use std::future::Future;
@@ -263,4 +267,92 @@ async fn two_replicas_receiving_the_same_repeat_triage_again_once() {
     assert_eq!(retriaged_rows, 1, "{}", episode_now["deliveries"]);
     assert_eq!(retriage_replies(&slack).len(), 1);
     assert_eq!(slack.parents().len(), 1);
+}
+
+/// The buttons through the real binary: `serve` with an app token and an allow-list (through the
+/// environment, as on ECS) opens Socket Mode from its own configuration; a stranger's "Re-run
+/// triage" is refused ephemerally and changes nothing; an allowed user's triages the episode
+/// again, says so in the thread, and is recorded with the episode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_answers_a_rerun_press_over_socket_mode() {
+    let slack = FakeSlack::start().await;
+    let socket = fake_socket_mode::FakeSocketMode::start(3600).await;
+    slack.set_socket_url(&socket.url);
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start_in(
+        dir.path(),
+        options(&slack)
+            .with("CABAL_TRIAGE_SLACK_APP_TOKEN", "xapp-test-token-1234")
+            .with("CABAL_TRIAGE__SLACK__ALLOWED_USERS", "UALLOWED,SONCALL"),
+    )
+    .await;
+    wait_for(
+        "the Socket Mode session",
+        Duration::from_secs(30),
+        || async { (socket.connections() == 1).then_some(()) },
+    )
+    .await;
+    let (status, body) = service
+        .post_alerts(&notification(GROUP, vec![test_alert(1, &[])]))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["episodes"][0]["id"].as_str().unwrap().to_string();
+    let first = settled(&service, &id).await;
+    let message_ts = slack.parents()[0].ts.clone();
+    let press = |user: &str| {
+        serde_json::json!({
+            "type": "block_actions",
+            "trigger_id": format!("trigger-{user}"),
+            "user": {"id": user, "username": format!("name-of-{user}")},
+            "channel": {"id": "C0TRIAGE"},
+            "container": {"type": "message", "message_ts": message_ts},
+            "message": {"ts": message_ts},
+            "actions": [{"action_id": "rerun_triage", "value": id, "type": "button",
+                "action_ts": "1765130100.000001"}]
+        })
+    };
+
+    let envelope = socket.send_interactive(press("USTRANGER"));
+    wait_for("the stranger's ack", Duration::from_secs(5), || async {
+        socket.ack_of(&envelope)
+    })
+    .await;
+    let refusal = wait_for("the refusal", Duration::from_secs(10), || async {
+        slack.requests("chat.postEphemeral").into_iter().next()
+    })
+    .await;
+    assert_eq!(refusal.body["user"], "USTRANGER");
+    assert_eq!(
+        triage_started(&settled(&service, &id).await),
+        triage_started(&first)
+    );
+
+    let envelope = socket.send_interactive(press("UALLOWED"));
+    let took = wait_for("the ack", Duration::from_secs(5), || async {
+        socket.ack_of(&envelope)
+    })
+    .await;
+    assert!(took < Duration::from_secs(3), "acknowledged after {took:?}");
+    let episode = wait_for("the re-run triage", Duration::from_secs(30), || async {
+        let episode = settled(&service, &id).await;
+        (triage_started(&episode) != triage_started(&first)).then_some(episode)
+    })
+    .await;
+    wait_for("the re-run's reply", Duration::from_secs(10), || async {
+        slack
+            .replies()
+            .into_iter()
+            .find(|m| m.text.starts_with("Triage re-run by"))
+    })
+    .await;
+    let recorded: Vec<String> = episode["external_refs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(key, _)| key.starts_with("action.") && key.ends_with(".rerun_triage"))
+        .map(|(_, value)| value.to_string())
+        .collect();
+    assert_eq!(recorded.len(), 1, "{}", episode["external_refs"]);
+    assert!(recorded[0].contains("UALLOWED"), "{recorded:?}");
+    assert_eq!(slack.requests("chat.postEphemeral").len(), 1);
 }

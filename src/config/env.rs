@@ -212,6 +212,21 @@ pub fn apply_env_overrides(
                 })?;
         }
         let key = existing_or_default_name(current, &path, key);
+        // A list setting (in the file or the defaults) takes a comma-separated list: one value
+        // alone would be a type error (`slack.allowed_users = "U1"`).
+        let list = current
+            .get(&key)
+            .map(toml::Value::is_array)
+            .unwrap_or_else(|| {
+                default_table_at(&path)
+                    .and_then(|defaults| defaults.get(&key).map(toml::Value::is_array))
+                    .unwrap_or(false)
+            });
+        let guessed = match guessed {
+            toml::Value::Array(_) => guessed,
+            _ if list => toml::Value::Array(split_list(value)),
+            _ => guessed,
+        };
         current.insert(key, guessed);
     }
     Ok(())

@@ -363,6 +363,18 @@ fn environment_overrides_reach_any_depth_and_keep_the_defaults_beside_them() {
         ("mail-in", "sendmail")
     );
 
+    // A list setting takes a comma-separated list, over the defaults and over a file's list.
+    let config = load(
+        "[dnsbl]\nzones = [\"zen.spamhaus.org\"]\n",
+        &[
+            ("CABAL_TRIAGE__SLACK__ALLOWED_USERS", "U0123ABC, S0456DEF"),
+            ("CABAL_TRIAGE__DNSBL__ZONES", "bl.example.org"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.slack.allowed_users, ["U0123ABC", "S0456DEF"]);
+    assert_eq!(config.dnsbl.zones, ["bl.example.org"]);
+
     // A key that is not a table on the way is an error naming it.
     let error = load("", &[("CABAL_TRIAGE__CABALMAIL__CLUSTER__NAME", "x")])
         .unwrap_err()

@@ -71,7 +71,7 @@ async fn triaged_episode(ledger: &SqliteLedger, labels: &BTreeMap<String, String
     };
     let incoming = IncomingAlert {
         key: EpisodeKey::new(
-            "{}:{alertname=\"SendmailDeferredSpike\"}",
+            "{}:{alertname=\"SendmailDeferredSpike\", severity=\"warning\"}",
             &alert.fingerprint,
             now,
         ),
@@ -113,6 +113,9 @@ async fn buttons_over_socket_mode_silence_expire_rerun_and_refuse_strangers() {
     let labels = BTreeMap::from([
         ("alertname".to_string(), "SendmailDeferredSpike".to_string()),
         ("severity".to_string(), "warning".to_string()),
+        // Not a group label (the group is alertname and severity): not a matcher, so the
+        // silence still holds when ECS replaces the task and the instance changes.
+        ("instance".to_string(), "10.0.1.7:9100".to_string()),
     ]);
     let episode = triaged_episode(&ledger, &labels).await;
 
@@ -201,7 +204,30 @@ async fn buttons_over_socket_mode_silence_expire_rerun_and_refuse_strangers() {
     assert_eq!(created.len(), 1, "{created:?}");
     assert_eq!(created[0]["status"]["state"], "active");
     assert_eq!(created[0]["createdBy"], "name-of-UALLOWED");
-    assert_eq!(created[0]["matchers"].as_array().unwrap().len(), 2);
+    let matchers: Vec<String> = created[0]["matchers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}={} {} {}",
+                m["name"], m["value"], m["isEqual"], m["isRegex"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        matchers,
+        [
+            r#""alertname"="SendmailDeferredSpike" true false"#,
+            r#""severity"="warning" true false"#
+        ],
+        "the group's labels, each an equality matcher"
+    );
+    assert!(
+        reply.text.contains("the alert group") && reply.text.contains("severity"),
+        "{}",
+        reply.text
+    );
     let silence_id = created[0]["id"].as_str().unwrap().to_string();
     assert!(reply.text.contains(&silence_id));
     let expire_value = reply.blocks[1]["elements"][0]["value"]
@@ -211,14 +237,37 @@ async fn buttons_over_socket_mode_silence_expire_rerun_and_refuse_strangers() {
     assert_eq!(expire_value, format!("{episode} {silence_id}"));
 
     // Expire silence, from the reply's button.
-    let id =
-        socket_server.send_interactive(press("UALLOWED", actions::EXPIRE_SILENCE, &expire_value));
+    // Pressed in the reply: Slack names the reply as the container, in the verdict's thread.
+    let mut expire_press = press("UALLOWED", actions::EXPIRE_SILENCE, &expire_value);
+    expire_press["container"]["message_ts"] = json!(reply.ts);
+    expire_press["message"] = json!({"ts": reply.ts, "thread_ts": "1765130000.000100"});
+    let id = socket_server.send_interactive(expire_press);
     acked(id).await;
     wait_for("the silence expired", || async {
         let now = silences(am.base.clone()).await;
         (now[0]["status"]["state"] == "expired").then_some(())
     })
     .await;
+    // The reply that carried the button no longer does: it says the silence expired.
+    let edited = wait_for("the button's reply edited", || async {
+        slack
+            .replies()
+            .into_iter()
+            .find(|m| m.ts == reply.ts && m.text.starts_with("Silence "))
+    })
+    .await;
+    assert!(
+        edited
+            .text
+            .starts_with(&format!("Silence {silence_id} expired by")),
+        "{}",
+        edited.text
+    );
+    assert!(
+        !edited.blocks.to_string().contains("expire_silence"),
+        "{}",
+        edited.blocks
+    );
 
     // Re-run triage: the episode is queued for a new triage.
     let id = socket_server.send_interactive(press("UALLOWED", actions::RERUN_TRIAGE, &episode));

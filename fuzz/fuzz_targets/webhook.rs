@@ -1,13 +1,15 @@
 //! Fuzzes the Alertmanager webhook body parser (`alert::parse_webhook`), the first code every
 //! request body reaches: it must answer Ok or a field-naming error for any bytes, never panic,
-//! and what it accepts must survive the steps the intake takes next (episode key, re-encoding).
+//! and what it accepts must survive the steps the intake takes next (episode key, re-encoding)
+//! and the group labels the silence buttons read back from its group key.
 //!
 //! Raw bytes alone rarely reach the deep parts (a valid payload with a strange timestamp), so
 //! the same input is also used structurally: its first byte picks a shape, the rest becomes a
-//! timestamp, a huge value or the depth of nested labels inside an otherwise valid payload.
+//! timestamp, a huge value, the depth of nested labels or the group key inside an otherwise valid
+//! payload.
 #![no_main]
 
-use cabal_triage::alert::{parse_webhook, EpisodeKey, MAX_QUOTED_BYTES};
+use cabal_triage::alert::{group_matchers, parse_webhook, EpisodeKey, MAX_QUOTED_BYTES};
 use libfuzzer_sys::fuzz_target;
 
 fn check(data: &[u8]) {
@@ -21,6 +23,11 @@ fn check(data: &[u8]) {
                     "an accepted startsAt formats in UTC"
                 );
                 let _ = alert.alertname();
+                // The silence buttons read the group's labels back from the group key: only
+                // ever labels the alert carries, with its values.
+                if let Some(matchers) = group_matchers(&payload.group_key, &alert.labels) {
+                    assert!(matchers.iter().all(|(n, v)| alert.labels.get(n) == Some(v)));
+                }
             }
             let text = serde_json::to_vec(&payload).expect("an accepted payload re-encodes");
             let again = parse_webhook(&text).expect("a re-encoded payload parses again");
@@ -50,7 +57,7 @@ fn structured(data: &[u8]) -> Option<Vec<u8>> {
         )
     };
     let ok = r#""2026-01-01T00:00:00Z""#;
-    let body = match shape % 5 {
+    let body = match shape % 6 {
         0 => alert(&quoted, ok, "{}"),
         1 => alert(ok, &quoted, "{}"),
         2 => {
@@ -62,7 +69,9 @@ fn structured(data: &[u8]) -> Option<Vec<u8>> {
             let labels = format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
             alert(ok, ok, &labels)
         }
-        _ => alert(ok, ok, &format!(r#"{{{quoted}:{quoted}}}"#)),
+        4 => alert(ok, ok, &format!(r#"{{{quoted}:{quoted}}}"#)),
+        // The text as the group key, with a label the group key may name.
+        _ => alert(ok, ok, r#"{"alertname":"A"}"#).replace(r#""groupKey":"g""#, &format!(r#""groupKey":{quoted}"#)),
     };
     Some(body.into_bytes())
 }

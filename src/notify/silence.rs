@@ -2,9 +2,10 @@
 //! created with `POST /api/v2/silences` and expired with `DELETE /api/v2/silence/{id}`. The
 //! Alertmanager is the configured one (`alertmanager.url`, with `alertmanager.token` when a proxy
 //! in front of it asks for a bearer token); the webhook's `externalURL` is never used. The
-//! silence matches the alert's labels, each as an equality matcher, so it silences exactly the
-//! alert the episode is about (an episode is one alert: one fingerprint); `createdBy` names who
-//! asked and the comment links the episode, both through the one sanitizer and redactor.
+//! silence matches the labels it is given, each as an equality matcher: the caller gives the
+//! alert group's labels (`alert::group_matchers`, always a subset of the alert's own labels), or
+//! the alert's labels when the group cannot be read; `createdBy` names who asked and the comment
+//! links the episode, both through the one sanitizer and redactor.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -53,7 +54,7 @@ pub enum SilenceError {
 /// One silence to create.
 #[derive(Debug, Clone)]
 pub struct SilenceRequest<'a> {
-    /// The alert's labels, each an equality matcher.
+    /// The labels to match, each an equality matcher (the alert group's, or the alert's).
     pub labels: &'a BTreeMap<String, String>,
     pub starts_at: OffsetDateTime,
     pub duration: Duration,

@@ -1,6 +1,7 @@
 //! What the buttons on the verdict message do (Socket Mode delivers the presses, `socket.rs`):
-//! "Silence 2 h" / "Silence 8 h" create an Alertmanager silence of the alert's labels
-//! (`notify::silence`) and reply in the thread with its id, its end and an "Expire silence"
+//! "Silence 2 h" / "Silence 8 h" create an Alertmanager silence of the alert group's labels
+//! (read back from the episode's `groupKey`; the alert's own labels when it cannot be read), with
+//! `notify::silence`, and reply in the thread with its id, its end and an "Expire silence"
 //! button; "Expire silence" expires it; "Re-run triage" claims a new triage of the episode
 //! (`Ledger::claim_retriage`, whatever the verdict's age), whose verdict then edits the message
 //! and replies with what changed like any fresh verdict. Only users in `slack.allowed_users`
@@ -17,8 +18,9 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::api::SlackApi;
+use super::api::{MessageRef, SlackApi};
 use super::socket::{ButtonPress, PressHandler};
+use crate::alert::group_matchers;
 use crate::ledger::{EpisodeState, Ledger};
 use crate::notify::silence::{valid_silence_id, SilenceClient, SilenceRequest};
 use crate::report::redact::redact;
@@ -171,8 +173,21 @@ impl SlackActions {
                 return;
             }
         };
-        let labels: BTreeMap<String, String> =
+        let alert_labels: BTreeMap<String, String> =
             serde_json::from_value(detail.alert["labels"].clone()).unwrap_or_default();
+        // The group as Alertmanager groups it (what the message is about); the alert's own
+        // labels only when the group key cannot be read back.
+        let (labels, scope) = match group_matchers(&detail.summary.group_key, &alert_labels) {
+            Some(group) => (group, "the alert group"),
+            None => (
+                alert_labels,
+                "this alert only (its group labels could not be read)",
+            ),
+        };
+        let matching: Vec<String> = labels
+            .iter()
+            .map(|(name, value)| format!("{name}=\"{value}\""))
+            .collect();
         let episode_url = self.public_url.as_ref().map(|base| {
             format!(
                 "{}/api/v1/episodes/{episode_id}",
@@ -199,9 +214,10 @@ impl SlackActions {
                 );
                 self.record(episode_id, press, &what).await;
                 let text = format!(
-                    "Silenced for {hours} h by {}: silence {} until {until}.",
+                    "Silenced for {hours} h by {}: silence {} until {until}, {scope}: {}.",
                     Self::who(press),
-                    silence.id
+                    silence.id,
+                    matching.join(", ")
                 );
                 let blocks = vec![
                     json!({"type": "section", "text": {"type": "mrkdwn", "text": slack_text(&text), "verbatim": true}}),
@@ -237,12 +253,24 @@ impl SlackActions {
             Ok(()) => {
                 self.record(episode_id, press, &format!("expired silence {silence_id}"))
                     .await;
-                self.reply(
-                    press,
-                    format!("Silence {silence_id} expired by {}.", Self::who(press)),
-                    None,
-                )
-                .await;
+                let said = format!("Silence {silence_id} expired by {}.", Self::who(press));
+                // The message that carried the button says so instead: no button left that
+                // names a silence that no longer holds.
+                let text = slack_text(&said);
+                let message = SlackMessage {
+                    blocks: vec![
+                        json!({"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": true}}),
+                    ],
+                    text,
+                };
+                let at = MessageRef {
+                    channel: press.channel.clone(),
+                    ts: press.message_ts.clone(),
+                };
+                if let Err(error) = self.api.update(&at, &message).await {
+                    tracing::warn!(%error, "Slack action: cannot remove the Expire button");
+                }
+                self.reply(press, said, None).await;
             }
             Err(error) => {
                 self.reply(press, format!("Silence not expired: {error}"), None)

@@ -1,7 +1,7 @@
 //! Links to the evidence, built from configuration and the verdict only (never from the alert's
 //! labels or Alertmanager's `externalURL`, which choose no URL): the CloudWatch Logs Insights
 //! console with the offending tier's log group, the triage's window and a filter prefilled; the
-//! configured Alertmanager's new-silence page for the alert; dashboard URL templates. The
+//! configured Alertmanager's new-silence page for the alert group; dashboard URL templates. The
 //! renderers show them (Slack's context line, ntfy's `view` actions, Pushover's `url`, the
 //! PagerDuty note).
 
@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use time::OffsetDateTime;
 
-use crate::alert::WebhookAlert;
+use crate::alert::{group_matchers, WebhookAlert};
 use crate::config::{Config, DashboardLink};
 use crate::report::render::kebab;
 use crate::report::verdict::ReportVerdict;
@@ -87,6 +87,7 @@ fn verdict_log_group<'a>(
 pub fn evidence_links(
     settings: &LinkSettings,
     alert: &WebhookAlert,
+    group_key: &str,
     report: Option<&Report>,
     episode_id: &str,
 ) -> Vec<(String, String)> {
@@ -111,7 +112,10 @@ pub fn evidence_links(
         }
     }
     if let Some(base) = &settings.alertmanager_url {
-        links.push(("Silence".to_string(), silence_url(base, alert)));
+        // The group's labels, as the Silence buttons use (the alert's when unreadable).
+        let labels =
+            group_matchers(group_key, &alert.labels).unwrap_or_else(|| alert.labels.clone());
+        links.push(("Silence".to_string(), silence_url(base, &labels)));
     }
     for dashboard in &settings.dashboards {
         let (from, to) = window.unwrap_or((alert.starts_at, OffsetDateTime::now_utc()));
@@ -192,11 +196,9 @@ pub fn insights_url(
     )
 }
 
-/// Alertmanager's new-silence page with the alert's labels as equality matchers. The labels
-/// are only data in the query string (percent-encoded); the page is the configured one.
-pub fn silence_url(base: &str, alert: &WebhookAlert) -> String {
-    let mut labels: Vec<(&String, &String)> = alert.labels.iter().collect();
-    labels.sort();
+/// Alertmanager's new-silence page with `labels` (the alert group's) as equality matchers. The
+/// labels are only data in the query string (percent-encoded); the page is the configured one.
+pub fn silence_url(base: &str, labels: &BTreeMap<String, String>) -> String {
     let matchers: Vec<String> = labels
         .iter()
         .map(|(name, value)| {
@@ -229,6 +231,8 @@ mod tests {
     use crate::report::render::escape::safe_link_url;
     use crate::report::render::fixtures;
 
+    const GROUP_KEY: &str = r#"{}:{alertname="SendmailDeferredSpike", severity="critical"}"#;
+
     fn settings() -> LinkSettings {
         LinkSettings {
             region: Some("us-east-1".into()),
@@ -251,7 +255,7 @@ mod tests {
     fn the_logs_query_the_silence_page_and_a_dashboard() {
         let alert = fixtures::alert();
         let report = fixtures::report(vec![]);
-        let links = evidence_links(&settings(), &alert, Some(&report), "ep-1");
+        let links = evidence_links(&settings(), &alert, GROUP_KEY, Some(&report), "ep-1");
         let labels: Vec<&str> = links.iter().map(|(l, _)| l.as_str()).collect();
         assert_eq!(labels, ["Logs", "Silence", "Queue"]);
         let logs = &links[0].1;
@@ -273,6 +277,16 @@ mod tests {
             silence.contains("alertname%3D%22SendmailDeferredSpike%22"),
             "{silence}"
         );
+        // The group's labels, not a label the group does not have (as the Silence buttons).
+        let mut alert = alert;
+        alert
+            .labels
+            .insert("instance".into(), "10.0.1.7:9100".into());
+        let links = evidence_links(&settings(), &alert, GROUP_KEY, Some(&report), "ep-1");
+        assert!(!links[1].1.contains("instance"), "{}", links[1].1);
+        assert!(links[1].1.contains("severity"), "{}", links[1].1);
+        let links = evidence_links(&settings(), &alert, "unreadable", Some(&report), "ep-1");
+        assert!(links[1].1.contains("instance"), "{}", links[1].1);
         assert!(links[2]
             .1
             .starts_with("https://grafana.example/d/q?var-tier=smtp-out&from="));
@@ -299,7 +313,7 @@ mod tests {
             image_before: None,
         };
         report.verdict = restart("cabal-imap").into();
-        let links = evidence_links(&settings(), &alert, Some(&report), "ep-1");
+        let links = evidence_links(&settings(), &alert, GROUP_KEY, Some(&report), "ep-1");
         let labels: Vec<&str> = links.iter().map(|(l, _)| l.as_str()).collect();
         assert_eq!(labels, ["Logs", "Silence", "Queue"]);
         assert!(
@@ -310,7 +324,7 @@ mod tests {
         assert!(links[2].1.contains("var-tier=imap&"), "{}", links[2].1);
         // A service the configuration does not know gets no logs link.
         report.verdict = restart("cabal-other").into();
-        let links = evidence_links(&settings(), &alert, Some(&report), "ep-1");
+        let links = evidence_links(&settings(), &alert, GROUP_KEY, Some(&report), "ep-1");
         assert!(links.iter().all(|(label, _)| label != "Logs"), "{links:?}");
     }
 
@@ -321,7 +335,7 @@ mod tests {
             "instance".into(),
             "x\" onmouseover=\"evil https://evil.example/|<b>".into(),
         );
-        let url = silence_url("https://am.example", &alert);
+        let url = silence_url("https://am.example", &alert.labels);
         assert!(url.starts_with("https://am.example/#/silences/new?filter="));
         assert!(safe_link_url(&url).is_some(), "{url}");
         assert!(!url.contains("evil.example/|"));
@@ -329,10 +343,12 @@ mod tests {
         let report = fixtures::report(vec![]);
         let mut no_region = settings();
         no_region.region = None;
-        assert!(evidence_links(&no_region, &alert, Some(&report), "ep-1")
-            .iter()
-            .all(|(label, _)| label != "Logs"));
-        let links = evidence_links(&settings(), &alert, None, "ep-1");
+        assert!(
+            evidence_links(&no_region, &alert, GROUP_KEY, Some(&report), "ep-1")
+                .iter()
+                .all(|(label, _)| label != "Logs")
+        );
+        let links = evidence_links(&settings(), &alert, GROUP_KEY, None, "ep-1");
         assert_eq!(links[0].0, "Silence");
     }
 }

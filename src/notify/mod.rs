@@ -202,6 +202,7 @@ pub fn with_annotation<T>(
         links: links::evidence_links(
             &settings.links,
             &delivery.alert,
+            &delivery.episode.group_key,
             report,
             &delivery.episode.id,
         ),

@@ -53,6 +53,8 @@ debs=()
 command -v mkfs.ext4 >/dev/null 2>&1 || debs+=(e2fsprogs)
 command -v findmnt >/dev/null 2>&1 || debs+=(util-linux)
 command -v mount >/dev/null 2>&1 || debs+=(mount)
+# The signal tests send SIGHUP, SIGTERM, SIGSTOP with kill(1) (a shell's builtin is not enough).
+[ -x /usr/bin/kill ] || [ -x /bin/kill ] || debs+=(procps)
 if [ "${#debs[@]}" -gt 0 ]; then apt_install "${debs[@]}"; fi
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   log "installing cargo-nextest from crates.io"

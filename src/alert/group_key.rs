@@ -43,22 +43,15 @@ pub fn group_matchers(
 /// closes at the very end of the key.
 fn label_set_start(key: &str) -> Option<usize> {
     let bytes = key.as_bytes();
-    let mut in_quotes = false;
-    let mut escaped = false;
     let mut depth: usize = 0;
     let mut candidate = None;
-    for (at, &byte) in bytes.iter().enumerate() {
-        if in_quotes {
-            match (escaped, byte) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_quotes = false,
-                _ => {}
+    let mut at = 0;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'"' => {
+                at += quoted_len(&bytes[at..])?;
+                continue;
             }
-            continue;
-        }
-        match byte {
-            b'"' => in_quotes = true,
             b'{' => {
                 if depth == 0 && at > 0 && bytes[at - 1] == b':' {
                     candidate = Some(at);
@@ -68,9 +61,9 @@ fn label_set_start(key: &str) -> Option<usize> {
             b'}' => depth = depth.checked_sub(1)?,
             _ => {}
         }
+        at += 1;
     }
-    let ends_here = !in_quotes && depth == 0 && bytes.last() == Some(&b'}');
-    ends_here.then_some(candidate?)
+    (depth == 0 && bytes.last() == Some(&b'}')).then_some(candidate?)
 }
 
 /// `{name="value", name2="value2"}` (names bare or quoted) into a map; None for anything else.
@@ -111,20 +104,23 @@ fn parse_label_set(text: &str) -> Option<BTreeMap<String, String>> {
 /// One Go-quoted string at the start of `text`, unquoted (the escapes JSON shares with Go; any
 /// other makes the key unreadable), and what follows it.
 fn quoted(text: &str) -> Option<(String, &str)> {
-    let bytes = text.as_bytes();
+    let len = quoted_len(text.as_bytes())?;
+    let value = serde_json::from_str(&text[..len]).ok()?;
+    Some((value, &text[len..]))
+}
+
+/// The length, quotes included, of the quoted string `bytes` starts with (a backslash escapes
+/// the byte after it); None when it does not start with one or never ends.
+fn quoted_len(bytes: &[u8]) -> Option<usize> {
     if bytes.first() != Some(&b'"') {
         return None;
     }
-    let mut escaped = false;
-    for (at, &byte) in bytes.iter().enumerate().skip(1) {
-        match (escaped, byte) {
-            (true, _) => escaped = false,
-            (false, b'\\') => escaped = true,
-            (false, b'"') => {
-                let value: String = serde_json::from_str(&text[..=at]).ok()?;
-                return Some((value, &text[at + 1..]));
-            }
-            _ => {}
+    let mut at = 1;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'\\' => at += 2,
+            b'"' => return Some(at + 1),
+            _ => at += 1,
         }
     }
     None

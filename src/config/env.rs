@@ -222,10 +222,10 @@ pub fn apply_env_overrides(
                     .and_then(|defaults| defaults.get(&key).map(toml::Value::is_array))
                     .unwrap_or(false)
             });
-        let guessed = match guessed {
-            toml::Value::Array(_) => guessed,
-            _ if list => toml::Value::Array(split_list(value)),
-            _ => guessed,
+        let guessed = if list && !guessed.is_array() {
+            toml::Value::Array(split_list(value))
+        } else {
+            guessed
         };
         current.insert(key, guessed);
     }

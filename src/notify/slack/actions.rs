@@ -59,6 +59,17 @@ fn slack_text(text: &str) -> String {
     untrusted_mrkdwn(text, 2900, false)
 }
 
+/// A message of one section of `text` (plain; escaped here with `slack_text`).
+fn text_message(text: &str) -> SlackMessage {
+    let text = slack_text(text);
+    SlackMessage {
+        blocks: vec![
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": true}}),
+        ],
+        text,
+    }
+}
+
 /// An episode id as the ledger makes them: short, plain.
 fn valid_episode_id(value: &str) -> Option<&str> {
     (!value.is_empty()
@@ -106,16 +117,11 @@ impl SlackActions {
             .collect()
     }
 
-    /// Posts `text` (plain, escaped here for mrkdwn) in the press's thread; `blocks` replace the
-    /// section made of it (their text escaped by the caller with `slack_text`).
-    async fn reply(&self, press: &ButtonPress, text: String, blocks: Option<Vec<Value>>) {
-        let text = slack_text(&text);
-        let message = SlackMessage {
-            blocks: blocks.unwrap_or_else(|| {
-                vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": true}})]
-            }),
-            text,
-        };
+    /// Posts `text` (plain, escaped here for mrkdwn) in the press's thread, with `buttons` (an
+    /// `actions` block) under it.
+    async fn reply(&self, press: &ButtonPress, text: String, buttons: Option<Value>) {
+        let mut message = text_message(&text);
+        message.blocks.extend(buttons);
         if let Err(error) = self
             .api
             .post_message(&press.channel, &message, Some(&press.thread_ts), None)
@@ -219,16 +225,13 @@ impl SlackActions {
                     silence.id,
                     matching.join(", ")
                 );
-                let blocks = vec![
-                    json!({"type": "section", "text": {"type": "mrkdwn", "text": slack_text(&text), "verbatim": true}}),
-                    json!({"type": "actions", "elements": [{
-                        "type": "button",
-                        "text": {"type": "plain_text", "text": "Expire silence"},
-                        "action_id": EXPIRE_SILENCE,
-                        "value": format!("{episode_id} {}", silence.id),
-                    }]}),
-                ];
-                self.reply(press, text, Some(blocks)).await;
+                let expire = json!({"type": "actions", "elements": [{
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Expire silence"},
+                    "action_id": EXPIRE_SILENCE,
+                    "value": format!("{episode_id} {}", silence.id),
+                }]});
+                self.reply(press, text, Some(expire)).await;
             }
             Err(error) => {
                 tracing::warn!(%error, "Slack action: silence not created");
@@ -256,13 +259,7 @@ impl SlackActions {
                 let said = format!("Silence {silence_id} expired by {}.", Self::who(press));
                 // The message that carried the button says so instead: no button left that
                 // names a silence that no longer holds.
-                let text = slack_text(&said);
-                let message = SlackMessage {
-                    blocks: vec![
-                        json!({"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": true}}),
-                    ],
-                    text,
-                };
+                let message = text_message(&said);
                 let at = MessageRef {
                     channel: press.channel.clone(),
                     ts: press.message_ts.clone(),
